@@ -1,0 +1,51 @@
+"""`arl diagnose`: per-sample results, worst first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from ..config import LabConfig
+from ..evaluate import evaluate
+from ..lab import open_lab
+from ..service import host_service
+
+
+def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Failed samples are the worst of all; then by score against the lab's direction.
+    def key(s: dict[str, Any]) -> tuple[int, float]:
+        if s["score"] is None or s.get("error"):
+            return (0, 0.0)
+        return (1, s["score"] if cfg.maximize else -s["score"])
+
+    return sorted(samples, key=key)
+
+
+def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool) -> int:
+    with host_service(cfg):
+        result = evaluate(cfg, data, samples=samples or None)
+    rows = worst_first(cfg, result.sample_results)
+    if top is not None:
+        rows = rows[:top]
+    if as_json:
+        print(json.dumps({"score": result.score, "samples": rows}, default=str))
+        return 0
+    print(f"score: {result.score:.6g}   ({len(result.sample_results)} samples, worst first)")
+    if not rows:
+        print("(the backend returned no per-sample results)")
+        return 0
+    table = [
+        [s["sample_id"], "" if s["score"] is None else f"{s['score']:.6g}", s.get("error") or "",
+         json.dumps(s.get("extra") or {}, default=str)[:60]]
+        for s in rows
+    ]  # fmt: skip
+    print(tabulate(table, headers=["sample", "score", "error", "extra"]))
+    return 0
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return diagnose(open_lab(args.lab), Path(args.data), args.top, args.sample, args.json)

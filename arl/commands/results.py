@@ -1,0 +1,63 @@
+"""`arl results`: the experiment history as a table, TSV, JSON or Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tabulate import tabulate
+
+from .. import results as res
+from ..config import LabConfig
+from ..lab import open_lab
+
+_SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
+
+
+def select(
+    cfg: LabConfig, rows: list[dict[str, Any]], last: int | None, best: bool, all_runs: bool
+) -> list[dict[str, Any]]:
+    if best:
+        kept = [r for r in rows if r["outcome"] == "keep"]
+        _, best_id = res.best_of(cfg, kept)
+        return [r for r in kept if r["id"] == best_id]
+    if not all_runs and rows:
+        latest = max(r["run"] or 0 for r in rows)
+        rows = [r for r in rows if (r["run"] or 0) == latest or r["outcome"] == "baseline"]
+    return rows[-last:] if last else rows
+
+
+def _short(v: Any, col: str) -> Any:
+    if v is None:
+        return ""
+    if col == "time":
+        return str(v).replace("T", " ")[:19]
+    if col == "cost_usd":
+        return f"{v:.4f}"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if col == "notes":
+        text = str(v).replace("\n", " ")
+        return text if len(text) <= 50 else text[:49] + "…"
+    return v
+
+
+def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_runs: bool) -> int:
+    rows = select(cfg, res.read(cfg.results_file).rows, last, best, all_runs)
+    if fmt == "json":
+        print(json.dumps([{c: r[c] for c in res.COLUMNS} for r in rows], default=str))
+    elif fmt == "tsv":
+        sys.stdout.write(res.header_line() + "".join(res.format_row(r) for r in rows))
+    else:
+        cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
+        table = [[_short(r[c], c) for c in cols] for r in rows]
+        print(tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple"))
+        if not rows and fmt == "table":
+            print("(no experiments yet)")
+    return 0
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return show_results(open_lab(args.lab), args.format, args.last, args.best, args.all_runs)

@@ -1,0 +1,148 @@
+"""Runs a lab's backend in a child process, so a hung evaluation can be killed.
+
+Invoked as `python -m arl.evalchild REQUEST.json RESPONSE.json` by arl.evaluate; never by people."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .api import EvalBackend, EvalResult, SampleResult
+
+
+class _Terminated(Exception):
+    pass
+
+
+class BackendProblem(Exception):
+    """A problem arl found with the backend (as opposed to an exception the backend raised)."""
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise _Terminated("terminated: the evaluation ran past eval_timeout")
+
+
+def load_backend_class(module_path: Path, class_name: str) -> type:
+    if not module_path.is_file():
+        raise BackendProblem(f"backend module {module_path} does not exist")
+    # The backend may import modules that sit beside it.
+    sys.path.insert(0, str(module_path.parent))
+    spec = importlib.util.spec_from_file_location("arl_lab_backend", module_path)
+    if spec is None or spec.loader is None:
+        raise BackendProblem(f"cannot import {module_path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise BackendProblem(f"importing {module_path.name} failed: {type(e).__name__}: {e}")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise BackendProblem(f"{module_path.name} has no class {class_name!r} ([backend] class in lab.toml)")
+    if not isinstance(cls, type):
+        raise BackendProblem(f"{module_path.name}: {class_name} is not a class")
+    return cls
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, non-finite floats to strings."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            value = value.item()
+        except Exception:
+            value = str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _py(value: Any) -> Any:
+    """numpy scalars to plain Python numbers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _check(result: Any, cls_name: str) -> dict[str, Any]:
+    if not isinstance(result, EvalResult):
+        raise BackendProblem(f"{cls_name}.evaluate returned {type(result).__name__}, not EvalResult")
+    score = _py(result.score)
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise BackendProblem(f"{cls_name}.evaluate returned a score of type {type(score).__name__}, not a number")
+    if not math.isfinite(score):
+        raise BackendProblem(f"{cls_name}.evaluate returned a non-finite score ({score})")
+    if not isinstance(result.metrics, dict):
+        raise BackendProblem(f"{cls_name}.evaluate returned metrics that are not a dict")
+    samples = []
+    for s in result.sample_results or []:
+        if not isinstance(s, SampleResult):
+            raise BackendProblem(f"{cls_name}.evaluate returned a sample result of type {type(s).__name__}")
+        sc = _py(s.score)
+        ok = isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc)
+        samples.append(
+            {
+                "sample_id": str(s.sample_id),
+                "score": float(sc) if ok else None,
+                "error": s.error if ok else (s.error or f"non-finite or missing score ({sc!r})"),
+                "extra": clean(s.extra or {}),
+            }
+        )
+    return {"score": float(score), "metrics": clean(result.metrics), "sample_results": samples}
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    cls = load_backend_class(Path(request["module"]), request["class"])
+    backend = cls()
+    if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
+        raise BackendProblem(f"{request['class']} does not implement evaluate()")
+    samples = request.get("samples") or None
+    runs: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    backend.setup()
+    try:
+        for _ in range(int(request.get("repeats", 1))):
+            out = backend.evaluate(Path(request["pipeline"]), Path(request["data"]), samples)
+            runs.append(_check(out, request["class"]))
+    finally:
+        backend.teardown()
+    first = runs[0]
+    scores = [r["score"] for r in runs]
+    return {
+        "ok": True,
+        "score": sum(scores) / len(scores),
+        "scores": scores,
+        "metrics": first["metrics"],
+        "sample_results": first["sample_results"],
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _on_term)
+    request = json.loads(Path(sys.argv[1]).read_text())
+    try:
+        response = run(request)
+    except BaseException as e:  # any failure of user code is reported, not raised
+        if isinstance(e, (BackendProblem, _Terminated)):
+            msg = str(e)
+        else:
+            msg = f"the backend raised {type(e).__name__}: {e}".rstrip(": ")
+        tb = traceback.format_exc()
+        response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
+    Path(sys.argv[2]).write_text(json.dumps(response, allow_nan=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

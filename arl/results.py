@@ -1,0 +1,179 @@
+"""results.tsv: the append-only experiment history (format fixed by DESIGN.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import LabConfig
+from .errors import ArlError
+
+COLUMNS = [
+    "id", "run", "time", "outcome", "score", "verified_score", "holdout_score",
+    "best", "cost_usd", "commit", "agent", "notes", "metrics",
+]  # fmt: skip
+OUTCOMES = ("baseline", "keep", "discard", "vetoed", "crash", "interrupted")
+_FLOATS = ("score", "verified_score", "holdout_score", "best", "cost_usd")
+_INTS = ("id", "run")
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def unescape(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(text[i + 1], "\\" + text[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def header_line() -> str:
+    return "\t".join(COLUMNS) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    cells = [_cell(row.get(c)) for c in COLUMNS]
+    cells[COLUMNS.index("notes")] = escape(str(row.get("notes") or ""))
+    cells[COLUMNS.index("metrics")] = json.dumps(row.get("metrics") or {}, sort_keys=True, default=str)
+    buf = io.StringIO()
+    csv.writer(buf, delimiter="\t", lineterminator="\n").writerow(cells)
+    return buf.getvalue()
+
+
+def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for c in COLUMNS:
+        v = raw.get(c)
+        v = "" if v is None else v
+        try:
+            if c in _INTS:
+                row[c] = int(v) if v != "" else None
+            elif c in _FLOATS:
+                row[c] = float(v) if v != "" else None
+            elif c == "metrics":
+                row[c] = json.loads(v) if v else {}
+            elif c == "notes":
+                row[c] = unescape(v)
+            else:
+                row[c] = v or None
+        except ValueError:
+            raise ArlError(f"{where}: column {c!r} has an unreadable value {v[:40]!r}")
+    return row
+
+
+@dataclass
+class History:
+    """The parsed history of a lab, with the figures the loop needs."""
+
+    rows: list[dict[str, Any]]
+
+    @property
+    def next_id(self) -> int:
+        return max((r["id"] for r in self.rows if r["id"] is not None), default=-1) + 1
+
+    def ids(self) -> set[int]:
+        return {r["id"] for r in self.rows}
+
+
+def effective(row: dict[str, Any]) -> float | None:
+    """The score that counts: the host's when it has one."""
+    return row["verified_score"] if row.get("verified_score") is not None else row.get("score")
+
+
+def best_of(cfg: LabConfig, rows: list[dict[str, Any]]) -> tuple[float | None, int | None]:
+    """Best score among the baseline and the kept experiments, and its id."""
+    best: float | None = None
+    best_id: int | None = None
+    for r in rows:
+        if r["outcome"] in ("baseline", "keep"):
+            s = effective(r)
+            if s is not None and cfg.better(s, best):
+                best, best_id = s, r["id"]
+    return best, best_id
+
+
+def plateau(cfg: LabConfig, rows: list[dict[str, Any]]) -> int:
+    """Experiments in a row, most recent last, that did not beat the best before them."""
+    best: float | None = None
+    count = 0
+    for r in rows:
+        s = effective(r)
+        improved = r["outcome"] in ("baseline", "keep") and s is not None and cfg.better(s, best)
+        if improved:
+            best, count = s, 0
+        elif r["outcome"] != "baseline":
+            count += 1
+    return count
+
+
+def ensure_file(path: Path) -> None:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header_line())
+
+
+def read(path: Path) -> History:
+    if not path.exists():
+        return History([])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArlError(f"cannot read {path}: {e}")
+    if not text.strip():
+        return History([])
+    reader = csv.reader(io.StringIO(text), delimiter="\t")
+    header = next(reader)
+    if header != COLUMNS:
+        raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
+    rows = []
+    for n, cells in enumerate(reader, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(COLUMNS):
+            # A torn last line (a crash mid-append) is ignored; anything else is an error.
+            if n == text.count("\n") + 1 and not text.endswith("\n"):
+                break
+            raise ArlError(f"{path}: line {n} has {len(cells)} columns, expected {len(COLUMNS)}")
+        rows.append(parse_row(dict(zip(COLUMNS, cells)), f"{path}: line {n}"))
+    return History(rows)
+
+
+def append(path: Path, row: dict[str, Any]) -> None:
+    ensure_file(path)
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a torn line from a crash: cut it, it was never a row
+                _truncate_torn(f)
+        f.seek(0, os.SEEK_END)
+        f.write(format_row(row).encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_torn(f: Any) -> None:
+    f.seek(0)
+    data = f.read()
+    cut = data.rfind(b"\n") + 1
+    f.truncate(cut)

@@ -1,0 +1,123 @@
+"""The lab's optional host service: a program the host runs for the whole run (or one evaluation)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .config import LabConfig
+from .errors import ArlError
+from .fsutil import atomic_write
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def pid_file(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "service.pid"
+
+
+def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
+    svc = cfg.host_service
+    assert svc is not None
+    if port_open(svc.port):
+        raise ArlError(
+            f"port {svc.port} is already in use before the host service started "
+            f"([backend.host_service] port in {cfg.path})"
+        )
+    log_dir = cfg.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "service.log", "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                svc.command,
+                cwd=cfg.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise ArlError(f"cannot start the host service {svc.command[0]!r}: {e.strerror}")
+    atomic_write(pid_file(cfg), f"{proc.pid}\n")
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pid_file(cfg).unlink(missing_ok=True)
+            raise ArlError(
+                f"the host service exited with code {proc.returncode} before answering on port "
+                f"{svc.port}; see {log_dir / 'service.log'}"
+            )
+        if port_open(svc.port):
+            return proc.pid
+        time.sleep(0.05)
+    stop(cfg)
+    raise ArlError(f"the host service did not answer on port {svc.port} within {ready_timeout:g} s")
+
+
+def running_pid(cfg: LabConfig) -> int | None:
+    try:
+        pid = int(pid_file(cfg).read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def stop(cfg: LabConfig) -> None:
+    """Stop the service's whole process group: SIGTERM, then SIGKILL."""
+    try:
+        pid = int(pid_file(cfg).read_text().strip())
+    except (OSError, ValueError):
+        return
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
+        if not _group_alive(pid):
+            break
+    pid_file(cfg).unlink(missing_ok=True)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+@contextlib.contextmanager
+def host_service(cfg: LabConfig) -> Iterator[None]:
+    """For a host-side evaluation: the service runs around it, unless a run already started it."""
+    if cfg.host_service is None or os.environ.get("ARL_CONTROL") or running_pid(cfg):
+        yield
+        return
+    start(cfg)
+    try:
+        yield
+    finally:
+        stop(cfg)
