@@ -180,6 +180,8 @@ def load(path: Path) -> LabConfig:
                 raise ArlError(f'{where("run", "target_score")} must be a number or "" (unset)')
         else:
             target = None
+    elif target is not None:
+        target = float(target)
     agent_cmd = ag["command"]
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     _str_list(agent_cmd, where("agent", "command"))
@@ -198,19 +200,19 @@ def load(path: Path) -> LabConfig:
     return LabConfig(
         path=path.resolve(),
         name=lab["name"] or root.name,
-        pipeline_dir=root / lab["pipeline_dir"],
-        agent_instructions=root / lab["agent_instructions"],
-        results_file=root / lab["results_file"],
+        pipeline_dir=_under(root, lab["pipeline_dir"]),
+        agent_instructions=_under(root, lab["agent_instructions"]),
+        results_file=_under(root, lab["results_file"]),
         direction=lab["direction"],
-        backend_module=root / be["module"],
+        backend_module=_under(root, be["module"]),
         backend_class=be["class"],
         eval_timeout=float(be["eval_timeout"]),
         host_service=service,
         agent_kind=ag["kind"],
         agent_model=ag["model"],
         agent_command=list(agent_cmd),
-        dockerfile=(root / sb["dockerfile"]) if sb["dockerfile"] else None,
-        build_context=root / sb["build_context"],
+        dockerfile=_under(root, sb["dockerfile"]) if sb["dockerfile"] else None,
+        build_context=_under(root, sb["build_context"]),
         memory=sb["memory"],
         cpus=str(sb["cpus"]),
         pids_limit=sb["pids_limit"],
@@ -229,6 +231,11 @@ def load(path: Path) -> LabConfig:
             repeats=rn["repeats"],
         ),
     )
+
+
+def _under(root: Path, rel: str) -> Path:
+    """A path from lab.toml: relative to the lab's folder (absolute ones stay), `..` folded, links untouched."""
+    return Path(os.path.normpath(root / Path(rel).expanduser()))
 
 
 def _str_list(value: list[Any], where: str) -> None:
@@ -256,7 +263,9 @@ def _validate(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 raise ArlError(f"{path}: [{table}] unknown key {key!r}{_hint(key, spec)}")
             types = spec[key][0]
             if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-                want = " or ".join(_TYPE_NAMES[t] for t in types)
+                want = " or ".join(
+                    dict.fromkeys(_TYPE_NAMES[float if t is int and float in types else t] for t in types)
+                )
                 raise ArlError(
                     f"{path}: [{table}] {key} must be {want}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}"
                 )

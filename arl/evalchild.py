@@ -17,8 +17,8 @@ from typing import Any
 from .api import EvalBackend, EvalResult, SampleResult
 
 
-class _Terminated(Exception):
-    pass
+class _Terminated(BaseException):
+    """Raised in the backend on SIGTERM; a BaseException so a backend's `except Exception` cannot swallow it."""
 
 
 class BackendProblem(Exception):
@@ -101,21 +101,37 @@ def _check(result: Any, cls_name: str) -> dict[str, Any]:
     return {"score": float(score), "metrics": clean(result.metrics), "sample_results": samples}
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+class _Phase:
+    name = "loading"
+
+
+def run(request: dict[str, Any], phase: _Phase | None = None) -> dict[str, Any]:
+    phase = phase or _Phase()
     cls = load_backend_class(Path(request["module"]), request["class"])
+    phase.name = f"{request['class']}()"
     backend = cls()
     if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
         raise BackendProblem(f"{request['class']} does not implement evaluate()")
     samples = request.get("samples") or None
     runs: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    backend.setup()
+    # setup and teardown are paired: once setup() has been entered, teardown() runs, whatever happens
+    # (a half-done setup is the teardown's to clean). A teardown error never hides the first failure.
     try:
+        phase.name = f"{request['class']}.setup()"
+        backend.setup()
         for _ in range(int(request.get("repeats", 1))):
+            phase.name = f"{request['class']}.evaluate()"
             out = backend.evaluate(Path(request["pipeline"]), Path(request["data"]), samples)
             runs.append(_check(out, request["class"]))
-    finally:
-        backend.teardown()
+    except BaseException:
+        try:
+            backend.teardown()
+        except Exception:
+            pass
+        raise
+    phase.name = f"{request['class']}.teardown()"
+    backend.teardown()
     first = runs[0]
     scores = [r["score"] for r in runs]
     return {
@@ -131,13 +147,15 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_term)
     request = json.loads(Path(sys.argv[1]).read_text())
+    phase = _Phase()
     try:
-        response = run(request)
+        response = run(request, phase)
     except BaseException as e:  # any failure of user code is reported, not raised
         if isinstance(e, (BackendProblem, _Terminated)):
             msg = str(e)
         else:
-            msg = f"the backend raised {type(e).__name__}: {e}".rstrip(": ")
+            where = "the backend" if phase.name == "loading" else phase.name
+            msg = f"{where} raised {type(e).__name__}: {e}".rstrip(": ")
         tb = traceback.format_exc()
         response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
     Path(sys.argv[2]).write_text(json.dumps(response, allow_nan=False, default=str))

@@ -21,6 +21,27 @@ class EvalFailed(ArlError):
     """The backend raised, returned garbage, or ran past eval_timeout."""
 
 
+class BackendTraceback(Exception):
+    """The traceback of the backend's exception in the evaluation process (the cause of an EvalFailed)."""
+
+    def __str__(self) -> str:
+        return "the backend's traceback, in the evaluation process:\n" + str(self.args[0]).rstrip()
+
+
+# The evaluation process runs in the pipeline folder, but that folder must not shadow modules (a pipeline
+# with its own csv.py or json.py): `-c` puts the current folder first on sys.path, so it is dropped first.
+_CHILD = (
+    "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+    "from arl.evalchild import main; sys.exit(main())"
+)
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """A message from user code, made fit for a one-line error."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 @dataclass
 class Evaluation:
     score: float
@@ -79,20 +100,25 @@ def evaluate(
         # Own session: on timeout the whole group goes, including anything the backend spawned.
         # The backend's prints go to stderr so that `arl eval --json` keeps stdout clean.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arl.evalchild", str(req), str(resp)],
+            [sys.executable, "-c", _CHILD, str(req), str(resp)],
             stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=str(pipeline),
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         )
         try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise EvalFailed(f"evaluation failed: ran past eval_timeout ({limit:g} s) and was killed")
+            finished = _wait_unreaped(proc.pid, limit)
         except BaseException:
             _kill_group(proc)
             raise
+        if not finished:
+            _kill_group(proc)
+            raise EvalFailed(f"evaluation failed: ran past eval_timeout ({limit:g} s) and was killed")
+        # Whatever the backend started and left running dies with the evaluation. The leader is not reaped
+        # yet, so its process group id cannot have been reused by an unrelated process.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
         try:
             out = json.loads(resp.read_text())
         except (OSError, ValueError):
@@ -100,7 +126,10 @@ def evaluate(
                 f"evaluation failed: the evaluation process died (exit code {proc.returncode}) without a result"
             )
     if not out.get("ok"):
-        raise EvalFailed(f"evaluation failed: {out.get('error', 'unknown error')}")
+        # One line for people; the backend's own traceback is the cause, shown with --debug.
+        raise EvalFailed(f"evaluation failed: {one_line(str(out.get('error') or 'unknown error'))}") from (
+            BackendTraceback(out["traceback"]) if out.get("traceback") else None
+        )
     return Evaluation(
         score=float(out["score"]),
         scores=[float(s) for s in out["scores"]],
@@ -118,18 +147,32 @@ def _has_fileno(stream: Any) -> bool:
         return False
 
 
+def _wait_unreaped(pid: int, timeout: float) -> bool:
+    """Wait for the process to exit, leaving it a zombie (so its pid and group id stay reserved)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM lets the backend's teardown run; SIGKILL then takes whatever is left of the group."""
+    _signal_group(proc.pid, signal.SIGTERM)
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        _wait_unreaped(proc.pid, 2.0)
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def install(repo: Path) -> list[Path]:
                 raise ArlError(f"both {dest} and {chained} exist; merge them by hand, then rerun")
             os.replace(dest, chained)
             sh.say(f"kept your {name} hook as {chained.name}; arl's hook runs it first")
-        text = (src / name).read_text().replace("@ARL_PYTHON@", sys.executable)
+        text = (src / name).read_text().replace("@ARL_PYTHON@", shlex.quote(sys.executable))
         dest.write_text(text)
         dest.chmod(0o755)
         written.append(dest)

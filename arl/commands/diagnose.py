@@ -10,6 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..config import LabConfig
+from ..errors import UsageError
 from ..evaluate import evaluate
 from ..lab import open_lab
 from ..service import host_service
@@ -26,6 +27,8 @@ def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str,
 
 
 def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool) -> int:
+    if top is not None and top < 1:
+        raise UsageError(f"--top must be at least 1, not {top}")
     with host_service(cfg):
         result = evaluate(cfg, data, samples=samples or None)
     rows = worst_first(cfg, result.sample_results)

@@ -9,24 +9,19 @@ import sys
 from pathlib import Path
 
 from ..config import LabConfig
-from ..evaluate import EvalFailed, evaluate
+from ..errors import ArlError, UsageError
+from ..evaluate import evaluate
 from ..fsutil import tree_hash, write_json
 from ..lab import in_sandbox, open_lab
 from ..service import host_service
 
 
 def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1) -> int:
-    as_json = as_json or not sys.stdout.isatty()
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, not {repeats}")
     tree = tree_hash(cfg.pipeline_dir)
-    try:
-        with host_service(cfg):
-            result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
-    except EvalFailed as e:
-        if as_json:
-            print(json.dumps({"error": str(e)}))
-        else:
-            print(f"arl: error: {e}", file=sys.stderr)
-        return 1
+    with host_service(cfg):
+        result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
     if in_sandbox():
         # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks.
         last = Path(os.environ.get("ARL_STATE_HOME", "/tmp")) / "arl-last-eval.json"
@@ -41,4 +36,11 @@ def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool,
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return eval_pipeline(open_lab(args.lab), Path(args.data), args.sample, args.json, args.repeats)
+    as_json = bool(args.json) or not sys.stdout.isatty()
+    try:
+        return eval_pipeline(open_lab(args.lab), Path(args.data), args.sample, as_json, args.repeats)
+    except ArlError as e:
+        # Scripts read {"error": ...} on stdout; people read the one `arl: error:` line on stderr (the CLI's).
+        if as_json:
+            print(json.dumps({"error": str(e)}), flush=True)
+        raise

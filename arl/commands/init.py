@@ -27,7 +27,10 @@ def _describe(path: Path) -> str:
 
 
 def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | None, force: bool) -> int:
+    if not where.is_dir():
+        raise ArlError(f"{where} is not a folder; create it first (arl init scaffolds a lab in an existing folder)")
     repo = hooks.repo_root(where)
+    hooks.hooks_dir(repo)  # a core.hooksPath arl must not write to is refused before anything is written
     lab = where.resolve()
     templates = resource_dir("templates")
     if example is not None:
@@ -41,6 +44,9 @@ def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | No
         files = {Path(f): templates / "lab" / f for f in LAB_FILES}
     targets = [*files, Path("results.tsv")]
     existing = [str(t) for t in targets if (lab / t).exists()]
+    history = lab / "results.tsv"
+    # results.tsv is append-only: --force refreshes the scaffolding, never the experiment history.
+    keep_history = history.is_file() and len(history.read_text(errors="replace").strip().splitlines()) > 1
     if existing and not force:
         raise ArlError(f"{', '.join(existing[:3])} already exist in {lab}; pass --force to overwrite")
     for rel, src in files.items():
@@ -52,7 +58,10 @@ def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | No
             shutil.copyfile(src, dest)
     if example is None:
         (lab / pipeline_dir).mkdir(parents=True, exist_ok=True)
-    (lab / "results.tsv").write_text(results.header_line())
+    if keep_history:
+        print(f"kept the experiment history in {history} (delete it by hand to start from nothing)")
+    else:
+        history.write_text(results.header_line())
     _gitignore(lab / ".gitignore")
     installed = hooks.install(repo)
     print(f"created the lab {name or example or lab.name!r} in {lab}")

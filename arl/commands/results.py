@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from .. import results as res
 from ..config import LabConfig
+from ..errors import UsageError
 from ..lab import open_lab
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
@@ -39,12 +40,19 @@ def _short(v: Any, col: str) -> Any:
     if isinstance(v, float):
         return f"{v:.6g}"
     if col == "notes":
-        text = str(v).replace("\n", " ")
+        text = " ".join(str(v).split())  # tabs and newlines would break the table's lines
         return text if len(text) <= 50 else text[:49] + "…"
     return v
 
 
+def _md(v: Any) -> Any:
+    """A Markdown table cell: a `|` in the text would end the cell."""
+    return v.replace("|", "\\|") if isinstance(v, str) else v
+
+
 def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_runs: bool) -> int:
+    if last is not None and last < 1:
+        raise UsageError(f"--last must be at least 1, not {last}")
     rows = select(cfg, res.read(cfg.results_file).rows, last, best, all_runs)
     if fmt == "json":
         print(json.dumps([{c: r[c] for c in res.COLUMNS} for r in rows], default=str))
@@ -53,6 +61,8 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_run
     else:
         cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
         table = [[_short(r[c], c) for c in cols] for r in rows]
+        if fmt == "markdown":
+            table = [[_md(v) for v in line] for line in table]
         print(tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple"))
         if not rows and fmt == "table":
             print("(no experiments yet)")

@@ -1,0 +1,87 @@
+"""The agent adapter Protocol: the one swappable part of the loop, and the types it speaks in.
+
+An adapter says how to start an agent in the sandbox (command, environment, extra mounts), how to read its
+output stream into a few normalised events, how to classify its end, and what it cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "usage", "retry", "final")
+END_CLASSES = ("done", "error", "limit", "timeout", "killed")
+
+
+@dataclass
+class Event:
+    kind: str  # one of EVENT_KINDS
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mount:
+    host: Path
+    container: str
+    read_only: bool = True
+
+
+@dataclass
+class AgentContext:
+    """What an adapter may use to build its launch: nothing else of the host reaches the sandbox."""
+
+    lab_name: str
+    model: str
+    extra_args: list[str]
+    prompt: str  # the full prompt: arl's protocol + the lab's AGENT.md + --prompt
+    host_env: dict[str, str]  # the host environment, to look credentials up in (never copied wholesale)
+    home: Path  # the host user's home, for credential files
+    sandbox_uid: int
+    command: list[str] = field(default_factory=list)  # [agent] command, for kind = "command"
+    use_oauth_osx: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]  # the program and its arguments inside the container
+    env: dict[str, str]  # exactly the variables the agent needs
+    mounts: list[Mount] = field(default_factory=list)
+    stdin_prompt: bool = False  # feed the prompt file (/workspace/control/prompt.md) on stdin
+    auth: str = "none"  # which credential was found, for `arl run --dry-run`
+    image_layer: str | None = None  # agent layer to build on arl-agent-base (e.g. "claude"), None = base
+
+
+@dataclass
+class StreamAccount:
+    """Running totals over one agent process's output stream."""
+
+    events: int = 0
+    reported_cost: float | None = None  # the agent's own total, from its final event
+    usage_by_message: dict[str, dict[str, Any]] = field(default_factory=dict)  # message id -> last usage seen
+    tokens: dict[str, int] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+    is_error: bool = False
+    model: str = ""
+
+
+@runtime_checkable
+class AgentAdapter(Protocol):
+    name: str
+
+    def launch(self, ctx: AgentContext) -> LaunchSpec:
+        """Command, environment and mounts; raises ArlError (one line) when credentials are missing."""
+        ...
+
+    def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
+        """One line of the agent's stdout -> events; updates acc. Never raises on garbage."""
+        ...
+
+    def end_class(self, acc: StreamAccount, exit_code: int | None) -> str:
+        """How the process ended: one of END_CLASSES (exit_code None = still running / killed)."""
+        ...
+
+    def cost(self, acc: StreamAccount) -> float:
+        """USD for this process: the agent's own report when it made one, else arl's estimate."""
+        ...

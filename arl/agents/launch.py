@@ -1,0 +1,35 @@
+"""From a run's settings to an adapter's LaunchSpec (shared by preflight, launch and `arl run --dry-run`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import LabConfig
+from .base import AgentContext, LaunchSpec
+
+
+def context(cfg: LabConfig, settings: dict[str, Any], seed: int | None = None) -> AgentContext:
+    from .prompt import build_prompt
+
+    agent_md = cfg.agent_instructions.read_text() if cfg.agent_instructions.is_file() else ""
+    return AgentContext(
+        lab_name=cfg.name,
+        model=settings.get("model") or "",
+        extra_args=list(settings.get("agent_args") or []),
+        prompt=build_prompt(agent_md, settings.get("prompt") or "", cfg.name, cfg.direction),
+        host_env=dict(os.environ),
+        home=Path.home(),
+        sandbox_uid=os.getuid(),
+        command=list(cfg.agent_command),
+        use_oauth_osx=bool(settings.get("use_oauth_osx")),
+        seed=seed,
+    )
+
+
+def check_agent(cfg: LabConfig, settings: dict[str, Any]) -> LaunchSpec:
+    """Resolve the adapter and its credentials; a missing credential is an ArlError raised here."""
+    from .registry import get_adapter
+
+    return get_adapter(settings["agent"]).launch(context(cfg, settings))

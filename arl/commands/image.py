@@ -1,0 +1,41 @@
+"""`arl image`: build the sandbox images a run would use, and print the tag of the last one on stdout.
+
+Inside a lab: the base, the agent layer of `[agent] kind` (or --agent), and the lab's own image when
+`[sandbox] dockerfile` is set. Outside a lab: the base, plus the --agent layer when given. Every image already
+current is left alone (one `docker image inspect` each); --force rebuilds them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..config import LabConfig, find_lab, load
+from ..errors import ArlError
+
+
+def build_images(cfg_or_none: LabConfig | None, base_from: str | None, agent: str | None, force: bool) -> int:
+    from .. import images
+
+    if cfg_or_none is not None:
+        tag = images.ensure_lab_image(cfg_or_none, agent or cfg_or_none.agent_kind, base_from, force=force)
+    elif agent:
+        tag = images.ensure_agent_image(agent, base_from, force=force)
+    else:
+        tag = images.ensure_base(base_from, force)
+    print(tag)  # stdout holds only the tag, for `docker run "$(arl image)" ...`
+    return 0
+
+
+def _lab_or_none(explicit: str | None) -> LabConfig | None:
+    """The lab around here, or None outside any; a lab asked for by name, or a broken lab.toml, is an error."""
+    try:
+        path = find_lab(explicit=explicit)
+    except ArlError:
+        if explicit or os.environ.get("ARL_LAB"):
+            raise
+        return None
+    return load(path)
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force)

@@ -1,0 +1,52 @@
+"""`arl status`: is a run active, its phase, experiment, best score, elapsed time, cost, container."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from .. import results, state
+from ..config import LabConfig
+from ..lab import open_lab
+
+
+def status_of(cfg: LabConfig) -> dict[str, Any]:
+    st = state.load(cfg)
+    lock = state.read_lock(cfg)
+    active = bool(st.get("active")) and lock is not None and state.pid_alive(lock.get("pid"))
+    rows = results.read(cfg.results_file).rows
+    b, _ = results.best_of(cfg, rows)
+    return {
+        "active": active,
+        "pid": (lock or {}).get("pid") if active else None,
+        "run": st.get("run"),
+        "phase": st.get("phase") if active else ("died" if st.get("active") else st.get("phase")),
+        "experiment": rows[-1]["id"] if rows else None,
+        "best": b,
+        "elapsed_s": round(time.time() - st["started"], 1) if active and st.get("started") else None,
+        "cost_usd": round(float(st.get("cost", 0.0)), 6),
+        "container": st.get("container") if active else None,
+        "stop_reason": st.get("stop_reason"),
+    }
+
+
+def status(cfg: LabConfig, as_json: bool) -> int:
+    s = status_of(cfg)
+    if as_json:
+        print(json.dumps(s))
+        return 0
+    if s["active"]:
+        print(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s")
+        print(f"container: {s['container'] or '-'}")
+    else:
+        print(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})")
+    best = "-" if s["best"] is None else f"{s['best']:.6g}"
+    print(f"experiments: {s['experiment'] if s['experiment'] is not None else '-'}   best: {best}   "
+          f"cost: ${s['cost_usd']:.4f}")
+    return 0
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return status(open_lab(args.lab), args.json)

@@ -1,0 +1,53 @@
+"""`arl verdict keep|discard`: the agent's proposal, from inside the sandbox. Blocks until the host answers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArlError
+from ..fsutil import tree_hash, write_json
+
+
+def propose(action: str, notes: str, timeout: float | None) -> int:
+    control_env = os.environ.get("ARL_CONTROL")
+    if not control_env:
+        raise ArlError("`arl verdict` runs inside the sandbox (ARL_CONTROL is not set); on the host use arl-step")
+    control = Path(control_env)
+    try:
+        seq = int(json.loads((control / "expected.json").read_text())["seq"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ArlError(f"cannot read {control / 'expected.json'}: is the host's loop running?")
+    last: dict[str, Any] = {}
+    last_path = Path(os.environ.get("ARL_STATE_HOME", "/tmp")) / "arl-last-eval.json"
+    try:
+        last = json.loads(last_path.read_text())
+    except (OSError, ValueError):
+        pass
+    pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))
+    if action == "keep" and last.get("pipeline_hash") != tree_hash(pipeline):
+        print("arl: note: the pipeline changed since your last `arl eval`; the host will reject this keep",
+              flush=True)
+    verdict = {
+        "seq": seq, "action": action, "notes": notes, "score": last.get("score"),
+        "metrics": last.get("metrics", {}), "pipeline_hash": last.get("pipeline_hash"), "time": time.time(),
+    }  # fmt: skip
+    ack_path = control / f"ack-{seq}.json"
+    ack_path.unlink(missing_ok=True)
+    write_json(control / f"verdict-{seq}.json", verdict, fsync=False)  # temp file + rename: never half-read
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not ack_path.exists():
+        if deadline is not None and time.monotonic() > deadline:
+            raise ArlError(f"no answer from the host within {timeout:g} s")
+        time.sleep(0.02)
+    ack = json.loads(ack_path.read_text())
+    print(json.dumps(ack))
+    return 0 if ack.get("outcome") != "rejected" else 1
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return propose(args.action, args.notes, args.timeout)

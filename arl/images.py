@@ -1,0 +1,299 @@
+"""The sandbox images: arl-agent-base (python, git, arl from the build context), agent layers, a lab's own image.
+
+Each image is labelled with a hash of what it was built from and the id of the image below it, so an `ensure_*`
+call that finds its image current costs one `docker image inspect` and builds nothing. Labels are inherited by
+child images, hence one label key per level (base: arl.context-hash, agent: arl.agent-*, lab: arl.lab-*)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from . import images_debootstrap as deb
+from . import sh
+from .config import LabConfig
+from .errors import ArlError
+from .fsutil import resource_dir
+
+BASE_TAG = "arl-agent-base:latest"
+NPM_PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
+BASE_KINDS = ("offline", "command")  # agents that need nothing beyond arl-agent-base
+# What a container needs of the host's site-packages; all pure Python (tomli only matters where python < 3.11).
+RUNTIME_MODULES = ("plumbum", "tabulate", "tomli")
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+_LAUNCHER = '#!/usr/bin/env python3\nimport sys\nsys.path.insert(0, "/opt/arl/lib")\nfrom {mod} import main\n'
+_LAUNCHER += "sys.exit(main())\n"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arl"
+
+
+def _labels(info: dict[str, Any] | None) -> dict[str, str]:
+    return ((info or {}).get("Config") or {}).get("Labels") or {}
+
+
+@functools.cache
+def _builder_env() -> dict[str, str]:
+    # Without the buildx plugin (as on this engine's CLI) `docker build` with DOCKER_BUILDKIT=1 in the environment
+    # fails outright, and without it falls back to the legacy builder anyway: say so explicitly, and in the line.
+    code, _, _ = sh.run(sh.docker()["buildx", "version"], ok=None)
+    return {} if code == 0 else {"DOCKER_BUILDKIT": "0"}
+
+
+def _build(
+    context: Path,
+    tag: str,
+    args: dict[str, str],
+    labels: dict[str, str],
+    dockerfile: Path | None = None,
+    replaces: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`docker build`; returns the new image's inspect. The image it replaces is removed unless something uses it."""
+    cmd = sh.docker()["build", "--force-rm", "-t", tag]
+    if dockerfile is not None:
+        cmd = cmd["-f", str(dockerfile)]
+    for k, v in args.items():
+        cmd = cmd["--build-arg", f"{k}={v}"]
+    for k, v in labels.items():
+        cmd = cmd["--label", f"{k}={v}"]
+    cmd = cmd[str(context)]
+    env = _builder_env()
+    shown = "".join(f"{k}={v} " for k, v in env.items()) + sh.line(cmd)
+    deb.stream(cmd, shown=shown, env=env)
+    info = deb.inspect(tag)
+    if info is None:
+        raise ArlError(f"{tag} is not in the engine right after building it")
+    if replaces and replaces["Id"] != info["Id"]:
+        # Else every change of arl leaves a dangling image; one still in use (a sandbox, a child image) stays.
+        sh.run(sh.docker()["image", "rm", replaces["Id"]], ok=None)
+    return info
+
+
+def _file_digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()[:16]
+
+
+def _tree_digest(root: Path, ignore: list[str] | None = None, extra: bytes = b"") -> str:
+    """Content hash of a build context: paths, exec bits, bytes, link targets (.git, .arl and caches left out)."""
+    h = hashlib.sha256(extra)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in (".git", ".arl", "__pycache__") and not _ignored(rel_dir / d, ignore)
+        )
+        for name in sorted(filenames):
+            rel, full = rel_dir / name, Path(dirpath) / name
+            if name.endswith(".pyc") or _ignored(rel, ignore):
+                continue
+            st = full.lstat()
+            h.update(f"{rel.as_posix()}\0{st.st_mode & 0o111 and 'x'}\0".encode())
+            h.update(os.readlink(full).encode() if stat.S_ISLNK(st.st_mode) else full.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _ignored(rel: Path, patterns: list[str] | None) -> bool:
+    """A close reading of .dockerignore: later patterns win, `!` re-includes, a matched folder hides its files."""
+    out = False
+    for pat in patterns or []:
+        neg = pat.startswith("!")
+        pat = pat.lstrip("!").strip("/")
+        candidates = [rel.as_posix()] + [p.as_posix() for p in rel.parents if p.as_posix() != "."]
+        if any(fnmatch(c, pat) for c in candidates):
+            out = not neg
+    return out
+
+
+def _dockerignore(context: Path) -> list[str]:
+    try:
+        text = (context / ".dockerignore").read_text()
+    except OSError:
+        return []
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+# ---------------------------------------------------------------------------------------------------- the base
+
+
+def _write_base_context(dest: Path) -> None:
+    """arl, its resources and its runtime dependencies, copied from this very installation."""
+    lib, pkg = dest / "lib", Path(__file__).resolve().parent
+    shutil.copytree(pkg, lib / "arl", ignore=_SKIP)
+    for name in ("templates", "hooks"):  # beside the package in a checkout, inside it in a wheel
+        if not (lib / "arl" / name).is_dir():
+            shutil.copytree(resource_dir(name), lib / "arl" / name, ignore=_SKIP)
+    for mod in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(mod)
+        if spec is None or not spec.origin:
+            if mod == "tomli":
+                continue
+            raise ArlError(f"{mod} is not installed beside arl ({sys.executable}); reinstall arl")
+        if spec.submodule_search_locations:
+            shutil.copytree(Path(spec.origin).parent, lib / mod, ignore=_SKIP)
+        else:
+            shutil.copy2(spec.origin, lib / Path(spec.origin).name)
+    (dest / "bin").mkdir()
+    for name, mod in (("arl", "arl.cli"), ("arl-step", "arl.step_cli")):
+        (dest / "bin" / name).write_text(_LAUNCHER.format(mod=mod))
+    shutil.copy2(resource_dir("templates") / "image" / "Dockerfile", dest / "Dockerfile")
+    # The container runs as any uid: everything must be world-readable whatever the host's umask was.
+    for dirpath, _dirs, files in os.walk(dest):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            p = Path(dirpath) / f
+            os.chmod(p, 0o755 if p.parent.name == "bin" and p.parent.parent == dest else 0o644)
+
+
+def _base_context() -> tuple[Path, str]:
+    """The build context in the cache, named by its hash, so the printed `docker build` line can be replayed."""
+    root = cache_dir() / "build"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=root))
+    _write_base_context(tmp)
+    digest = _tree_digest(tmp)
+    final = root / f"base-{digest}"
+    if final.is_dir():
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    return final, digest
+
+
+def _ensure_base(base_from: str | None, force: bool) -> dict[str, Any]:
+    if base_from not in (None, "registry", "debootstrap"):
+        raise ArlError(f"--base-from must be registry or debootstrap, not {base_from!r}")
+    context, digest = _base_context()
+    info = deb.inspect(BASE_TAG)
+    labels = _labels(info)
+    wanted = {"registry": deb.registry_base(), "debootstrap": deb.debian_tag()}.get(base_from or "")
+    if info and not force and labels.get("arl.context-hash") == digest and wanted in (None, labels.get("arl.base")):
+        return info
+    base = deb.resolve_base(base_from, labels.get("arl.base"), force)
+    new = _build(context, BASE_TAG, {"BASE_IMAGE": base}, {"arl.context-hash": digest, "arl.base": base}, None, info)
+    for old in context.parent.glob("base-*"):  # earlier versions of arl's context
+        if old != context:
+            shutil.rmtree(old, ignore_errors=True)
+    return new
+
+
+def ensure_base(base_from: str | None = None, force: bool = False) -> str:
+    """arl-agent-base:latest, built when missing, when arl's code changed, or when another base is asked for."""
+    _ensure_base(base_from, force)
+    return BASE_TAG
+
+
+# ---------------------------------------------------------------------------------------------- agent layers
+
+
+def _build_agent_layer(
+    kind: str, parent: str, parent_info: dict[str, Any], tag: str, force: bool, replaces: dict[str, Any] | None
+) -> dict[str, Any]:
+    """`tag` = parent + the agent's program: from npm where its registry answers, else (claude) the wheel."""
+    images = resource_dir("templates") / "image"
+    if deb.npm_reachable():
+        dockerfile, context, source = images / "Dockerfile.npm", images, "npm"
+        args = {"ARL_BASE": parent, "NPM_PACKAGE": NPM_PACKAGES[kind]}
+    elif kind == "claude":
+        sh.say("arl: the npm registry is unreachable; taking Claude Code from the claude-agent-sdk wheel (PyPI)")
+        context = deb.claude_binary(cache_dir(), str(parent_info.get("Architecture") or "amd64"), force)
+        dockerfile, source, args = context / "Dockerfile", f"wheel:{context.name}", {"ARL_BASE": parent}
+        shutil.copy2(images / "Dockerfile.claude", dockerfile)
+    else:
+        raise ArlError(
+            f"the {kind} agent image needs Node and the npm package {NPM_PACKAGES[kind]}, and the npm registry is "
+            "unreachable from here; build it where npm answers (then `docker save` / `docker load`), or use "
+            "another agent (--agent claude|offline|command)"
+        )
+    labels = {"arl.agent-parent": parent_info["Id"], "arl.agent-source": source, "arl.agent-hash": _agent_hash(kind)}
+    return _build(context, tag, args, labels, dockerfile, replaces)
+
+
+def _agent_hash(kind: str) -> str:
+    images = resource_dir("templates") / "image"
+    return _file_digest(kind.encode(), *(f.read_bytes() for f in sorted(images.glob("Dockerfile.*"))))
+
+
+def _ensure_agent(kind: str, base_from: str | None, force: bool) -> tuple[str, dict[str, Any]]:
+    if kind not in NPM_PACKAGES and kind not in BASE_KINDS and "." not in kind:
+        raise ArlError(f"unknown agent kind {kind!r} (known: claude, codex, command, offline, or a dotted class path)")
+    base = _ensure_base(base_from, force)
+    if kind not in NPM_PACKAGES:  # offline, command and adapter classes run on the base as it is
+        return BASE_TAG, base
+    tag = f"arl-agent-{kind}:latest"
+    info = deb.inspect(tag)
+    labels = _labels(info)
+    if (
+        info
+        and not force
+        and labels.get("arl.agent-parent") == base["Id"]
+        and labels.get("arl.agent-hash") == _agent_hash(kind)
+    ):
+        return tag, info
+    return tag, _build_agent_layer(kind, BASE_TAG, base, tag, force, info)
+
+
+def ensure_agent_image(kind: str, base_from: str | None = None, force: bool = False) -> str:
+    """The image an agent of this kind runs in: the base, or arl-agent-claude / arl-agent-codex on top of it."""
+    return _ensure_agent(kind, base_from, force)[0]
+
+
+# ------------------------------------------------------------------------------------------------- lab images
+
+
+def lab_image_tag(name: str) -> str:
+    """A valid Docker repository name for any lab name."""
+    clean = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:100].strip("-")
+    return f"arl-lab-{clean or hashlib.sha256(name.encode()).hexdigest()[:12]}:latest"
+
+
+def _layers(info: dict[str, Any]) -> list[str]:
+    return list((info.get("RootFS") or {}).get("Layers") or [])
+
+
+def _built_on(child: dict[str, Any], parent: dict[str, Any]) -> bool:
+    below = _layers(parent)
+    return _layers(child)[: len(below)] == below
+
+
+def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, force: bool = False) -> str:
+    """The lab's image from `[sandbox] dockerfile` (built with ARL_BASE = the agent image), or the agent image."""
+    agent, agent_info = _ensure_agent(kind, base_from, force)
+    if cfg.dockerfile is None:
+        return agent
+    where = f"{cfg.path}: [sandbox]"
+    if not cfg.dockerfile.is_file():
+        raise ArlError(f"{where} dockerfile: no file {cfg.dockerfile}")
+    if not cfg.build_context.is_dir():
+        raise ArlError(f"{where} build_context: no folder {cfg.build_context}")
+    tag = lab_image_tag(cfg.name)
+    digest = _tree_digest(cfg.build_context, _dockerignore(cfg.build_context), cfg.dockerfile.read_bytes())
+    info = deb.inspect(tag)
+    labels = _labels(info)
+    if info and not force and labels.get("arl.lab-hash") == digest and labels.get("arl.lab-parent") == agent_info["Id"]:
+        return tag
+    labels = {"arl.lab-hash": digest, "arl.lab-parent": agent_info["Id"]}
+    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, labels, cfg.dockerfile, info)
+    if _built_on(new, agent_info):
+        return tag
+    base = deb.inspect(BASE_TAG)
+    if base is None or not _built_on(new, base):
+        sh.run(sh.docker()["image", "rm", tag], ok=None)  # else the next call would find it "current"
+        raise ArlError(
+            f"{cfg.dockerfile} must build FROM the arl image: start it with `ARG ARL_BASE` and `FROM ${{ARL_BASE}}`"
+        )
+    # Built FROM arl-agent-base while the agent needs its own layer: put that layer on top of the lab's image.
+    _build_agent_layer(kind, tag, new, tag, force, None)
+    return tag

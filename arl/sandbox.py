@@ -1,0 +1,125 @@
+"""The docker command lines of the sandbox: the agent's container and the host's verification container."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from . import sh
+from .agents.base import LaunchSpec, Mount
+from .config import LabConfig
+from .errors import ArlError
+
+WORK = "/workspace"
+HOME = "/tmp/home"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "lab"
+
+
+def container_name(cfg: LabConfig, run: int, n: int, role: str = "agent") -> str:
+    return f"arl-{slug(cfg.name)}-r{run}-{role}{n}"
+
+
+def lab_mounts(cfg: LabConfig) -> list[Mount]:
+    """lab.toml, AGENT.md, the backend and what sits beside it that it may import; nothing else (never .git)."""
+    keep = {cfg.path, cfg.agent_instructions, cfg.backend_module}
+    skip = {cfg.pipeline_dir.resolve(), cfg.state_dir.resolve(), cfg.results_file.resolve()}
+    folder = cfg.backend_module.parent
+    for p in folder.iterdir():
+        if p.resolve() in skip or p.name.startswith("."):
+            continue
+        if p.suffix == ".py" and p.is_file() or p.is_dir() and (p / "__init__.py").is_file():
+            keep.add(p)
+    return [Mount(p.resolve(), f"{WORK}/lab/{p.resolve().relative_to(cfg.root.resolve())}") for p in sorted(keep)
+            if p.exists() and p.resolve().is_relative_to(cfg.root.resolve())]
+
+
+def _hardening(cfg: LabConfig, run: int, role: str) -> list[str]:
+    args = [
+        "--label", f"arl.lab={cfg.name}", "--label", f"arl.run={run}", "--label", f"arl.role={role}",
+        "--label", f"arl.root={cfg.root}",
+        "--init", "--user", f"{os.getuid()}:{os.getgid()}",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--pids-limit", str(cfg.pids_limit),
+        "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777,size=1g",
+    ]  # fmt: skip
+    if cfg.memory:
+        args += ["--memory", cfg.memory, "--memory-swap", cfg.memory]
+    if cfg.cpus:
+        args += ["--cpus", cfg.cpus]
+    if cfg.gpus:
+        args += ["--gpus", cfg.gpus]
+    return args
+
+
+def _mount_args(mounts: list[Mount]) -> list[str]:
+    out: list[str] = []
+    for m in mounts:
+        if "," in str(m.host) or "," in m.container:
+            raise ArlError(f"cannot mount {m.host}: a comma in the path")
+        out += ["--mount", f"type=bind,src={m.host},dst={m.container}" + (",readonly" if m.read_only else "")]
+    return out
+
+
+def _base_env() -> dict[str, str]:
+    return {
+        "ARL_LAB": f"{WORK}/lab", "ARL_PIPELINE": f"{WORK}/pipeline", "ARL_DATA": f"{WORK}/data",
+        "ARL_RESULTS": f"{WORK}/results.tsv", "HOME": HOME, "PYTHONDONTWRITEBYTECODE": "1",
+    }  # fmt: skip
+
+
+def _env_args(env: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for k, v in env.items():
+        out += ["--env", f"{k}={v}"]
+    return out
+
+
+def passthrough_env(cfg: LabConfig, host_env: dict[str, str]) -> dict[str, str]:
+    """Only the variables `[sandbox] env` names; nothing else of the host environment goes in."""
+    return {k: host_env[k] for k in cfg.env if k in host_env}
+
+
+def agent_run(
+    cfg: LabConfig, *, image: str, name: str, run: int, data: Path, control: Path, results_view: Path,
+    spec: LaunchSpec, host_env: dict[str, str], extra_env: dict[str, str] | None = None,
+) -> Any:
+    mounts = [
+        Mount(cfg.pipeline_dir.resolve(), f"{WORK}/pipeline", read_only=False),
+        Mount(data.resolve(), f"{WORK}/data"),
+        *lab_mounts(cfg),
+        Mount(results_view.resolve(), f"{WORK}/results.tsv"),
+        Mount(control.resolve(), f"{WORK}/control", read_only=False),
+        *spec.mounts,
+    ]
+    env = {**_base_env(), "ARL_CONTROL": f"{WORK}/control", **passthrough_env(cfg, host_env),
+           **(extra_env or {}), **spec.env}  # fmt: skip
+    # The prompt goes in on stdin from a file: variadic flags would swallow a trailing prompt argument.
+    shell = 'mkdir -p "$HOME" && exec "$@"' + (f" < {WORK}/control/prompt.md" if spec.stdin_prompt else "")
+    args = [
+        "run", "--detach", "--name", name, *_hardening(cfg, run, "agent"), *_mount_args(mounts),
+        *_env_args(env), "--workdir", f"{WORK}/pipeline", "--add-host", "host.docker.internal:host-gateway",
+        image, "sh", "-c", shell, "arl-agent", *spec.argv,
+    ]  # fmt: skip
+    return sh.docker()[args]
+
+
+def verify_run(
+    cfg: LabConfig, *, image: str, name: str, run: int, data: Path, repeats: int, pipeline: Path | None = None
+) -> Any:
+    """A fresh container: pipeline read-only, no network, the same image; prints `arl eval --json`."""
+    mounts = [
+        Mount((pipeline or cfg.pipeline_dir).resolve(), f"{WORK}/pipeline"),
+        Mount(data.resolve(), f"{WORK}/data"),
+        *lab_mounts(cfg),
+    ]
+    args = [
+        "run", "--rm", "--name", name, *_hardening(cfg, run, "verify"), "--network", "none",
+        *_mount_args(mounts), *_env_args(_base_env()), "--workdir", f"{WORK}/pipeline",
+        image, "arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data",
+    ]  # fmt: skip
+    return sh.docker()[args]

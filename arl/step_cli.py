@@ -1,0 +1,75 @@
+"""`arl-step NAME`: one step of the research loop, for the lab's Makefile and for people."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from .cli import _common, _Parser, add_run_flags
+from .errors import ArlError
+
+# name -> (module in arl.steps, what it does, its exit codes)
+STEPS: dict[str, tuple[str, str, str]] = {
+    "preflight": ("preflight", "check the lab, take the lock, repair a dead run, start the run state",
+                  "0 ready, 1 error"),
+    "image": ("image", "build the sandbox image if missing or stale", "0 ready, 1 error"),
+    "service-up": ("service", "start the lab's host service (no-op without one)", "0 up, 1 error"),
+    "service-down": ("service", "stop the host service and its process group", "0"),
+    "baseline": ("baseline", "evaluate the unmodified pipeline on the host as experiment 0 (once)", "0, 1 error"),
+    "launch": ("launch", "start the agent's container (no-op when it runs)", "0 running, 1 error"),
+    "wait": ("wait", "wait for the agent's verdict", "0 verdict ready, 3 container gone, 4 timed out, 1 error"),
+    "decide": ("decide", "freeze, check the verdict, verify, commit or revert, ack, thaw", "0 done, 1 error"),
+    "verify": ("verify", "evaluate the current pipeline in a fresh network-less container", "0, 1 failed"),
+    "commit": ("manual", "verify and commit the current pipeline as a keep (by hand)", "0, 1 error"),
+    "revert": ("manual", "save the current pipeline as a discard and restore it (by hand)", "0, 1 error"),
+    "restart": ("restart", "record the attempt as a crash, restore the pipeline, relaunch", "0, 1 error"),
+    "should-stop": ("should_stop", "is a stopping condition met? prints the reason", "0 stop, 3 go on, 1 error"),
+    "teardown": ("teardown", "stop the agent, save its work, stop the service, unlock", "0"),
+}
+
+
+def build_parser() -> _Parser:
+    common = _common()
+    epilog = "steps:\n" + "\n".join(f"  {n:13} {d}\n  {'':13} exit: {c}" for n, (_, d, c) in STEPS.items())
+    parser = _Parser(prog="arl-step", description="One step of the research loop.", epilog=epilog,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])  # fmt: skip
+    sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser)
+    for name, (_, desc, codes) in STEPS.items():
+        p = sub.add_parser(name, parents=[common], help=f"{desc} (exit: {codes})", description=f"{desc}. Exit: {codes}")
+        if name == "preflight":
+            add_run_flags(p)
+        if name in ("commit", "revert"):
+            p.add_argument("--notes", default="")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("ARL_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.step:
+            build_parser().print_help()
+            return 2
+        module = import_module(f"arl.steps.{STEPS[args.step][0]}")
+        return int(module.from_args(args))
+    except ArlError as e:
+        if debug:
+            raise
+        print(f"arl-step: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("arl-step: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"arl-step: error: internal error: {type(e).__name__}: {e} (rerun with --debug)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

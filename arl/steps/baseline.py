@@ -1,0 +1,40 @@
+"""`arl-step baseline`: experiment 0, the unmodified pipeline evaluated by the host (once per lab)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import experiments, gitops, results, state
+from ..errors import ArlError
+from .common import OK, data_dir, open_run
+from .verify import host_evaluate
+
+
+def baseline(lab: str | None) -> int:
+    cfg, st = open_run(lab)
+    hist = results.read(cfg.results_file)
+    if any(r["outcome"] == "baseline" for r in hist.rows):
+        b, _ = results.best_of(cfg, hist.rows)
+        print(f"baseline already recorded; best so far {b:.6g}" if b is not None else "baseline already recorded")
+        return OK
+    st["phase"] = "baseline"
+    state.save(cfg, st)
+    res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"])
+    if "error" in res:
+        raise ArlError(f"the unmodified pipeline does not evaluate, so there is no baseline: {res['error']}")
+    holdout = None
+    if st["settings"].get("holdout"):
+        h = host_evaluate(cfg, st, Path(st["settings"]["holdout"]), 1)
+        holdout = h.get("score")
+    sha = gitops.snapshot(cfg, 0, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
+    row = experiments.row_for(cfg, st, 0, "baseline", score=res["score"], verified=res["score"], holdout=holdout,
+                              commit=sha, notes="baseline: the unmodified pipeline, evaluated by the host",
+                              metrics=res.get("metrics"), best=res["score"])  # fmt: skip
+    results.append(cfg.results_file, row)
+    experiments.progress(cfg, st, row)
+    return OK
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return baseline(args.lab)

@@ -1,0 +1,148 @@
+"""What the steps share: the run's settings, its stop rule, its transcript and cost bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import containers, results, state
+from ..config import LabConfig
+from ..errors import ArlError
+from ..lab import open_lab
+
+# Exit codes of the steps, shown by `arl-step --help` and used by the lab's Makefile.
+OK, ERROR, GONE, TIMED_OUT = 0, 1, 3, 4
+STOP, GO_ON = 0, 3
+
+
+def open_run(lab: str | None) -> tuple[LabConfig, dict[str, Any]]:
+    cfg = open_lab(lab)
+    return cfg, state.require_run(cfg)
+
+
+def data_dir(st: dict[str, Any]) -> Path:
+    return Path(st["settings"]["data"])
+
+
+def best(cfg: LabConfig) -> float | None:
+    return results.best_of(cfg, results.read(cfg.results_file).rows)[0]
+
+
+def stop_reason(cfg: LabConfig, st: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> str | None:
+    """The first stopping condition that holds, as a short reason, or None. A pure function of the state."""
+    s = st["settings"]
+    if st.get("stop_requested"):
+        return f"stopped by request ({st['stop_requested']})"
+    if st.get("fatal"):
+        return str(st["fatal"])
+    if s["max_iterations"] and st.get("iterations", 0) >= s["max_iterations"]:
+        return f"max_iterations: {st['iterations']} experiments in this run"
+    if s["max_hours"] and time.time() - st["started"] >= s["max_hours"] * 3600:
+        return f"max_hours: {s['max_hours']:g} h elapsed"
+    if s["max_cost"] and st.get("cost", 0.0) >= s["max_cost"]:
+        return f"max_cost: ${st.get('cost', 0.0):.4f} spent (limit ${s['max_cost']:g})"
+    if st.get("restarts", 0) > s["max_restarts"]:
+        return f"max_restarts: {st['restarts']} container failures in a row (limit {s['max_restarts']})"
+    rows = results.read(cfg.results_file).rows if rows is None else rows
+    target = s.get("target_score")
+    b = results.best_of(cfg, rows)[0]
+    if target is not None and b is not None and (b >= target if cfg.maximize else b <= target):
+        return f"target_score: best {b:.6g} reached the target {target:g}"
+    plateau = results.plateau(cfg, rows)
+    if s["plateau_threshold"] and plateau >= s["plateau_threshold"]:
+        return f"plateau_threshold: {plateau} experiments in a row without beating the best"
+    return None
+
+
+def results_view(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "results-view.tsv"
+
+
+def write_results_view(cfg: LabConfig) -> None:
+    """The copy of the history the agent reads: holdout scores blanked. Written in place, because the
+    container bind-mounts this very file (a rename would leave it looking at the old one)."""
+    rows = results.read(cfg.results_file).rows
+    text = results.header_line() + "".join(results.format_row({**r, "holdout_score": None}) for r in rows)
+    path = results_view(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def transcript_path(cfg: LabConfig, container: str) -> Path:
+    return state.logs_dir(cfg) / f"{container}.jsonl"
+
+
+def sync_transcript(cfg: LabConfig, st: dict[str, Any], live: bool = False) -> float:
+    """Save the container's output stream under .arl/logs/ and return this container's cost so far.
+
+    The stream is read from the engine (not from a file the agent could write), appended to the log as it
+    grows; the live view prints the new part."""
+    name = st.get("container")
+    if not name:
+        return 0.0
+    raw = containers.logs(name)
+    path = transcript_path(cfg, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    have = path.stat().st_size if path.exists() else 0
+    if len(raw) > have:
+        new = raw[have:]
+        with open(path, "ab") as f:
+            f.write(new)
+        if live:
+            _live_view(st, new)
+    return container_cost(st, path)
+
+
+def container_cost(st: dict[str, Any], path: Path) -> float:
+    from ..agents.base import StreamAccount
+    from ..agents.registry import get_adapter
+
+    adapter = get_adapter(st["settings"]["agent"])
+    acc = StreamAccount()
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            adapter.parse_line(line, acc)
+    return float(adapter.cost(acc))
+
+
+def _live_view(st: dict[str, Any], new: bytes) -> None:
+    from ..agents.base import StreamAccount
+    from ..agents.registry import get_adapter
+
+    adapter = get_adapter(st["settings"]["agent"])
+    acc = StreamAccount()
+    for line in new.decode(errors="replace").splitlines():
+        for ev in adapter.parse_line(line, acc):
+            if ev.kind in ("text", "tool_call", "retry") and ev.text:
+                first = ev.text.strip().splitlines()[0][:150] if ev.text.strip() else ""
+                print(f"  agent {ev.kind}: {first}", flush=True)
+
+
+def account_cost(cfg: LabConfig, st: dict[str, Any]) -> float:
+    """Bring the run's cost up to date; return the part not yet attributed to an experiment."""
+    current = sync_transcript(cfg, st, live=True)
+    st["cost"] = st.get("cost_closed", 0.0) + current  # closed containers + the live one
+    unattributed = st["cost"] - st.get("cost_attributed", 0.0)
+    st["cost_attributed"] = st["cost"]
+    return max(unattributed, 0.0)
+
+
+def close_container_cost(cfg: LabConfig, st: dict[str, Any]) -> None:
+    """A container is going away: its final cost joins the closed total, once."""
+    current = sync_transcript(cfg, st)
+    st["cost_closed"] = st.get("cost_closed", 0.0) + current
+    st["cost"] = st["cost_closed"]
+
+
+def parse_eval_json(out: str) -> dict[str, Any]:
+    for line in reversed(out.strip().splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    raise ArlError(f"no JSON from the evaluation: {out.strip()[-200:]!r}")

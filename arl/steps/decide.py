@@ -1,0 +1,120 @@
+"""`arl-step decide`: answer the agent's verdict. Freeze the sandbox, check the claim, verify a keep on the
+host, commit or revert, write the ack, thaw (or leave it frozen when the run is over)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from .. import containers, experiments, results, state, verdicts
+from ..config import LabConfig
+from ..fsutil import tree_hash
+from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
+from .verify import host_evaluate
+
+
+def judge_keep(cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict) -> tuple[bool, float | None, str, dict]:
+    """(accepted, the score that counts, reason, verification details) for a proposed keep."""
+    s = st["settings"]
+    rows = results.read(cfg.results_file).rows
+    best, _ = results.best_of(cfg, rows)
+    if not s["verify"]:
+        if v.score is None:
+            return False, None, "no score in the verdict (run `arl eval` before `arl verdict`)", {}
+        ok = cfg.better(v.score, best, s["min_improvement"])
+        return ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", {}
+    res = host_evaluate(cfg, st, data_dir(st), s["repeats"])
+    if "error" in res:
+        return False, None, res["error"], res
+    margin = s["min_improvement"]
+    if s["repeats"] > 1:
+        margin = max(margin, res["spread"])  # noise-aware: the gain must exceed the measured spread too
+    ok = cfg.better(res["score"], best, margin)
+    reason = "" if ok else (
+        f"the host measured {res['score']:.6g} (you reported {v.score if v.score is not None else 'nothing'}); "
+        f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}"
+    )  # fmt: skip
+    return ok, res["score"], reason, res
+
+
+def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, Any] | None:
+    """Handle one verdict file; returns the results row, or None when the verdict was rejected."""
+    control = state.control_dir(cfg)
+    v = verdicts.read(path, st["seq"])
+    if isinstance(v, verdicts.Verdict) and v.action == "keep" and v.pipeline_hash != tree_hash(cfg.pipeline_dir):
+        v = verdicts.Rejected(str(v.seq), "the pipeline changed after the `arl eval` this verdict reports (or no "
+                              "`arl eval` ran): run `arl eval` again, then `arl verdict`")
+    if isinstance(v, verdicts.Rejected):
+        verdicts.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
+        verdicts.archive(path, cfg.state_dir / "verdicts")
+        print(f"[verdict {v.tag}] rejected: {v.reason}", flush=True)
+        return None
+    # Journal first: a run killed from here on is repaired by the next preflight.
+    st.update(phase="deciding", deciding=v.seq)
+    state.save(cfg, st)
+    cost = account_cost(cfg, st)
+    notes = v.notes
+    if v.action == "keep":
+        ok, counted, reason, res = judge_keep(cfg, st, v)
+        metrics = res.get("metrics") or v.metrics
+        if "scores" in res and len(res["scores"]) > 1:
+            metrics = {**metrics, "verify_scores": res["scores"], "verify_spread": res["spread"]}
+        verified = counted if st["settings"]["verify"] else None
+        if ok:
+            holdout = _holdout(cfg, st)
+            row, reason = experiments.record_keep(cfg, st, notes, score=v.score, verified=verified,
+                                                  holdout=holdout, cost=cost, metrics=metrics)  # fmt: skip
+        else:
+            row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {reason}".strip(),
+                                            score=v.score, verified=verified, cost=cost, metrics=metrics)  # fmt: skip
+    else:
+        row = experiments.record_failed(cfg, st, "discard", notes, score=v.score, cost=cost, metrics=v.metrics)
+        reason = ""
+    ack = {
+        "seq": v.seq, "experiment": row["id"], "outcome": row["outcome"], "score": row["score"],
+        "verified_score": row["verified_score"], "best": results.best_of(cfg, results.read(cfg.results_file).rows)[0],
+        "reason": reason,
+    }  # fmt: skip
+    verdicts.answer(control, v.seq, ack)
+    verdicts.archive(path, cfg.state_dir / "verdicts")
+    st.update(seq=v.seq + 1, iterations=st.get("iterations", 0) + 1, restarts=0, last_progress=time.time(),
+              phase="running", deciding=None)  # fmt: skip
+    write_json_expected(cfg, st)
+    return row
+
+
+def write_json_expected(cfg: LabConfig, st: dict[str, Any]) -> None:
+    from ..fsutil import write_json
+
+    write_json(state.control_dir(cfg) / "expected.json", {"seq": st["seq"]}, fsync=False)
+
+
+def _holdout(cfg: LabConfig, st: dict[str, Any]) -> float | None:
+    from pathlib import Path
+
+    h = st["settings"].get("holdout")
+    if not h:
+        return None
+    res = host_evaluate(cfg, st, Path(h), 1)
+    return None if "error" in res else res["score"]
+
+
+def decide(lab: str | None) -> int:
+    cfg, st = open_run(lab)
+    name = st.get("container")
+    frozen = bool(name) and containers.pause(name)  # no edit can race the commit
+    for path in verdicts.pending(state.control_dir(cfg)):
+        row = process_verdict(cfg, st, path)
+        state.save(cfg, st)
+        if row is not None:
+            experiments.progress(cfg, st, row)
+    write_results_view(cfg)
+    # When the run is over, leave the agent frozen: it cannot start an edit that teardown would interrupt.
+    if frozen and name and stop_reason(cfg, st) is None:
+        containers.unpause(name)
+    return OK
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return decide(args.lab)

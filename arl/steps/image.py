@@ -1,0 +1,24 @@
+"""`arl-step image`: make sure the sandbox image exists and is current (a no-op when it is)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .. import state
+from .common import OK, open_run
+
+
+def image(lab: str | None) -> int:
+    cfg, st = open_run(lab)
+    from .. import images
+
+    base_from = os.environ.get("ARL_BASE_FROM") or None
+    st["image"] = images.ensure_lab_image(cfg, st["settings"]["agent"], base_from)
+    state.save(cfg, st)
+    print(f"image {st['image']}")
+    return OK
+
+
+def from_args(args: argparse.Namespace) -> int:
+    return image(args.lab)

@@ -1,0 +1,79 @@
+"""Repairing what a dead run left behind, before the next run starts (called by preflight)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import containers, experiments, gitops, results, sh, state, verdicts
+from ..config import LabConfig
+
+
+def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
+    # 1. No container of the dead run survives; its transcript is saved first.
+    if old.get("container") and old.get("settings"):
+        from .common import close_container_cost
+
+        try:
+            close_container_cost(cfg, old)
+        except Exception as e:  # a transcript we cannot read must not block the repair
+            sh.say(f"  could not save the transcript of {old['container']}: {e}")
+    for name in containers.ours(str(cfg.root)):
+        sh.say(f"  removing the leftover container {name}")
+        containers.stop(name, grace=1)
+    rows = results.read(cfg.results_file).rows
+    # 2. A keep whose row was written but whose commit never happened: complete it.
+    last = rows[-1] if rows else None
+    if last and last["outcome"] == "keep" and _trailer_experiment(cfg) != last["id"]:
+        if gitops.pipeline_dirty(cfg):
+            sh.say(f"  completing the commit of experiment {last['id']} (keep)")
+            msg = gitops.keep_message(last["id"], last["run"] or 0, last["agent"] or "", last["score"],
+                                      last["verified_score"], last["notes"] or "")  # fmt: skip
+            gitops.commit_keep(cfg, msg)
+    # 3. A verdict the dead run never answered is answered now.
+    if old.get("settings") and verdicts.pending(state.control_dir(cfg)):
+        from .decide import process_verdict
+
+        old.setdefault("image", old.get("image"))
+        for path in verdicts.pending(state.control_dir(cfg)):
+            sh.say(f"  processing the unanswered verdict {path.name}")
+            row = process_verdict(cfg, old, path)
+            if row is not None:
+                experiments.progress(cfg, old, row)
+        state.save(cfg, {**old, "active": True})
+    # 4. A dirty pipeline is an interrupted experiment, unless it is exactly the last recorded attempt.
+    if gitops.pipeline_dirty(cfg):
+        rows = results.read(cfg.results_file).rows
+        last = rows[-1] if rows else None
+        if last and last["outcome"] != "keep" and last["commit"] and _same_tree(cfg, last["commit"]):
+            sh.say(f"  experiment {last['id']} was recorded; restoring the pipeline it left")
+            gitops.restore_pipeline(cfg)
+        else:
+            row = experiments.record_failed(cfg, old, "interrupted", "[arl] the run died mid-experiment")
+            sh.say(f"  saved the unfinished attempt as experiment {row['id']} (interrupted)")
+    old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
+    state.save(cfg, old)
+    state.log_event(cfg, {"event": "repaired", "run": old.get("run")})
+
+
+def _trailer_experiment(cfg: LabConfig) -> int | None:
+    _, out, _ = sh.run(sh.git(cfg.root)["log", "-1", "--format=%(trailers:key=Arl-Experiment,valueonly)"],
+                       quiet=True)  # fmt: skip
+    try:
+        return int(out.strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _same_tree(cfg: LabConfig, commit: str) -> bool:
+    """Is the pipeline on disk exactly the pipeline of that commit?"""
+    index = cfg.state_dir / "compare.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    g = sh.git(gitops.top(cfg))
+    p = gitops.rel(cfg, cfg.pipeline_dir)
+    sh.run(g["read-tree", "HEAD"], env=env, quiet=True)
+    sh.run(g["add", "-A", "--", p], env=env, quiet=True)
+    _, tree, _ = sh.run(g["write-tree"], env=env, quiet=True)
+    index.unlink(missing_ok=True)
+    _, a, _ = sh.run(g["rev-parse", f"{tree.strip()}:{p}"], ok=None, quiet=True)
+    _, b, _ = sh.run(g["rev-parse", f"{commit}:{p}"], ok=None, quiet=True)
+    return bool(a.strip()) and a.strip() == b.strip()

@@ -1,0 +1,79 @@
+"""Shared fixtures: real git repositories, and the real Docker engine (skipped only when none answers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def arl(*args: str, cwd: Path, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "arl"), *args], cwd=cwd, check=check, **kw)  # type: ignore[arg-type]
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(["git", "-C", str(repo), *args]).stdout
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "tester@example.com")
+    git(path, "config", "user.name", "Tester")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def example_lab(repo: Path) -> Path:
+    """The curve-fit example, scaffolded and committed in a fresh repository."""
+    arl("init", "--example", "curve-fit", cwd=repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lab")
+    return repo
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                              timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if not docker_answers():
+        if os.environ.get("ARL_REQUIRE_DOCKER") == "1":
+            pytest.fail("ARL_REQUIRE_DOCKER=1 but no Docker engine answers")
+        pytest.skip("no Docker engine answers (set ARL_REQUIRE_DOCKER=1 to make this a failure)")
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    """arl-agent-base, built from a debootstrap Debian base when the engine has nothing (cached in the engine)."""
+    from arl import images
+
+    return images.ensure_base(base_from=os.environ.get("ARL_TEST_BASE_FROM", "debootstrap"))

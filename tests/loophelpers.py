@@ -1,0 +1,100 @@
+"""Helpers for the loop tests on the real engine: running arl in the background and waiting on conditions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .conftest import BIN, git
+
+
+def env_for() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ARL_BASE_FROM": "debootstrap"}
+
+
+def start(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A background process in its own session, so a test can signal its whole group like a terminal."""
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=cwd, env=env_for(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def rows(lab: Path) -> list[dict[str, str]]:
+    path = lab / "results.tsv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def containers_of(lab: Path) -> list[str]:
+    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label=arl.root={lab.resolve()}", "--format",
+                          "{{.Names}}"], capture_output=True, text=True).stdout  # fmt: skip
+    return [n for n in out.split() if n]
+
+
+def cleanup_containers(lab: Path) -> None:
+    names = containers_of(lab)
+    if names:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+
+
+def stop_proc(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+def check_history(lab: Path, lab_name: str = "curve-fit") -> list[dict[str, str]]:
+    """The invariants every run must leave: rows' commits resolve, refs agree, ids unique, pipeline clean."""
+    rs = rows(lab)
+    ids = [int(r["id"]) for r in rs]
+    assert ids == sorted(set(ids)), f"ids not unique and increasing: {ids}"
+    for r in rs:
+        assert git(lab, "rev-parse", "--verify", "--quiet", r["commit"] + "^{commit}").strip(), r
+        ref = git(lab, "rev-parse", f"refs/arl/{lab_name}/experiments/{r['id']}").strip()
+        assert ref == r["commit"], f"experiment {r['id']}: ref {ref} != row commit {r['commit']}"
+    assert git(lab, "status", "--porcelain", "--untracked-files=all", "--", "pipeline").strip() == ""
+    return rs
+
+
+def set_toml(lab: Path, table: str, key: str, value: Any) -> None:
+    """Edit one key of lab.toml (tests only), keeping it valid TOML."""
+    text = (lab / "lab.toml").read_text().splitlines()
+    out, in_table, done = [], False, False
+    for line in text:
+        if line.strip().startswith("["):
+            if in_table and not done:
+                out.append(f"{key} = {json.dumps(value)}")
+                done = True
+            in_table = line.strip() == f"[{table}]"
+        if in_table and line.split("=")[0].strip() == key:
+            line, done = f"{key} = {json.dumps(value)}", True
+        out.append(line)
+    if not done:
+        if not in_table:
+            out.append(f"[{table}]")
+        out.append(f"{key} = {json.dumps(value)}")
+    (lab / "lab.toml").write_text("\n".join(out) + "\n")

@@ -1,0 +1,183 @@
+"""The sandbox images, against the real engine: base, agent layers, a lab's own image, and the failure messages."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from arl import images, images_debootstrap
+
+from .conftest import arl
+
+pytestmark = pytest.mark.docker
+
+BASE_FROM = os.environ.get("ARL_TEST_BASE_FROM", "debootstrap")
+LOCKED = ["--user", "12345:12345", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+MISSING_TAG = "arl-test-missing-base:none"  # never built: forces the debootstrap path
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def commands(stderr: str) -> list[str]:
+    """The command lines arl printed."""
+    return [ln[2:] for ln in stderr.splitlines() if ln.startswith("+ ")]
+
+
+def builds(stderr: str) -> list[str]:
+    """The `docker build` lines arl printed (DOCKER_BUILDKIT=0 may come first)."""
+    return [c for c in commands(stderr) if re.search(r"(^|\s)docker build ", c)]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("arl: error:")]
+
+
+def test_second_ensure_builds_nothing(base_image: str, tmp_path: Path) -> None:
+    proc = arl("image", "--base-from", BASE_FROM, cwd=tmp_path)
+    assert proc.stdout.strip() == base_image == "arl-agent-base:latest"
+    assert commands(proc.stderr) == ["docker image inspect arl-agent-base:latest"]
+
+
+def test_base_runs_read_only_as_any_uid(base_image: str) -> None:
+    script = (
+        "arl --help >/dev/null && arl-step --help >/dev/null && python3 -m arl --help >/dev/null"
+        ' && python3 -c "import arl, plumbum, tabulate; print(arl.__file__)" && git --version'
+    )
+    out = docker("run", "--rm", *LOCKED, base_image, "sh", "-c", script).stdout
+    assert "/opt/arl/lib/arl/__init__.py" in out
+    assert out.strip().splitlines()[-1].startswith("git version")
+    labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", base_image).stdout
+    assert "arl.context-hash" in labels
+
+
+def test_claude_layer_runs_the_real_cli(base_image: str, tmp_path: Path) -> None:
+    proc = arl("image", "--base-from", BASE_FROM, "--agent", "claude", cwd=tmp_path)
+    tag = proc.stdout.strip()
+    assert tag == "arl-agent-claude:latest"
+    out = docker("run", "--rm", *LOCKED, tag, "claude", "--version").stdout
+    assert re.search(r"\d+\.\d+\.\d+", out), out
+    again = builds(arl("image", "--base-from", BASE_FROM, "--agent", "claude", cwd=tmp_path).stderr)
+    # (arl's own code changing under a running test, as in a checkout being edited, rebuilds both: legitimately)
+    assert not again or any("-t arl-agent-base:latest" in c for c in again), again
+
+
+def write_lab(root: Path, dockerfile: str) -> Path:
+    root.mkdir()
+    (root / "lab.toml").write_text(
+        '[lab]\nname = "Image Test Lab!"\n[backend]\nclass = "B"\n[agent]\nkind = "offline"\n'
+        '[sandbox]\ndockerfile = "Dockerfile"\n'
+    )
+    (root / "Dockerfile").write_text(dockerfile)
+    (root / ".dockerignore").write_text(".arl\n")
+    return root
+
+
+def test_lab_image_is_built_from_its_dockerfile_once(base_image: str, tmp_path: Path) -> None:
+    lab = write_lab(tmp_path / "lab", "ARG ARL_BASE=arl-agent-base:latest\nFROM ${ARL_BASE}\nCOPY marker /opt/marker\n")
+    (lab / "marker").write_text("from the lab\n")
+    tag = images.lab_image_tag("Image Test Lab!")
+    assert tag == "arl-lab-image-test-lab:latest"
+    try:
+        proc = arl("image", "--base-from", BASE_FROM, cwd=lab)
+        assert proc.stdout.strip() == tag
+        assert any("--build-arg ARL_BASE=arl-agent-base:latest" in c for c in builds(proc.stderr))
+        assert docker("run", "--rm", *LOCKED, tag, "cat", "/opt/marker").stdout == "from the lab\n"
+        (lab / ".arl").mkdir()
+        (lab / ".arl" / "state.json").write_text("{}")  # run state is no reason to rebuild
+        again = arl("image", "--base-from", BASE_FROM, cwd=lab)
+        assert not [c for c in builds(again.stderr) if f"-t {tag}" in c]
+        (lab / "marker").write_text("changed\n")
+        third = arl("image", "--base-from", BASE_FROM, cwd=lab)
+        assert [c for c in builds(third.stderr) if f"-t {tag}" in c]
+    finally:
+        docker("image", "rm", tag, check=False)
+
+
+def test_lab_dockerfile_not_from_arl_is_refused(base_image: str, tmp_path: Path) -> None:
+    lab = write_lab(tmp_path / "lab", "FROM scratch\nCOPY marker /marker\n")
+    (lab / "marker").write_text("x\n")
+    try:
+        proc = arl("image", "--base-from", BASE_FROM, cwd=lab, check=False)
+        assert proc.returncode == 1
+        assert error_lines(proc.stderr) and "FROM ${ARL_BASE}" in error_lines(proc.stderr)[0]
+        assert docker("image", "inspect", images.lab_image_tag("Image Test Lab!"), check=False).returncode != 0
+    finally:
+        docker("image", "rm", images.lab_image_tag("Image Test Lab!"), check=False)
+
+
+def test_missing_debootstrap_is_one_line_error(docker_engine: None, tmp_path: Path) -> None:
+    # A PATH with docker, tar and git but no debootstrap: the real command, not a mocked function.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("docker", "tar", "git"):
+        found = shutil.which(name)
+        if found:
+            (bin_dir / name).symlink_to(found)
+    env = {"PATH": str(bin_dir), "ARL_DEBIAN_BASE_TAG": MISSING_TAG}
+    proc = arl("image", "--base-from", "debootstrap", cwd=tmp_path, check=False, env=env)
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [
+        "arl: error: debootstrap is not installed; install it with `sudo apt-get install debootstrap`"
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_mirror_is_one_line_error(docker_engine: None, tmp_path: Path) -> None:
+    if images_debootstrap.debootstrap_problem():
+        pytest.skip(images_debootstrap.debootstrap_problem() or "")
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "arl-debootstrap-*")))
+    env = {"ARL_DEBIAN_BASE_TAG": MISSING_TAG, "ARL_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"}
+    proc = arl("image", "--base-from", "debootstrap", cwd=tmp_path, check=False, env=env, timeout=120)
+    assert proc.returncode == 1
+    [line] = error_lines(proc.stderr)
+    assert "debootstrap" in line and "Failed getting release file" in line and "ARL_DEBIAN_MIRROR" in line
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "arl-debootstrap-*"))) == before  # chroot removed
+
+
+def test_unknown_agent_kind_is_refused(tmp_path: Path) -> None:
+    proc = arl("image", "--agent", "claud", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [
+        "arl: error: unknown agent kind 'claud' (known: claude, codex, command, offline, or a dotted class path)"
+    ]
+
+
+def test_codex_without_npm_says_so(base_image: str, tmp_path: Path) -> None:
+    if images_debootstrap.npm_reachable():
+        pytest.skip("the npm registry answers here: the codex image would really be built")
+    docker("image", "rm", "arl-agent-codex:latest", check=False)
+    proc = arl("image", "--base-from", BASE_FROM, "--agent", "codex", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    [line] = error_lines(proc.stderr)
+    assert "npm registry is unreachable" in line and "@openai/codex" in line
+
+
+@pytest.mark.parametrize("name", ["my-lab", "My Lab!", "ünïcode ✓", "---", "a" * 300, "x/y:z"])
+def test_lab_image_tag_is_a_valid_reference(name: str) -> None:
+    tag = images.lab_image_tag(name)
+    assert re.fullmatch(r"arl-lab-[a-z0-9]+(-[a-z0-9]+)*:latest", tag), tag
+    assert len(tag) < 128
+
+
+@pytest.mark.skipif(os.environ.get("ARL_TEST_DEBOOTSTRAP") != "1", reason="slow (about a minute, needs a mirror)")
+def test_debootstrap_builds_a_base_when_missing(docker_engine: None) -> None:
+    tag = "arl-debian-test:check"
+    docker("image", "rm", tag, check=False)
+    try:
+        assert images_debootstrap.ensure_debian_base(tag=tag) == tag
+        out = docker("run", "--rm", tag, "sh", "-c", "python3 --version && git --version").stdout
+        assert "Python 3" in out and "git version" in out
+    finally:
+        docker("image", "rm", tag, check=False)

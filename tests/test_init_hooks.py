@@ -1,0 +1,271 @@
+"""`arl init` and the git hooks: scaffolding, refusals, careful installation, and what the hooks enforce."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arl import config
+from arl.results import COLUMNS, header_line
+from tests.conftest import arl, git, make_repo, run
+from tests.test_config import one_line_error
+
+MAKE_TARGETS = ("research", "eval", "diagnose", "results", "plot", "image", "status", "guard", "on-keep")
+
+
+def _is_executable(p: Path) -> bool:
+    return p.is_file() and bool(p.stat().st_mode & stat.S_IXUSR) and os.access(p, os.X_OK)
+
+
+def _commit(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run(["git", "-C", str(repo), "commit", "-q", *args], check=False, env=env)
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """A live process whose pid can stand for an active run's pid."""
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_init_example_scaffolds_a_complete_lab(repo: Path) -> None:
+    proc = arl("init", "--example", "curve-fit", cwd=repo)
+    assert "curve-fit" in proc.stdout
+    for name in ("lab.toml", "backend.py", "AGENT.md", "Makefile", "results.tsv", ".gitignore"):
+        assert (repo / name).is_file(), name
+    assert (repo / "results.tsv").read_text() == header_line() == "\t".join(COLUMNS) + "\n"
+    assert ".arl/" in (repo / ".gitignore").read_text().splitlines()
+    assert len(list((repo / "data").glob("*.csv"))) >= 3
+    assert (repo / "pipeline" / "model.py").is_file()
+    for hook in ("pre-commit", "post-commit"):
+        path = repo / ".git" / "hooks" / hook
+        assert _is_executable(path), hook
+        assert "arl-managed-hook" in path.read_text()
+    # .arl/ really is ignored by git, and the lab's own files are not
+    assert run(["git", "-C", str(repo), "check-ignore", "-q", ".arl/state.json"], check=False).returncode == 0
+    assert run(["git", "-C", str(repo), "check-ignore", "-q", "lab.toml"], check=False).returncode == 1
+    cfg = config.load(repo / "lab.toml")
+    assert cfg.name == "curve-fit" and cfg.backend_class == "CurveFitBackend" and cfg.agent_kind == "offline"
+    # the Makefile has every documented target, and `make guard` / `make on-keep` are no-ops by default
+    makefile = (repo / "Makefile").read_text()
+    for target in MAKE_TARGETS:
+        assert f"\n{target}:" in makefile, target
+    for target in ("guard", "on-keep"):
+        assert run(["make", "-s", "-C", str(repo), target]).stdout == ""
+    # a commit of the whole lab goes through the installed hooks
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lab")
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_list_examples(repo: Path) -> None:
+    out = arl("init", "--list-examples", cwd=repo).stdout
+    assert out.split()[0] == "curve-fit" and "mean absolute error" in out
+    assert not (repo / "lab.toml").exists()
+    one_line_error(arl("init", "--example", "nope", cwd=repo, check=False), "no example named 'nope'", "curve-fit")
+
+
+def test_plain_init(repo: Path) -> None:
+    lab = repo / "labs" / "first"
+    lab.mkdir(parents=True)
+    arl("init", "--name", "first", "--pipeline-dir", "src", cwd=lab)
+    cfg = config.load(lab / "lab.toml")
+    assert cfg.name == "first" and cfg.pipeline_dir == lab.resolve() / "src" and cfg.pipeline_dir.is_dir()
+    assert cfg.backend_class == "PipelineBackend"
+    for name in ("backend.py", "AGENT.md", "Makefile"):
+        assert (lab / name).is_file()
+    assert (lab / "results.tsv").read_text() == header_line()
+    # the hooks go to the repository's hooks folder, wherever the lab sits in it
+    assert "arl-managed-hook" in (repo / ".git" / "hooks" / "pre-commit").read_text()
+    # the template backend evaluates a main.py that prints its score
+    (lab / "src" / "main.py").write_text("print('log line')\nprint(0.25)\n")
+    (lab / "data").mkdir()
+    out = json.loads(arl("eval", "--data", "data", "--json", cwd=lab).stdout)
+    assert out["score"] == 0.25
+
+
+def test_init_refuses_outside_a_git_repository(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    proc = arl("init", cwd=folder, check=False, env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    one_line_error(proc, "not inside a git repository", "git init")
+    assert list(folder.iterdir()) == []
+
+
+def test_init_refuses_to_overwrite_without_force(repo: Path) -> None:
+    arl("init", "--example", "curve-fit", cwd=repo)
+    (repo / "lab.toml").write_text((repo / "lab.toml").read_text() + "# my edit\n")
+    proc = arl("init", "--example", "curve-fit", cwd=repo, check=False)
+    one_line_error(proc, "lab.toml", "already exist", "--force")
+    assert "# my edit" in (repo / "lab.toml").read_text()
+    # the plain scaffold over an example refuses as well
+    one_line_error(arl("init", cwd=repo, check=False), "--force")
+    # --force overwrites the scaffolding but never the experiment history
+    history = header_line() + "0\t1\t2024-01-01T00:00:00Z\tbaseline\t3.2\t\t\t3.2\t\t\t\t\t{}\n"
+    (repo / "results.tsv").write_text(history)
+    arl("init", "--example", "curve-fit", "--force", cwd=repo)
+    assert "# my edit" not in (repo / "lab.toml").read_text()
+    assert (repo / "results.tsv").read_text() == history
+    assert (repo / ".gitignore").read_text().splitlines().count(".arl/") == 1
+
+
+def test_init_into_a_missing_folder_is_a_clear_error(repo: Path) -> None:
+    one_line_error(arl("init", "--lab", str(repo / "nope"), cwd=repo, check=False), "nope", "not a folder")
+
+
+def test_foreign_hook_is_chained_and_restored(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    foreign = '#!/bin/sh\necho ran >> "$(git rev-parse --show-toplevel)/foreign.log"\nexit ${FOREIGN_EXIT:-0}\n'
+    (hooks / "pre-commit").write_text(foreign)
+    (hooks / "pre-commit").chmod(0o755)
+    arl("init", "--example", "curve-fit", cwd=repo)
+    assert (hooks / "pre-commit.arl-chained").read_text() == foreign
+    assert "arl-managed-hook" in (hooks / "pre-commit").read_text()
+    (repo / ".gitignore").write_text(".arl/\nforeign.log\n")
+    git(repo, "add", "-A")
+    # the foreign hook runs first, and its failure still stops the commit
+    bad = _commit(repo, "-m", "lab", env={"FOREIGN_EXIT": "1"})
+    assert bad.returncode != 0
+    assert (repo / "foreign.log").read_text() == "ran\n"
+    git(repo, "commit", "-qm", "lab")
+    assert (repo / "foreign.log").read_text() == "ran\nran\n"
+    # reinstalling does not chain arl's own hook onto itself
+    arl("hooks", "install", cwd=repo)
+    assert (hooks / "pre-commit.arl-chained").read_text() == foreign
+    # uninstall removes only arl's hooks and puts the foreign one back
+    out = arl("hooks", "uninstall", cwd=repo).stdout
+    assert "pre-commit" in out and "post-commit" in out
+    assert (hooks / "pre-commit").read_text() == foreign
+    assert _is_executable(hooks / "pre-commit")
+    assert not (hooks / "pre-commit.arl-chained").exists()
+    assert not (hooks / "post-commit").exists()
+    assert "no arl hooks" in arl("hooks", "uninstall", cwd=repo).stdout
+    assert (hooks / "pre-commit").read_text() == foreign
+
+
+def test_uninstall_leaves_a_foreign_hook_that_was_never_chained(repo: Path) -> None:
+    arl("init", "--example", "curve-fit", cwd=repo)
+    hooks = repo / ".git" / "hooks"
+    (hooks / "post-commit").write_text("#!/bin/sh\n# someone else's, written after arl's\n")
+    arl("hooks", "uninstall", cwd=repo)
+    assert not (hooks / "pre-commit").exists()
+    assert (hooks / "post-commit").read_text() == "#!/bin/sh\n# someone else's, written after arl's\n"
+
+
+def test_core_hooks_path_inside_the_repository_is_respected(repo: Path) -> None:
+    git(repo, "config", "core.hooksPath", ".githooks")
+    arl("init", "--example", "curve-fit", cwd=repo)
+    for hook in ("pre-commit", "post-commit"):
+        assert "arl-managed-hook" in (repo / ".githooks" / hook).read_text()
+        assert not (repo / ".git" / "hooks" / hook).exists()
+    arl("hooks", "uninstall", cwd=repo)
+    assert not (repo / ".githooks" / "pre-commit").exists()
+
+
+def test_core_hooks_path_outside_the_repository_is_refused_with_a_hint(repo: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-hooks"
+    shared.mkdir()
+    git(repo, "config", "core.hooksPath", str(shared))
+    proc = arl("init", "--example", "curve-fit", cwd=repo, check=False)
+    one_line_error(proc, "core.hooksPath", "outside this repository", "git config --unset core.hooksPath")
+    assert list(shared.iterdir()) == []
+    assert not (repo / "lab.toml").exists()  # refused before anything was written
+    one_line_error(arl("hooks", "install", cwd=repo, check=False), "core.hooksPath")
+
+
+@pytest.mark.parametrize("where", [".", "labs/one"])
+def test_pre_commit_refuses_pipeline_commits_during_a_run(repo: Path, where: str, live_pid: int) -> None:
+    lab = repo / where
+    lab.mkdir(parents=True, exist_ok=True)
+    arl("init", "--example", "curve-fit", cwd=lab)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lab")
+    (lab / ".arl").mkdir()
+    (lab / ".arl" / "lock").write_text(json.dumps({"pid": live_pid}))
+    model = lab / "pipeline" / "model.py"
+    model.write_text(model.read_text().replace("OFFSET = 0.0", "OFFSET = 0.5"))
+    git(repo, "add", "-A")
+    refused = _commit(repo, "-m", "by hand")
+    assert refused.returncode != 0
+    assert f"pid {live_pid}" in refused.stderr and "ARL_ALLOW_PIPELINE_COMMIT=1" in refused.stderr
+    assert "pipeline/model.py" in refused.stderr
+    assert "OFFSET = 0.5" not in git(repo, "show", "HEAD:" + str(Path(where, "pipeline", "model.py")))
+    # moving a file out of the pipeline touches the pipeline too
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "mv", str(model), str(lab / "moved.py"))
+    assert _commit(repo, "-m", "move").returncode != 0
+    git(repo, "reset", "-q", "--hard")
+    model.write_text(model.read_text().replace("OFFSET = 0.0", "OFFSET = 0.5"))
+    # a commit outside the pipeline goes through while the run is active
+    (lab / "NOTES.md").write_text("notes\n")
+    git(repo, "add", str(lab / "NOTES.md"))
+    assert _commit(repo, "-m", "notes").returncode == 0
+    # and the override lets the pipeline commit through
+    git(repo, "add", "-A")
+    assert _commit(repo, "-m", "forced", env={"ARL_ALLOW_PIPELINE_COMMIT": "1"}).returncode == 0
+    assert "OFFSET = 0.5" in git(repo, "show", "HEAD:" + str(Path(where, "pipeline", "model.py")))
+
+
+def test_pre_commit_ignores_a_stale_lock(example_lab: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (example_lab / ".arl").mkdir()
+    (example_lab / ".arl" / "lock").write_text(json.dumps({"pid": dead.pid}))
+    (example_lab / "pipeline" / "model.py").write_text("# changed\n")
+    git(example_lab, "add", "-A")
+    assert _commit(example_lab, "-m", "after the run").returncode == 0
+
+
+def _set_target(lab: Path, target: str, recipe: str) -> None:
+    text = (lab / "Makefile").read_text()
+    start = text.index(f"\n{target}:\n") + 1
+    end = text.index("\n\n", start) if "\n\n" in text[start:] else len(text)
+    (lab / "Makefile").write_text(text[:start] + f"{target}:\n\t{recipe}" + text[end:])
+
+
+def test_keep_commit_runs_guard_and_on_keep(example_lab: Path) -> None:
+    lab = example_lab
+    _set_target(lab, "guard", "@echo guard says no >&2; exit 3")
+    _set_target(lab, "on-keep", "@echo kept > on-keep.marker")
+    (lab / ".gitignore").write_text(".arl/\non-keep.marker\n")
+    git(lab, "add", "-A")
+    git(lab, "commit", "-qm", "guards")  # a person's commit: guard is not run
+    keep_env = {"ARL_KEEP_LAB": str(lab)}
+    (lab / "pipeline" / "model.py").write_text("# agent's change\n")
+    git(lab, "add", "-A")
+    head = git(lab, "rev-parse", "HEAD")
+    vetoed = _commit(lab, "-m", "keep", env=keep_env)
+    assert vetoed.returncode != 0
+    assert "guard says no" in vetoed.stderr and "vetoed" in vetoed.stderr
+    assert git(lab, "rev-parse", "HEAD") == head
+    assert not (lab / "on-keep.marker").exists()
+    _set_target(lab, "guard", "@true")
+    git(lab, "add", "-A")
+    assert _commit(lab, "-m", "keep", env=keep_env).returncode == 0
+    assert git(lab, "rev-parse", "HEAD") != head
+    assert (lab / "on-keep.marker").read_text() == "kept\n"
+
+
+def test_hooks_survive_a_missing_python(example_lab: Path) -> None:
+    """Without arl importable (its virtualenv removed), a person's commit still goes through."""
+    (example_lab / "NOTES.md").write_text("x\n")
+    git(example_lab, "add", "-A")
+    env = {"ARL_HOOK_PYTHON": "/nonexistent/python", "PATH": "/usr/bin:/bin"}
+    assert _commit(example_lab, "-m", "notes", env=env).returncode == 0
+
+
+def test_two_repositories_do_not_share_hooks(tmp_path: Path) -> None:
+    a, b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b")
+    arl("init", "--example", "curve-fit", cwd=a)
+    assert not (b / ".git" / "hooks" / "pre-commit").exists()
+    assert (a / ".git" / "hooks" / "pre-commit").exists()

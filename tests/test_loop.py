@@ -1,0 +1,169 @@
+"""The research loop on the real Docker engine with the offline agent: rows, commits, refs, stops, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import arl, git
+from .loophelpers import (
+    check_history,
+    cleanup_containers,
+    containers_of,
+    rows,
+    set_toml,
+    start,
+    stop_proc,
+    wait_for,
+)
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def lab(example_lab: Path, base_image: str):
+    yield example_lab
+    cleanup_containers(example_lab)
+
+
+def run_arl(lab: Path, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return arl("run", "--data", "data", "--agent", "offline", "--seed", "3", *args, cwd=lab, check=check,
+               timeout=timeout, env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+
+
+def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -> None:
+    # The user's own work outside the pipeline: staged, unstaged and untracked. It must survive byte for byte.
+    (lab / "notes.md").write_text("v1\n")
+    git(lab, "add", "notes.md")
+    git(lab, "commit", "-qm", "notes")
+    (lab / "notes.md").write_text("v2 staged\n")
+    git(lab, "add", "notes.md")
+    (lab / "notes.md").write_text("v3 unstaged\n")
+    (lab / "scratch.txt").write_bytes(b"untracked \x00\xff bytes")
+    staged_before = git(lab, "diff", "--cached")
+    head_before = git(lab, "rev-parse", "HEAD").strip()
+
+    proc = run_arl(lab, "--max-iterations", "5", "--plateau-threshold", "0")
+    assert "stop: max_iterations" in proc.stdout
+
+    rs = check_history(lab)
+    assert [r["id"] for r in rs] == ["0", "1", "2", "3", "4", "5"]
+    assert rs[0]["outcome"] == "baseline" and rs[0]["verified_score"]
+    assert {r["outcome"] for r in rs[1:]} <= {"keep", "discard", "vetoed", "crash"}
+    kept = [r for r in rs if r["outcome"] == "keep"]
+    assert kept, "the offline agent should find at least one improvement in 5 tries on the example"
+    # Each keep is a commit on the branch with the trailers, made through `git commit`.
+    log = git(lab, "log", "--format=%H%x00%B%x01", f"{head_before}..HEAD")
+    bodies = [b for b in log.split("\x01") if b.strip()]
+    assert len(bodies) == len(kept)
+    for body in bodies:
+        for trailer in ("Arl-Experiment:", "Arl-Score:", "Arl-Verified-Score:", "Arl-Agent: offline", "Arl-Run: 1"):
+            assert trailer in body, body
+    best = float(kept[-1]["verified_score"])
+    assert best < float(rs[0]["verified_score"])
+    # Nothing of the user's was touched.
+    assert (lab / "notes.md").read_text() == "v3 unstaged\n"
+    assert (lab / "scratch.txt").read_bytes() == b"untracked \x00\xff bytes"
+    assert git(lab, "diff", "--cached") == staged_before
+    assert not containers_of(lab)
+    status = json.loads(arl("status", "--json", cwd=lab).stdout)
+    assert status["active"] is False and status["experiment"] == 5
+
+
+def test_makefile_research_and_sigint_tears_down(lab: Path, tmp_path: Path) -> None:
+    proc = start(["make", "research", "DATA=data", "ARGS=--agent offline --max-iterations 500 --plateau-threshold 0"],
+                 lab, tmp_path / "make.log")
+    try:
+        wait_for(lambda: len(rows(lab)) >= 3, 180, "two experiments through make research")
+        assert containers_of(lab), "the agent's container should be running"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        proc.wait(60)
+    finally:
+        stop_proc(proc)
+    log = (tmp_path / "make.log").read_text()
+    assert "arl-step" in log or "+ docker" in log
+    assert not containers_of(lab), log[-2000:]
+    assert not (lab / ".arl" / "lock").exists()
+    check_history(lab)
+    status = json.loads(arl("status", "--json", cwd=lab).stdout)
+    assert status["active"] is False
+
+
+def test_killed_container_becomes_crash_and_run_continues(lab: Path, tmp_path: Path) -> None:
+    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "6",
+                  "--plateau-threshold", "0"], lab, tmp_path / "run.log")  # fmt: skip
+    try:
+        wait_for(lambda: len(rows(lab)) >= 2, 180, "the first experiment")
+        name = wait_for(lambda: containers_of(lab), 30, "the agent container")[0]
+        subprocess.run(["docker", "kill", name], capture_output=True)
+        assert proc.wait(300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        stop_proc(proc)
+    rs = check_history(lab)
+    outcomes = [r["outcome"] for r in rs]
+    assert "crash" in outcomes, outcomes
+    crash_at = outcomes.index("crash")
+    assert len(rs) == 7 and crash_at < len(rs) - 1, outcomes  # the run went on after the crash
+    assert "exited" in rs[crash_at]["notes"] or "code" in rs[crash_at]["notes"]
+    assert not containers_of(lab)
+
+
+def test_second_run_is_refused_with_the_pid(lab: Path, tmp_path: Path) -> None:
+    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "500",
+                  "--plateau-threshold", "0"], lab, tmp_path / "run.log")  # fmt: skip
+    try:
+        wait_for(lambda: (lab / ".arl" / "lock").exists() and len(rows(lab)) >= 1, 180, "the first run")
+        second = run_arl(lab, "--max-iterations", "1", check=False)
+        assert second.returncode == 1
+        assert f"pid {proc.pid}" in second.stderr, second.stderr
+        assert second.stderr.count("\n") == 1
+    finally:
+        stop_proc(proc)
+    assert not containers_of(lab)
+
+
+@pytest.mark.parametrize(
+    "flags, reason",
+    [
+        (["--max-hours", "0.0001"], "max_hours"),
+        (["--target-score", "3.2"], "target_score"),
+        (["--plateau-threshold", "2", "--max-iterations", "50"], "plateau_threshold"),
+    ],
+)
+def test_stopping_conditions(lab: Path, flags: list[str], reason: str) -> None:
+    proc = run_arl(lab, *flags)
+    assert f"stop: {reason}" in proc.stdout, proc.stdout
+    events = [json.loads(ln) for ln in (lab / ".arl" / "runs.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "stop" and e["reason"].startswith(reason) for e in events)
+    check_history(lab)
+    if reason == "plateau_threshold":
+        last = rows(lab)[-2:]
+        assert all(r["outcome"] != "keep" for r in last)
+
+
+def test_max_restarts_with_an_agent_that_dies(lab: Path) -> None:
+    set_toml(lab, "agent", "command", ["sh", "-c", "exit 3"])
+    git(lab, "commit", "-qam", "dying agent")
+    proc = arl("run", "--data", "data", "--agent", "command", "--max-restarts", "2", "--max-iterations", "20",
+               cwd=lab, timeout=300, env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    assert "stop: max_restarts" in proc.stdout, proc.stdout
+    rs = check_history(lab)
+    assert [r["outcome"] for r in rs[1:]] == ["crash"] * 3
+    assert "exited with code 3" in rs[1]["notes"]
+
+
+def test_resume_continues_numbering_and_best(lab: Path) -> None:
+    run_arl(lab, "--max-iterations", "3", "--plateau-threshold", "0")
+    first = rows(lab)
+    run_arl(lab, "--max-iterations", "2", "--plateau-threshold", "0", "--seed", "9")
+    rs = check_history(lab)
+    assert [int(r["id"]) for r in rs] == list(range(6))
+    assert [r["run"] for r in rs[4:]] == ["2", "2"]
+    assert sum(r["outcome"] == "baseline" for r in rs) == 1
+    best_before = min(float(r["verified_score"]) for r in first if r["outcome"] in ("baseline", "keep"))
+    assert all(float(r["best"]) <= best_before for r in rs[4:])
