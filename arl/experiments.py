@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from . import gitops, results, state
+from . import faults, gitops, results, state
 from .config import LabConfig
 
 
@@ -37,12 +37,15 @@ def record_failed(
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
     sha = gitops.snapshot(cfg, exp_id, f"arl: experiment {exp_id} ({outcome})\n\n{notes}\n\nArl-Experiment: {exp_id}")
+    faults.point("discard:after-snapshot")
     best, _ = results.best_of(cfg, hist.rows)
     row = row_for(cfg, st, exp_id, outcome, score=score, verified=verified, cost=cost, commit=sha,
                   notes=notes, metrics=metrics, best=best)  # fmt: skip
     results.append(cfg.results_file, row)
+    faults.point("discard:after-row")
     note_transcript(cfg, st, exp_id)
     gitops.restore_pipeline(cfg)
+    faults.point("discard:after-restore")
     return row
 
 
@@ -56,12 +59,15 @@ def record_keep(
     settings = st.get("settings", {})
     message = gitops.keep_message(exp_id, st.get("run", 0), settings.get("agent", ""), score, verified, notes)
     sha = gitops.snapshot(cfg, exp_id, message)
+    faults.point("keep:after-snapshot")
     new_best = verified if verified is not None else score
     row = row_for(cfg, st, exp_id, "keep", score=score, verified=verified, holdout=holdout, cost=cost,
                   commit=sha, notes=notes, metrics=metrics, best=new_best)  # fmt: skip
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
     results.append(cfg.results_file, row)
+    faults.point("keep:after-row")
     committed, output = gitops.commit_keep(cfg, message)
+    faults.point("keep:after-commit")
     note_transcript(cfg, st, exp_id)
     if committed:
         return row, ""

@@ -73,8 +73,10 @@ def read(path: Path, expected_seq: int) -> Verdict | Rejected:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return Rejected(tag, "the verdict is not UTF-8 text")
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         return Rejected(tag, f"the verdict is not valid JSON ({e.msg} at line {e.lineno})")
+    except (RecursionError, ValueError):
+        return Rejected(tag, "the verdict is not usable JSON (nested too deeply or out of range)")
     return _validate(obj, int(tag), expected_seq, tag)
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 from types import FrameType
 
-from .. import sh
+from .. import faults, sh
 from ..lab import open_lab
 from ..steps.baseline import baseline
 from ..steps.common import OK, STOP
@@ -33,16 +33,25 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
         return dry_run(open_lab(lab), args)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` tears down like Ctrl-C
     preflight(lab, args, os.getpid())
+    faults.point("after-preflight")
     try:
         image(lab)
+        faults.point("after-image")
         service_up(lab)
+        faults.point("after-service-up")
         baseline(lab)
+        faults.point("after-baseline")
         launch(lab)
+        faults.point("after-launch")
         while should_stop(lab) != STOP:
-            if wait(lab) == OK:
+            got_verdict = wait(lab) == OK
+            faults.point("after-wait")
+            if got_verdict:
                 decide(lab)
+                faults.point("after-decide")
             else:
                 restart(lab)
+                faults.point("after-restart")
     except KeyboardInterrupt:
         sh.say("arl: interrupted; tearing down")
         teardown(lab)

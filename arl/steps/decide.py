@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from .. import containers, experiments, results, state, verdicts
+from .. import containers, experiments, faults, results, state, verdicts
 from ..config import LabConfig
 from ..fsutil import tree_hash
 from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
@@ -53,11 +53,14 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
     # Journal first: a run killed from here on is repaired by the next preflight.
     st.update(phase="deciding", deciding=v.seq)
     state.save(cfg, st)
+    faults.point("decide:after-journal")
     cost = account_cost(cfg, st)
     notes = v.notes
     if v.action == "keep":
         ok, counted, reason, res = judge_keep(cfg, st, v)
-        metrics = res.get("metrics") or v.metrics
+        faults.point("decide:after-verify")
+        # The verdict's seq rides in the row, so a repair can tell an answered verdict from a new one.
+        metrics = {**(res.get("metrics") or v.metrics), "verdict_seq": v.seq}
         if "scores" in res and len(res["scores"]) > 1:
             metrics = {**metrics, "verify_scores": res["scores"], "verify_spread": res["spread"]}
         verified = counted if st["settings"]["verify"] else None
@@ -69,7 +72,8 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
             row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {reason}".strip(),
                                             score=v.score, verified=verified, cost=cost, metrics=metrics)  # fmt: skip
     else:
-        row = experiments.record_failed(cfg, st, "discard", notes, score=v.score, cost=cost, metrics=v.metrics)
+        row = experiments.record_failed(cfg, st, "discard", notes, score=v.score, cost=cost,
+                                        metrics={**v.metrics, "verdict_seq": v.seq})  # fmt: skip
         reason = ""
     ack = {
         "seq": v.seq, "experiment": row["id"], "outcome": row["outcome"], "score": row["score"],
@@ -77,6 +81,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
         "reason": reason,
     }  # fmt: skip
     verdicts.answer(control, v.seq, ack)
+    faults.point("decide:after-ack")
     verdicts.archive(path, cfg.state_dir / "verdicts")
     st.update(seq=v.seq + 1, iterations=st.get("iterations", 0) + 1, restarts=0, last_progress=time.time(),
               phase="running", deciding=None)  # fmt: skip
@@ -104,6 +109,7 @@ def decide(lab: str | None) -> int:
     cfg, st = open_run(lab)
     name = st.get("container")
     frozen = bool(name) and containers.pause(name)  # no edit can race the commit
+    faults.point("decide:after-pause")
     for path in verdicts.pending(state.control_dir(cfg)):
         row = process_verdict(cfg, st, path)
         state.save(cfg, st)

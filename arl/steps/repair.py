@@ -17,6 +17,7 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
             close_container_cost(cfg, old)
         except Exception as e:  # a transcript we cannot read must not block the repair
             sh.say(f"  could not save the transcript of {old['container']}: {e}")
+        old["container"] = None  # its cost is closed: counted once
     for name in containers.ours(str(cfg.root)):
         sh.say(f"  removing the leftover container {name}")
         containers.stop(name, grace=1)
@@ -24,7 +25,7 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     # 2. A keep whose row was written but whose commit never happened: complete it.
     last = rows[-1] if rows else None
     if last and last["outcome"] == "keep" and _trailer_experiment(cfg) != last["id"]:
-        if gitops.pipeline_dirty(cfg):
+        if gitops.pipeline_dirty(cfg) and _same_tree(cfg, last["commit"]):
             sh.say(f"  completing the commit of experiment {last['id']} (keep)")
             msg = gitops.keep_message(last["id"], last["run"] or 0, last["agent"] or "", last["score"],
                                       last["verified_score"], last["notes"] or "")  # fmt: skip
@@ -33,13 +34,23 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     if old.get("settings") and verdicts.pending(state.control_dir(cfg)):
         from .decide import process_verdict
 
-        old.setdefault("image", old.get("image"))
+        rows = results.read(cfg.results_file).rows
+        answered = {r["metrics"].get("verdict_seq"): r for r in rows if r["run"] == old.get("run")}
         for path in verdicts.pending(state.control_dir(cfg)):
+            seq = path.name.removeprefix("verdict-").removesuffix(".json")
+            done = answered.get(int(seq)) if seq.isdigit() else None
+            if done is not None:
+                # Recorded before the crash (steps 2 and 4 finish its git side): only the ack was missing.
+                sh.say(f"  verdict {seq} was already recorded as experiment {done['id']}")
+                verdicts.answer(state.control_dir(cfg), seq, {"seq": int(seq), "experiment": done["id"],
+                                                              "outcome": done["outcome"], "reason": "recovered"})
+                verdicts.archive(path, cfg.state_dir / "verdicts")
+                old["seq"] = max(old.get("seq", 0), int(seq) + 1)
+                continue
             sh.say(f"  processing the unanswered verdict {path.name}")
             row = process_verdict(cfg, old, path)
             if row is not None:
                 experiments.progress(cfg, old, row)
-        state.save(cfg, {**old, "active": True})
     # 4. A dirty pipeline is an interrupted experiment, unless it is exactly the last recorded attempt.
     if gitops.pipeline_dirty(cfg):
         rows = results.read(cfg.results_file).rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .. import containers, experiments, gitops, state
+from .. import containers, experiments, faults, gitops, state
 from .common import OK, close_container_cost, open_run, stop_reason
 from .launch import start_container
 
@@ -29,6 +29,7 @@ def restart(lab: str | None) -> int:
     cost = max(st["cost"] - cost_before, 0.0)
     st["cost_attributed"] = st["cost"]
     row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}", cost=cost)
+    faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
     st.update(container=None, restarts=st.get("restarts", 0) + 1, iterations=st.get("iterations", 0) + 1,
               last_progress=time.time())  # fmt: skip

@@ -1,0 +1,25 @@
+"""Fault injection for the reliability suite: `ARL_FAULT=NAME` kills arl with SIGKILL at the named point.
+
+A point is a place in the loop where a crash must be survivable: every step boundary, and inside decide/commit
+between each git operation. `ARL_FAULT=keep:after-row` dies the first time a keep's row has been written.
+The next `arl run` must repair what was left. Unset, a point costs one dictionary lookup."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = (
+    "after-preflight", "after-image", "after-service-up", "after-baseline", "after-launch", "after-wait",
+    "after-decide", "after-restart",
+    "decide:after-pause", "decide:after-journal", "decide:after-verify", "decide:after-ack",
+    "keep:after-snapshot", "keep:after-row", "keep:after-commit",
+    "discard:after-snapshot", "discard:after-row", "discard:after-restore",
+    "restart:after-record",
+)  # fmt: skip
+
+
+def point(name: str) -> None:
+    if os.environ.get("ARL_FAULT") == name:
+        os.environ.pop("ARL_FAULT")
+        os.kill(os.getpid(), signal.SIGKILL)
