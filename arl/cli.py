@@ -15,10 +15,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _common() -> _Parser:
+def _common(sub: bool = False) -> _Parser:
+    """--lab and --debug, accepted before and after the command; a sub-command's copy must not reset them."""
     p = _Parser(add_help=False)
-    p.add_argument("--lab", help="the lab folder (default: walk up from here to lab.toml)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    keep = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("--lab", help="the lab folder (default: walk up from here to lab.toml)", **keep)
+    p.add_argument("--debug", action="store_true", help="show tracebacks", **keep)
     return p
 
 
@@ -45,8 +47,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> _Parser:
-    common = _common()
-    parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[common])
+    common = _common(sub=True)
+    parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("init", parents=[common], help="scaffold a lab here")

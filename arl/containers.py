@@ -47,9 +47,12 @@ def state(name: str) -> State:
         return State(exists=False)
     s = c.attrs.get("State", {})
     return State(
-        exists=True, status=s.get("Status", "unknown"), exit_code=s.get("ExitCode"),
-        oom_killed=bool(s.get("OOMKilled")), error=s.get("Error", ""),
-    )  # fmt: skip
+        exists=True,
+        status=s.get("Status", "unknown"),
+        exit_code=s.get("ExitCode"),
+        oom_killed=bool(s.get("OOMKilled")),
+        error=s.get("Error", ""),
+    )
 
 
 def logs(name: str) -> bytes:

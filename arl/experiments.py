@@ -17,21 +17,47 @@ def now_iso() -> str:
 
 
 def row_for(
-    cfg: LabConfig, st: dict[str, Any], exp_id: int, outcome: str, *, score: float | None = None,
-    verified: float | None = None, holdout: float | None = None, cost: float = 0.0, commit: str = "",
-    notes: str = "", metrics: dict[str, Any] | None = None, best: float | None = None,
+    cfg: LabConfig,
+    st: dict[str, Any],
+    exp_id: int,
+    outcome: str,
+    *,
+    score: float | None = None,
+    verified: float | None = None,
+    holdout: float | None = None,
+    cost: float = 0.0,
+    commit: str = "",
+    notes: str = "",
+    metrics: dict[str, Any] | None = None,
+    best: float | None = None,
 ) -> dict[str, Any]:
     return {
-        "id": exp_id, "run": st.get("run", 0), "time": now_iso(), "outcome": outcome, "score": score,
-        "verified_score": verified, "holdout_score": holdout, "best": best, "cost_usd": round(cost, 6),
-        "commit": commit, "agent": st.get("settings", {}).get("agent", ""), "notes": notes,
+        "id": exp_id,
+        "run": st.get("run", 0),
+        "time": now_iso(),
+        "outcome": outcome,
+        "score": score,
+        "verified_score": verified,
+        "holdout_score": holdout,
+        "best": best,
+        "cost_usd": round(cost, 6),
+        "commit": commit,
+        "agent": st.get("settings", {}).get("agent", ""),
+        "notes": notes,
         "metrics": metrics or {},
-    }  # fmt: skip
+    }
 
 
 def record_failed(
-    cfg: LabConfig, st: dict[str, Any], outcome: str, notes: str, *, score: float | None = None,
-    verified: float | None = None, cost: float = 0.0, metrics: dict[str, Any] | None = None,
+    cfg: LabConfig,
+    st: dict[str, Any],
+    outcome: str,
+    notes: str,
+    *,
+    score: float | None = None,
+    verified: float | None = None,
+    cost: float = 0.0,
+    metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """discard / vetoed / crash / interrupted: save the attempt under its ref, write the row, restore."""
     hist = results.read(cfg.results_file)
@@ -39,8 +65,19 @@ def record_failed(
     sha = gitops.snapshot(cfg, exp_id, f"arl: experiment {exp_id} ({outcome})\n\n{notes}\n\nArl-Experiment: {exp_id}")
     faults.point("discard:after-snapshot")
     best, _ = results.best_of(cfg, hist.rows)
-    row = row_for(cfg, st, exp_id, outcome, score=score, verified=verified, cost=cost, commit=sha,
-                  notes=notes, metrics=metrics, best=best)  # fmt: skip
+    row = row_for(
+        cfg,
+        st,
+        exp_id,
+        outcome,
+        score=score,
+        verified=verified,
+        cost=cost,
+        commit=sha,
+        notes=notes,
+        metrics=metrics,
+        best=best,
+    )
     results.append(cfg.results_file, row)
     faults.point("discard:after-row")
     note_transcript(cfg, st, exp_id)
@@ -50,8 +87,15 @@ def record_failed(
 
 
 def record_keep(
-    cfg: LabConfig, st: dict[str, Any], notes: str, *, score: float | None, verified: float | None,
-    holdout: float | None, cost: float, metrics: dict[str, Any],
+    cfg: LabConfig,
+    st: dict[str, Any],
+    notes: str,
+    *,
+    score: float | None,
+    verified: float | None,
+    holdout: float | None,
+    cost: float,
+    metrics: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`."""
     hist = results.read(cfg.results_file)
@@ -61,8 +105,20 @@ def record_keep(
     sha = gitops.snapshot(cfg, exp_id, message)
     faults.point("keep:after-snapshot")
     new_best = verified if verified is not None else score
-    row = row_for(cfg, st, exp_id, "keep", score=score, verified=verified, holdout=holdout, cost=cost,
-                  commit=sha, notes=notes, metrics=metrics, best=new_best)  # fmt: skip
+    row = row_for(
+        cfg,
+        st,
+        exp_id,
+        "keep",
+        score=score,
+        verified=verified,
+        holdout=holdout,
+        cost=cost,
+        commit=sha,
+        notes=notes,
+        metrics=metrics,
+        best=new_best,
+    )
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
     results.append(cfg.results_file, row)
     faults.point("keep:after-row")
@@ -76,8 +132,20 @@ def record_keep(
         f.truncate(size)
     reason = "the pre-commit hook (make guard) failed: " + (output.splitlines()[-1] if output else "no output")
     best, _ = results.best_of(cfg, hist.rows)
-    row = row_for(cfg, st, exp_id, "vetoed", score=score, verified=verified, holdout=holdout, cost=cost,
-                  commit=sha, notes=f"{notes}\n[arl] {reason}".strip(), metrics=metrics, best=best)  # fmt: skip
+    row = row_for(
+        cfg,
+        st,
+        exp_id,
+        "vetoed",
+        score=score,
+        verified=verified,
+        holdout=holdout,
+        cost=cost,
+        commit=sha,
+        notes=f"{notes}\n[arl] {reason}".strip(),
+        metrics=metrics,
+        best=best,
+    )
     results.append(cfg.results_file, row)
     gitops.restore_pipeline(cfg)
     return row, reason
@@ -90,8 +158,9 @@ def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int) -> None:
     if name:
         log = state.logs_dir(cfg) / f"{name}.jsonl"
         size = log.stat().st_size if log.exists() else 0
-    state.log_event(cfg, {"event": "experiment", "id": exp_id, "run": st.get("run"), "container": name,
-                          "log_bytes": size})  # fmt: skip
+    state.log_event(
+        cfg, {"event": "experiment", "id": exp_id, "run": st.get("run"), "container": name, "log_bytes": size}
+    )
 
 
 def progress(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ POINTS = (
     "keep:after-snapshot", "keep:after-row", "keep:after-commit",
     "discard:after-snapshot", "discard:after-row", "discard:after-restore",
     "restart:after-record",
-)  # fmt: skip
+)
 
 
 def point(name: str) -> None:

@@ -115,7 +115,7 @@ def commit_keep(cfg: LabConfig, message: str) -> tuple[bool, str]:
 
 
 def keep_message(exp_id: int, run: int, agent: str, score: float | None, verified: float | None, notes: str) -> str:
-    fmt = (lambda v: "" if v is None else repr(v))  # noqa: E731
+    fmt = lambda v: "" if v is None else repr(v)  # noqa: E731
     first = f"arl: experiment {exp_id} kept (score {fmt(verified if verified is not None else score)})"
     body = notes.strip()
     trailers = (

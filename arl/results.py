@@ -14,9 +14,20 @@ from .config import LabConfig
 from .errors import ArlError
 
 COLUMNS = [
-    "id", "run", "time", "outcome", "score", "verified_score", "holdout_score",
-    "best", "cost_usd", "commit", "agent", "notes", "metrics",
-]  # fmt: skip
+    "id",
+    "run",
+    "time",
+    "outcome",
+    "score",
+    "verified_score",
+    "holdout_score",
+    "best",
+    "cost_usd",
+    "commit",
+    "agent",
+    "notes",
+    "metrics",
+]
 OUTCOMES = ("baseline", "keep", "discard", "vetoed", "crash", "interrupted")
 _FLOATS = ("score", "verified_score", "holdout_score", "best", "cost_usd")
 _INTS = ("id", "run")

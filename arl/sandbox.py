@@ -34,19 +34,36 @@ def lab_mounts(cfg: LabConfig) -> list[Mount]:
             continue
         if p.suffix == ".py" and p.is_file() or p.is_dir() and (p / "__init__.py").is_file():
             keep.add(p)
-    return [Mount(p.resolve(), f"{WORK}/lab/{p.resolve().relative_to(cfg.root.resolve())}") for p in sorted(keep)
-            if p.exists() and p.resolve().is_relative_to(cfg.root.resolve())]
+    return [
+        Mount(p.resolve(), f"{WORK}/lab/{p.resolve().relative_to(cfg.root.resolve())}")
+        for p in sorted(keep)
+        if p.exists() and p.resolve().is_relative_to(cfg.root.resolve())
+    ]
 
 
 def _hardening(cfg: LabConfig, run: int, role: str) -> list[str]:
     args = [
-        "--label", f"arl.lab={cfg.name}", "--label", f"arl.run={run}", "--label", f"arl.role={role}",
-        "--label", f"arl.root={cfg.root}",
-        "--init", "--user", f"{os.getuid()}:{os.getgid()}",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--pids-limit", str(cfg.pids_limit),
-        "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777,size=1g",
-    ]  # fmt: skip
+        "--label",
+        f"arl.lab={cfg.name}",
+        "--label",
+        f"arl.run={run}",
+        "--label",
+        f"arl.role={role}",
+        "--label",
+        f"arl.root={cfg.root}",
+        "--init",
+        "--user",
+        f"{os.getuid()}:{os.getgid()}",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--pids-limit",
+        str(cfg.pids_limit),
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,exec,mode=1777,size=1g",
+    ]
     if cfg.memory:
         args += ["--memory", cfg.memory, "--memory-swap", cfg.memory]
     if cfg.cpus:
@@ -67,9 +84,14 @@ def _mount_args(mounts: list[Mount]) -> list[str]:
 
 def _base_env() -> dict[str, str]:
     return {
-        "ARL_LAB": f"{WORK}/lab", "ARL_PIPELINE": f"{WORK}/pipeline", "ARL_DATA": f"{WORK}/data",
-        "ARL_RESULTS": f"{WORK}/results.tsv", "HOME": HOME, "PYTHONDONTWRITEBYTECODE": "1",
-    }  # fmt: skip
+        "ARL_LAB": f"{WORK}/lab",
+        "ARL_PIPELINE": f"{WORK}/pipeline",
+        "ARL_DATA": f"{WORK}/data",
+        "ARL_RESULTS": f"{WORK}/results.tsv",
+        "HOME": HOME,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "ARL_SANDBOX": "1",
+    }
 
 
 def _env_args(env: dict[str, str]) -> list[str]:
@@ -84,42 +106,103 @@ def passthrough_env(cfg: LabConfig, host_env: dict[str, str]) -> dict[str, str]:
     return {k: host_env[k] for k in cfg.env if k in host_env}
 
 
+def _service(cfg: LabConfig) -> tuple[list[Mount], dict[str, str], str]:
+    """The host service, reached through a unix socket mounted in and forwarded to 127.0.0.1:PORT inside."""
+    if cfg.host_service is None:
+        return [], {}, ""
+    from .service import socket_dir, url
+
+    port = cfg.host_service.port
+    ready = "/tmp/.arl-forward-ready"
+    prelude = (
+        f"python3 -m arl.forward tcp:127.0.0.1:{port} unix:{WORK}/service/service.sock {ready} & "
+        f"while [ ! -e {ready} ]; do sleep 0.01; done; "
+    )
+    return [Mount(socket_dir(cfg).resolve(), f"{WORK}/service")], {"ARL_HOST_SERVICE_URL": url(cfg)}, prelude
+
+
 def agent_run(
-    cfg: LabConfig, *, image: str, name: str, run: int, data: Path, control: Path, results_view: Path,
-    spec: LaunchSpec, host_env: dict[str, str], extra_env: dict[str, str] | None = None,
+    cfg: LabConfig,
+    *,
+    image: str,
+    name: str,
+    run: int,
+    data: Path,
+    control: Path,
+    results_view: Path,
+    spec: LaunchSpec,
+    host_env: dict[str, str],
+    extra_env: dict[str, str] | None = None,
 ) -> Any:
+    svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
         Mount(cfg.pipeline_dir.resolve(), f"{WORK}/pipeline", read_only=False),
         Mount(data.resolve(), f"{WORK}/data"),
         *lab_mounts(cfg),
         Mount(results_view.resolve(), f"{WORK}/results.tsv"),
         Mount(control.resolve(), f"{WORK}/control", read_only=False),
+        *svc_mounts,
         *spec.mounts,
     ]
-    env = {**_base_env(), "ARL_CONTROL": f"{WORK}/control", **passthrough_env(cfg, host_env),
-           **(extra_env or {}), **spec.env}  # fmt: skip
+    env = {
+        **_base_env(),
+        "ARL_CONTROL": f"{WORK}/control",
+        **passthrough_env(cfg, host_env),
+        **(extra_env or {}),
+        **svc_env,
+        **spec.env,
+    }
     # The prompt goes in on stdin from a file: variadic flags would swallow a trailing prompt argument.
-    shell = 'mkdir -p "$HOME" && exec "$@"' + (f" < {WORK}/control/prompt.md" if spec.stdin_prompt else "")
+    shell = prelude + 'mkdir -p "$HOME" && exec "$@"' + (f" < {WORK}/control/prompt.md" if spec.stdin_prompt else "")
     args = [
-        "run", "--detach", "--name", name, *_hardening(cfg, run, "agent"), *_mount_args(mounts),
-        *_env_args(env), "--workdir", f"{WORK}/pipeline", "--add-host", "host.docker.internal:host-gateway",
-        image, "sh", "-c", shell, "arl-agent", *spec.argv,
-    ]  # fmt: skip
+        "run",
+        "--detach",
+        "--name",
+        name,
+        *_hardening(cfg, run, "agent"),
+        *_mount_args(mounts),
+        *_env_args(env),
+        "--workdir",
+        f"{WORK}/pipeline",
+        "--add-host",
+        "host.docker.internal:host-gateway",
+        image,
+        "sh",
+        "-c",
+        shell,
+        "arl-agent",
+        *spec.argv,
+    ]
     return sh.docker()[args]
 
 
 def verify_run(
     cfg: LabConfig, *, image: str, name: str, run: int, data: Path, repeats: int, pipeline: Path | None = None
 ) -> Any:
-    """A fresh container: pipeline read-only, no network, the same image; prints `arl eval --json`."""
+    """A fresh container: pipeline read-only, no network (the host service only), the same image;
+    prints `arl eval --json`."""
+    svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
         Mount((pipeline or cfg.pipeline_dir).resolve(), f"{WORK}/pipeline"),
         Mount(data.resolve(), f"{WORK}/data"),
         *lab_mounts(cfg),
+        *svc_mounts,
     ]
+    evaluation = ["arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data"]
+    command = ["sh", "-c", prelude + 'exec "$@"', "arl-verify", *evaluation] if prelude else evaluation
     args = [
-        "run", "--rm", "--name", name, *_hardening(cfg, run, "verify"), "--network", "none",
-        *_mount_args(mounts), *_env_args(_base_env()), "--workdir", f"{WORK}/pipeline",
-        image, "arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data",
-    ]  # fmt: skip
+        "run",
+        "--rm",
+        "--name",
+        name,
+        *_hardening(cfg, run, "verify"),
+        "--network",
+        "none",
+        *_mount_args(mounts),
+        *_env_args({**_base_env(), **svc_env}),
+        "--workdir",
+        f"{WORK}/pipeline",
+        image,
+        *command,
+    ]
     return sh.docker()[args]

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,33 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def pid_file(cfg: LabConfig) -> Path:
     return cfg.state_dir / "service.pid"
+
+
+def socket_dir(cfg: LabConfig) -> Path:
+    """Holds the unix socket forwarded to the service; the sandbox mounts this folder."""
+    return cfg.state_dir / "svc"
+
+
+def url(cfg: LabConfig) -> str:
+    assert cfg.host_service is not None
+    return f"http://127.0.0.1:{cfg.host_service.port}"
+
+
+def start_forwarder(cfg: LabConfig) -> int:
+    """unix:.arl/svc/service.sock -> 127.0.0.1:PORT, in its own process group (stopped with the service)."""
+    assert cfg.host_service is not None
+    sock = socket_dir(cfg) / "service.sock"
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "arl.forward", f"unix:{sock}",
+                                 f"tcp:127.0.0.1:{cfg.host_service.port}"], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    atomic_write(cfg.state_dir / "forward.pid", f"{proc.pid}\n")
+    deadline = time.monotonic() + 10
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return proc.pid
 
 
 def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
@@ -65,18 +93,25 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
 
 
 def running_pid(cfg: LabConfig) -> int | None:
+    from .state import pid_alive
+
     try:
         pid = int(pid_file(cfg).read_text().strip())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    _reap(pid)  # when this process started it, a dead service is our zombie until reaped
+    return pid if pid_alive(pid) else None
 
 
 def stop(cfg: LabConfig) -> None:
-    """Stop the service's whole process group: SIGTERM, then SIGKILL."""
+    """Stop the forwarder and the service, each with its whole process group: SIGTERM, then SIGKILL."""
+    _stop_group(cfg.state_dir / "forward.pid")
+    _stop_group(pid_file(cfg))
+
+
+def _stop_group(path: Path) -> None:
     try:
-        pid = int(pid_file(cfg).read_text().strip())
+        pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
@@ -90,7 +125,7 @@ def stop(cfg: LabConfig) -> None:
             time.sleep(0.05)
         if not _group_alive(pid):
             break
-    pid_file(cfg).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def _reap(pid: int) -> None:
@@ -113,7 +148,11 @@ def _group_alive(pgid: int) -> bool:
 @contextlib.contextmanager
 def host_service(cfg: LabConfig) -> Iterator[None]:
     """For a host-side evaluation: the service runs around it, unless a run already started it."""
-    if cfg.host_service is None or os.environ.get("ARL_CONTROL") or running_pid(cfg):
+    if cfg.host_service is None or os.environ.get("ARL_SANDBOX"):  # in the sandbox, the host runs it
+        yield
+        return
+    os.environ.setdefault("ARL_HOST_SERVICE_URL", url(cfg))
+    if running_pid(cfg):
         yield
         return
     start(cfg)

@@ -13,8 +13,11 @@ from .errors import ArlError
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
-    "preflight": ("preflight", "check the lab, take the lock, repair a dead run, start the run state",
-                  "0 ready, 1 error"),
+    "preflight": (
+        "preflight",
+        "check the lab, take the lock, repair a dead run, start the run state",
+        "0 ready, 1 error",
+    ),
     "image": ("image", "build the sandbox image if missing or stale", "0 ready, 1 error"),
     "service-up": ("service", "start the lab's host service (no-op without one)", "0 up, 1 error"),
     "service-down": ("service", "stop the host service and its process group", "0"),
@@ -32,10 +35,15 @@ STEPS: dict[str, tuple[str, str, str]] = {
 
 
 def build_parser() -> _Parser:
-    common = _common()
+    common = _common(sub=True)
     epilog = "steps:\n" + "\n".join(f"  {n:13} {d}\n  {'':13} exit: {c}" for n, (_, d, c) in STEPS.items())
-    parser = _Parser(prog="arl-step", description="One step of the research loop.", epilog=epilog,
-                     formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])  # fmt: skip
+    parser = _Parser(
+        prog="arl-step",
+        description="One step of the research loop.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common()],
+    )
     sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser)
     for name, (_, desc, codes) in STEPS.items():
         p = sub.add_parser(name, parents=[common], help=f"{desc} (exit: {codes})", description=f"{desc}. Exit: {codes}")

@@ -97,13 +97,14 @@ def _validate(obj: Any, file_seq: int, expected: int, tag: str) -> Verdict | Rej
         return Rejected(tag, f"seq {seq} skips ahead; the next seq is {expected}")
     action = obj["action"]
     if action not in ("keep", "discard"):
-        return Rejected(tag, f"action must be \"keep\" or \"discard\", not {str(action)[:40]!r}")
+        return Rejected(tag, f'action must be "keep" or "discard", not {str(action)[:40]!r}')
     notes = obj.get("notes", "")
     if not isinstance(notes, str):
         return Rejected(tag, "notes must be a string")
     score = obj.get("score")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                              or not math.isfinite(score)):  # fmt: skip
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+    ):
         return Rejected(tag, "score must be a finite number or null")
     metrics = obj.get("metrics", {})
     if not isinstance(metrics, dict):

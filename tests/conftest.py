@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def run(cmd: list[str], cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None,
-        timeout: float = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    cwd: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout, input=input)
     if check and proc.returncode != 0:
@@ -57,8 +63,12 @@ def docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                              timeout=20).returncode == 0
+        return (
+            subprocess.run(
+                ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=20
+            ).returncode
+            == 0
+        )
     except subprocess.TimeoutExpired:
         return False
 

@@ -27,13 +27,17 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_write_1h: int = 0  # the part of cache_creation_input_tokens written with the 1-hour TTL
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
+        five_minutes = self.cache_creation_input_tokens - self.cache_write_1h
         return {
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": five_minutes, "ephemeral_1h_input_tokens": self.cache_write_1h},
             "output_tokens": self.output_tokens,
+            "service_tier": "standard",
         }
 
 

@@ -22,8 +22,9 @@ def env_for() -> dict[str, str]:
 def start(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     """A background process in its own session, so a test can signal its whole group like a terminal."""
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, cwd=cwd, env=env_for(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env_for(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -45,8 +46,11 @@ def rows(lab: Path) -> list[dict[str, str]]:
 
 
 def containers_of(lab: Path) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label=arl.root={lab.resolve()}", "--format",
-                          "{{.Names}}"], capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=arl.root={lab.resolve()}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+    ).stdout
     return [n for n in out.split() if n]
 
 

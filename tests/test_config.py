@@ -231,7 +231,6 @@ def test_lab_found_by_walking_up_and_by_lab_flag(tmp_path: Path) -> None:
     one_line_error(arl("results", "--lab", str(elsewhere), cwd=elsewhere, check=False), "no lab.toml")
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: the sub-command's --lab default (None) overwrites `arl --lab X CMD`")
 def test_lab_flag_before_the_command(tmp_path: Path) -> None:
     lab = write_lab(tmp_path / "lab")
     elsewhere = tmp_path / "elsewhere"

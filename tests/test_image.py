@@ -40,12 +40,25 @@ def builds(stderr: str) -> list[str]:
     return [c for c in commands(stderr) if re.search(r"(^|\s)docker build ", c)]
 
 
+def built(stderr: str, tag: str) -> bool:
+    return any(f"-t {tag} " in c for c in builds(stderr))
+
+
 def error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("arl: error:")]
 
 
 def test_second_ensure_builds_nothing(base_image: str, tmp_path: Path) -> None:
-    proc = arl("image", "--base-from", BASE_FROM, cwd=tmp_path)
+    # Other people may be editing arl while this runs (a rebuild is then right): retry until the code held still.
+    for _ in range(3):
+        arl("image", "--base-from", BASE_FROM, cwd=tmp_path)
+        fmt = '{{index .Config.Labels "arl.context-hash"}}'
+        built_from = docker("image", "inspect", "--format", fmt, base_image).stdout.strip()
+        proc = arl("image", "--base-from", BASE_FROM, cwd=tmp_path)
+        if images._base_context()[1] == built_from:
+            break
+    else:
+        pytest.skip("arl's code kept changing during the test")
     assert proc.stdout.strip() == base_image == "arl-agent-base:latest"
     assert commands(proc.stderr) == ["docker image inspect arl-agent-base:latest"]
 
@@ -68,9 +81,9 @@ def test_claude_layer_runs_the_real_cli(base_image: str, tmp_path: Path) -> None
     assert tag == "arl-agent-claude:latest"
     out = docker("run", "--rm", *LOCKED, tag, "claude", "--version").stdout
     assert re.search(r"\d+\.\d+\.\d+", out), out
-    again = builds(arl("image", "--base-from", BASE_FROM, "--agent", "claude", cwd=tmp_path).stderr)
+    again = arl("image", "--base-from", BASE_FROM, "--agent", "claude", cwd=tmp_path).stderr
     # (arl's own code changing under a running test, as in a checkout being edited, rebuilds both: legitimately)
-    assert not again or any("-t arl-agent-base:latest" in c for c in again), again
+    assert not built(again, tag) or built(again, base_image)
 
 
 def write_lab(root: Path, dockerfile: str) -> Path:
@@ -97,10 +110,10 @@ def test_lab_image_is_built_from_its_dockerfile_once(base_image: str, tmp_path: 
         (lab / ".arl").mkdir()
         (lab / ".arl" / "state.json").write_text("{}")  # run state is no reason to rebuild
         again = arl("image", "--base-from", BASE_FROM, cwd=lab)
-        assert not [c for c in builds(again.stderr) if f"-t {tag}" in c]
+        assert not built(again.stderr, tag) or built(again.stderr, base_image)
         (lab / "marker").write_text("changed\n")
         third = arl("image", "--base-from", BASE_FROM, cwd=lab)
-        assert [c for c in builds(third.stderr) if f"-t {tag}" in c]
+        assert built(third.stderr, tag)
     finally:
         docker("image", "rm", tag, check=False)
 

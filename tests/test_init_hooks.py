@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -260,7 +261,8 @@ def test_hooks_survive_a_missing_python(example_lab: Path) -> None:
     """Without arl importable (its virtualenv removed), a person's commit still goes through."""
     (example_lab / "NOTES.md").write_text("x\n")
     git(example_lab, "add", "-A")
-    env = {"ARL_HOOK_PYTHON": "/nonexistent/python", "PATH": "/usr/bin:/bin"}
+    git_dir = os.path.dirname(shutil.which("git") or "/usr/bin/git")
+    env = {"ARL_HOOK_PYTHON": "/nonexistent/python", "PATH": f"{git_dir}:/usr/bin:/bin"}
     assert _commit(example_lab, "-m", "notes", env=env).returncode == 0
 
 

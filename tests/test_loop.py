@@ -32,8 +32,20 @@ def lab(example_lab: Path, base_image: str):
 
 
 def run_arl(lab: Path, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return arl("run", "--data", "data", "--agent", "offline", "--seed", "3", *args, cwd=lab, check=check,
-               timeout=timeout, env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    return arl(
+        "run",
+        "--data",
+        "data",
+        "--agent",
+        "offline",
+        "--seed",
+        "3",
+        *args,
+        cwd=lab,
+        check=check,
+        timeout=timeout,
+        env={"ARL_BASE_FROM": "debootstrap"},
+    )
 
 
 def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -> None:
@@ -76,8 +88,11 @@ def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -
 
 
 def test_makefile_research_and_sigint_tears_down(lab: Path, tmp_path: Path) -> None:
-    proc = start(["make", "research", "DATA=data", "ARGS=--agent offline --max-iterations 500 --plateau-threshold 0"],
-                 lab, tmp_path / "make.log")
+    proc = start(
+        ["make", "research", "DATA=data", "ARGS=--agent offline --max-iterations 500 --plateau-threshold 0"],
+        lab,
+        tmp_path / "make.log",
+    )
     try:
         wait_for(lambda: len(rows(lab)) >= 3, 180, "two experiments through make research")
         assert containers_of(lab), "the agent's container should be running"
@@ -95,8 +110,11 @@ def test_makefile_research_and_sigint_tears_down(lab: Path, tmp_path: Path) -> N
 
 
 def test_killed_container_becomes_crash_and_run_continues(lab: Path, tmp_path: Path) -> None:
-    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "6",
-                  "--plateau-threshold", "0"], lab, tmp_path / "run.log")  # fmt: skip
+    proc = start(
+        ["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "6", "--plateau-threshold", "0"],
+        lab,
+        tmp_path / "run.log",
+    )
     try:
         wait_for(lambda: len(rows(lab)) >= 2, 180, "the first experiment")
         name = wait_for(lambda: containers_of(lab), 30, "the agent container")[0]
@@ -114,8 +132,11 @@ def test_killed_container_becomes_crash_and_run_continues(lab: Path, tmp_path: P
 
 
 def test_second_run_is_refused_with_the_pid(lab: Path, tmp_path: Path) -> None:
-    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "500",
-                  "--plateau-threshold", "0"], lab, tmp_path / "run.log")  # fmt: skip
+    proc = start(
+        ["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "500", "--plateau-threshold", "0"],
+        lab,
+        tmp_path / "run.log",
+    )
     try:
         wait_for(lambda: (lab / ".arl" / "lock").exists() and len(rows(lab)) >= 1, 180, "the first run")
         second = run_arl(lab, "--max-iterations", "1", check=False)
@@ -149,8 +170,20 @@ def test_stopping_conditions(lab: Path, flags: list[str], reason: str) -> None:
 def test_max_restarts_with_an_agent_that_dies(lab: Path) -> None:
     set_toml(lab, "agent", "command", ["sh", "-c", "exit 3"])
     git(lab, "commit", "-qam", "dying agent")
-    proc = arl("run", "--data", "data", "--agent", "command", "--max-restarts", "2", "--max-iterations", "20",
-               cwd=lab, timeout=300, env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    proc = arl(
+        "run",
+        "--data",
+        "data",
+        "--agent",
+        "command",
+        "--max-restarts",
+        "2",
+        "--max-iterations",
+        "20",
+        cwd=lab,
+        timeout=300,
+        env={"ARL_BASE_FROM": "debootstrap"},
+    )
     assert "stop: max_restarts" in proc.stdout, proc.stdout
     rs = check_history(lab)
     assert [r["outcome"] for r in rs[1:]] == ["crash"] * 3

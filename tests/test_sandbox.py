@@ -76,6 +76,6 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
     # The probe's attempt is saved under its ref, and the pipeline is clean again.
     rs = rows(user_lab)
     assert [r["outcome"] for r in rs] == ["baseline", "discard"]
-    saved = git(user_lab, "show", f"refs/arl/curve-fit/experiments/1:pipeline/probe.json")
+    saved = git(user_lab, "show", "refs/arl/curve-fit/experiments/1:pipeline/probe.json")
     assert json.loads(saved)["uid"] == UID
     assert not probe_file.exists()

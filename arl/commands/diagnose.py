@@ -45,7 +45,7 @@ def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as
         [s["sample_id"], "" if s["score"] is None else f"{s['score']:.6g}", s.get("error") or "",
          json.dumps(s.get("extra") or {}, default=str)[:60]]
         for s in rows
-    ]  # fmt: skip
+    ]
     print(tabulate(table, headers=["sample", "score", "error", "extra"]))
     return 0
 

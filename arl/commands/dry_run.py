@@ -24,11 +24,29 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
     lines = [
         sh.line(g["status", "--porcelain", "--untracked-files=all", "--", p]),
         f"arl image  # builds {image} when missing",
-        sh.line(verify_run(cfg, image=image, name=container_name(cfg, 0, 0, "verify"), run=0, data=data,
-                           repeats=settings["repeats"])),  # fmt: skip
-        sh.line(agent_run(cfg, image=image, name=container_name(cfg, 0, 1), run=0, data=data,
-                          control=state_dir / "control", results_view=state_dir / "results-view.tsv", spec=spec,
-                          host_env=context(cfg, settings).host_env)),  # fmt: skip
+        sh.line(
+            verify_run(
+                cfg,
+                image=image,
+                name=container_name(cfg, 0, 0, "verify"),
+                run=0,
+                data=data,
+                repeats=settings["repeats"],
+            )
+        ),
+        sh.line(
+            agent_run(
+                cfg,
+                image=image,
+                name=container_name(cfg, 0, 1),
+                run=0,
+                data=data,
+                control=state_dir / "control",
+                results_view=state_dir / "results-view.tsv",
+                spec=spec,
+                host_env=context(cfg, settings).host_env,
+            )
+        ),
         "# per verdict:",
         sh.line(sh.docker()["pause", container_name(cfg, 0, 1)]),
         sh.line(g["add", "-A", "--", p]) + "  # into a temporary index, then write-tree, commit-tree, update-ref",

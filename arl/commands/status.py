@@ -43,8 +43,10 @@ def status(cfg: LabConfig, as_json: bool) -> int:
     else:
         print(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})")
     best = "-" if s["best"] is None else f"{s['best']:.6g}"
-    print(f"experiments: {s['experiment'] if s['experiment'] is not None else '-'}   best: {best}   "
-          f"cost: ${s['cost_usd']:.4f}")
+    print(
+        f"experiments: {s['experiment'] if s['experiment'] is not None else '-'}   best: {best}   "
+        f"cost: ${s['cost_usd']:.4f}"
+    )
     return 0
 
 

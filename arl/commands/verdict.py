@@ -30,12 +30,16 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
         pass
     pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))
     if action == "keep" and last.get("pipeline_hash") != tree_hash(pipeline):
-        print("arl: note: the pipeline changed since your last `arl eval`; the host will reject this keep",
-              flush=True)
+        print("arl: note: the pipeline changed since your last `arl eval`; the host will reject this keep", flush=True)
     verdict = {
-        "seq": seq, "action": action, "notes": notes, "score": last.get("score"),
-        "metrics": last.get("metrics", {}), "pipeline_hash": last.get("pipeline_hash"), "time": time.time(),
-    }  # fmt: skip
+        "seq": seq,
+        "action": action,
+        "notes": notes,
+        "score": last.get("score"),
+        "metrics": last.get("metrics", {}),
+        "pipeline_hash": last.get("pipeline_hash"),
+        "time": time.time(),
+    }
     ack_path = control / f"ack-{seq}.json"
     ack_path.unlink(missing_ok=True)
     write_json(control / f"verdict-{seq}.json", verdict, fsync=False)  # temp file + rename: never half-read

@@ -28,9 +28,19 @@ def baseline(lab: str | None) -> int:
         h = host_evaluate(cfg, st, Path(st["settings"]["holdout"]), 1)
         holdout = h.get("score")
     sha = gitops.snapshot(cfg, 0, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
-    row = experiments.row_for(cfg, st, 0, "baseline", score=res["score"], verified=res["score"], holdout=holdout,
-                              commit=sha, notes="baseline: the unmodified pipeline, evaluated by the host",
-                              metrics=res.get("metrics"), best=res["score"])  # fmt: skip
+    row = experiments.row_for(
+        cfg,
+        st,
+        0,
+        "baseline",
+        score=res["score"],
+        verified=res["score"],
+        holdout=holdout,
+        commit=sha,
+        notes="baseline: the unmodified pipeline, evaluated by the host",
+        metrics=res.get("metrics"),
+        best=res["score"],
+    )
     results.append(cfg.results_file, row)
     experiments.progress(cfg, st, row)
     return OK

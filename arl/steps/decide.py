@@ -31,10 +31,14 @@ def judge_keep(cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict) -> tuple
     if s["repeats"] > 1:
         margin = max(margin, res["spread"])  # noise-aware: the gain must exceed the measured spread too
     ok = cfg.better(res["score"], best, margin)
-    reason = "" if ok else (
-        f"the host measured {res['score']:.6g} (you reported {v.score if v.score is not None else 'nothing'}); "
-        f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}"
-    )  # fmt: skip
+    reason = (
+        ""
+        if ok
+        else (
+            f"the host measured {res['score']:.6g} (you reported {v.score if v.score is not None else 'nothing'}); "
+            f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}"
+        )
+    )
     return ok, res["score"], reason, res
 
 
@@ -43,8 +47,11 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
     control = state.control_dir(cfg)
     v = verdicts.read(path, st["seq"])
     if isinstance(v, verdicts.Verdict) and v.action == "keep" and v.pipeline_hash != tree_hash(cfg.pipeline_dir):
-        v = verdicts.Rejected(str(v.seq), "the pipeline changed after the `arl eval` this verdict reports (or no "
-                              "`arl eval` ran): run `arl eval` again, then `arl verdict`")
+        v = verdicts.Rejected(
+            str(v.seq),
+            "the pipeline changed after the `arl eval` this verdict reports (or no "
+            "`arl eval` ran): run `arl eval` again, then `arl verdict`",
+        )
     if isinstance(v, verdicts.Rejected):
         verdicts.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
         verdicts.archive(path, cfg.state_dir / "verdicts")
@@ -66,25 +73,45 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
         verified = counted if st["settings"]["verify"] else None
         if ok:
             holdout = _holdout(cfg, st)
-            row, reason = experiments.record_keep(cfg, st, notes, score=v.score, verified=verified,
-                                                  holdout=holdout, cost=cost, metrics=metrics)  # fmt: skip
+            row, reason = experiments.record_keep(
+                cfg, st, notes, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics
+            )
         else:
-            row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {reason}".strip(),
-                                            score=v.score, verified=verified, cost=cost, metrics=metrics)  # fmt: skip
+            row = experiments.record_failed(
+                cfg,
+                st,
+                "vetoed",
+                f"{notes}\n[arl] {reason}".strip(),
+                score=v.score,
+                verified=verified,
+                cost=cost,
+                metrics=metrics,
+            )
     else:
-        row = experiments.record_failed(cfg, st, "discard", notes, score=v.score, cost=cost,
-                                        metrics={**v.metrics, "verdict_seq": v.seq})  # fmt: skip
+        row = experiments.record_failed(
+            cfg, st, "discard", notes, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq}
+        )
         reason = ""
     ack = {
-        "seq": v.seq, "experiment": row["id"], "outcome": row["outcome"], "score": row["score"],
-        "verified_score": row["verified_score"], "best": results.best_of(cfg, results.read(cfg.results_file).rows)[0],
+        "seq": v.seq,
+        "experiment": row["id"],
+        "outcome": row["outcome"],
+        "score": row["score"],
+        "verified_score": row["verified_score"],
+        "best": results.best_of(cfg, results.read(cfg.results_file).rows)[0],
         "reason": reason,
-    }  # fmt: skip
+    }
     verdicts.answer(control, v.seq, ack)
     faults.point("decide:after-ack")
     verdicts.archive(path, cfg.state_dir / "verdicts")
-    st.update(seq=v.seq + 1, iterations=st.get("iterations", 0) + 1, restarts=0, last_progress=time.time(),
-              phase="running", deciding=None)  # fmt: skip
+    st.update(
+        seq=v.seq + 1,
+        iterations=st.get("iterations", 0) + 1,
+        restarts=0,
+        last_progress=time.time(),
+        phase="running",
+        deciding=None,
+    )
     write_json_expected(cfg, st)
     return row
 

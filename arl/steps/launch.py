@@ -30,8 +30,18 @@ def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
     extra = {"ARL_SEED": str(seed), "ARL_AGENT": settings["agent"]}
-    cmd = agent_run(cfg, image=st["image"], name=name, run=st["run"], data=data_dir(st), control=control,
-                    results_view=results_view(cfg), spec=spec, host_env=ctx.host_env, extra_env=extra)
+    cmd = agent_run(
+        cfg,
+        image=st["image"],
+        name=name,
+        run=st["run"],
+        data=data_dir(st),
+        control=control,
+        results_view=results_view(cfg),
+        spec=spec,
+        host_env=ctx.host_env,
+        extra_env=extra,
+    )
     sh.run(cmd)
     st.update(container=name, launches=launches, last_progress=time.time(), phase="running")
     state.save(cfg, st)

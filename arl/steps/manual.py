@@ -22,8 +22,16 @@ def commit(lab: str | None, notes: str) -> int:
     if "error" in res:
         row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {res['error']}".strip())
     else:
-        row, _ = experiments.record_keep(cfg, st, notes, score=None, verified=res["score"], holdout=None,
-                                         cost=account_cost(cfg, st), metrics=res.get("metrics", {}))  # fmt: skip
+        row, _ = experiments.record_keep(
+            cfg,
+            st,
+            notes,
+            score=None,
+            verified=res["score"],
+            holdout=None,
+            cost=account_cost(cfg, st),
+            metrics=res.get("metrics", {}),
+        )
     state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK

@@ -70,31 +70,50 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
         if stale is not None or old.get("active"):
             from .repair import repair
 
-            sh.say(f"found an earlier run (run {old.get('run', '?')}, pid {(stale or {}).get('pid', '?')}) that "
-                   f"did not finish; repairing its state before starting")
+            sh.say(
+                f"found an earlier run (run {old.get('run', '?')}, pid {(stale or {}).get('pid', '?')}) that "
+                f"did not finish; repairing its state before starting"
+            )
             repair(cfg, old)
         dirty = gitops.pipeline_dirty(cfg)
         if dirty:
-            raise ArlError(f"the pipeline has uncommitted changes ({dirty[0].strip()}); commit or stash them "
-                           f"first: the loop restores the pipeline to HEAD after every discarded attempt")
+            raise ArlError(
+                f"the pipeline has uncommitted changes ({dirty[0].strip()}); commit or stash them "
+                f"first: the loop restores the pipeline to HEAD after every discarded attempt"
+            )
         branch = gitops.use_branch(cfg, settings["branch"])
         results.ensure_file(cfg.results_file)
         hist = results.read(cfg.results_file)
         run = max([r["run"] or 0 for r in hist.rows] + [old.get("run", 0)]) + 1
         st: dict[str, Any] = {
-            "active": True, "run": run, "pid": owner_pid, "phase": "preflight", "started": time.time(),
-            "settings": settings, "branch": branch, "iterations": 0, "restarts": 0, "launches": 0,
-            "cost": 0.0, "cost_closed": 0.0, "cost_attributed": 0.0, "seq": old.get("seq", 0) + 1,
-            "container": None, "last_progress": time.time(), "stop_reason": None,
-        }  # fmt: skip
+            "active": True,
+            "run": run,
+            "pid": owner_pid,
+            "phase": "preflight",
+            "started": time.time(),
+            "settings": settings,
+            "branch": branch,
+            "iterations": 0,
+            "restarts": 0,
+            "launches": 0,
+            "cost": 0.0,
+            "cost_closed": 0.0,
+            "cost_attributed": 0.0,
+            "seq": old.get("seq", 0) + 1,
+            "container": None,
+            "last_progress": time.time(),
+            "stop_reason": None,
+        }
         state.save(cfg, st)
         state.log_event(cfg, {"event": "start", "run": run, "pid": owner_pid, "settings": settings})
     except BaseException:
         if stale is None and not state.load(cfg).get("active"):
             state.release_lock(cfg)
         raise
-    print(f"run {run} of lab {cfg.name!r} on branch {branch}: agent {settings['agent']}, "
-          f"{len(hist.rows)} earlier experiments")
+    print(
+        f"run {run} of lab {cfg.name!r} on branch {branch}: agent {settings['agent']}, "
+        f"{len(hist.rows)} earlier experiments"
+    )
     return OK
 
 

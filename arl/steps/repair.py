@@ -27,8 +27,14 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     if last and last["outcome"] == "keep" and _trailer_experiment(cfg) != last["id"]:
         if gitops.pipeline_dirty(cfg) and _same_tree(cfg, last["commit"]):
             sh.say(f"  completing the commit of experiment {last['id']} (keep)")
-            msg = gitops.keep_message(last["id"], last["run"] or 0, last["agent"] or "", last["score"],
-                                      last["verified_score"], last["notes"] or "")  # fmt: skip
+            msg = gitops.keep_message(
+                last["id"],
+                last["run"] or 0,
+                last["agent"] or "",
+                last["score"],
+                last["verified_score"],
+                last["notes"] or "",
+            )
             gitops.commit_keep(cfg, msg)
     # 3. A verdict the dead run never answered is answered now.
     if old.get("settings") and verdicts.pending(state.control_dir(cfg)):
@@ -42,8 +48,11 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
             if done is not None:
                 # Recorded before the crash (steps 2 and 4 finish its git side): only the ack was missing.
                 sh.say(f"  verdict {seq} was already recorded as experiment {done['id']}")
-                verdicts.answer(state.control_dir(cfg), seq, {"seq": int(seq), "experiment": done["id"],
-                                                              "outcome": done["outcome"], "reason": "recovered"})
+                verdicts.answer(
+                    state.control_dir(cfg),
+                    seq,
+                    {"seq": int(seq), "experiment": done["id"], "outcome": done["outcome"], "reason": "recovered"},
+                )
                 verdicts.archive(path, cfg.state_dir / "verdicts")
                 old["seq"] = max(old.get("seq", 0), int(seq) + 1)
                 continue
@@ -67,8 +76,7 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
 
 
 def _trailer_experiment(cfg: LabConfig) -> int | None:
-    _, out, _ = sh.run(sh.git(cfg.root)["log", "-1", "--format=%(trailers:key=Arl-Experiment,valueonly)"],
-                       quiet=True)  # fmt: skip
+    _, out, _ = sh.run(sh.git(cfg.root)["log", "-1", "--format=%(trailers:key=Arl-Experiment,valueonly)"], quiet=True)
     try:
         return int(out.strip().splitlines()[0])
     except (ValueError, IndexError):

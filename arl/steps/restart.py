@@ -31,8 +31,12 @@ def restart(lab: str | None) -> int:
     row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}", cost=cost)
     faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
-    st.update(container=None, restarts=st.get("restarts", 0) + 1, iterations=st.get("iterations", 0) + 1,
-              last_progress=time.time())  # fmt: skip
+    st.update(
+        container=None,
+        restarts=st.get("restarts", 0) + 1,
+        iterations=st.get("iterations", 0) + 1,
+        last_progress=time.time(),
+    )
     state.save(cfg, st)
     if stop_reason(cfg, st) is None:
         start_container(cfg, st)

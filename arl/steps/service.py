@@ -15,7 +15,8 @@ def service_up(lab: str | None) -> int:
         return OK
     if service.running_pid(cfg) is None:
         pid = service.start(cfg)
-        print(f"host service started (pid {pid}, port {cfg.host_service.port})")
+        service.start_forwarder(cfg)
+        print(f"host service started (pid {pid}, port {cfg.host_service.port}), forwarded to the sandbox")
     st["service_pid"] = service.running_pid(cfg)
     state.save(cfg, st)
     return OK

@@ -42,9 +42,12 @@ def host_evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int =
         return {"error": str(obj.get("error", f"verification exited {code}"))}
     scores = [float(s) for s in obj.get("scores", [obj["score"]])]
     return {
-        "score": float(obj["score"]), "scores": scores, "spread": max(scores) - min(scores),
-        "metrics": obj.get("metrics", {}), "seconds": time.monotonic() - t0,
-    }  # fmt: skip
+        "score": float(obj["score"]),
+        "scores": scores,
+        "spread": max(scores) - min(scores),
+        "metrics": obj.get("metrics", {}),
+        "seconds": time.monotonic() - t0,
+    }
 
 
 def verify(lab: str | None) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
-from .. import containers, state, verdicts
+from .. import containers, service, state, verdicts
+from ..config import LabConfig
 from .common import GONE, OK, TIMED_OUT, open_run, sync_transcript
 
 POLL = 0.02  # verdict detection latency; a directory listing is cheap
@@ -33,10 +35,31 @@ def wait(lab: str | None) -> int:
                 print(f"container {name} is gone", flush=True)
                 return GONE
             sync_transcript(cfg, st, live=True)
+            if cfg.host_service is not None and not service_healthy(cfg, st):
+                return OK  # nothing to decide; should-stop reports why the run must end
         if time.time() >= deadline:
             print(f"no verdict within the iteration timeout ({st['settings']['iteration_timeout']:g} s)", flush=True)
             return TIMED_OUT
         time.sleep(POLL)
+
+
+def service_healthy(cfg: LabConfig, st: dict[str, Any]) -> bool:
+    """A host service that died is restarted once; a second death ends the run with the reason."""
+    if service.running_pid(cfg) is not None:
+        return True
+    log = cfg.state_dir / "logs" / "service.log"
+    if st.get("service_restarts", 0) >= 1:
+        st["fatal"] = f"the host service died again after one restart; see {log}"
+        state.save(cfg, st)
+        print(st["fatal"], flush=True)
+        return False
+    print(f"the host service died; restarting it once (see {log})", flush=True)
+    service.stop(cfg)
+    service.start(cfg)
+    service.start_forwarder(cfg)
+    st["service_restarts"] = st.get("service_restarts", 0) + 1
+    state.save(cfg, st)
+    return True
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -1,0 +1,124 @@
+"""A lab with a real host service (an HTTP server bound to 127.0.0.1 that the backend must call)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .conftest import arl, git
+from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
+
+SERVICE = """
+import http.server, os, pathlib, subprocess, sys
+port = int(sys.argv[1])
+# A child of its own, to prove that the whole process group is stopped.
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+pathlib.Path("service.pids").write_text(f"{os.getpid()} {child.pid}")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"1.5"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+BACKEND = """
+import os, urllib.request
+from backend import CurveFitBackend
+from arl import EvalResult
+
+class ServiceBackend(CurveFitBackend):
+    def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+        url = os.environ["ARL_HOST_SERVICE_URL"]
+        weight = float(urllib.request.urlopen(url + "/weight", timeout=5).read())
+        r = super().evaluate(pipeline_dir, data_dir, sample_ids)
+        return EvalResult(score=r.score * weight, metrics={**r.metrics, "weight": weight},
+                          sample_results=r.sample_results)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def service_lab(example_lab: Path) -> Path:
+    port = free_port()
+    (example_lab / "service.py").write_text(SERVICE)
+    (example_lab / "service_backend.py").write_text(textwrap.dedent(BACKEND))
+    set_toml(example_lab, "backend", "module", "service_backend.py")
+    set_toml(example_lab, "backend", "class", "ServiceBackend")
+    text = (example_lab / "lab.toml").read_text()
+    text += f'\n[backend.host_service]\ncommand = ["python3", "service.py", "{port}"]\nport = {port}\n'
+    (example_lab / "lab.toml").write_text(text)
+    (example_lab / ".gitignore").write_text((example_lab / ".gitignore").read_text() + "service.pids\n")
+    git(example_lab, "add", "-A")
+    git(example_lab, "commit", "-qm", "service lab")
+    return example_lab
+
+
+def test_host_eval_starts_and_stops_the_service(service_lab: Path) -> None:
+    out = arl("eval", "--data", "data", "--json", cwd=service_lab)
+    assert '"weight": 1.5' in out.stdout
+    pids = [int(p) for p in (service_lab / "service.pids").read_text().split()]
+    wait_for(lambda: not any(alive(p) for p in pids), 10, "the service group to be gone")
+
+
+def test_port_in_use_is_an_error(service_lab: Path) -> None:
+    port = int((service_lab / "lab.toml").read_text().split("port = ")[-1].split()[0])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        out = arl("eval", "--data", "data", "--json", cwd=service_lab, check=False)
+    assert out.returncode == 1
+    assert f"port {port} is already in use" in out.stderr
+
+
+@pytest.mark.docker
+def test_full_run_reaches_the_service_from_the_sandbox(service_lab: Path, base_image: str) -> None:
+    try:
+        out = arl(
+            "run",
+            "--data",
+            "data",
+            "--agent",
+            "offline",
+            "--max-iterations",
+            "4",
+            "--plateau-threshold",
+            "0",
+            "--seed",
+            "5",
+            cwd=service_lab,
+            timeout=300,
+            env={"ARL_BASE_FROM": "debootstrap"},
+        )
+    finally:
+        cleanup_containers(service_lab)
+    assert "forwarded to the sandbox" in out.stdout
+    rs = check_history(service_lab)
+    assert len(rs) == 5
+    # The baseline and every keep were verified in --network none containers: the service answered there.
+    assert rs[0]["verified_score"] and '"weight": 1.5' in rs[0]["metrics"]
+    # The agent's own evaluations reached it too: its verdicts carry scores.
+    assert all(r["score"] for r in rs[1:] if r["outcome"] in ("keep", "discard", "vetoed")), rows(service_lab)
+    pids = [int(p) for p in (service_lab / "service.pids").read_text().split()]
+    wait_for(lambda: not any(alive(p) for p in pids), 10, "no process of the service to survive")
+    assert not (service_lab / ".arl" / "service.pid").exists()
+    assert not containers_of(service_lab)
+    assert os.path.exists(service_lab / ".arl" / "logs" / "service.log")
