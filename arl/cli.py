@@ -18,9 +18,9 @@ class _Parser(argparse.ArgumentParser):
 def _common(sub: bool = False) -> _Parser:
     """--lab and --debug, accepted before and after the command; a sub-command's copy must not reset them."""
     p = _Parser(add_help=False)
-    keep = {"default": argparse.SUPPRESS} if sub else {}
-    p.add_argument("--lab", help="the lab folder (default: walk up from here to lab.toml)", **keep)
-    p.add_argument("--debug", action="store_true", help="show tracebacks", **keep)
+    default: str | None = argparse.SUPPRESS if sub else None
+    p.add_argument("--lab", default=default, help="the lab folder (default: walk up from here to lab.toml)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False, help="show tracebacks")
     return p
 
 

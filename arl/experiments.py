@@ -10,6 +10,7 @@ from typing import Any
 
 from . import faults, gitops, results, state
 from .config import LabConfig
+from .timing import phase
 
 
 def now_iso() -> str:
@@ -62,7 +63,10 @@ def record_failed(
     """discard / vetoed / crash / interrupted: save the attempt under its ref, write the row, restore."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
-    sha = gitops.snapshot(cfg, exp_id, f"arl: experiment {exp_id} ({outcome})\n\n{notes}\n\nArl-Experiment: {exp_id}")
+    with phase("git"):
+        sha = gitops.snapshot(
+            cfg, exp_id, f"arl: experiment {exp_id} ({outcome})\n\n{notes}\n\nArl-Experiment: {exp_id}"
+        )
     faults.point("discard:after-snapshot")
     best, _ = results.best_of(cfg, hist.rows)
     row = row_for(
@@ -78,10 +82,12 @@ def record_failed(
         metrics=metrics,
         best=best,
     )
-    results.append(cfg.results_file, row)
+    with phase("results"):
+        results.append(cfg.results_file, row)
     faults.point("discard:after-row")
     note_transcript(cfg, st, exp_id)
-    gitops.restore_pipeline(cfg)
+    with phase("git"):
+        gitops.restore_pipeline(cfg)
     faults.point("discard:after-restore")
     return row
 
@@ -102,7 +108,8 @@ def record_keep(
     exp_id = hist.next_id
     settings = st.get("settings", {})
     message = gitops.keep_message(exp_id, st.get("run", 0), settings.get("agent", ""), score, verified, notes)
-    sha = gitops.snapshot(cfg, exp_id, message)
+    with phase("git"):
+        sha = gitops.snapshot(cfg, exp_id, message)
     faults.point("keep:after-snapshot")
     new_best = verified if verified is not None else score
     row = row_for(
@@ -120,9 +127,11 @@ def record_keep(
         best=new_best,
     )
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
-    results.append(cfg.results_file, row)
+    with phase("results"):
+        results.append(cfg.results_file, row)
     faults.point("keep:after-row")
-    committed, output = gitops.commit_keep(cfg, message)
+    with phase("git"):
+        committed, output = gitops.commit_keep(cfg, message)
     faults.point("keep:after-commit")
     note_transcript(cfg, st, exp_id)
     if committed:

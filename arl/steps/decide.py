@@ -4,10 +4,11 @@ host, commit or revert, write the ack, thaw (or leave it frozen when the run is 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
-from .. import containers, experiments, faults, results, state, verdicts
+from .. import containers, experiments, faults, results, state, timing, verdicts
 from ..config import LabConfig
 from ..fsutil import tree_hash
 from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
@@ -24,7 +25,8 @@ def judge_keep(cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict) -> tuple
             return False, None, "no score in the verdict (run `arl eval` before `arl verdict`)", {}
         ok = cfg.better(v.score, best, s["min_improvement"])
         return ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", {}
-    res = host_evaluate(cfg, st, data_dir(st), s["repeats"])
+    with timing.phase("verify"):
+        res = host_evaluate(cfg, st, data_dir(st), s["repeats"])
     if "error" in res:
         return False, None, res["error"], res
     margin = s["min_improvement"]
@@ -101,7 +103,8 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
         "best": results.best_of(cfg, results.read(cfg.results_file).rows)[0],
         "reason": reason,
     }
-    verdicts.answer(control, v.seq, ack)
+    with timing.phase("ack"):
+        verdicts.answer(control, v.seq, ack)
     faults.point("decide:after-ack")
     verdicts.archive(path, cfg.state_dir / "verdicts")
     st.update(
@@ -135,18 +138,39 @@ def _holdout(cfg: LabConfig, st: dict[str, Any]) -> float | None:
 def decide(lab: str | None) -> int:
     cfg, st = open_run(lab)
     name = st.get("container")
-    frozen = bool(name) and containers.pause(name)  # no edit can race the commit
+    timing.take()
+    with timing.phase("freeze"):
+        frozen = bool(name) and containers.pause(name)  # no edit can race the commit
     faults.point("decide:after-pause")
     for path in verdicts.pending(state.control_dir(cfg)):
+        landed = _mtime(path)
         row = process_verdict(cfg, st, path)
         state.save(cfg, st)
         if row is not None:
             experiments.progress(cfg, st, row)
-    write_results_view(cfg)
+            timing.current["detect"] = max(st.get("detected_at", landed) - landed, 0.0)
+            timing.current["verdict_to_ack"] = max(
+                _mtime(state.control_dir(cfg) / f"ack-{row_seq(row)}.json") - landed, 0.0
+            )
+    with timing.phase("results"):
+        write_results_view(cfg)
     # When the run is over, leave the agent frozen: it cannot start an edit that teardown would interrupt.
-    if frozen and name and stop_reason(cfg, st) is None:
-        containers.unpause(name)
+    with timing.phase("unfreeze"):
+        if frozen and name and stop_reason(cfg, st) is None:
+            containers.unpause(name)
+    state.log_event(cfg, {"event": "timing", "run": st["run"], **timing.take()})
     return OK
+
+
+def _mtime(path: Any) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def row_seq(row: dict[str, Any]) -> Any:
+    return row.get("metrics", {}).get("verdict_seq")
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ def wait(lab: str | None) -> int:
     state.save(cfg, st)
     while True:
         if verdicts.pending(control):
+            st["detected_at"] = time.time()
+            state.save(cfg, st)
             return OK
         now = time.monotonic()
         if now >= next_check:

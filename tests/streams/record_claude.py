@@ -27,6 +27,7 @@ SUCCESS = [
     Turn([text("I will run it."), bash("echo hello")], Usage(1000, 50, 2000, 300)),
     Turn([text("All done: it printed hello.")], Usage(1200, 20, 100, 2300)),
 ]
+SLOW = [Turn([text("Waiting."), bash("python3 -c 'import time; time.sleep(30)'")], Usage(3000, 40, 500, 0)), *SUCCESS]
 SCRIPTS: dict[str, tuple[list[Turn], list[str], dict[str, str]]] = {
     "success": (SUCCESS, [], {}),
     "max_turns": (SUCCESS, ["--max-turns", "1"], {}),
@@ -35,9 +36,12 @@ SCRIPTS: dict[str, tuple[list[Turn], list[str], dict[str, str]]] = {
     "api_error": ([error_turn(401, "authentication_error")] * 3, [], {"CLAUDE_CODE_MAX_RETRIES": "2"}),
     "retry_ok": ([error_turn(529, "overloaded_error"), Turn([text("Recovered.")], Usage(10, 5))], [],
                  {"CLAUDE_CODE_MAX_RETRIES": "2"}),
-    # killed while its Bash tool runs: the tool_use line is out, the result line never comes
-    "killed": ([Turn([text("Sleeping."), bash("sleep 30")], Usage(3000, 40, 500, 0)), *SUCCESS], [], {}),
+    # stopped while its Bash tool runs (Claude Code refuses a bare `sleep N`, so python sleeps): SIGTERM ends it
+    # with no result line; SIGINT makes it cancel the tool and still print a result line
+    "killed": (SLOW, [], {}),
+    "interrupted": (SLOW, [], {}),
 }
+STOP_SIGNAL = {"killed": signal.SIGTERM, "interrupted": signal.SIGINT}
 NOISE = [
     "",
     "Warning: a line a wrapper printed",
@@ -65,12 +69,13 @@ def record(claude: str, name: str) -> str:
         assert proc.stdin and proc.stdout
         proc.stdin.write("Run echo hello, then say done.\n")
         proc.stdin.close()
-        lines = []
+        lines, stop = [], STOP_SIGNAL.get(name)
         for line in proc.stdout:
             lines.append(line)
-            if name == "killed" and '"tool_use"' in line:
-                time.sleep(0.5)  # let the tool start, then stop it the way docker --init relays a stop
-                proc.send_signal(signal.SIGTERM)
+            if stop and '"type":"tool_use"' in line:
+                time.sleep(1)  # let the tool start, then stop it the way docker --init relays a stop
+                proc.send_signal(stop)
+                stop = None
         proc.wait(timeout=120)
         print(f"{name}: exit {proc.returncode}, {len(lines)} lines, requests:",
               [f"{r.method} {r.path} {'main' if r.main else 'side'}" for r in api.requests])
