@@ -57,10 +57,10 @@ def _build(
     args: dict[str, str],
     labels: dict[str, str],
     dockerfile: Path | None = None,
-    replaces: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """`docker build`; returns the new image's inspect. The image it replaces is removed unless something uses it."""
-    cmd = sh.docker()["build", "--force-rm", "-t", tag]
+    """`docker build`; returns the new image's inspect. Forced: no cached step either (say, one built offline)."""
+    cmd = sh.docker()[("build", "--force-rm", "--no-cache") if force else ("build", "--force-rm")]["-t", tag]
     if dockerfile is not None:
         cmd = cmd["-f", str(dockerfile)]
     for k, v in args.items():
@@ -74,9 +74,9 @@ def _build(
     info = deb.inspect(tag)
     if info is None:
         raise ArlError(f"{tag} is not in the engine right after building it")
-    if replaces and replaces["Id"] != info["Id"]:
-        # Else every change of arl leaves a dangling image; one still in use (a sandbox, a child image) stays.
-        sh.run(sh.docker()["image", "rm", replaces["Id"]], ok=None)
+    # Else every change of arl leaves an old image behind. Only untagged images carrying arl's label (inherited by
+    # every layer above the base), with no child image and no container, go; recent ones may be a concurrent build's.
+    sh.run(sh.docker()["image", "prune", "-f", "--filter", "label=arl.context-hash", "--filter", "until=10m"], ok=None)
     return info
 
 
@@ -129,8 +129,8 @@ def _dockerignore(context: Path) -> list[str]:
 
 
 def _write_base_context(dest: Path) -> None:
-    """arl, its resources and its runtime dependencies, copied from this very installation."""
-    lib, pkg = dest / "lib", Path(__file__).resolve().parent
+    """arl, its resources and its runtime dependencies, copied from this very installation, as a root filesystem."""
+    lib, bin_dir, pkg = dest / "rootfs/opt/arl/lib", dest / "rootfs/usr/local/bin", Path(__file__).resolve().parent
     shutil.copytree(pkg, lib / "arl", ignore=_SKIP)
     for name in ("templates", "hooks"):  # beside the package in a checkout, inside it in a wheel
         if not (lib / "arl" / name).is_dir():
@@ -145,16 +145,15 @@ def _write_base_context(dest: Path) -> None:
             shutil.copytree(Path(spec.origin).parent, lib / mod, ignore=_SKIP)
         else:
             shutil.copy2(spec.origin, lib / Path(spec.origin).name)
-    (dest / "bin").mkdir()
+    bin_dir.mkdir(parents=True)
     for name, mod in (("arl", "arl.cli"), ("arl-step", "arl.step_cli")):
-        (dest / "bin" / name).write_text(_LAUNCHER.format(mod=mod))
+        (bin_dir / name).write_text(_LAUNCHER.format(mod=mod))
     shutil.copy2(resource_dir("templates") / "image" / "Dockerfile", dest / "Dockerfile")
     # The container runs as any uid: everything must be world-readable whatever the host's umask was.
     for dirpath, _dirs, files in os.walk(dest):
         os.chmod(dirpath, 0o755)
         for f in files:
-            p = Path(dirpath) / f
-            os.chmod(p, 0o755 if p.parent.name == "bin" and p.parent.parent == dest else 0o644)
+            os.chmod(Path(dirpath) / f, 0o755 if Path(dirpath) == bin_dir else 0o644)
 
 
 def _base_context() -> tuple[Path, str]:
@@ -182,7 +181,7 @@ def _ensure_base(base_from: str | None, force: bool) -> dict[str, Any]:
     if info and not force and labels.get("arl.context-hash") == digest and wanted in (None, labels.get("arl.base")):
         return info
     base = deb.resolve_base(base_from, labels.get("arl.base"), force)
-    new = _build(context, BASE_TAG, {"BASE_IMAGE": base}, {"arl.context-hash": digest, "arl.base": base}, None, info)
+    new = _build(context, BASE_TAG, {"BASE_IMAGE": base, "ARL_CONTEXT_HASH": digest}, {}, None, force)
     for old in context.parent.glob("base-*"):  # earlier versions of arl's context
         if old != context:
             shutil.rmtree(old, ignore_errors=True)
@@ -198,9 +197,7 @@ def ensure_base(base_from: str | None = None, force: bool = False) -> str:
 # ---------------------------------------------------------------------------------------------- agent layers
 
 
-def _build_agent_layer(
-    kind: str, parent: str, parent_info: dict[str, Any], tag: str, force: bool, replaces: dict[str, Any] | None
-) -> dict[str, Any]:
+def _build_agent_layer(kind: str, parent: str, parent_info: dict[str, Any], tag: str, force: bool) -> dict[str, Any]:
     """`tag` = parent + the agent's program: from npm where its registry answers, else (claude) the wheel."""
     images = resource_dir("templates") / "image"
     if deb.npm_reachable():
@@ -218,7 +215,7 @@ def _build_agent_layer(
             "another agent (--agent claude|offline|command)"
         )
     labels = {"arl.agent-parent": parent_info["Id"], "arl.agent-source": source, "arl.agent-hash": _agent_hash(kind)}
-    return _build(context, tag, args, labels, dockerfile, replaces)
+    return _build(context, tag, args, labels, dockerfile, force)
 
 
 def _agent_hash(kind: str) -> str:
@@ -242,7 +239,7 @@ def _ensure_agent(kind: str, base_from: str | None, force: bool) -> tuple[str, d
         and labels.get("arl.agent-hash") == _agent_hash(kind)
     ):
         return tag, info
-    return tag, _build_agent_layer(kind, BASE_TAG, base, tag, force, info)
+    return tag, _build_agent_layer(kind, BASE_TAG, base, tag, force)
 
 
 def ensure_agent_image(kind: str, base_from: str | None = None, force: bool = False) -> str:
@@ -285,7 +282,7 @@ def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, fo
     if info and not force and labels.get("arl.lab-hash") == digest and labels.get("arl.lab-parent") == agent_info["Id"]:
         return tag
     labels = {"arl.lab-hash": digest, "arl.lab-parent": agent_info["Id"]}
-    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, labels, cfg.dockerfile, info)
+    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, labels, cfg.dockerfile, force)
     if _built_on(new, agent_info):
         return tag
     base = deb.inspect(BASE_TAG)
@@ -295,5 +292,5 @@ def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, fo
             f"{cfg.dockerfile} must build FROM the arl image: start it with `ARG ARL_BASE` and `FROM ${{ARL_BASE}}`"
         )
     # Built FROM arl-agent-base while the agent needs its own layer: put that layer on top of the lab's image.
-    _build_agent_layer(kind, tag, new, tag, force, None)
+    _build_agent_layer(kind, tag, new, tag, force)
     return tag

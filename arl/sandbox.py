@@ -121,6 +121,13 @@ def _service(cfg: LabConfig) -> tuple[list[Mount], dict[str, str], str]:
     return [Mount(socket_dir(cfg).resolve(), f"{WORK}/service")], {"ARL_HOST_SERVICE_URL": url(cfg)}, prelude
 
 
+def _network(spec: LaunchSpec) -> list[str]:
+    if spec.network == "none":
+        return ["--network", "none"]
+    # host.docker.internal: a gateway or a local API server on the host's bridge address (ANTHROPIC_BASE_URL).
+    return ["--network", "bridge", "--add-host", "host.docker.internal:host-gateway"]
+
+
 def agent_run(
     cfg: LabConfig,
     *,
@@ -164,8 +171,7 @@ def agent_run(
         *_env_args(env),
         "--workdir",
         f"{WORK}/pipeline",
-        "--add-host",
-        "host.docker.internal:host-gateway",
+        *_network(spec),
         image,
         "sh",
         "-c",

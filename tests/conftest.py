@@ -87,3 +87,21 @@ def base_image(docker_engine: None) -> str:
     from arl import images
 
     return images.ensure_base(base_from=os.environ.get("ARL_TEST_BASE_FROM", "debootstrap"))
+
+
+# Suites that print one summary table at the end of the run (hostile agents, faults...): add rows with
+# `summary_table("title", ["col", ...]).append([...])`; pytest prints every table in its terminal summary.
+_TABLES: dict[str, tuple[list[str], list[list[object]]]] = {}
+
+
+def summary_table(title: str, headers: list[str]) -> list[list[object]]:
+    return _TABLES.setdefault(title, (headers, []))[1]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tabulate import tabulate
+
+    for title, (headers, table_rows) in _TABLES.items():
+        if table_rows:
+            terminalreporter.write_sep("=", title)
+            terminalreporter.write_line(tabulate(table_rows, headers=headers))

@@ -41,6 +41,7 @@ class AgentContext:
     command: list[str] = field(default_factory=list)  # [agent] command, for kind = "command"
     use_oauth_osx: bool = False
     seed: int | None = None
+    state_dir: Path | None = None  # the lab's .arl/: where an adapter keeps what it mounts (agent config, credentials)
 
 
 @dataclass
@@ -51,6 +52,9 @@ class LaunchSpec:
     stdin_prompt: bool = False  # feed the prompt file (/workspace/control/prompt.md) on stdin
     auth: str = "none"  # which credential was found, for `arl run --dry-run`
     image_layer: str | None = None  # agent layer to build on arl-agent-base (e.g. "claude"), None = base
+    secrets: list[str] = field(default_factory=list)  # names in env holding credentials: pass by name, never print
+    # An agent that calls an LLM API needs the network; one that does not gets none (nothing to reach).
+    network: str = "bridge"  # "bridge" | "none"
 
 
 @dataclass

@@ -28,7 +28,7 @@ class OfflineAdapter:
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         argv = ["python3", "-u", "-m", "arl.agents.offline"]
-        return LaunchSpec(argv=argv, env={}, auth="none (no LLM)", image_layer=None)
+        return LaunchSpec(argv=argv, env={}, auth="none (no LLM)", image_layer=None, network="none")
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
         try:

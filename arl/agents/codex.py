@@ -1,0 +1,142 @@
+"""The `codex` adapter: OpenAI's Codex CLI in `codex exec --json` mode.
+
+The event format followed (codex-rs/exec/src/exec_events.rs and the exec docs of openai/codex): JSON lines with a
+`type` of thread.started, turn.started, item.started / item.updated / item.completed (an `item` whose own `type` is
+agent_message, reasoning, command_execution, file_change, mcp_tool_call, web_search, todo_list or error; early
+versions said `item_type` and assistant_message), turn.completed with usage {input_tokens, cached_input_tokens,
+output_tokens}, turn.failed with error.message, and error (fatal, or "Reconnecting... n/m" while it retries).
+turn.completed's usage is the thread's running total (exec's usage_from_last_total), so it is kept, not added.
+
+Codex reports tokens, not dollars: arl prices them (pricing.py) for the model, which the launch line prints as the
+stream's first line (an `arl.model` event) so that a saved transcript can be priced again on its own."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..errors import ArlError
+from .base import AgentContext, Event, LaunchSpec, StreamAccount
+from .pricing import openai_cost
+from .stream import as_int, end_without_final, first_line, json_object
+
+PROMPT_FILE = "/workspace/control/prompt.md"
+USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens")
+_RETRYING = re.compile(r"reconnecting|retrying", re.I)
+_LIMIT = re.compile(r"usage limit|quota|rate limit|insufficient_quota|context window", re.I)
+# The prompt is read from the control folder at start: it is long, and docker's command line (which arl prints)
+# should not carry it. stdin is /dev/null, or codex exec would wait for more prompt on a pipe that never closes.
+_SHELL = 'printf "%s\\n" "$ARL_MODEL_LINE"; exec "$@" "$(cat ' + PROMPT_FILE + ')" </dev/null'
+
+
+class CodexAdapter:
+    name = "codex"
+
+    def launch(self, ctx: AgentContext) -> LaunchSpec:
+        key = ctx.host_env.get("CODEX_API_KEY")
+        if not key:
+            raise ArlError("no credentials for Codex: set CODEX_API_KEY (an OpenAI API key) in the environment")
+        codex = ["codex", "exec", "--json", "--ephemeral", "--skip-git-repo-check"]
+        if ctx.model:
+            codex += ["-m", ctx.model]
+        codex += ["--dangerously-bypass-approvals-and-sandbox", "-C", "/workspace/pipeline", *ctx.extra_args]
+        env = {"CODEX_API_KEY": key, "ARL_MODEL_LINE": json.dumps({"type": "arl.model", "model": ctx.model})}
+        if ctx.host_env.get("OPENAI_BASE_URL"):
+            env["OPENAI_BASE_URL"] = ctx.host_env["OPENAI_BASE_URL"]
+        return LaunchSpec(argv=["sh", "-c", _SHELL, "codex", *codex], env=env, auth="CODEX_API_KEY (environment)",
+                          image_layer="codex", secrets=["CODEX_API_KEY"])
+
+    def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
+        obj = json_object(line)
+        if obj is None:
+            return []
+        kind = str(obj.get("type", ""))
+        if kind == "arl.model":
+            acc.model = str(obj.get("model") or acc.model)
+            events: list[Event] = []
+        elif kind in ("thread.started", "thread.resumed"):
+            events = [Event("started", f"Codex thread {obj.get('thread_id', '?')}", {"thread_id": obj.get("thread_id")})]
+        elif kind.startswith("item.") and isinstance(obj.get("item"), dict):
+            events = _item(kind, obj["item"])
+        elif kind == "turn.completed":
+            events = _turn_completed(obj, acc)
+        elif kind == "turn.failed":
+            events = _turn_failed(obj, acc)
+        elif kind == "error":
+            message = str(obj.get("message", ""))
+            if _RETRYING.search(message):
+                events = [Event("retry", first_line(message), {"message": message})]
+            else:
+                acc.is_error = True
+                events = [Event("text", f"error: {first_line(message)}", {"error": message})]
+        else:
+            events = []
+        acc.events += len(events)
+        return events
+
+    def end_class(self, acc: StreamAccount, exit_code: int | None) -> str:
+        final = acc.final
+        if final is None:
+            return end_without_final(exit_code)
+        if final.get("type") == "turn.failed":
+            return "limit" if _LIMIT.search(_error_message(final)) else "error"
+        return "error" if acc.is_error and exit_code not in (None, 0) else "done"
+
+    def cost(self, acc: StreamAccount) -> float:
+        """The thread's tokens priced for acc.model (unknown or empty: the dearest tier, see pricing.py)."""
+        return openai_cost(acc.model, acc.tokens)
+
+
+def _item(kind: str, item: dict[str, Any]) -> list[Event]:
+    itype = item.get("type") or item.get("item_type")
+    done = kind == "item.completed"
+    if itype in ("agent_message", "assistant_message"):
+        return [Event("text", str(item.get("text", "")))] if done and item.get("text") else []
+    if itype == "command_execution":
+        if kind == "item.started":
+            return [Event("tool_call", f"shell: {first_line(item.get('command', ''))}", {"id": item.get("id"),
+                                                                                       "name": "shell"})]
+        if done:
+            data = {"id": item.get("id"), "exit_code": item.get("exit_code"), "status": item.get("status"),
+                    "is_error": item.get("status") != "completed"}
+            return [Event("tool_result", first_line(item.get("aggregated_output", "")), data)]
+    if itype == "file_change" and done:  # reported once, after the patch is applied
+        paths = ", ".join(str(c.get("path")) for c in item.get("changes") or [] if isinstance(c, dict))
+        return [Event("tool_call", f"edit: {first_line(paths)}", {"id": item.get("id"), "name": "apply_patch",
+                                                                  "status": item.get("status")})]
+    if itype == "mcp_tool_call":
+        name = f"{item.get('server')}.{item.get('tool')}"
+        if kind == "item.started":
+            return [Event("tool_call", name, {"id": item.get("id"), "name": name})]
+        if done:
+            return [Event("tool_result", first_line(item.get("error") or item.get("status", "")),
+                          {"id": item.get("id"), "is_error": item.get("status") != "completed"})]
+    if itype == "web_search" and kind == "item.started":
+        return [Event("tool_call", f"web_search: {first_line(item.get('query', ''))}", {"name": "web_search"})]
+    if itype == "error" and done:
+        return [Event("text", f"error: {first_line(item.get('message', ''))}", {"error": item.get("message")})]
+    return []  # reasoning, todo_list, updates: not part of the short live view
+
+
+def _turn_completed(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
+    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    new = {k: as_int(usage.get(k)) for k in USAGE_KEYS}
+    old = {k: acc.tokens.get(k, 0) for k in USAGE_KEYS}
+    # a running total never shrinks; should a version report per turn instead, the smaller numbers are added
+    acc.tokens = new if all(new[k] >= old[k] for k in USAGE_KEYS) else {k: old[k] + new[k] for k in USAGE_KEYS}
+    acc.final = obj
+    data = {"usage": dict(acc.tokens), "estimate_usd": openai_cost(acc.model, acc.tokens)}
+    return [Event("usage", "", data), Event("final", "turn completed", {**data, "is_error": False})]
+
+
+def _turn_failed(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
+    acc.final = obj
+    acc.is_error = True
+    message = _error_message(obj)
+    return [Event("final", first_line(message), {"is_error": True, "error": message})]
+
+
+def _error_message(obj: dict[str, Any]) -> str:
+    err = obj.get("error")
+    return str(err.get("message", "")) if isinstance(err, dict) else str(err or obj.get("message", ""))
