@@ -15,7 +15,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from fnmatch import fnmatch
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ BASE_KINDS = ("offline", "command")  # agents that need nothing beyond arl-agent
 # What a container needs of the host's site-packages; all pure Python (tomli only matters where python < 3.11).
 RUNTIME_MODULES = ("plumbum", "tabulate", "tomli")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-_LAUNCHER = '#!/usr/bin/env python3\nimport sys\nsys.path.insert(0, "/opt/arl/lib")\nfrom {mod} import main\n'
-_LAUNCHER += "sys.exit(main())\n"
+_LAUNCHER = (
+    '#!/usr/bin/env python3\nimport sys\nsys.path.insert(0, "/opt/arl/lib")\nfrom {mod} import main\nsys.exit(main())\n'
+)
 
 
 def cache_dir() -> Path:
@@ -80,13 +81,6 @@ def _build(
     return info
 
 
-def _file_digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(hashlib.sha256(p).digest())
-    return h.hexdigest()[:16]
-
-
 def _tree_digest(root: Path, ignore: list[str] | None = None, extra: bytes = b"") -> str:
     """Content hash of a build context: paths, exec bits, bytes, link targets (.git, .arl and caches left out)."""
     h = hashlib.sha256(extra)
@@ -106,13 +100,17 @@ def _tree_digest(root: Path, ignore: list[str] | None = None, extra: bytes = b""
 
 
 def _ignored(rel: Path, patterns: list[str] | None) -> bool:
-    """A close reading of .dockerignore: later patterns win, `!` re-includes, a matched folder hides its files."""
+    """.dockerignore as Docker reads it: `*` stops at `/`, `**` does not, later patterns win, `!` re-includes, a
+    matched folder hides its files. (Hashing a file Docker skips only costs a rebuild; the reverse, a stale image.)"""
     out = False
     for pat in patterns or []:
-        neg = pat.startswith("!")
-        pat = pat.lstrip("!").strip("/")
+        neg, pat = pat.startswith("!"), pat.lstrip("!").strip().removeprefix("./").strip("/")
+        parts = re.split(r"(\*\*/?|\*|\?)", pat)
+        rx = re.compile(
+            "".join({"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(p, re.escape(p)) for p in parts)
+        )
         candidates = [rel.as_posix()] + [p.as_posix() for p in rel.parents if p.as_posix() != "."]
-        if any(fnmatch(c, pat) for c in candidates):
+        if any(rx.fullmatch(c) for c in candidates):
             out = not neg
     return out
 
@@ -164,10 +162,11 @@ def _base_context() -> tuple[Path, str]:
     _write_base_context(tmp)
     digest = _tree_digest(tmp)
     final = root / f"base-{digest}"
-    if final.is_dir():
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, final)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # already there (the same arl, maybe a concurrent call): identical by its name
+        shutil.rmtree(tmp, ignore_errors=True)
+    os.utime(final)  # marks it in use for the pruning below
     return final, digest
 
 
@@ -182,9 +181,12 @@ def _ensure_base(base_from: str | None, force: bool) -> dict[str, Any]:
         return info
     base = deb.resolve_base(base_from, labels.get("arl.base"), force)
     new = _build(context, BASE_TAG, {"BASE_IMAGE": base, "ARL_CONTEXT_HASH": digest}, {}, None, force)
-    for old in context.parent.glob("base-*"):  # earlier versions of arl's context
-        if old != context:
-            shutil.rmtree(old, ignore_errors=True)
+    for old in context.parent.glob("base-*"):  # earlier versions of arl's context, unless a build may still use it
+        try:
+            if old != context and time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # pruned by a concurrent call
+            pass
     return new
 
 
@@ -220,7 +222,10 @@ def _build_agent_layer(kind: str, parent: str, parent_info: dict[str, Any], tag:
 
 def _agent_hash(kind: str) -> str:
     images = resource_dir("templates") / "image"
-    return _file_digest(kind.encode(), *(f.read_bytes() for f in sorted(images.glob("Dockerfile.*"))))
+    h = hashlib.sha256(kind.encode())
+    for f in sorted(images.glob("Dockerfile.*")):
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
 
 
 def _ensure_agent(kind: str, base_from: str | None, force: bool) -> tuple[str, dict[str, Any]]:
@@ -231,13 +236,8 @@ def _ensure_agent(kind: str, base_from: str | None, force: bool) -> tuple[str, d
         return BASE_TAG, base
     tag = f"arl-agent-{kind}:latest"
     info = deb.inspect(tag)
-    labels = _labels(info)
-    if (
-        info
-        and not force
-        and labels.get("arl.agent-parent") == base["Id"]
-        and labels.get("arl.agent-hash") == _agent_hash(kind)
-    ):
+    wanted = {"arl.agent-parent": base["Id"], "arl.agent-hash": _agent_hash(kind)}
+    if info and not force and all(_labels(info).get(k) == v for k, v in wanted.items()):
         return tag, info
     return tag, _build_agent_layer(kind, BASE_TAG, base, tag, force)
 
@@ -278,11 +278,10 @@ def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, fo
     tag = lab_image_tag(cfg.name)
     digest = _tree_digest(cfg.build_context, _dockerignore(cfg.build_context), cfg.dockerfile.read_bytes())
     info = deb.inspect(tag)
-    labels = _labels(info)
-    if info and not force and labels.get("arl.lab-hash") == digest and labels.get("arl.lab-parent") == agent_info["Id"]:
+    wanted = {"arl.lab-hash": digest, "arl.lab-parent": agent_info["Id"]}
+    if info and not force and all(_labels(info).get(k) == v for k, v in wanted.items()):
         return tag
-    labels = {"arl.lab-hash": digest, "arl.lab-parent": agent_info["Id"]}
-    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, labels, cfg.dockerfile, force)
+    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, wanted, cfg.dockerfile, force)
     if _built_on(new, agent_info):
         return tag
     base = deb.inspect(BASE_TAG)

@@ -94,11 +94,18 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _env_args(env: dict[str, str]) -> list[str]:
+def _env_args(env: dict[str, str], secrets: list[str] | None = None) -> list[str]:
+    """`--env K=V`; a secret goes as `--env K`, its value taken from docker's own environment, so that the
+    command line arl prints (and `ps` shows) never carries a credential."""
     out: list[str] = []
     for k, v in env.items():
-        out += ["--env", f"{k}={v}"]
+        out += ["--env", k if k in (secrets or ()) else f"{k}={v}"]
     return out
+
+
+def secret_env(spec: LaunchSpec) -> dict[str, str]:
+    """The values of the secret variables, for the environment of the `docker run` process itself."""
+    return {k: spec.env[k] for k in spec.secrets if k in spec.env}
 
 
 def passthrough_env(cfg: LabConfig, host_env: dict[str, str]) -> dict[str, str]:
@@ -168,7 +175,7 @@ def agent_run(
         name,
         *_hardening(cfg, run, "agent"),
         *_mount_args(mounts),
-        *_env_args(env),
+        *_env_args(env, spec.secrets),
         "--workdir",
         f"{WORK}/pipeline",
         *_network(spec),

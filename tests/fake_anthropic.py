@@ -9,6 +9,12 @@ Claude Code makes side calls besides the agent's turns (a small-model request, t
 that carry `tools` advance the script: the agent loop always sends its tool list, side calls do not. Side calls get a
 short text reply with zero usage, so they never change the cost the test expects.
 
+Per-conversation scripts (`conversations=[...]`): each Claude Code process is its own conversation (the
+`x-claude-code-session-id` header), and a request's turn is the number of assistant messages it carries, so a
+new process (no prior messages) starts its script from the top, and a retried request gets the same turn again.
+Conversation k follows `conversations[k]`, the last script serving every later one. `host="0.0.0.0"` binds the
+server where a container can reach it (`url_for(host)` gives the URL to pass in).
+
 Run it alone to poke at a CLI by hand: `python tests/fake_anthropic.py` prints its base URL."""
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ class Usage:
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
-            "cache_creation": {"ephemeral_5m_input_tokens": five_minutes, "ephemeral_1h_input_tokens": self.cache_write_1h},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": five_minutes,
+                "ephemeral_1h_input_tokens": self.cache_write_1h,
+            },
             "output_tokens": self.output_tokens,
             "service_tier": "standard",
         }
@@ -68,19 +77,33 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: Any
     main: bool  # counted as a script turn
+    session: str = ""  # x-claude-code-session-id: one per Claude Code process
+    conversation: int | None = None  # per-conversation mode: which conversation (0, 1, ...) this request is in
+    turn: int | None = None  # the index of the script turn it was answered with
+    served: Turn | None = None  # what it was answered with (main requests)
 
 
 class FakeAnthropic:
     """Start with `with FakeAnthropic(script) as api:`; `api.base_url` goes into ANTHROPIC_BASE_URL."""
 
-    def __init__(self, script: list[Turn], chunk: int = 12) -> None:
-        self.script = list(script)
+    def __init__(
+        self,
+        script: list[Turn] | None = None,
+        chunk: int = 12,
+        host: str = "127.0.0.1",
+        conversations: list[list[Turn]] | None = None,
+    ) -> None:
+        if (script is None) == (conversations is None):
+            raise ValueError("give either a script or per-conversation scripts")
+        self.script = list(script or [])
+        self.conversations = [list(c) for c in conversations or []]
         self.chunk = chunk  # characters per text/json delta, so the client sees a real multi-delta stream
         self.requests: list[Request] = []
         self.turn_index = 0
+        self.sessions: list[str] = []  # per-conversation mode: session ids in the order they first called
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -96,8 +119,37 @@ class FakeAnthropic:
         self._server.shutdown()
         self._server.server_close()
 
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url_for(self, host: str) -> str:
+        """The base URL as a client elsewhere sees it (e.g. host.docker.internal from a container)."""
+        return f"http://{host}:{self.port}"
+
     def main_requests(self) -> list[Request]:
-        return [r for r in self.requests if r.main]
+        with self._lock:
+            return [r for r in self.requests if r.main]
+
+    def served_usages(self) -> list[tuple[str, dict[str, Any]]]:
+        """(model, usage) of every scripted message the server streamed, in order: what a client was billed."""
+        return [
+            (str(r.body.get("model", "")), r.served.usage.as_dict())
+            for r in self.main_requests()
+            if r.served is not None and r.served.status == 200 and isinstance(r.body, dict)
+        ]
+
+    def conversation_turn(self, req: Request) -> Turn:
+        """Per-conversation mode: the turn is the number of assistant messages so far in this conversation."""
+        messages = req.body.get("messages") if isinstance(req.body, dict) else None
+        done = sum(1 for m in messages or [] if isinstance(m, dict) and m.get("role") == "assistant")
+        with self._lock:
+            if req.session not in self.sessions:
+                self.sessions.append(req.session)
+            req.conversation = self.sessions.index(req.session)
+            script = self.conversations[min(req.conversation, len(self.conversations) - 1)]
+            req.turn = done
+            return script[done] if done < len(script) else Turn([text("(script exhausted)")])
 
     def next_turn(self) -> Turn:
         with self._lock:
@@ -129,7 +181,8 @@ class FakeAnthropic:
                     body = raw.decode(errors="replace")
                 # Claude Code calls /v1/messages?beta=true; the agent loop is the request that carries tools
                 main = self.path.split("?")[0] == "/v1/messages" and isinstance(body, dict) and bool(body.get("tools"))
-                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, main)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = Request(self.command, self.path, headers, body, main, headers.get("x-claude-code-session-id", ""))
                 with api._lock:
                     api.requests.append(req)
                 return req
@@ -163,7 +216,13 @@ class FakeAnthropic:
                 if path == "/v1/messages/count_tokens":
                     self._json(200, {"input_tokens": 100})
                 elif path == "/v1/messages":
-                    turn = api.next_turn() if req.main else Turn([text("ok")])
+                    if not req.main:
+                        turn = Turn([text("ok")])
+                    elif api.conversations:
+                        turn = api.conversation_turn(req)
+                    else:
+                        turn = api.next_turn()
+                    req.served = turn if req.main else None
                     if turn.status != 200:
                         err = {"type": turn.error_type, "message": f"scripted error {turn.status}"}
                         self._json(turn.status, {"type": "error", "error": err})
@@ -191,8 +250,16 @@ class FakeAnthropic:
     def message_object(self, model: str, turn: Turn) -> dict[str, Any]:
         content = [self._block(b) for b in turn.blocks]
         stop = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
-        return {"id": self.new_id("msg"), "type": "message", "role": "assistant", "model": model,
-                "content": content, "stop_reason": stop, "stop_sequence": None, "usage": turn.usage.as_dict()}
+        return {
+            "id": self.new_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": turn.usage.as_dict(),
+        }
 
     def _block(self, block: dict[str, Any]) -> dict[str, Any]:
         if block["type"] == "tool_use":

@@ -73,12 +73,10 @@ def kept_rows(lab: Path) -> list[dict[str, str]]:
 
 
 def test_forged_verdict_with_a_better_score(hostile_lab: Path) -> None:
-    head = git(hostile_lab, "rev-parse", "HEAD")
     report = attack(hostile_lab, "forged_verdict")
     ack = report["ack"]
-    contained = (
-        ack["outcome"] == "vetoed" and not kept_rows(hostile_lab) and git(hostile_lab, "rev-parse", "HEAD") == head
-    )
+    no_keep_commit = "Arl-Experiment" not in git(hostile_lab, "log", "--format=%B")
+    contained = ack["outcome"] == "vetoed" and not kept_rows(hostile_lab) and no_keep_commit
     record(
         "forged verdict claiming score -1e9", f"{ack['outcome']}: host measured {ack['verified_score']:.4g}", contained
     )
@@ -88,9 +86,7 @@ def test_keep_after_making_it_worse(hostile_lab: Path) -> None:
     report = attack(hostile_lab, "keep_after_worsening")
     ack = report["ack"]
     contained = ack["outcome"] == "rejected" and "changed" in ack["reason"] and not kept_rows(hostile_lab)
-    record(
-        "arl verdict keep after worsening the evaluated pipeline", f"{ack['outcome']} (stale pipeline hash)", contained
-    )
+    record("keep after worsening the evaluated pipeline", f"{ack['outcome']} (stale pipeline hash)", contained)
 
 
 def test_editing_the_eval_cache(hostile_lab: Path) -> None:

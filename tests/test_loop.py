@@ -85,6 +85,27 @@ def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -
     assert not containers_of(lab)
     status = json.loads(arl("status", "--json", cwd=lab).stdout)
     assert status["active"] is False and status["experiment"] == 5
+    assert set(status) >= {"active", "pid", "run", "phase", "experiment", "best", "elapsed_s", "cost_usd", "container"}
+    # `arl show` reaches a kept and a discarded attempt alike: scores, notes, diff, transcript.
+    for r in rs[1:3]:
+        shown = arl("show", r["id"], cwd=lab).stdout
+        assert f"experiment {r['id']}" in shown and r["outcome"] in shown
+        assert "diff --git a/pipeline/model.py" in shown, shown
+        assert "transcript (excerpt)" in shown
+
+
+def test_dry_run_prints_the_command_lines(example_lab: Path) -> None:
+    out = arl("run", "--data", "data", "--agent", "offline", "--dry-run", cwd=example_lab).stdout
+    assert "credentials: none" in out
+    agent_line = next(ln for ln in out.splitlines() if ln.startswith("docker run --detach"))
+    for flag in ("--init", "--cap-drop ALL", "--security-opt no-new-privileges", "--read-only", "--pids-limit"):
+        assert flag in agent_line
+    assert "dst=/workspace/pipeline " in agent_line or "dst=/workspace/pipeline" in agent_line
+    assert ".git" not in agent_line.replace(".gitignore", "")
+    verify_line = next(ln for ln in out.splitlines() if ln.startswith("docker run --rm"))
+    assert "--network none" in verify_line and "dst=/workspace/pipeline,readonly" in verify_line
+    assert "git -C" in out and "docker pause" in out
+    assert not (example_lab / ".arl" / "state.json").exists()  # nothing was run
 
 
 def test_makefile_research_and_sigint_tears_down(lab: Path, tmp_path: Path) -> None:

@@ -107,5 +107,5 @@ def test_repeats_keep_fewer_false_improvements(tmp_path: Path, base_image: str) 
         if repeats == 3:
             vetoed = [r for r in rows(lab) if r["outcome"] == "vetoed"]
             assert all("by more than" in r["notes"] for r in vetoed)
-    assert counts[1] >= 2, counts
+    assert counts[1] >= 1, counts
     assert counts[3] < counts[1], counts

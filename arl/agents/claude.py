@@ -19,6 +19,7 @@ as root, which would leave the tmpfs $HOME unwritable for the sandbox user."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -123,8 +124,13 @@ def _assistant(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
             events.append(Event("text", str(block["text"])))
         elif block.get("type") == "tool_use":
             name, tool_input = str(block.get("name", "?")), block.get("input")
-            events.append(Event("tool_call", tool_summary(name, tool_input), {"id": block.get("id"), "name": name,
-                                                                              "input": tool_input}))
+            events.append(
+                Event(
+                    "tool_call",
+                    tool_summary(name, tool_input),
+                    {"id": block.get("id"), "name": name, "input": tool_input},
+                )
+            )
     usage, mid, model = msg.get("usage"), msg.get("id"), str(msg.get("model") or acc.model)
     if isinstance(usage, dict) and isinstance(mid, str) and model != "<synthetic>":
         entry = {**usage, "model": model}
@@ -141,8 +147,11 @@ def _user(obj: dict[str, Any]) -> list[Event]:
     if not isinstance(content, list):
         return []
     return [
-        Event("tool_result", first_line(content_text(b.get("content"))),
-              {"tool_use_id": b.get("tool_use_id"), "is_error": bool(b.get("is_error"))})
+        Event(
+            "tool_result",
+            first_line(content_text(b.get("content"))),
+            {"tool_use_id": b.get("tool_use_id"), "is_error": bool(b.get("is_error"))},
+        )
         for b in content
         if isinstance(b, dict) and b.get("type") == "tool_result"
     ]
@@ -153,7 +162,7 @@ def _result(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
     is_error = obj.get("is_error")
     acc.is_error = bool(is_error) if isinstance(is_error, bool) else obj.get("subtype") != "success"
     cost = obj.get("total_cost_usd")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0:
         acc.reported_cost = float(cost)
     usage = obj.get("usage")
     if isinstance(usage, dict):
@@ -184,8 +193,10 @@ def _add_credentials(ctx: AgentContext, spec: LaunchSpec) -> None:
         placeholder = folder / ".credentials.json"  # the mount point: ours, or docker would create it as root
         if not placeholder.exists():
             _write_private(placeholder, "")
-        spec.mounts += [Mount(folder, CONFIG_DIR, read_only=False),
-                        Mount(creds, f"{CONFIG_DIR}/.credentials.json", read_only=False)]
+        spec.mounts += [
+            Mount(folder, CONFIG_DIR, read_only=False),
+            Mount(creds, f"{CONFIG_DIR}/.credentials.json", read_only=False),
+        ]
         spec.env["CLAUDE_CONFIG_DIR"] = CONFIG_DIR
         spec.auth = f"credentials file {creds} (mounted read-write: token refreshes reach it)"
         return
@@ -222,8 +233,10 @@ def read_keychain() -> str:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ArlError(f"cannot run `{' '.join(cmd)}`: {e}")
     if proc.returncode != 0 or not proc.stdout.strip():
-        raise ArlError(f"the macOS keychain has no item {KEYCHAIN_ITEM!r} (security exited {proc.returncode}): "
-                       "log in with `claude` on this Mac first")
+        raise ArlError(
+            f"the macOS keychain has no item {KEYCHAIN_ITEM!r} (security exited {proc.returncode}): "
+            "log in with `claude` on this Mac first"
+        )
     return proc.stdout.strip()
 
 

@@ -44,8 +44,13 @@ class CodexAdapter:
         env = {"CODEX_API_KEY": key, "ARL_MODEL_LINE": json.dumps({"type": "arl.model", "model": ctx.model})}
         if ctx.host_env.get("OPENAI_BASE_URL"):
             env["OPENAI_BASE_URL"] = ctx.host_env["OPENAI_BASE_URL"]
-        return LaunchSpec(argv=["sh", "-c", _SHELL, "codex", *codex], env=env, auth="CODEX_API_KEY (environment)",
-                          image_layer="codex", secrets=["CODEX_API_KEY"])
+        return LaunchSpec(
+            argv=["sh", "-c", _SHELL, "codex", *codex],
+            env=env,
+            auth="CODEX_API_KEY (environment)",
+            image_layer="codex",
+            secrets=["CODEX_API_KEY"],
+        )
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
         obj = json_object(line)
@@ -56,7 +61,9 @@ class CodexAdapter:
             acc.model = str(obj.get("model") or acc.model)
             events: list[Event] = []
         elif kind in ("thread.started", "thread.resumed"):
-            events = [Event("started", f"Codex thread {obj.get('thread_id', '?')}", {"thread_id": obj.get("thread_id")})]
+            events = [
+                Event("started", f"Codex thread {obj.get('thread_id', '?')}", {"thread_id": obj.get("thread_id")})
+            ]
         elif kind.startswith("item.") and isinstance(obj.get("item"), dict):
             events = _item(kind, obj["item"])
         elif kind == "turn.completed":
@@ -95,23 +102,42 @@ def _item(kind: str, item: dict[str, Any]) -> list[Event]:
         return [Event("text", str(item.get("text", "")))] if done and item.get("text") else []
     if itype == "command_execution":
         if kind == "item.started":
-            return [Event("tool_call", f"shell: {first_line(item.get('command', ''))}", {"id": item.get("id"),
-                                                                                       "name": "shell"})]
+            return [
+                Event(
+                    "tool_call",
+                    f"shell: {first_line(item.get('command', ''))}",
+                    {"id": item.get("id"), "name": "shell"},
+                )
+            ]
         if done:
-            data = {"id": item.get("id"), "exit_code": item.get("exit_code"), "status": item.get("status"),
-                    "is_error": item.get("status") != "completed"}
+            data = {
+                "id": item.get("id"),
+                "exit_code": item.get("exit_code"),
+                "status": item.get("status"),
+                "is_error": item.get("status") != "completed",
+            }
             return [Event("tool_result", first_line(item.get("aggregated_output", "")), data)]
     if itype == "file_change" and done:  # reported once, after the patch is applied
         paths = ", ".join(str(c.get("path")) for c in item.get("changes") or [] if isinstance(c, dict))
-        return [Event("tool_call", f"edit: {first_line(paths)}", {"id": item.get("id"), "name": "apply_patch",
-                                                                  "status": item.get("status")})]
+        return [
+            Event(
+                "tool_call",
+                f"edit: {first_line(paths)}",
+                {"id": item.get("id"), "name": "apply_patch", "status": item.get("status")},
+            )
+        ]
     if itype == "mcp_tool_call":
         name = f"{item.get('server')}.{item.get('tool')}"
         if kind == "item.started":
             return [Event("tool_call", name, {"id": item.get("id"), "name": name})]
         if done:
-            return [Event("tool_result", first_line(item.get("error") or item.get("status", "")),
-                          {"id": item.get("id"), "is_error": item.get("status") != "completed"})]
+            return [
+                Event(
+                    "tool_result",
+                    first_line(item.get("error") or item.get("status", "")),
+                    {"id": item.get("id"), "is_error": item.get("status") != "completed"},
+                )
+            ]
     if itype == "web_search" and kind == "item.started":
         return [Event("tool_call", f"web_search: {first_line(item.get('query', ''))}", {"name": "web_search"})]
     if itype == "error" and done:
@@ -120,7 +146,8 @@ def _item(kind: str, item: dict[str, Any]) -> list[Event]:
 
 
 def _turn_completed(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    raw = obj.get("usage")
+    usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
     new = {k: as_int(usage.get(k)) for k in USAGE_KEYS}
     old = {k: acc.tokens.get(k, 0) for k in USAGE_KEYS}
     # a running total never shrinks; should a version report per turn instead, the smaller numbers are added

@@ -17,12 +17,17 @@ class CommandAdapter:
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         if not ctx.command:
-            raise ArlError('agent kind "command" needs a program: set [agent] command in lab.toml, '
-                           'e.g. command = ["python", "my_agent.py"]')
+            raise ArlError(
+                'agent kind "command" needs a program: set [agent] command in lab.toml, '
+                'e.g. command = ["python", "my_agent.py"]'
+            )
         env = {"ARL_PROMPT_FILE": PROMPT_FILE}
         if ctx.model:
             env["ARL_AGENT_MODEL"] = ctx.model
-        return LaunchSpec(argv=[*ctx.command, *ctx.extra_args], env=env, auth="none (your program's own)")
+        # No network: a program that needs one (an LLM API) deserves its own adapter saying so (network="bridge").
+        return LaunchSpec(
+            argv=[*ctx.command, *ctx.extra_args], env=env, auth="none (your program's own)", network="none"
+        )
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
         text = line.rstrip("\r\n")

@@ -25,6 +25,7 @@ def context(cfg: LabConfig, settings: dict[str, Any], seed: int | None = None) -
         command=list(cfg.agent_command),
         use_oauth_osx=bool(settings.get("use_oauth_osx")),
         seed=seed,
+        state_dir=cfg.state_dir,
     )
 
 

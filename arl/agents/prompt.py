@@ -1,25 +1,45 @@
-"""The agent's prompt: arl's protocol instructions, the lab's AGENT.md, and the run's --prompt."""
+"""The agent's prompt: arl's protocol instructions, then the lab's AGENT.md, then the run's --prompt text.
+
+The protocol part is the same for every agent and every lab: where things are in the sandbox, the commands, and
+what the host does with a verdict. It tells the agent plainly that claimed scores do not count, so that it has no
+reason to game `arl eval` and every reason to make real, one-at-a-time changes."""
 
 from __future__ import annotations
 
-PROTOCOL = """You are improving a research pipeline inside a sandbox, in a loop run by arl.
+PROTOCOL = """\
+You are the research agent of an arl loop for the lab "{lab_name}". You improve a pipeline, one experiment at a \
+time, inside a sandbox; the host outside it judges every experiment and keeps the history in git.
 
-- /workspace/pipeline is the code you may change (your working directory). Nothing else is writable.
-- /workspace/data is the evaluation data (read-only); /workspace/lab holds the lab's config and backend (read-only);
-  /workspace/results.tsv is the history of earlier experiments (read-only).
-- Make one focused change, then run `arl eval` (prints the score as JSON; {direction}) and `arl diagnose` for
-  per-sample results, worst first. `arl results` shows the history.
-- Then run `arl verdict keep --notes "what you changed and why"` if the change improved the score, or
-  `arl verdict discard --notes "..."` otherwise. It waits for the host and prints its answer: the outcome, the host's
-  own score, the best so far and a reason. The host re-evaluates every keep itself; only its score counts.
-- After a discard or a veto the host restores the pipeline to the last kept version. Then start the next idea.
-  Keep going: one change per verdict, until you are stopped.
+## The sandbox
+- /workspace/pipeline: the pipeline's code (your working directory). The only place you may change.
+- /workspace/data: the evaluation data (read-only).
+- /workspace/lab: lab.toml, AGENT.md and the evaluation backend (read-only).
+- /workspace/results.tsv: the history of earlier experiments, kept and discarded (read-only). Read it first: do not
+  repeat what was already tried.
+
+## The loop
+1. Make one focused change to the pipeline.
+2. Run `arl eval`: it evaluates the pipeline and prints JSON with the score ({better}). `arl diagnose` shows the
+   per-sample results, worst first, with their errors; `arl results` shows the history as a table.
+3. Decide: `arl verdict keep --notes "what you changed and why"` when the change improved the score, otherwise
+   `arl verdict discard --notes "what you tried and what you learned"`. The command waits until the host has
+   decided and prints its answer: the outcome, the host's own score, the best score so far and the reason.
+4. Start again from step 1 with the next idea.
+
+## What the host does
+- It evaluates every keep again itself, on the pipeline as you left it. Only its score counts: a claimed score
+  changes nothing, and a keep that does not beat the best is vetoed.
+- After a discard or a veto it restores the pipeline to the last kept version: build the next change on that.
+- One change per verdict: several ideas in one experiment cannot be told apart. Keep iterating until you are
+  stopped; do not stop by yourself, and do not ask questions: nobody is there to answer them.
 """
 
 
 def build_prompt(agent_md: str, extra: str, lab_name: str, direction: str) -> str:
     better = "higher is better" if direction == "maximize" else "lower is better"
-    parts = [PROTOCOL.format(direction=better), f"# The lab: {lab_name}\n\n{agent_md.strip()}"]
+    parts = [PROTOCOL.format(lab_name=lab_name, better=better).rstrip()]
+    if agent_md.strip():
+        parts.append(f"# The lab's instructions (AGENT.md)\n\n{agent_md.strip()}")
     if extra.strip():
-        parts.append(f"# Also\n\n{extra.strip()}")
+        parts.append(f"# For this run\n\n{extra.strip()}")
     return "\n\n".join(parts) + "\n"

@@ -24,7 +24,9 @@ def get_adapter(kind: str) -> AgentAdapter:
     else:
         module_name, _, attr = target.rpartition(".")
     if not module_name or not attr:
-        raise ArlError(f"unknown agent {kind!r}: use one of {', '.join(KNOWN)}, or a class path such as mypkg.mod:MyAgent")
+        raise ArlError(
+            f"unknown agent {kind!r}: use one of {', '.join(KNOWN)}, or a class path such as mypkg.mod:MyAgent"
+        )
     try:
         cls: Any = getattr(import_module(module_name), attr)
     except ImportError as e:

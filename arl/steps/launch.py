@@ -11,7 +11,7 @@ from ..agents.launch import context
 from ..agents.registry import get_adapter
 from ..config import LabConfig
 from ..fsutil import atomic_write, write_json
-from ..sandbox import agent_run, container_name
+from ..sandbox import agent_run, container_name, secret_env
 from .common import OK, data_dir, open_run, results_view, write_results_view
 
 
@@ -42,7 +42,7 @@ def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
         host_env=ctx.host_env,
         extra_env=extra,
     )
-    sh.run(cmd)
+    sh.run(cmd, env=secret_env(spec))
     st.update(container=name, launches=launches, last_progress=time.time(), phase="running")
     state.save(cfg, st)
     return name

@@ -43,8 +43,8 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
         rows = results.read(cfg.results_file).rows
         answered = {r["metrics"].get("verdict_seq"): r for r in rows if r["run"] == old.get("run")}
         for path in verdicts.pending(state.control_dir(cfg)):
-            seq = path.name.removeprefix("verdict-").removesuffix(".json")
-            done = answered.get(int(seq)) if seq.isdigit() else None
+            seq = verdicts.tag_of(path.name)
+            done = answered.get(int(seq)) if seq.isascii() and seq.isdigit() else None
             if done is not None:
                 # Recorded before the crash (steps 2 and 4 finish its git side): only the ack was missing.
                 sh.say(f"  verdict {seq} was already recorded as experiment {done['id']}")

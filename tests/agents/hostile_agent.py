@@ -111,7 +111,7 @@ def write_protected():
             "/workspace/control/../results.tsv",
         ]
     }
-    found_state = glob.glob("/**/state.json", recursive=True)
+    found_state = [p for root in ("/workspace", "/tmp") for p in glob.glob(f"{root}/**/state.json", recursive=True)]
     ack = verdict("discard")
     return {"attempts": attempts, "state_files": found_state, "ack": ack}
 

@@ -34,8 +34,11 @@ SCRIPTS: dict[str, tuple[list[Turn], list[str], dict[str, str]]] = {
     "budget": (SUCCESS, ["--max-budget-usd", "0.001"], {}),
     # 401 is retried like a transient error: api_retry lines, then a synthetic error message and is_error
     "api_error": ([error_turn(401, "authentication_error")] * 3, [], {"CLAUDE_CODE_MAX_RETRIES": "2"}),
-    "retry_ok": ([error_turn(529, "overloaded_error"), Turn([text("Recovered.")], Usage(10, 5))], [],
-                 {"CLAUDE_CODE_MAX_RETRIES": "2"}),
+    "retry_ok": (
+        [error_turn(529, "overloaded_error"), Turn([text("Recovered.")], Usage(10, 5))],
+        [],
+        {"CLAUDE_CODE_MAX_RETRIES": "2"},
+    ),
     # stopped while its Bash tool runs (Claude Code refuses a bare `sleep N`, so python sleeps): SIGTERM ends it
     # with no result line; SIGINT makes it cancel the tool and still print a result line
     "killed": (SLOW, [], {}),
@@ -55,17 +58,40 @@ NOISE = [
 
 def host_env(base_url: str, extra: dict[str, str], home: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TERM")}
-    return {**keep, "HOME": home, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
-            "IS_SANDBOX": "1", "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", **extra}
+    return {
+        **keep,
+        "HOME": home,
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "test-key",
+        "IS_SANDBOX": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        **extra,
+    }
 
 
 def record(claude: str, name: str) -> str:
     script, args, extra = SCRIPTS[name]
-    argv = [claude, "-p", "--output-format", "stream-json", "--verbose", "--model", MODEL,
-            "--dangerously-skip-permissions", *args]
+    argv = [
+        claude,
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--model",
+        MODEL,
+        "--dangerously-skip-permissions",
+        *args,
+    ]
     with FakeAnthropic(script) as api, tempfile.TemporaryDirectory() as home:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=home,
-                                env=host_env(api.base_url, extra, home))
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=home,
+            env=host_env(api.base_url, extra, home),
+        )
         assert proc.stdin and proc.stdout
         proc.stdin.write("Run echo hello, then say done.\n")
         proc.stdin.close()
@@ -77,8 +103,10 @@ def record(claude: str, name: str) -> str:
                 proc.send_signal(stop)
                 stop = None
         proc.wait(timeout=120)
-        print(f"{name}: exit {proc.returncode}, {len(lines)} lines, requests:",
-              [f"{r.method} {r.path} {'main' if r.main else 'side'}" for r in api.requests])
+        print(
+            f"{name}: exit {proc.returncode}, {len(lines)} lines, requests:",
+            [f"{r.method} {r.path} {'main' if r.main else 'side'}" for r in api.requests],
+        )
         return "".join(lines)
 
 
