@@ -99,7 +99,9 @@ def test_writing_lab_files_results_and_state(hostile_lab: Path) -> None:
     before = {p: (hostile_lab / p).read_bytes() for p in ("lab.toml", "backend.py", "AGENT.md")}
     report = attack(hostile_lab, "write_protected")
     written = [p for p, r in report["attempts"].items() if r == "written"]
-    unchanged = all((hostile_lab / p).read_bytes() == b for p, b in before.items())
+    # lab.toml was rewritten by attack() itself (the agent's command) and committed: compare with HEAD.
+    unchanged = all((hostile_lab / p).read_bytes() == b for p, b in before.items() if p != "lab.toml")
+    unchanged = unchanged and git(hostile_lab, "status", "--porcelain", "lab.toml", "backend.py", "AGENT.md") == ""
     untouched_results = all("pwned" not in r["notes"] for r in rows(hostile_lab))
     contained = not written and unchanged and untouched_results and not report["state_files"]
     record(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, ROOT, git, make_repo
+from .conftest import BIN, ROOT, git, make_repo, run
 from .loophelpers import cleanup_containers, containers_of, rows, set_toml, wait_for
 
 pytestmark = pytest.mark.docker
@@ -76,6 +76,17 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
     # The probe's attempt is saved under its ref, and the pipeline is clean again.
     rs = rows(user_lab)
     assert [r["outcome"] for r in rs] == ["baseline", "discard"]
-    saved = git(user_lab, "show", "refs/arl/curve-fit/experiments/1:pipeline/probe.json")
+    # The repository belongs to uid 4242; this test process is root, so git wants it declared safe.
+    saved = run(
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-C",
+            str(user_lab),
+            "show",
+            "refs/arl/curve-fit/experiments/1:pipeline/probe.json",
+        ]
+    ).stdout
     assert json.loads(saved)["uid"] == UID
     assert not probe_file.exists()

@@ -3,8 +3,15 @@
 Stream facts this parser relies on (checked against the real CLI, see tests/streams/record_claude.py):
 - `system`/`init` opens the stream; `system`/`api_retry` reports each retried API call (attempt, error_status).
 - Each content block of an API message is its own `assistant` line; all of them carry the same `message.id` and
-  the same usage, copied from the API's message_start (so output_tokens is the provisional count). Usage is kept
-  per message id, last one wins, and never summed across lines.
+  the same usage, copied from the API's message_start (so output_tokens is the provisional count, 1 or so). Usage is
+  kept per message id and never summed across lines.
+- The final output count of a message is only in the API's message_delta, which Claude Code prints (as a
+  `stream_event` line carrying `api_message_id`) only with partial messages on: the adapter turns them on with
+  CLAUDE_CODE_INCLUDE_PARTIAL_MESSAGES=1 (the environment twin of --include-partial-messages, so the command line
+  stays as documented). Without it, every Claude process that does not end by itself (and in the loop none does:
+  the host freezes and removes it, or it is killed) would be priced at ~1 output token per message, the dearest
+  part of the bill missing, and `max_cost` would stop the run late. A message's final usage is never replaced by
+  the provisional copy its block lines repeat. The content deltas themselves are skipped unparsed.
 - `user` lines carry tool results. A failed API call ends as a synthetic assistant message (model "<synthetic>").
 - The final `result` line: `is_error` is authoritative (an API error ends with subtype "success" and is_error true),
   `subtype` names limits (error_max_turns, error_max_budget_usd), `total_cost_usd` is Claude Code's own total, and
@@ -34,6 +41,8 @@ from .stream import as_int, content_text, end_without_final, first_line, json_ob
 
 CONFIG_DIR = "/tmp/claude-config"  # CLAUDE_CONFIG_DIR in the sandbox (/tmp is a tmpfs there)
 KEYCHAIN_ITEM = "Claude Code-credentials"
+FINAL = "arl_final"  # marks a usage entry that holds the message's final counts (from its message_delta)
+_STREAM_EVENT = '{"type":"stream_event"'  # how Claude Code starts a partial-message line
 LIMIT_SUBTYPES = {"error_max_turns", "error_max_budget_usd", "error_max_structured_output_retries"}
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 NO_CREDENTIALS = (
@@ -50,7 +59,11 @@ class ClaudeAdapter:
         if ctx.model:
             argv += ["--model", ctx.model]
         argv += ["--dangerously-skip-permissions", *ctx.extra_args]
-        env = {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+        env = {
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_INCLUDE_PARTIAL_MESSAGES": "1",  # message_delta: each message's final output count
+        }
         if ctx.sandbox_uid == 0:
             env["IS_SANDBOX"] = "1"  # as root, Claude Code refuses --dangerously-skip-permissions without it
         if ctx.host_env.get("ANTHROPIC_BASE_URL"):
@@ -61,6 +74,9 @@ class ClaudeAdapter:
         return spec
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
+        head = line.lstrip()
+        if head.startswith(_STREAM_EVENT) and '"message_start"' not in head and '"message_delta"' not in head:
+            return []  # a content delta: most of a partial-message stream, and nothing in it counts
         obj = json_object(line)
         if obj is None:
             return []  # a terminal, wrapper or runtime printed something that is not ours: ignore it
@@ -73,6 +89,8 @@ class ClaudeAdapter:
             events = _user(obj)
         elif kind == "result":
             events = _result(obj, acc)
+        elif kind == "stream_event":
+            events = _stream_event(obj, acc)
         else:
             events = []
         acc.events += len(events)
@@ -131,14 +149,45 @@ def _assistant(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
                     {"id": block.get("id"), "name": name, "input": tool_input},
                 )
             )
-    usage, mid, model = msg.get("usage"), msg.get("id"), str(msg.get("model") or acc.model)
-    if isinstance(usage, dict) and isinstance(mid, str) and model != "<synthetic>":
-        entry = {**usage, "model": model}
-        if acc.usage_by_message.get(mid) != entry:
-            acc.usage_by_message[mid] = entry  # the same message repeats its usage on every block: replace, never add
-            acc.tokens = {k: sum(as_int(u.get(k)) for u in acc.usage_by_message.values()) for k in TOKEN_KEYS}
-            events.append(Event("usage", "", {"message_id": mid, "usage": usage, "estimate_usd": estimate(acc)}))
+    events += _note_usage(acc, msg.get("id"), str(msg.get("model") or acc.model), msg.get("usage"), final=False)
     return events
+
+
+def _note_usage(acc: StreamAccount, mid: Any, model: str, usage: Any, final: bool) -> list[Event]:
+    """Record one message's usage: replaced, never added (every block line repeats it); a final count stays."""
+    if not isinstance(usage, dict) or not isinstance(mid, str) or model == "<synthetic>":
+        return []
+    prev = acc.usage_by_message.get(mid)
+    if prev is not None and prev.get(FINAL) and not final:
+        return []  # the provisional copy of a message whose message_delta is already in
+    entry = {**usage, "model": model, **({FINAL: True} if final else {})}
+    if prev == entry:
+        return []
+    acc.usage_by_message[mid] = entry
+    acc.tokens = {k: sum(as_int(u.get(k)) for u in acc.usage_by_message.values()) for k in TOKEN_KEYS}
+    return [Event("usage", "", {"message_id": mid, "usage": usage, "final": final, "estimate_usd": estimate(acc)})]
+
+
+def _stream_event(obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
+    """Partial-message lines: message_start (the provisional usage) and message_delta (the final one)."""
+    event = obj.get("event")
+    if not isinstance(event, dict):
+        return []
+    if event.get("type") == "message_start":
+        msg = event.get("message")
+        if isinstance(msg, dict):
+            return _note_usage(acc, msg.get("id"), str(msg.get("model") or acc.model), msg.get("usage"), final=False)
+    elif event.get("type") == "message_delta" and isinstance(event.get("usage"), dict):
+        mid = obj.get("api_message_id")
+        if not isinstance(mid, str):  # an older CLI without the field: messages stream one after another
+            mid = next(reversed(acc.usage_by_message), None)
+        prev = acc.usage_by_message.get(mid, {}) if isinstance(mid, str) else {}
+        # the delta's usage holds the final output count, and on newer APIs the input side again: merge over start
+        usage = {**prev, **{k: v for k, v in event["usage"].items() if v is not None}}
+        usage.pop(FINAL, None)
+        model = str(usage.pop("model", None) or acc.model)
+        return _note_usage(acc, mid, model, usage, final=True)
+    return []
 
 
 def _user(obj: dict[str, Any]) -> list[Event]:
