@@ -114,22 +114,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     return fn(args)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def handle_errors(prog: str, argv: list[str], body: Callable[[list[str]], int]) -> int:
+    """The one error handler of `arl` and `arl-step`: an ArlError is one line and its exit code; a traceback
+    only with --debug (or ARL_DEBUG=1)."""
     debug = "--debug" in argv or os.environ.get("ARL_DEBUG") == "1"
     try:
-        args = build_parser().parse_args(argv)
-        if not args.command:
-            build_parser().print_help()
-            return 2
-        return _dispatch(args)
+        return body(argv)
     except ArlError as e:
         if debug:
             raise
-        print(f"arl: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("arl: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
@@ -137,10 +134,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"arl: error: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            f"{prog}: error: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.command:
+        build_parser().print_help()
+        return 2
+    return _dispatch(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return handle_errors("arl", list(sys.argv[1:] if argv is None else argv), _main)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,17 +38,14 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_ESCAPED = re.compile(r"\\(.)", re.S)
+_UNESCAPED = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
 def unescape(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(text[i + 1], "\\" + text[i + 1]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    if "\\" not in text:  # most notes: nothing to undo
+        return text
+    return _ESCAPED.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text)
 
 
 def header_line() -> str:
@@ -143,6 +141,12 @@ def ensure_file(path: Path) -> None:
         path.write_text(header_line())
 
 
+# Parsed histories by path: a long-running loop re-reads results.tsv several times per verdict, and it only ever
+# grows at the end, so the rows of an unchanged prefix are reused and only the new lines are parsed.
+_parsed: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+_views: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
+
+
 def read(path: Path) -> History:
     if not path.exists():
         return History([])
@@ -152,12 +156,25 @@ def read(path: Path) -> History:
         raise ArlError(f"cannot read {path}: {e}")
     if not text.strip():
         return History([])
-    reader = csv.reader(io.StringIO(text), delimiter="\t")
-    header = next(reader)
-    if header != COLUMNS:
-        raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
+    key = str(path)
+    seen, known = _parsed.get(key, ("", []))
+    if seen and text.startswith(seen):  # `seen` ends with a newline: the new text starts on a line of its own
+        rows = known + _parse(path, text, text[len(seen) :], seen.count("\n") + 1)
+    else:
+        reader = csv.reader(io.StringIO(text), delimiter="\t")
+        header = next(reader)
+        if header != COLUMNS:
+            raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
+        rows = _parse(path, text, text[text.index("\n") + 1 :] if "\n" in text else "", 2)
+    if text.endswith("\n"):  # no torn line at the end: safe to build on
+        _parsed[key] = (text, rows)
+    return History(list(rows))
+
+
+def _parse(path: Path, text: str, body: str, first: int) -> list[dict[str, Any]]:
+    """The rows of `body`, the part of `text` that starts at line `first`."""
     rows = []
-    for n, cells in enumerate(reader, start=2):
+    for n, cells in enumerate(csv.reader(io.StringIO(body), delimiter="\t"), start=first):
         if not cells:
             continue
         if len(cells) != len(COLUMNS):
@@ -166,7 +183,21 @@ def read(path: Path) -> History:
                 break
             raise ArlError(f"{path}: line {n} has {len(cells)} columns, expected {len(COLUMNS)}")
         rows.append(parse_row(dict(zip(COLUMNS, cells)), f"{path}: line {n}"))
-    return History(rows)
+    return rows
+
+
+def view_text(path: Path) -> str:
+    """The history as the agent may see it: holdout scores blanked. Only rows not formatted before are."""
+    rows = read(path).rows
+    old_rows, old_lines = _views.get(str(path), ([], []))
+    same = 0
+    for a, b in zip(old_rows, rows):
+        if a is not b:
+            break
+        same += 1
+    lines = old_lines[:same] + [format_row({**r, "holdout_score": None}) for r in rows[same:]]
+    _views[str(path)] = (rows, lines)
+    return header_line() + "".join(lines)
 
 
 def append(path: Path, row: dict[str, Any]) -> None:

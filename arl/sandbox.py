@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -21,7 +22,9 @@ def slug(name: str) -> str:
 
 
 def container_name(cfg: LabConfig, run: int, n: int, role: str = "agent") -> str:
-    return f"arl-{slug(cfg.name)}-r{run}-{role}{n}"
+    # Two labs may share a name (two clones, two branches' worktrees): the folder's hash keeps them apart.
+    where = hashlib.sha256(str(cfg.root.resolve()).encode()).hexdigest()[:6]
+    return f"arl-{slug(cfg.name)}-{where}-r{run}-{role}{n}"
 
 
 def lab_mounts(cfg: LabConfig) -> list[Mount]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
+import time
 from typing import Any
 
 from .errors import ArlError
@@ -58,25 +60,38 @@ def run(
     stdin: str | None = None,
     env: dict[str, str] | None = None,
 ) -> tuple[int, str, str]:
-    """Run a command; return (code, stdout, stderr). A code not in `ok` is an ArlError naming the command."""
-    from plumbum.commands.processes import ProcessExecutionError, ProcessTimedOut
+    """Run a command; return (code, stdout, stderr). A code not in `ok` is an ArlError naming the command.
 
+    The command runs in its own session and a Ctrl-C waits for it to finish: a `git commit` or `docker run`
+    is never cut in half (a half-created container would escape the teardown that follows)."""
     if not quiet:
         echo(line(cmd))
     if env:
         cmd = cmd.with_env(**env)
     try:
-        kw: dict[str, Any] = {"retcode": None, "timeout": timeout}
-        if stdin is not None:
-            kw["stdin"] = stdin
-        code, out, err = cmd.run(**kw)
-    except ProcessTimedOut:
-        raise ArlError(f"timed out after {timeout:g} s: {line(cmd)}")
-    except ProcessExecutionError as e:  # only raised for other failures, since retcode=None
-        code, out, err = e.retcode, e.stdout, e.stderr
+        proc = cmd.popen(new_session=True, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
     except OSError as e:
         raise ArlError(f"cannot run {line(cmd)}: {e.strerror}")
+    data = stdin.encode() if stdin is not None else None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interrupted = False
+    while True:
+        try:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            out_b, err_b = proc.communicate(input=data, timeout=left)
+            break
+        except KeyboardInterrupt:
+            interrupted, data = True, None
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise ArlError(f"timed out after {timeout:g} s: {line(cmd)}")
+    if interrupted:
+        raise KeyboardInterrupt
+    code = proc.returncode
+    out = (out_b or b"").decode("utf-8", "replace")
+    err = (err_b or b"").decode("utf-8", "replace")
     if ok is not None and code not in ok:
         detail = (err or out or "").strip().splitlines()
         raise ArlError(f"`{line(cmd)}` failed (exit {code}){': ' + detail[-1] if detail else ''}")
-    return int(code or 0), str(out or ""), str(err or "")
+    return int(code), out, err

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from .cli import _common, _Parser, add_run_flags
-from .errors import ArlError
+from .cli import _common, _Parser, add_run_flags, handle_errors
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
@@ -54,29 +52,17 @@ def build_parser() -> _Parser:
     return parser
 
 
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.step:
+        build_parser().print_help()
+        return 2
+    module = import_module(f"arl.steps.{STEPS[args.step][0]}")
+    return int(module.from_args(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("ARL_DEBUG") == "1"
-    try:
-        args = build_parser().parse_args(argv)
-        if not args.step:
-            build_parser().print_help()
-            return 2
-        module = import_module(f"arl.steps.{STEPS[args.step][0]}")
-        return int(module.from_args(args))
-    except ArlError as e:
-        if debug:
-            raise
-        print(f"arl-step: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("arl-step: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        if debug:
-            raise
-        print(f"arl-step: error: internal error: {type(e).__name__}: {e} (rerun with --debug)", file=sys.stderr)
-        return 1
+    return handle_errors("arl-step", list(sys.argv[1:] if argv is None else argv), _main)
 
 
 if __name__ == "__main__":

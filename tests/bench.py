@@ -69,10 +69,11 @@ def overhead_and_growth(scratch: L.Scratch, n: int, rounds: int, history: int) -
         ratios.append(o_med / f_med)
     sec = "1. host overhead, verify off"
     f, o = got["fresh"], got["old"]
+    keeps, others = [t for t in f if t["outcome"] == "keep"], [t for t in f if t["outcome"] != "keep"]
     figs = [
         figure(sec, "verdict → ack, all outcomes", "ms", ms(f, "verdict_to_ack"), goal="≤ 150 ms"),
-        figure(sec, "  keeps (git commit + hooks)", "ms", ms([t for t in f if t["outcome"] == "keep"], "verdict_to_ack")),
-        figure(sec, "  discards (snapshot + restore)", "ms", ms([t for t in f if t["outcome"] != "keep"], "verdict_to_ack")),
+        figure(sec, "  keeps (git commit, hooks run)", "ms", ms(keeps, "verdict_to_ack")),
+        figure(sec, "  discards (snapshot + restore)", "ms", ms(others, "verdict_to_ack")),
     ]
     figs[0].met = figs[0].median <= OVERHEAD_GOAL_MS
     figs += breakdown(sec, f, tuple(p for p in PHASES if p != "verify"))
@@ -85,7 +86,8 @@ def overhead_and_growth(scratch: L.Scratch, n: int, rounds: int, history: int) -
     ratio = figure(sec2, "ratio (after / fresh)", "x", ratios, goal="≤ 1.2")
     ratio.median = g[1].median / g[0].median  # of all samples; the spread is over the rounds
     ratio.met = ratio.median <= 1.2
-    ratio.note = f"same seeds, same outcomes; history seeded in {seed_s:.1f} s"
+    same = [t["outcome"] for t in f] == [t["outcome"] for t in o]
+    ratio.note = f"same seeds, {'the same' if same else 'DIFFERENT'} outcomes; history seeded in {seed_s:.1f} s"
     g.append(ratio)
     for p in ("results", "git", "other"):
         a = figure("", "", "ms", ms(f, p)).median
@@ -190,9 +192,8 @@ def cli(scratch: L.Scratch, reps: int, rows: int) -> tuple[list[Figure], dict]:
 
 def image_setup() -> tuple[Figure, str]:
     def image_id() -> str:
-        return subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Id}}", "arl-agent-base:latest"], capture_output=True, text=True
-        ).stdout.strip()
+        cmd = ["docker", "image", "inspect", "--format", "{{.Id}}", "arl-agent-base:latest"]
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
 
     before = image_id()
     say("sandbox image: arl image --base-from debootstrap (builds only when missing or stale)")
@@ -203,7 +204,7 @@ def image_setup() -> tuple[Figure, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description="arl's performance figures on this machine")
     p.add_argument("--experiments", type=int, default=25, help="experiments per overhead run (default 25)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of fresh vs long-history runs (default 2)")
     p.add_argument("--verify-experiments", type=int, default=24)
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     a.output.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": L.sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=False).strip(),
         "command": "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else ""),
         "machine": info,
         "wall_s": round(wall, 1),

@@ -1,7 +1,7 @@
 """Labs for `make bench`: scratch git repositories, a near-instant lab, a long synthetic history, loop runs.
 
-Every lab gets a name of its own (`bench-<what>-<pid>`): the loop's container names derive from the lab name and
-the run number, so two labs of the same name running at once on one engine would remove each other's containers."""
+Every lab gets a name of its own (`bench-<what>-<pid>`), so that the bench shares no container name, image tag or
+ref name with another arl run on the same engine (the example lab is renamed, nothing else of it changes)."""
 
 from __future__ import annotations
 

@@ -192,7 +192,11 @@ def test_claude_launch_line(tmp_path: Path) -> None:
     spec = ClaudeAdapter().launch(ctx(tmp_path, env, extra_args=["--allowedTools", "Bash"], sandbox_uid=0))
     line = "claude -p --output-format stream-json --verbose --model claude-sonnet-4-5 "
     assert " ".join(spec.argv) == line + "--dangerously-skip-permissions --allowedTools Bash"
-    quiet = {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    quiet = {
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_INCLUDE_PARTIAL_MESSAGES": "1",  # message_delta lines: the final output counts
+    }
     assert spec.env == {"ANTHROPIC_API_KEY": "sk-1", "ANTHROPIC_BASE_URL": "http://gw:8080", "IS_SANDBOX": "1", **quiet}
     assert spec.stdin_prompt and spec.image_layer == "claude" and spec.secrets == ["ANTHROPIC_API_KEY"]
     spec = ClaudeAdapter().launch(ctx(tmp_path, {"ANTHROPIC_API_KEY": "k"}, model=""))

@@ -63,8 +63,7 @@ def results_view(cfg: LabConfig) -> Path:
 def write_results_view(cfg: LabConfig) -> None:
     """The copy of the history the agent reads: holdout scores blanked. Written in place, because the
     container bind-mounts this very file (a rename would leave it looking at the old one)."""
-    rows = results.read(cfg.results_file).rows
-    text = results.header_line() + "".join(results.format_row({**r, "holdout_score": None}) for r in rows)
+    text = results.view_text(cfg.results_file)
     path = results_view(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:

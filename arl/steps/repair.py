@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from .. import containers, experiments, gitops, results, sh, state, verdicts
@@ -21,6 +24,11 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     for name in containers.ours(str(cfg.root)):
         sh.say(f"  removing the leftover container {name}")
         containers.stop(name, grace=1)
+    # 1b. A git command killed with the run leaves its lock files; every later git step would fail on them.
+    if _remove_stale_git_locks(cfg, old):
+        # A commit killed between moving the branch and writing the index leaves an index that lags HEAD.
+        paths = [gitops.rel(cfg, cfg.pipeline_dir), gitops.rel(cfg, cfg.results_file)]
+        sh.run(sh.git(gitops.top(cfg))[("reset", "-q", "--", *paths)], ok=None)
     rows = results.read(cfg.results_file).rows
     # 2. A keep whose row was written but whose commit never happened: complete it.
     last = rows[-1] if rows else None
@@ -96,3 +104,61 @@ def _same_tree(cfg: LabConfig, commit: str) -> bool:
     _, a, _ = sh.run(g["rev-parse", f"{tree.strip()}:{p}"], ok=None, quiet=True)
     _, b, _ = sh.run(g["rev-parse", f"{commit}:{p}"], ok=None, quiet=True)
     return bool(a.strip()) and a.strip() == b.strip()
+
+
+def _remove_stale_git_locks(cfg: LabConfig, old: dict[str, Any]) -> bool:
+    """Remove the lock files a git command of the dead run left; True if the index's lock was one of them.
+
+    arl's own index files in .arl/ are arl's alone (we hold the run's lock). In the repository's git dir only the
+    locks arl's commands take are considered, and only those created while the dead run ran that no live process
+    holds open: a git command the user runs at this moment keeps its lock."""
+    removed_index = False
+    for name in ("snapshot.index.lock", "compare.index.lock"):
+        (cfg.state_dir / name).unlink(missing_ok=True)
+    g = sh.git(cfg.root)
+    names = ["index.lock", "HEAD.lock", "packed-refs.lock"]
+    if old.get("branch"):
+        names.append(f"refs/heads/{old['branch']}.lock")
+    _, out, _ = sh.run(g[("rev-parse", *[a for n in names for a in ("--git-path", n)])], ok=None, quiet=True)
+    candidates = [cfg.root / p for p in out.splitlines() if p.strip()]
+    _, common, _ = sh.run(g["rev-parse", "--git-common-dir"], ok=None, quiet=True)
+    experiments_dir = cfg.root / common.strip() / gitops.ref_name(cfg, 0).rsplit("/", 1)[0]
+    if common.strip() and experiments_dir.is_dir():
+        candidates += sorted(experiments_dir.glob("*.lock"))
+    since = float(old.get("started") or 0)
+    for lock in candidates:
+        try:
+            made = lock.stat().st_mtime
+        except OSError:
+            continue
+        if made + 1 < since or _held_open(lock):
+            continue
+        sh.say(f"  removing {lock.name}, left by a git command of the dead run")
+        lock.unlink(missing_ok=True)
+        removed_index = removed_index or lock.name == "index.lock"
+    return removed_index
+
+
+def _held_open(path: Path) -> bool:
+    """Does a live process have this file open? (Linux's /proc; elsewhere a lock younger than 5 s counts.)"""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        try:
+            return time.time() - path.stat().st_mtime < 5
+        except OSError:
+            return False
+    target = str(path.resolve())
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(proc / pid / "fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(proc / pid / "fd" / fd) == target:
+                    return True
+            except OSError:
+                continue
+    return False

@@ -38,9 +38,10 @@ def restart(lab: str | None) -> int:
         last_progress=time.time(),
     )
     state.save(cfg, st)
+    # Checked before the launch: a new agent may start editing the pipeline at once.
+    assert not gitops.pipeline_dirty(cfg)
     if stop_reason(cfg, st) is None:
         start_container(cfg, st)
-    assert not gitops.pipeline_dirty(cfg)
     return OK
 
 
