@@ -119,7 +119,7 @@ def keep_message(exp_id: int, run: int, agent: str, score: float | None, verifie
     first = f"arl: experiment {exp_id} kept (score {fmt(verified if verified is not None else score)})"
     body = notes.strip()
     trailers = (
-        f"Arl-Experiment: {exp_id}\nArl-Score: {fmt(score)}\nArl-Verified-Score: {fmt(verified)}\n"
+        f"Arl-Experiment: {exp_id}\nArl-Score: {fmt(score) or 'none'}\nArl-Verified-Score: {fmt(verified) or 'none'}\n"
         f"Arl-Agent: {agent}\nArl-Run: {run}\n"
     )
     return f"{first}\n\n{body}\n\n{trailers}" if body else f"{first}\n\n{trailers}"

@@ -79,8 +79,9 @@ def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
 
 
 def run_arl(lab: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:
-    proc = arl("run", "--data", "data", "--agent", "offline", "--seed", "1", "--plateau-threshold", "0", *args,
-               cwd=lab, check=False, timeout=timeout, env={"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"})  # fmt: skip
+    env = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
+    flags = ["--data", "data", "--agent", "offline", "--seed", "1", "--plateau-threshold", "0", *args]
+    proc = arl("run", *flags, cwd=lab, check=False, timeout=timeout, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -1,0 +1,81 @@
+"""The steps one by one, as a person (or the Makefile) runs them: each idempotent over the run state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import BIN, arl, git, run
+from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
+    yield example_lab
+    cleanup_containers(example_lab)
+
+
+def step(lab: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    proc = run([str(BIN / "arl-step"), *args], cwd=lab, check=False, env={"ARL_BASE_FROM": "debootstrap"})
+    assert proc.returncode in ok, (args, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def test_steps_by_hand_are_idempotent(lab: Path) -> None:
+    step(lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2", "--plateau-threshold", "0")
+    step(lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2")  # same owner: again
+    step(lab, "image")
+    step(lab, "service-up")  # no service in this lab: a no-op
+    step(lab, "baseline")
+    assert "already recorded" in step(lab, "baseline").stdout
+    assert [r["outcome"] for r in rows(lab)] == ["baseline"]
+    step(lab, "launch")
+    assert "already running" in step(lab, "launch").stdout
+    assert len(containers_of(lab)) == 1
+    assert step(lab, "should-stop", ok=(3,)).returncode == 3
+    assert step(lab, "wait", ok=(0,)).returncode == 0
+    step(lab, "decide")
+    step(lab, "decide")  # nothing pending: nothing happens
+    assert len(rows(lab)) == 2
+    step(lab, "wait")
+    step(lab, "decide")
+    stop = step(lab, "should-stop", ok=(0,))
+    assert "stop: max_iterations" in stop.stdout
+    step(lab, "teardown")
+    step(lab, "teardown")
+    assert not containers_of(lab)
+    check_history(lab)
+    assert len(rows(lab)) == 3
+    assert json.loads(arl("status", "--json", cwd=lab).stdout)["active"] is False
+    assert "1 error" in step(lab, "--help").stdout or "exit:" in step(lab, "--help").stdout
+
+
+def test_branch_and_no_verify(lab: Path) -> None:
+    arl("run", "--data", "data", "--agent", "offline", "--max-iterations", "4", "--plateau-threshold", "0",
+        "--seed", "3", "--branch", "research/one", "--no-verify", cwd=lab, timeout=300,
+        env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    assert git(lab, "symbolic-ref", "--short", "HEAD").strip() == "research/one"
+    assert "Arl-Experiment" not in git(lab, "log", "--format=%B", "main")
+    kept = [r for r in rows(lab) if r["outcome"] == "keep"]
+    assert kept and all(r["verified_score"] == "" for r in kept)  # the agent's own score, not re-checked
+    assert "Arl-Verified-Score: none\n" in git(lab, "log", "--format=%B", "research/one")
+    check_history(lab)
+
+
+def test_verdict_written_just_before_the_container_dies(lab: Path) -> None:
+    # The agent writes its verdict and dies at once, before the host has even noticed the file.
+    set_toml(lab, "agent", "command", ["sh", "-c",
+             "arl eval --json >/dev/null; timeout 0.3 arl verdict discard --notes 'last words'; exit 0"])  # fmt: skip
+    git(lab, "commit", "-qam", "dying agent")
+    arl("run", "--data", "data", "--agent", "command", "--max-iterations", "2", cwd=lab, timeout=300,
+        env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    rs = check_history(lab)
+    assert rs[1]["outcome"] == "discard" and rs[1]["notes"] == "last words"
+    assert not containers_of(lab)
+    wait_for(lambda: not containers_of(lab), 5, "no container")
