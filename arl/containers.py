@@ -60,7 +60,7 @@ def logs(name: str) -> bytes:
 
     try:
         return client().containers.get(name).logs(stdout=True, stderr=False)
-    except docker.errors.NotFound:
+    except (docker.errors.NotFound, docker.errors.APIError):  # gone, or dead / being removed (409)
         return b""
 
 

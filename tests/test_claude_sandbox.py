@@ -378,12 +378,6 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
         assert "transcript (excerpt)" in arl("show", "1", cwd=lab).stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arl/commands/show.py prints the experiment's last 40 raw stream lines cut at 200 characters: Claude "
-    "Code's lines put the tool call's command past the cut, and with partial messages on (the final usage counts) "
-    "the last 40 are content deltas. The excerpt should be the adapter's readable events, as the live view prints.",
-)
 def test_show_excerpt_reads_like_the_live_view(lab: Path) -> None:
     sec = Secrets()
     with fake_api([RAISE_TURN, KEEP_TURN, DONE_TURN]) as api:
@@ -391,7 +385,8 @@ def test_show_excerpt_reads_like_the_live_view(lab: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "agent tool_call: Bash: arl verdict keep" in proc.stdout  # the live view
     excerpt = arl("show", "1", cwd=lab).stdout.split("transcript (excerpt)")[1]
-    assert "arl eval" in excerpt and "arl verdict keep --notes" in excerpt, excerpt
+    # The tool call's first line, as the live view shows it (the adapter shortens a long command).
+    assert "agent tool_call: Bash: python3 -c" in excerpt and "arl verdict keep --notes" in excerpt, excerpt
     assert '"stream_event"' not in excerpt
 
 

@@ -95,29 +95,45 @@ def sync_transcript(cfg: LabConfig, st: dict[str, Any], live: bool = False) -> f
     return container_cost(st, path)
 
 
+_ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, StreamAccount): parse only what is new
+
+
 def container_cost(st: dict[str, Any], path: Path) -> float:
     from ..agents.base import StreamAccount
     from ..agents.registry import get_adapter
 
     adapter = get_adapter(st["settings"]["agent"])
-    acc = StreamAccount()
+    done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
     if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
+        with open(path, "rb") as f:
+            f.seek(done)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a half-written last line waits for the next call
+        for line in complete.decode(errors="replace").splitlines():
             adapter.parse_line(line, acc)
+        _ACCOUNTS[path] = (done + len(complete), acc)
     return float(adapter.cost(acc))
 
 
-def _live_view(st: dict[str, Any], new: bytes) -> None:
+def readable(agent: str, lines: list[str]) -> list[str]:
+    """The short view of a stream: what the agent says, which tool it runs with the first line of its input."""
     from ..agents.base import StreamAccount
     from ..agents.registry import get_adapter
 
-    adapter = get_adapter(st["settings"]["agent"])
+    adapter = get_adapter(agent)
     acc = StreamAccount()
-    for line in new.decode(errors="replace").splitlines():
+    out = []
+    for line in lines:
         for ev in adapter.parse_line(line, acc):
-            if ev.kind in ("text", "tool_call", "retry") and ev.text:
-                first = ev.text.strip().splitlines()[0][:150] if ev.text.strip() else ""
-                print(f"  agent {ev.kind}: {first}", flush=True)
+            text = ev.text.strip()
+            if ev.kind in ("text", "tool_call", "retry", "final") and text:
+                out.append(f"agent {ev.kind}: {text.splitlines()[0][:300]}")
+    return out
+
+
+def _live_view(st: dict[str, Any], new: bytes) -> None:
+    for line in readable(st["settings"]["agent"], new.decode(errors="replace").splitlines()):
+        print(f"  {line}", flush=True)
 
 
 def account_cost(cfg: LabConfig, st: dict[str, Any]) -> float:
