@@ -1,28 +1,15 @@
-"""Reading container state through the Docker SDK (the one thing the CLI is clumsy at), and removing ours."""
+"""Our containers: their state, output, freezing and removal.
+
+The docker CLI does all of it (one way to do each thing, each line printable); the SDK only waits on a container
+with a timeout, which the CLI cannot. Keeping `import docker` out of the per-verdict steps keeps them quick."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
 
 from . import sh
 from .errors import ArlError
-
-_client: Any = None
-
-
-def client() -> Any:
-    global _client
-    if _client is None:
-        try:
-            import docker
-
-            _client = docker.from_env(timeout=30)
-            _client.ping()
-        except Exception as e:
-            _client = None
-            raise ArlError(f"cannot reach the Docker engine: {e}")
-    return _client
 
 
 @dataclass
@@ -39,13 +26,13 @@ class State:
 
 
 def state(name: str) -> State:
-    import docker.errors
-
-    try:
-        c = client().containers.get(name)
-    except docker.errors.NotFound:
+    if not name:
         return State(exists=False)
-    s = c.attrs.get("State", {})
+    code, out, _ = sh.run(sh.docker()["inspect", "--type", "container", "--format", "{{json .State}}", name],
+                          ok=None, quiet=True)  # fmt: skip
+    if code != 0:
+        return State(exists=False)
+    s = json.loads(out)
     return State(
         exists=True,
         status=s.get("Status", "unknown"),
@@ -56,34 +43,34 @@ def state(name: str) -> State:
 
 
 def logs(name: str) -> bytes:
-    import docker.errors
-
-    try:
-        return client().containers.get(name).logs(stdout=True, stderr=False)
-    except (docker.errors.NotFound, docker.errors.APIError):  # gone, or dead / being removed (409)
-        return b""
+    """The container's stdout (the agent's stream); stderr is kept apart by the engine."""
+    code, out, _ = sh.run(sh.docker()["logs", name], ok=None, quiet=True)
+    return out.encode() if code == 0 else b""
 
 
 def stderr_tail(name: str, lines: int = 5) -> str:
-    import docker.errors
-
-    try:
-        raw = client().containers.get(name).logs(stdout=False, stderr=True, tail=lines)
-    except docker.errors.NotFound:
-        return ""
-    return raw.decode(errors="replace").strip()
+    code, _, err = sh.run(sh.docker()["logs", "--tail", str(lines), name], ok=None, quiet=True)
+    return err.strip() if code == 0 else ""
 
 
 def pause(name: str) -> bool:
-    if state(name).status != "running":
-        return False
+    """Freeze the container; False when it is not running (gone, exited, already paused)."""
     code, _, _ = sh.run(sh.docker()["pause", name], ok=None)
     return code == 0
 
 
 def unpause(name: str) -> None:
-    if state(name).status == "paused":
-        sh.run(sh.docker()["unpause", name], ok=None)
+    sh.run(sh.docker()["unpause", name], ok=None)
+
+
+def _wait_exit(name: str, grace: float) -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=30).containers.get(name).wait(timeout=grace)
+        return True
+    except Exception:  # timed out, gone, engine trouble: the caller escalates
+        return False
 
 
 def stop(name: str, grace: float = 5.0) -> None:
@@ -94,14 +81,18 @@ def stop(name: str, grace: float = 5.0) -> None:
     # A frozen agent stays frozen: thawing it to say goodbye would let it start one more edit.
     if st.status == "running":
         sh.run(sh.docker()["kill", "--signal", "INT", name], ok=None)
-        try:
-            client().containers.get(name).wait(timeout=grace)
-        except Exception:
+        if not _wait_exit(name, grace):
             sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
     sh.run(sh.docker()["rm", "--force", name], ok=None)
 
 
 def ours(lab_root: str) -> list[str]:
     """Names of the containers of this lab (by label), running or not."""
-    found = client().containers.list(all=True, filters={"label": f"arl.root={lab_root}"})
-    return [c.name for c in found]
+    code, out, err = sh.run(
+        sh.docker()["ps", "--all", "--filter", f"label=arl.root={lab_root}", "--format", "{{.Names}}"],
+        ok=None,
+        quiet=True,
+    )
+    if code != 0:
+        raise ArlError(f"cannot list containers: {err.strip() or out.strip()}")
+    return [n for n in out.split() if n]

@@ -191,18 +191,22 @@ def _validate(obj: Any, file_seq: int, expected: int, tag: str) -> Verdict | Rej
 
 
 def answer(control: Path, tag: str | int, ack: dict[str, Any]) -> None:
-    """Write ack-<tag>.json atomically. Whatever the agent put at that name (a directory, a symlink, a FIFO) is
-    replaced, never followed; a failure to answer is reported, never the end of the loop."""
-    path = control / f"ack-{tag}.json"
+    """Write ack-<tag>.json. A failure to answer is reported, never the end of the loop."""
+    try:
+        write_control(control / f"ack-{tag}.json", ack)
+    except OSError as e:
+        print(f"arl: could not write the ack ack-{tag}.json: {e.strerror}", flush=True)
+
+
+def write_control(path: Path, obj: Any) -> None:
+    """Write a JSON file into the agent's control folder, atomically. Whatever the agent put at that name (a
+    directory, a symlink, a FIFO) is replaced, never followed or written through."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
-            _move_aside(path, control.parent / "verdicts")
+            _move_aside(path, path.parent.parent / "verdicts")
     except OSError:
         pass
-    try:
-        write_json(path, ack, fsync=False)
-    except OSError as e:
-        print(f"arl: could not write the ack {path.name}: {e.strerror}", flush=True)
+    write_json(path, obj, fsync=False)
 
 
 def archive(path: Path, archive_dir: Path) -> None:

@@ -45,7 +45,7 @@ DYING_AGENT = ["sh", "-c", "echo 'EXTRA = 1' >> model.py; exit 3"]
 @dataclass
 class Lab:
     path: Path
-    name: str  # its own name: container names derive from it, and other labs may run on this engine
+    name: str  # a name of its own: nothing of this lab (containers, refs) can meet another lab's on this engine
 
     @property
     def ref_prefix(self) -> str:

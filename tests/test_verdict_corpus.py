@@ -183,3 +183,25 @@ def test_malformed_verdicts_are_rejected_and_the_loop_goes_on(corpus_lab: Path) 
     status = json.loads(arl("status", "--json", cwd=lab).stdout)
     assert status["active"] is False and status["experiment"] == 1
     assert len(rows(lab)) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="arl/steps/decide.py write_json_expected() (and launch.py's writes of expected.json and prompt.md) "
+    "os.replace onto whatever the agent left at that name: a directory raises IsADirectoryError and the host "
+    "dies; verdicts.write_control() replaces it instead",
+)
+def test_the_hosts_files_in_the_channel_replaced_by_a_directory(corpus_lab: Path) -> None:
+    lab = corpus_lab
+    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/corpus_agent.py", "expected-as-directory"])
+    git(lab, "commit", "-qam", "expected.json attack")
+    proc = arl(
+        "run", "--data", "data", "--agent", "command", "--max-iterations", "2", "--plateau-threshold", "0",
+        "--iteration-timeout", "120", "--max-restarts", "0",
+        cwd=lab, check=False, timeout=300, env={"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"},
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "stop: max_iterations" in proc.stdout, log[-3000:]
+    rs = check_history(lab, NAME)
+    assert [(r["outcome"], r["notes"]) for r in rs[1:]] == [("discard", "first"), ("discard", "second")]
+    assert not containers_of(lab)

@@ -233,7 +233,23 @@ def cases(e):
     ]
 
 
+def expected_as_directory():
+    """The host's own file in the channel, expected.json, replaced by a directory; then two discards."""
+    e = expected_seq()
+    os.unlink(CONTROL / "expected.json")
+    (CONTROL / "expected.json").mkdir()
+    (CONTROL / "expected.json" / "x").write_text("x")
+    put(f"verdict-{e}.json", obj(seq=e, action="discard", notes="first"))
+    print(json.dumps({"event": "text", "text": f"first: {wait_ack(str(e))}"}), flush=True)
+    done = subprocess.run(["arl", "verdict", "discard", "--notes", "second"], capture_output=True, text=True)
+    print(json.dumps({"event": "text", "text": f"second: {done.stdout.strip()} {done.stderr.strip()}"}), flush=True)
+    time.sleep(3600)
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["expected-as-directory"]:
+        return expected_as_directory()
     e = expected_seq()
     results = {}
     for case, write in cases(e):
