@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +155,7 @@ def load(path: Path) -> LabConfig:
     except UnicodeDecodeError:
         raise ArlError(f"{path}: not UTF-8 text")
     except tomllib.TOMLDecodeError as e:
-        raise ArlError(f"{path}: invalid TOML: {e}")
+        raise ArlError(f"{path}: invalid TOML{_toml_place(path, str(e))}: {e}")
     tables = _validate(path, raw)
     root = path.parent.resolve()
     lab, be, ag, sb, rn = (tables[t] for t in ("lab", "backend", "agent", "sandbox", "run"))
@@ -163,6 +165,10 @@ def load(path: Path) -> LabConfig:
 
     if lab["direction"] not in ("minimize", "maximize"):
         raise ArlError(f'{where("lab", "direction")} must be "minimize" or "maximize", not {lab["direction"]!r}')
+    for table, key in _NUMBERS:
+        value = tables[table][key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ArlError(f"{where(table, key)} must be a finite number, not {value}")
     if be["eval_timeout"] <= 0:
         raise ArlError(f"{where('backend', 'eval_timeout')} must be a positive number of seconds")
     for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
@@ -182,6 +188,14 @@ def load(path: Path) -> LabConfig:
             target = None
     elif target is not None:
         target = float(target)
+    kind = ag["kind"]
+    if kind not in AGENT_KINDS and not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", kind):
+        raise ArlError(f"{where('agent', 'kind')} is {kind!r}: use one of {', '.join(AGENT_KINDS)} or a dotted path "
+                       f"module:Class{_hint(kind, AGENT_KINDS)}")
+    pipeline = (root / lab["pipeline_dir"]).resolve()
+    if pipeline == root or root.is_relative_to(pipeline) or (root / be["module"]).resolve().is_relative_to(pipeline):
+        raise ArlError(f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
+                       f"nor the backend (the agent may change everything in it)")
     agent_cmd = ag["command"]
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     _str_list(agent_cmd, where("agent", "command"))
@@ -248,8 +262,12 @@ def _validate(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     flat: dict[str, Any] = {}
     for name, value in raw.items():
+        if isinstance(value, list) and name in SCHEMA:
+            raise ArlError(f"{path}: [{name}] must be one table, not an array of tables ([[{name}]])")
         if not isinstance(value, dict):
             raise ArlError(f"{path}: top-level key {name!r} must be inside a table such as [lab]")
+        if name == "backend" and "host_service" in value and not isinstance(value["host_service"], dict):
+            raise ArlError(f"{path}: [backend] host_service must be a table ([backend.host_service])")
         if name == "backend" and isinstance(value.get("host_service"), dict):
             value = dict(value)
             flat["backend.host_service"] = value.pop("host_service")
@@ -293,6 +311,22 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a table",
 }
+
+
+AGENT_KINDS = ("claude", "codex", "command", "offline")
+_NUMBERS = [(t, k) for t, keys in SCHEMA.items() for k, (types, _, _) in keys.items() if float in types]
+
+
+def _toml_place(path: Path, message: str) -> str:
+    """tomllib names a line; say which table and key that line is, as every other lab.toml error does."""
+    m = re.search(r"at line (\d+)", message)
+    if not m:
+        return ""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    n = int(m.group(1))
+    table = next((ln.strip() for ln in reversed(lines[: n - 1]) if ln.strip().startswith("[")), "")
+    key = lines[n - 1].split("=")[0].strip() if 0 < n <= len(lines) and "=" in lines[n - 1] else ""
+    return f" in {table or 'the top level'}{' at key ' + key if key else ''}"
 
 
 def _hint(word: str, choices: Any) -> str:

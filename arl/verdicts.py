@@ -201,12 +201,17 @@ def answer(control: Path, tag: str | int, ack: dict[str, Any]) -> None:
 def write_control(path: Path, obj: Any) -> None:
     """Write a JSON file into the agent's control folder, atomically. Whatever the agent put at that name (a
     directory, a symlink, a FIFO) is replaced, never followed or written through."""
+    make_way(path)
+    write_json(path, obj, fsync=False)
+
+
+def make_way(path: Path) -> None:
+    """A directory the agent put where the host writes a file is moved aside (a rename replaces anything else)."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
             _move_aside(path, path.parent.parent / "verdicts")
     except OSError:
         pass
-    write_json(path, obj, fsync=False)
 
 
 def archive(path: Path, archive_dir: Path) -> None:

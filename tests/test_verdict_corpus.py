@@ -185,12 +185,6 @@ def test_malformed_verdicts_are_rejected_and_the_loop_goes_on(corpus_lab: Path) 
     assert len(rows(lab)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="arl/steps/decide.py write_json_expected() (and launch.py's writes of expected.json and prompt.md) "
-    "os.replace onto whatever the agent left at that name: a directory raises IsADirectoryError and the host "
-    "dies; verdicts.write_control() replaces it instead",
-)
 def test_the_hosts_files_in_the_channel_replaced_by_a_directory(corpus_lab: Path) -> None:
     lab = corpus_lab
     set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/corpus_agent.py", "expected-as-directory"])

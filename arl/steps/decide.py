@@ -120,9 +120,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
 
 
 def write_json_expected(cfg: LabConfig, st: dict[str, Any]) -> None:
-    from ..fsutil import write_json
-
-    write_json(state.control_dir(cfg) / "expected.json", {"seq": st["seq"]}, fsync=False)
+    verdicts.write_control(state.control_dir(cfg) / "expected.json", {"seq": st["seq"]})
 
 
 def _holdout(cfg: LabConfig, st: dict[str, Any]) -> float | None:

@@ -6,11 +6,11 @@ import argparse
 import time
 from typing import Any
 
-from .. import containers, sh, state
+from .. import containers, sh, state, verdicts
 from ..agents.launch import context
 from ..agents.registry import get_adapter
 from ..config import LabConfig
-from ..fsutil import atomic_write, write_json
+from ..fsutil import atomic_write
 from ..sandbox import agent_run, container_name, secret_env
 from .common import OK, data_dir, open_run, results_view, write_results_view
 
@@ -24,8 +24,9 @@ def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
     spec = get_adapter(settings["agent"]).launch(ctx)
     control = state.control_dir(cfg)
     control.mkdir(parents=True, exist_ok=True)
+    verdicts.make_way(control / "prompt.md")  # the channel is the agent's to write: take nothing for granted
     atomic_write(control / "prompt.md", ctx.prompt, fsync=False)
-    write_json(control / "expected.json", {"seq": st["seq"]}, fsync=False)
+    verdicts.write_control(control / "expected.json", {"seq": st["seq"]})
     write_results_view(cfg)
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
