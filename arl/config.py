@@ -190,12 +190,16 @@ def load(path: Path) -> LabConfig:
         target = float(target)
     kind = ag["kind"]
     if kind not in AGENT_KINDS and not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", kind):
-        raise ArlError(f"{where('agent', 'kind')} is {kind!r}: use one of {', '.join(AGENT_KINDS)} or a dotted path "
-                       f"module:Class{_hint(kind, AGENT_KINDS)}")
+        raise ArlError(
+            f"{where('agent', 'kind')} is {kind!r}: use one of {', '.join(AGENT_KINDS)} or a dotted path "
+            f"module:Class{_hint(kind, AGENT_KINDS)}"
+        )
     pipeline = (root / lab["pipeline_dir"]).resolve()
     if pipeline == root or root.is_relative_to(pipeline) or (root / be["module"]).resolve().is_relative_to(pipeline):
-        raise ArlError(f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
-                       f"nor the backend (the agent may change everything in it)")
+        raise ArlError(
+            f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
+            f"nor the backend (the agent may change everything in it)"
+        )
     agent_cmd = ag["command"]
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     _str_list(agent_cmd, where("agent", "command"))

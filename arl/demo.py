@@ -38,9 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     step("commit it", ["git", "add", "-A"], lab, env)
     step("commit it", ["git", "commit", "-qm", "the example lab"], lab, env)
     step("build the sandbox images (a debootstrap base when nothing can be pulled)", ["arl", "image"], lab, env)
-    step("the research loop, as the lab's Makefile runs it",
-         ["make", "research", "DATA=data", f"ARGS=--agent offline --max-iterations {args.experiments} "
-          f"--plateau-threshold 0 --seed 1"], lab, env)
+    step(
+        "the research loop, as the lab's Makefile runs it",
+        [
+            "make",
+            "research",
+            "DATA=data",
+            f"ARGS=--agent offline --max-iterations {args.experiments} --plateau-threshold 0 --seed 1",
+        ],
+        lab,
+        env,
+    )
     step("the results", ["arl", "results"], lab, env)
     step("the plot", ["arl", "plot", "-o", "progress.png"], lab, env)
     print(f"\ndemo done: the lab is {lab}, the plot {lab / 'progress.png'}")

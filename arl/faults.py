@@ -10,11 +10,24 @@ import os
 import signal
 
 POINTS = (
-    "after-preflight", "after-image", "after-service-up", "after-baseline", "after-launch", "after-wait",
-    "after-decide", "after-restart",
-    "decide:after-pause", "decide:after-journal", "decide:after-verify", "decide:after-ack",
-    "keep:after-snapshot", "keep:after-row", "keep:after-commit",
-    "discard:after-snapshot", "discard:after-row", "discard:after-restore",
+    "after-preflight",
+    "after-image",
+    "after-service-up",
+    "after-baseline",
+    "after-launch",
+    "after-wait",
+    "after-decide",
+    "after-restart",
+    "decide:after-pause",
+    "decide:after-journal",
+    "decide:after-verify",
+    "decide:after-ack",
+    "keep:after-snapshot",
+    "keep:after-row",
+    "keep:after-commit",
+    "discard:after-snapshot",
+    "discard:after-row",
+    "discard:after-restore",
     "restart:after-record",
 )
 

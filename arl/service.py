@@ -44,9 +44,13 @@ def start_forwarder(cfg: LabConfig) -> int:
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
     with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "arl.forward", f"unix:{sock}",
-                                 f"tcp:127.0.0.1:{cfg.host_service.port}"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arl.forward", f"unix:{sock}", f"tcp:127.0.0.1:{cfg.host_service.port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     atomic_write(cfg.state_dir / "forward.pid", f"{proc.pid}\n")
     deadline = time.monotonic() + 10
     while not sock.exists() and time.monotonic() < deadline:

@@ -79,3 +79,17 @@ def test_verdict_written_just_before_the_container_dies(lab: Path) -> None:
     assert rs[1]["outcome"] == "discard" and rs[1]["notes"] == "last words"
     assert not containers_of(lab)
     wait_for(lambda: not containers_of(lab), 5, "no container")
+
+
+def test_a_failing_make_guard_vetoes_the_keep(lab: Path) -> None:
+    makefile = lab / "Makefile"
+    makefile.write_text(makefile.read_text().replace("guard:\n\t@true", "guard:\n\t@echo guard says no; exit 1"))
+    git(lab, "commit", "-qam", "a strict guard")
+    head = git(lab, "rev-parse", "HEAD")
+    arl("run", "--data", "data", "--agent", "offline", "--max-iterations", "3", "--plateau-threshold", "0",
+        "--seed", "3", cwd=lab, timeout=300, env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
+    rs = check_history(lab)
+    vetoed = [r for r in rs if r["outcome"] == "vetoed"]
+    assert vetoed and all("pre-commit hook" in r["notes"] for r in vetoed), rs
+    assert not [r for r in rs if r["outcome"] == "keep"]
+    assert git(lab, "rev-parse", "HEAD") == head  # nothing was committed

@@ -42,8 +42,12 @@ def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as
         print("(the backend returned no per-sample results)")
         return 0
     table = [
-        [s["sample_id"], "" if s["score"] is None else f"{s['score']:.6g}", s.get("error") or "",
-         json.dumps(s.get("extra") or {}, default=str)[:60]]
+        [
+            s["sample_id"],
+            "" if s["score"] is None else f"{s['score']:.6g}",
+            s.get("error") or "",
+            json.dumps(s.get("extra") or {}, default=str)[:60],
+        ]
         for s in rows
     ]
     print(tabulate(table, headers=["sample", "score", "error", "extra"]))

@@ -85,18 +85,32 @@ def _draw(ax: Any, s: Series) -> None:
     kept = [r for r in scored if r["outcome"] in _KEPT]
     other = [r for r in scored if r["outcome"] not in _KEPT]
     if other:
-        ax.scatter([r["id"] for r in other], [res.effective(r) for r in other], s=22, color="tab:gray", alpha=0.3,
-                   label="discarded / vetoed / other")
+        ax.scatter(
+            [r["id"] for r in other],
+            [res.effective(r) for r in other],
+            s=22,
+            color="tab:gray",
+            alpha=0.3,
+            label="discarded / vetoed / other",
+        )
     if kept:
-        ax.scatter([r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color="tab:blue", zorder=3,
-                   label="kept")
+        ax.scatter(
+            [r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color="tab:blue", zorder=3, label="kept"
+        )
     bx, by = _running_best(s.rows, s.maximize)
     if bx:
         ax.step(bx, by, where="post", color="tab:blue", linewidth=1.5, label=f"best so far ({direction} is better)")
     hold = [r for r in s.rows if r["id"] is not None and r["holdout_score"] is not None]
     if hold:
-        ax.plot([r["id"] for r in hold], [r["holdout_score"] for r in hold], color="tab:orange", marker="x",
-                linestyle="--", linewidth=1.2, label="holdout")
+        ax.plot(
+            [r["id"] for r in hold],
+            [r["holdout_score"] for r in hold],
+            color="tab:orange",
+            marker="x",
+            linestyle="--",
+            linewidth=1.2,
+            label="holdout",
+        )
     values = [res.effective(r) for r in scored] + [r["holdout_score"] for r in hold]
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if finite and min(finite) > 0 and max(finite) / min(finite) > 100:

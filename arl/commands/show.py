@@ -25,8 +25,9 @@ def show(cfg: LabConfig, exp_id: int) -> int:
         print("notes:\n  " + r["notes"].replace("\n", "\n  "))
     if r["commit"]:
         p = gitops.rel(cfg, cfg.pipeline_dir)
-        _, diff, _ = sh.run(sh.git(gitops.top(cfg))["diff", f"{r['commit']}^", r["commit"], "--", p], ok=None,
-                            quiet=True)
+        _, diff, _ = sh.run(
+            sh.git(gitops.top(cfg))["diff", f"{r['commit']}^", r["commit"], "--", p], ok=None, quiet=True
+        )
         print("diff:\n" + (diff.rstrip() or "  (no change to the pipeline)"))
     excerpt = transcript_excerpt(cfg, exp_id)
     if excerpt:
@@ -47,8 +48,9 @@ def transcript_excerpt(cfg: LabConfig, exp_id: int, limit: int = 40) -> str:
     this = next((e for e in reversed(marks) if e.get("id") == exp_id), None)
     if not this or not this.get("container"):
         return ""
-    earlier = [e for e in marks if e.get("container") == this["container"] and e.get("log_bytes", 0) <
-               this.get("log_bytes", 0)]
+    earlier = [
+        e for e in marks if e.get("container") == this["container"] and e.get("log_bytes", 0) < this.get("log_bytes", 0)
+    ]
     start = max((e["log_bytes"] for e in earlier), default=0)
     log = state.logs_dir(cfg) / f"{this['container']}.jsonl"
     if not log.exists():
