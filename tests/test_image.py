@@ -194,7 +194,6 @@ def test_lab_image_tag_is_a_valid_reference(name: str) -> None:
     assert len(tag) < 128
 
 
-@pytest.mark.skipif(os.environ.get("ARL_TEST_DEBOOTSTRAP") != "1", reason="slow (about a minute, needs a mirror)")
 def test_debootstrap_builds_a_base_when_missing(docker_engine: None) -> None:
     tag = "arl-debian-test:check"
     docker("image", "rm", tag, check=False)
