@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.agents import claude as claude_mod
+from arl.agents import claude_auth as claude_mod
 from arl.agents.base import AgentContext, Event, StreamAccount
 from arl.agents.claude import ClaudeAdapter, estimate
 from arl.agents.codex import CodexAdapter

@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 
 from arl.agents.base import AgentContext, StreamAccount
-from arl.agents.claude import NO_CREDENTIALS, ClaudeAdapter
+from arl.agents.claude import ClaudeAdapter
+from arl.agents.claude_auth import NO_CREDENTIALS
 from arl.agents.pricing import claude_cost
 from arl.errors import ArlError
 from arl.lab import open_lab
