@@ -73,7 +73,7 @@ def _wait_exit(name: str, grace: float) -> bool:
         return False
 
 
-def stop(name: str, grace: float = 5.0) -> None:
+def stop(name: str, grace: float = 5.0, remove: bool = True) -> None:
     """SIGINT (agents save and exit), then docker stop (SIGTERM, SIGKILL), then remove. --init forwards them."""
     st = state(name)
     if not st.exists:
@@ -83,7 +83,8 @@ def stop(name: str, grace: float = 5.0) -> None:
         sh.run(sh.docker()["kill", "--signal", "INT", name], ok=None)
         if not _wait_exit(name, grace):
             sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
-    sh.run(sh.docker()["rm", "--force", name], ok=None)
+    if remove:
+        sh.run(sh.docker()["rm", "--force", name], ok=None)
 
 
 def ours(lab_root: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 A point is a place in the loop where a crash must be survivable: every step boundary, and inside decide/commit
 between each git operation. `ARL_FAULT=keep:after-row` dies the first time a keep's row has been written.
-The next `arl run` must repair what was left. Unset, a point costs one dictionary lookup."""
+The next `arl run` must repair what was left. Unset, a point costs one dictionary lookup.
+`ARL_FAULT_SIGNAL=INT` sends SIGINT instead (a Ctrl-C at that very point)."""
 
 from __future__ import annotations
 
@@ -35,4 +36,6 @@ POINTS = (
 def point(name: str) -> None:
     if os.environ.get("ARL_FAULT") == name:
         os.environ.pop("ARL_FAULT")
-        os.kill(os.getpid(), signal.SIGKILL)
+        # ARL_FAULT_SIGNAL=INT plays a Ctrl-C at the point instead: the run's own teardown must then reconcile.
+        sig = getattr(signal, "SIG" + os.environ.get("ARL_FAULT_SIGNAL", "KILL"), signal.SIGKILL)
+        os.kill(os.getpid(), sig)

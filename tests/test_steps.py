@@ -93,3 +93,20 @@ def test_a_failing_make_guard_vetoes_the_keep(lab: Path) -> None:
     assert vetoed and all("pre-commit hook" in r["notes"] for r in vetoed), rs
     assert not [r for r in rs if r["outcome"] == "keep"]
     assert git(lab, "rev-parse", "HEAD") == head  # nothing was committed
+
+
+@pytest.mark.parametrize("point", ["decide:after-journal", "keep:after-row", "discard:after-row", "keep:after-commit"])
+def test_ctrl_c_in_the_middle_of_a_decision(lab: Path, point: str) -> None:
+    """A Ctrl-C at a point inside decide: teardown alone (no second run) leaves nothing lost or doubled."""
+    proc = arl("run", "--data", "data", "--agent", "offline", "--max-iterations", "8", "--plateau-threshold", "0",
+               "--seed", "1", cwd=lab, timeout=300, check=False,
+               env={"ARL_BASE_FROM": "debootstrap", "ARL_FAULT": point, "ARL_FAULT_SIGNAL": "INT"})  # fmt: skip
+    assert proc.returncode == 130, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rs = check_history(lab)
+    seqs = [json.loads(r["metrics"]).get("verdict_seq") for r in rs if r["outcome"] != "baseline"]
+    seqs = [s for s in seqs if s is not None]
+    assert len(seqs) == len(set(seqs)), rs  # no verdict recorded twice
+    assert not list((lab / ".arl" / "control").glob("verdict-*.json"))  # none left unanswered
+    assert not containers_of(lab) and not (lab / ".arl" / "lock").exists()
+    for r in (r for r in rs if r["outcome"] == "keep"):
+        assert f"Arl-Experiment: {r['id']}" in git(lab, "log", "--format=%B")

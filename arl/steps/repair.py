@@ -1,4 +1,5 @@
-"""Repairing what a dead run left behind, before the next run starts (called by preflight)."""
+"""Reconciling git, the experiment refs, results.tsv and the containers after a run ends: cleanly (teardown),
+interrupted (Ctrl-C: teardown), or killed anywhere (the next preflight's repair)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ from ..config import LabConfig
 
 
 def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
-    # 1. No container of the dead run survives; its transcript is saved first.
+    """A run that died: reconcile what it left, then mark it ended."""
+    reconcile(cfg, old, "[arl] the run died mid-experiment")
+    old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
+    state.save(cfg, old)
+    state.log_event(cfg, {"event": "repaired", "run": old.get("run")})
+
+
+def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
+    """Leave no container, no half-done keep, no unanswered verdict and no unrecorded attempt behind."""
+    # 1. No container of the run survives; its transcript is saved first.
     if old.get("container") and old.get("settings"):
         from .common import close_container_cost
 
+        # Stopped before its transcript is read: an agent told to stop (SIGINT) may still report its cost.
+        containers.stop(old["container"], grace=3, remove=False)
         try:
             close_container_cost(cfg, old)
         except Exception as e:  # a transcript we cannot read must not block the repair
@@ -76,11 +88,11 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
             sh.say(f"  experiment {last['id']} was recorded; restoring the pipeline it left")
             gitops.restore_pipeline(cfg)
         else:
-            row = experiments.record_failed(cfg, old, "interrupted", "[arl] the run died mid-experiment")
-            sh.say(f"  saved the unfinished attempt as experiment {row['id']} (interrupted)")
-    old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
-    state.save(cfg, old)
-    state.log_event(cfg, {"event": "repaired", "run": old.get("run")})
+            # Whatever the agent had half-written is an `interrupted` experiment: saved, never lost.
+            cost = max(old.get("cost", 0.0) - old.get("cost_attributed", 0.0), 0.0)
+            old["cost_attributed"] = old.get("cost", 0.0)
+            row = experiments.record_failed(cfg, old, "interrupted", why, cost=cost)
+            experiments.progress(cfg, old, row)
 
 
 def _trailer_experiment(cfg: LabConfig) -> int | None:

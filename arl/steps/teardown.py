@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .. import containers, experiments, gitops, service, state
+from .. import service, state
 from ..lab import open_lab
-from .common import OK, close_container_cost
+from .common import OK
+from .repair import reconcile
 
 
 def teardown(lab: str | None) -> int:
@@ -15,18 +16,8 @@ def teardown(lab: str | None) -> int:
     if not st.get("active"):
         service.stop(cfg)
         return OK
-    name = st.get("container")
-    if name:
-        close_container_cost(cfg, st)
-        containers.stop(name)
-    for leftover in containers.ours(str(cfg.root)):
-        containers.stop(leftover, grace=1)
-    # Whatever the agent had half-written is an `interrupted` experiment: saved, never lost.
-    if gitops.pipeline_dirty(cfg):
-        cost = max(st.get("cost", 0.0) - st.get("cost_attributed", 0.0), 0.0)
-        st["cost_attributed"] = st.get("cost", 0.0)
-        row = experiments.record_failed(cfg, st, "interrupted", "[arl] the run stopped mid-experiment", cost=cost)
-        experiments.progress(cfg, st, row)
+    # The same reconciliation as after a crash: a Ctrl-C in the middle of a decision loses and doubles nothing.
+    reconcile(cfg, st, "[arl] the run stopped mid-experiment")
     service.stop(cfg)
     reason = st.get("stop_reason") or "interrupted (teardown before a stopping condition)"
     st.update(active=False, phase="stopped", container=None, stop_reason=reason)
