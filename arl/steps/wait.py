@@ -12,6 +12,7 @@ from .common import GONE, OK, TIMED_OUT, open_run, sync_transcript
 
 POLL = 0.02  # verdict detection latency; a directory listing is cheap
 CHECK_CONTAINER = 0.5  # asking the engine is not
+LIVE_VIEW = 2.0  # `docker logs` returns the whole stream so far: fetch it for the live view only now and then
 
 
 def wait(lab: str | None) -> int:
@@ -19,7 +20,7 @@ def wait(lab: str | None) -> int:
     control = state.control_dir(cfg)
     name = st.get("container") or ""
     deadline = st.get("last_progress", time.time()) + st["settings"]["iteration_timeout"]
-    next_check = 0.0
+    next_check = next_view = 0.0
     st["phase"] = "waiting"
     state.save(cfg, st)
     while True:
@@ -36,7 +37,9 @@ def wait(lab: str | None) -> int:
                     return OK
                 print(f"container {name} is gone", flush=True)
                 return GONE
-            sync_transcript(cfg, st, live=True)
+            if now >= next_view:
+                next_view = now + LIVE_VIEW
+                sync_transcript(cfg, st, live=True)
             if cfg.host_service is not None and not service_healthy(cfg, st):
                 return OK  # nothing to decide; should-stop reports why the run must end
         if time.time() >= deadline:
