@@ -41,8 +41,13 @@ def test_steps_by_hand_are_idempotent(lab: Path) -> None:
     assert step(lab, "should-stop", ok=(3,)).returncode == 3
     assert step(lab, "wait", ok=(0,)).returncode == 0
     step(lab, "decide")
-    step(lab, "decide")  # nothing pending: nothing happens
+    # Again with nothing pending: nothing happens. The agent is held still so that it cannot send its next verdict
+    # in between (it would be a new verdict, rightly decided).
+    name = json.loads(arl("status", "--json", cwd=lab).stdout)["container"]
+    run(["docker", "pause", name])
+    step(lab, "decide")
     assert len(rows(lab)) == 2
+    run(["docker", "unpause", name])
     step(lab, "wait")
     step(lab, "decide")
     stop = step(lab, "should-stop", ok=(0,))
