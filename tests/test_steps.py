@@ -76,7 +76,7 @@ def test_branch_and_no_verify(lab: Path) -> None:
 def test_verdict_written_just_before_the_container_dies(lab: Path) -> None:
     # The agent writes its verdict and dies at once, before the host has even noticed the file.
     set_toml(lab, "agent", "command", ["sh", "-c",
-             "arl eval --json >/dev/null; timeout 0.3 arl verdict discard --notes 'last words'; exit 0"])  # fmt: skip
+             "arl eval --json >/dev/null; timeout 3 arl verdict discard --notes 'last words'; exit 0"])  # fmt: skip
     git(lab, "commit", "-qam", "dying agent")
     arl("run", "--data", "data", "--agent", "command", "--max-iterations", "2", cwd=lab, timeout=300,
         env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
