@@ -75,17 +75,24 @@ def use_branch(cfg: LabConfig, branch: str | None) -> str:
     return name
 
 
-def snapshot(cfg: LabConfig, exp_id: int, message: str) -> str:
-    """Commit the pipeline's exact current tree (on top of HEAD) without touching the index or HEAD."""
-    index = cfg.state_dir / "snapshot.index"
+def worktree_tree(cfg: LabConfig, index_name: str = "snapshot.index", quiet: bool = False) -> str:
+    """The tree of HEAD with the pipeline as it is on disk, through a private index (the user's stays as it is)."""
+    index = cfg.state_dir / index_name
     index.unlink(missing_ok=True)
     env = {"GIT_INDEX_FILE": str(index)}
     g = _git(cfg)
-    sh.run(g["read-tree", "HEAD"], env=env)
-    sh.run(g["add", "-A", "--", rel(cfg, cfg.pipeline_dir)], env=env)
-    _, tree, _ = sh.run(g["write-tree"], env=env)
-    _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", tree.strip(), "-p", "HEAD", "-m", message)])
+    sh.run(g["read-tree", "HEAD"], env=env, quiet=quiet)
+    sh.run(g["add", "-A", "--", rel(cfg, cfg.pipeline_dir)], env=env, quiet=quiet)
+    _, tree, _ = sh.run(g["write-tree"], env=env, quiet=quiet)
     index.unlink(missing_ok=True)
+    return tree.strip()
+
+
+def snapshot(cfg: LabConfig, exp_id: int, message: str) -> str:
+    """Commit the pipeline's exact current tree (on top of HEAD) without touching the index or HEAD."""
+    g = _git(cfg)
+    tree = worktree_tree(cfg)
+    _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", tree, "-p", "HEAD", "-m", message)])
     sha = sha.strip()
     sh.run(g["update-ref", ref_name(cfg, exp_id), sha])
     return sha

@@ -21,5 +21,10 @@ def open_lab(explicit: str | None = None) -> LabConfig:
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
+def last_eval_path() -> Path:
+    """Inside the sandbox: the agent's last `arl eval`, which `arl verdict` sends as its (unverified) claim."""
+    return Path(os.environ.get("ARL_STATE_HOME", "/tmp")) / "arl-last-eval.json"
+
+
 def in_sandbox() -> bool:
     return bool(os.environ.get("ARL_CONTROL"))

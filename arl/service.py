@@ -96,6 +96,13 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
     raise ArlError(f"the host service did not answer on port {svc.port} within {ready_timeout:g} s")
 
 
+def up(cfg: LabConfig) -> int:
+    """For a run: the service, and the forwarder that lets the sandbox reach it."""
+    pid = start(cfg)
+    start_forwarder(cfg)
+    return pid
+
+
 def running_pid(cfg: LabConfig) -> int | None:
     from .state import pid_alive
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ..config import LabConfig
 from ..errors import ArlError, UsageError
 from ..evaluate import evaluate
 from ..fsutil import tree_hash, write_json
-from ..lab import in_sandbox, open_lab
+from ..lab import in_sandbox, last_eval_path, open_lab
 from ..service import host_service
 
 
@@ -24,8 +23,7 @@ def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool,
         result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
     if in_sandbox():
         # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks.
-        last = Path(os.environ.get("ARL_STATE_HOME", "/tmp")) / "arl-last-eval.json"
-        write_json(last, {**result.as_json(), "pipeline_hash": tree}, fsync=False)
+        write_json(last_eval_path(), {**result.as_json(), "pipeline_hash": tree}, fsync=False)
     if as_json:
         print(json.dumps(result.as_json(), default=str))
     else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ArlError
 from ..fsutil import tree_hash, write_json
+from ..lab import last_eval_path
 
 
 def propose(action: str, notes: str, timeout: float | None) -> int:
@@ -23,9 +24,8 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
     except (OSError, ValueError, KeyError, TypeError):
         raise ArlError(f"cannot read {control / 'expected.json'}: is the host's loop running?")
     last: dict[str, Any] = {}
-    last_path = Path(os.environ.get("ARL_STATE_HOME", "/tmp")) / "arl-last-eval.json"
     try:
-        last = json.loads(last_path.read_text())
+        last = json.loads(last_eval_path().read_text())
     except (OSError, ValueError):
         pass
     pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))

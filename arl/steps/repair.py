@@ -105,15 +105,10 @@ def _trailer_experiment(cfg: LabConfig) -> int | None:
 
 def _same_tree(cfg: LabConfig, commit: str) -> bool:
     """Is the pipeline on disk exactly the pipeline of that commit?"""
-    index = cfg.state_dir / "compare.index"
-    env = {"GIT_INDEX_FILE": str(index)}
     g = sh.git(gitops.top(cfg))
     p = gitops.rel(cfg, cfg.pipeline_dir)
-    sh.run(g["read-tree", "HEAD"], env=env, quiet=True)
-    sh.run(g["add", "-A", "--", p], env=env, quiet=True)
-    _, tree, _ = sh.run(g["write-tree"], env=env, quiet=True)
-    index.unlink(missing_ok=True)
-    _, a, _ = sh.run(g["rev-parse", f"{tree.strip()}:{p}"], ok=None, quiet=True)
+    tree = gitops.worktree_tree(cfg, "compare.index", quiet=True)
+    _, a, _ = sh.run(g["rev-parse", f"{tree}:{p}"], ok=None, quiet=True)
     _, b, _ = sh.run(g["rev-parse", f"{commit}:{p}"], ok=None, quiet=True)
     return bool(a.strip()) and a.strip() == b.strip()
 

@@ -14,8 +14,7 @@ def service_up(lab: str | None) -> int:
     if cfg.host_service is None:
         return OK
     if service.running_pid(cfg) is None:
-        pid = service.start(cfg)
-        service.start_forwarder(cfg)
+        pid = service.up(cfg)
         print(f"host service started (pid {pid}, port {cfg.host_service.port}), forwarded to the sandbox")
     st["service_pid"] = service.running_pid(cfg)
     state.save(cfg, st)

@@ -60,8 +60,7 @@ def service_healthy(cfg: LabConfig, st: dict[str, Any]) -> bool:
         return False
     print(f"the host service died; restarting it once (see {log})", flush=True)
     service.stop(cfg)
-    service.start(cfg)
-    service.start_forwarder(cfg)
+    service.up(cfg)
     st["service_restarts"] = st.get("service_restarts", 0) + 1
     state.save(cfg, st)
     return True
