@@ -62,6 +62,9 @@ class LabConfig:
     pids_limit: int
     gpus: str
     env: list[str]
+    max_depth: int = 64
+    max_files: int = 10_000
+    max_workspace_mb: float = 200
     run: RunDefaults = field(default_factory=RunDefaults)
 
     @property
@@ -152,6 +155,9 @@ def load(path: Path) -> LabConfig:
             f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
             f"nor the backend (the agent may change everything in it)"
         )
+    for key in ("max_depth", "max_files", "max_workspace_mb"):
+        if sb[key] <= 0:
+            raise ArlError(f"{where('sandbox', key)} must be a positive number")
     agent_cmd = ag["command"]
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     str_list(agent_cmd, where("agent", "command"))
@@ -188,6 +194,9 @@ def load(path: Path) -> LabConfig:
         pids_limit=sb["pids_limit"],
         gpus=sb["gpus"],
         env=list(sb["env"]),
+        max_depth=sb["max_depth"],
+        max_files=sb["max_files"],
+        max_workspace_mb=float(sb["max_workspace_mb"]),
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),

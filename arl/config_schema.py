@@ -42,6 +42,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "pids_limit": ((int,), 512, False),
         "gpus": ((str,), "", False),
         "env": ((list,), [], False),
+        "max_depth": ((int,), 64, False),
+        "max_files": ((int,), 10_000, False),
+        "max_workspace_mb": (_NUM, 200, False),
     },
     "run": {
         "max_iterations": ((int,), 50, False),

@@ -8,9 +8,10 @@ import datetime as dt
 import time
 from typing import Any
 
-from . import faults, gitops, results, state
+from . import faults, gitobjects, gitops, results, state
 from .config import LabConfig
 from .timing import phase
+from .workspace import sync_worktree, workspace
 
 
 def now_iso() -> str:
@@ -54,18 +55,23 @@ def record_failed(
     st: dict[str, Any],
     outcome: str,
     notes: str,
+    tree: str,
     *,
     score: float | None = None,
     verified: float | None = None,
     cost: float = 0.0,
     metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """discard / vetoed / crash / interrupted: save the attempt under its ref, write the row, restore."""
+    """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
+    the workspace to the best tree."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
     with phase("git"):
         sha = gitops.snapshot(
-            cfg, exp_id, f"arl: experiment {exp_id} ({outcome})\n\n{notes}\n\nArl-Experiment: {exp_id}"
+            cfg,
+            exp_id,
+            tree,
+            f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(notes)}\n\nArl-Experiment: {exp_id}",
         )
     faults.point("discard:after-snapshot")
     best, _ = results.best_of(cfg, hist.rows)
@@ -86,16 +92,33 @@ def record_failed(
         results.append(cfg.results_file, row)
     faults.point("discard:after-row")
     note_transcript(cfg, st, exp_id)
-    with phase("git"):
-        gitops.restore_pipeline(cfg)
+    with phase("restore"):
+        restore(cfg)
     faults.point("discard:after-restore")
     return row
+
+
+def salvage(cfg: LabConfig, slot: int = 0) -> tuple[str, str]:
+    """(tree, note) of whatever a crashed or interrupted attempt left in the workspace: what can be imported is,
+    what cannot is named in the note. Nothing an agent wrote is lost unless git cannot hold it."""
+    found = workspace(cfg, slot).import_tree(strict=False)
+    tree = found.tree or gitobjects.pipeline_tree(cfg)
+    if not found.problems:
+        return tree, ""
+    more = f" (and {len(found.problems) - 3} more)" if len(found.problems) > 3 else ""
+    return tree, "\n[arl] left out of the snapshot: " + "; ".join(found.problems[:3]) + more
+
+
+def restore(cfg: LabConfig, slot: int = 0) -> None:
+    """The workspace back to the best tree (HEAD's pipeline), in place."""
+    workspace(cfg, slot).seed(gitobjects.pipeline_tree(cfg))
 
 
 def record_keep(
     cfg: LabConfig,
     st: dict[str, Any],
     notes: str,
+    tree: str,
     *,
     score: float | None,
     verified: float | None,
@@ -103,13 +126,16 @@ def record_keep(
     cost: float,
     metrics: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
-    """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`."""
+    """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`.
+
+    The user's pipeline folder is brought to the kept tree before the commit, so `make guard` sees it."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
     settings = st.get("settings", {})
     message = gitops.keep_message(exp_id, st.get("run", 0), settings.get("agent", ""), score, verified, notes)
+    best_tree = gitobjects.pipeline_tree(cfg)
     with phase("git"):
-        sha = gitops.snapshot(cfg, exp_id, message)
+        sha = gitops.snapshot(cfg, exp_id, tree, message)
     faults.point("keep:after-snapshot")
     new_best = verified if verified is not None else score
     row = row_for(
@@ -131,33 +157,43 @@ def record_keep(
         results.append(cfg.results_file, row)
     faults.point("keep:after-row")
     with phase("git"):
-        committed, output = gitops.commit_keep(cfg, message)
+        sync_worktree(cfg, best_tree, tree)
+    faults.point("keep:after-worktree")
+    return _commit_or_veto(cfg, st, row, message, size, best_tree)
+
+
+def complete_keep(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
+    """A keep whose row was written but whose commit never happened (the run died): commit it now."""
+    message = gitops.keep_message(
+        row["id"], row["run"] or 0, row["agent"] or "", row["score"], row["verified_score"], row["notes"] or ""
+    )
+    text = cfg.results_file.read_bytes()
+    size = text.rstrip(b"\n").rfind(b"\n") + 1  # where the keep's row starts
+    best_tree = gitobjects.pipeline_tree(cfg)
+    sync_worktree(cfg, best_tree, gitobjects.pipeline_tree(cfg, row["commit"]))
+    _commit_or_veto(cfg, st, row, message, size, best_tree)
+
+
+def _commit_or_veto(
+    cfg: LabConfig, st: dict[str, Any], row: dict[str, Any], message: str, size: int, best_tree: str
+) -> tuple[dict[str, Any], str]:
+    with phase("git"):
+        committed, output = gitops.commit_keep(cfg, row["commit"], message)
     faults.point("keep:after-commit")
-    note_transcript(cfg, st, exp_id)
+    note_transcript(cfg, st, row["id"])
     if committed:
         return row, ""
     # The hook said no: the row was never committed; replace it by a vetoed one.
+    sync_worktree(cfg, gitobjects.pipeline_tree(cfg, row["commit"]), best_tree)
     with open(cfg.results_file, "rb+") as f:
         f.truncate(size)
-    reason = "the pre-commit hook (make guard) failed: " + (output.splitlines()[-1] if output else "no output")
-    best, _ = results.best_of(cfg, hist.rows)
-    row = row_for(
-        cfg,
-        st,
-        exp_id,
-        "vetoed",
-        score=score,
-        verified=verified,
-        holdout=holdout,
-        cost=cost,
-        commit=sha,
-        notes=f"{notes}\n[arl] {reason}".strip(),
-        metrics=metrics,
-        best=best,
-    )
-    results.append(cfg.results_file, row)
-    gitops.restore_pipeline(cfg)
-    return row, reason
+    tail = [ln for ln in output.splitlines() if ln.strip()][-5:]
+    reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")
+    vetoed = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
+    vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
+    results.append(cfg.results_file, vetoed)
+    restore(cfg)
+    return vetoed, reason
 
 
 def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int) -> None:

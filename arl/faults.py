@@ -25,10 +25,12 @@ POINTS = (
     "decide:after-ack",
     "keep:after-snapshot",
     "keep:after-row",
+    "keep:after-worktree",
     "keep:after-commit",
     "discard:after-snapshot",
     "discard:after-row",
     "discard:after-restore",
+    "workspace:after-wipe",
     "restart:after-record",
 )
 

@@ -1,17 +1,12 @@
-"""Small file helpers: atomic writes, pipeline hashing, resource lookup."""
+"""Small file helpers: atomic writes, JSON, resource lookup."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
-
-# Files a Python evaluation leaves behind; they are not part of the code.
-IGNORED_NAMES = {"__pycache__", ".pytest_cache"}
 
 
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> None:
@@ -50,35 +45,6 @@ def _json_default(o: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=_json_default)
-
-
-def tree_hash(root: Path) -> str:
-    """Hash of a folder's files, modes and symlink targets, never following links.
-
-    The agent's `arl eval` and the host compute it the same way, so the host can tell
-    whether the tree it is about to commit is the tree that was evaluated."""
-    h = hashlib.sha256()
-    if not root.is_dir():
-        return "missing"
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            if name.endswith(".pyc"):
-                continue
-            full = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = os.lstat(full)
-            h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
-            if stat.S_ISLNK(st.st_mode):
-                h.update(b"L" + os.readlink(full).encode("utf-8", "surrogateescape"))
-            elif stat.S_ISREG(st.st_mode):
-                h.update(b"X" if st.st_mode & 0o111 else b"F")
-                with open(full, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 16), b""):
-                        h.update(chunk)
-            h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 def resource_dir(name: str) -> Path:

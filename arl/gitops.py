@@ -75,56 +75,55 @@ def use_branch(cfg: LabConfig, branch: str | None) -> str:
     return name
 
 
-def worktree_tree(cfg: LabConfig, index_name: str = "snapshot.index", quiet: bool = False) -> str:
-    """The tree of HEAD with the pipeline as it is on disk, through a private index (the user's stays as it is)."""
-    index = cfg.state_dir / index_name
-    index.unlink(missing_ok=True)
-    env = {"GIT_INDEX_FILE": str(index)}
-    g = _git(cfg)
-    sh.run(g["read-tree", "HEAD"], env=env, quiet=quiet)
-    sh.run(g["add", "-A", "--", rel(cfg, cfg.pipeline_dir)], env=env, quiet=quiet)
-    _, tree, _ = sh.run(g["write-tree"], env=env, quiet=quiet)
-    index.unlink(missing_ok=True)
-    return tree.strip()
+def snapshot(cfg: LabConfig, exp_id: int, tree: str, message: str) -> str:
+    """A commit on top of HEAD whose pipeline is exactly `tree`, under the experiment's ref. Built from objects:
+    neither the index, nor HEAD, nor any folder is read or touched."""
+    from .gitobjects import with_path
 
-
-def snapshot(cfg: LabConfig, exp_id: int, message: str) -> str:
-    """Commit the pipeline's exact current tree (on top of HEAD) without touching the index or HEAD."""
+    root = with_path(cfg, "HEAD", rel(cfg, cfg.pipeline_dir), tree)
     g = _git(cfg)
-    tree = worktree_tree(cfg)
-    _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", tree, "-p", "HEAD", "-m", message)])
+    _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", root, "-p", "HEAD", "-m", message)])
     sha = sha.strip()
     sh.run(g["update-ref", ref_name(cfg, exp_id), sha])
     return sha
 
 
-def restore_pipeline(cfg: LabConfig) -> None:
-    """Back to HEAD, untracked files included (ignored ones, such as a cache, are left alone)."""
-    g = _git(cfg)
-    p = rel(cfg, cfg.pipeline_dir)
-    code, out, _ = sh.run(g["ls-tree", "-d", "HEAD", "--", p], quiet=True)
-    if out.strip():
-        sh.run(g["restore", "--source=HEAD", "--staged", "--worktree", "--", p])
-    sh.run(g["clean", "-fdq", "--", p])
+def commit_keep(cfg: LabConfig, snapshot_sha: str, message: str) -> tuple[bool, str]:
+    """`git commit` of the snapshot's pipeline plus the results file as it is now, hooks included, through a
+    private index: the user's staged work elsewhere is neither committed nor lost. Returns (committed, output)."""
+    from .gitobjects import store, with_path
+    from .gittree import FILE
 
-
-def commit_keep(cfg: LabConfig, message: str) -> tuple[bool, str]:
-    """`git commit` of the pipeline and the results file, hooks included. Returns (committed, hook output)."""
+    blob = store(cfg).put(b"blob", cfg.results_file.read_bytes())
+    root = with_path(cfg, snapshot_sha, rel(cfg, cfg.results_file), blob, FILE)
     g = _git(cfg)
-    paths = [rel(cfg, cfg.pipeline_dir), rel(cfg, cfg.results_file)]
-    sh.run(g[("add", "-A", "--", *paths)])
-    env = {"ARL_KEEP_LAB": str(cfg.root), "ARL_HOOK_PYTHON": sys.executable}
-    code, out, err = sh.run(g[(*identity_args(cfg), "commit", "-q", "-m", message, "--", *paths)], ok=None, env=env)
+    index = cfg.state_dir / "keep.index"
+    _, real, _ = sh.run(g["rev-parse", "--git-path", "index"], quiet=True)
+    try:
+        # Starting from a copy of the user's index keeps its stat data: git need not re-read unchanged files.
+        index.write_bytes((top(cfg) / real.strip()).read_bytes())
+    except OSError:
+        index.unlink(missing_ok=True)
+    env = {"GIT_INDEX_FILE": str(index)}
+    sh.run(g["read-tree", "-m", "-i", root] if index.exists() else g["read-tree", root], env=env)
+    env = {**env, "ARL_KEEP_LAB": str(cfg.root), "ARL_HOOK_PYTHON": sys.executable}
+    code, out, err = sh.run(g[(*identity_args(cfg), "commit", "-q", "-m", message)], ok=None, env=env)
+    index.unlink(missing_ok=True)
     if code != 0:
-        sh.run(g[("reset", "-q", "--", *paths)])
         return False, (err or out).strip()
+    sync_index(cfg)
     return True, (out + err).strip()
+
+
+def sync_index(cfg: LabConfig) -> None:
+    """The user's index follows HEAD for the pipeline and the results file (and nothing else)."""
+    sh.run(_git(cfg)[("reset", "-q", "--", rel(cfg, cfg.pipeline_dir), rel(cfg, cfg.results_file))], ok=None)
 
 
 def keep_message(exp_id: int, run: int, agent: str, score: float | None, verified: float | None, notes: str) -> str:
     fmt = lambda v: "" if v is None else repr(v)  # noqa: E731
     first = f"arl: experiment {exp_id} kept (score {fmt(verified if verified is not None else score)})"
-    body = notes.strip()
+    body = quote_notes(notes)
     trailers = (
         f"Arl-Experiment: {exp_id}\nArl-Score: {fmt(score) or 'none'}\nArl-Verified-Score: {fmt(verified) or 'none'}\n"
         f"Arl-Agent: {agent}\nArl-Run: {run}\n"
@@ -132,6 +131,10 @@ def keep_message(exp_id: int, run: int, agent: str, score: float | None, verifie
     return f"{first}\n\n{body}\n\n{trailers}" if body else f"{first}\n\n{trailers}"
 
 
-def resolves(cfg: LabConfig, sha: str) -> bool:
-    code, _, _ = sh.run(_git(cfg)["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], ok=None, quiet=True)
-    return code == 0
+def quote_notes(notes: str) -> str:
+    """The agent's notes as a commit message body that git can never read as trailers or a patch divider:
+    every line indented (a trailer line starts at column 0), control characters escaped."""
+    from .text import clean
+
+    lines = clean(notes.strip(), newlines=True).replace("\t", "    ").splitlines()
+    return "\n".join(f"    {ln}" if ln.strip() else "" for ln in lines)

@@ -85,8 +85,11 @@ def _mount_args(mounts: list[Mount]) -> list[str]:
     return out
 
 
-def _base_env() -> dict[str, str]:
+def _base_env(cfg: LabConfig) -> dict[str, str]:
+    from .gitobjects import algo
+
     return {
+        "ARL_OBJECT_FORMAT": algo(cfg),  # the agent's `arl eval` names its tree the way this repository does
         "ARL_LAB": f"{WORK}/lab",
         "ARL_PIPELINE": f"{WORK}/pipeline",
         "ARL_DATA": f"{WORK}/data",
@@ -147,13 +150,14 @@ def agent_run(
     data: Path,
     control: Path,
     results_view: Path,
+    workspace: Mount,
     spec: LaunchSpec,
     host_env: dict[str, str],
     extra_env: dict[str, str] | None = None,
 ) -> Any:
     svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
-        Mount(cfg.pipeline_dir.resolve(), f"{WORK}/pipeline", read_only=False),
+        workspace,  # the agent's private copy: the lab's own pipeline folder is never mounted
         Mount(data.resolve(), f"{WORK}/data"),
         *lab_mounts(cfg),
         Mount(results_view.resolve(), f"{WORK}/results.tsv"),
@@ -162,7 +166,7 @@ def agent_run(
         *spec.mounts,
     ]
     env = {
-        **_base_env(),
+        **_base_env(cfg),
         "ARL_CONTROL": f"{WORK}/control",
         **passthrough_env(cfg, host_env),
         **(extra_env or {}),
@@ -192,14 +196,12 @@ def agent_run(
     return sh.docker()[args]
 
 
-def verify_run(
-    cfg: LabConfig, *, image: str, name: str, run: int, data: Path, repeats: int, pipeline: Path | None = None
-) -> Any:
-    """A fresh container: pipeline read-only, no network (the host service only), the same image;
+def verify_run(cfg: LabConfig, *, image: str, name: str, run: int, data: Path, repeats: int, pipeline: Path) -> Any:
+    """A fresh container: the checked-out tree read-only, no network (the host service only), the same image;
     prints `arl eval --json`."""
     svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
-        Mount((pipeline or cfg.pipeline_dir).resolve(), f"{WORK}/pipeline"),
+        Mount(pipeline.resolve(), f"{WORK}/pipeline"),
         Mount(data.resolve(), f"{WORK}/data"),
         *lab_mounts(cfg),
         *svc_mounts,
@@ -215,7 +217,7 @@ def verify_run(
         "--network",
         "none",
         *_mount_args(mounts),
-        *_env_args({**_base_env(), **svc_env}),
+        *_env_args({**_base_env(cfg), **svc_env}),
         "--workdir",
         f"{WORK}/pipeline",
         image,

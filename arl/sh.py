@@ -64,6 +64,22 @@ def run(
 
     The command runs in its own session and a Ctrl-C waits for it to finish: a `git commit` or `docker run`
     is never cut in half (a half-created container would escape the teardown that follows)."""
+    code, out, err = run_bytes(
+        cmd, ok=ok, timeout=timeout, quiet=quiet, stdin=None if stdin is None else stdin.encode(), env=env
+    )
+    return code, out.decode("utf-8", "replace"), err
+
+
+def run_bytes(
+    cmd: Any,
+    *,
+    ok: tuple[int, ...] | None = (0,),
+    timeout: float | None = None,
+    quiet: bool = False,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, bytes, str]:
+    """`run` with stdin and stdout as bytes (file names and file contents need not be UTF-8)."""
     if not quiet:
         echo(line(cmd))
     if env:
@@ -72,7 +88,7 @@ def run(
         proc = cmd.popen(new_session=True, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
     except OSError as e:
         raise ArlError(f"cannot run {line(cmd)}: {e.strerror}")
-    data = stdin.encode() if stdin is not None else None
+    data = stdin
     deadline = None if timeout is None else time.monotonic() + timeout
     interrupted = False
     while True:
@@ -89,9 +105,9 @@ def run(
     if interrupted:
         raise KeyboardInterrupt
     code = proc.returncode
-    out = (out_b or b"").decode("utf-8", "replace")
+    out = out_b or b""
     err = (err_b or b"").decode("utf-8", "replace")
     if ok is not None and code not in ok:
-        detail = (err or out or "").strip().splitlines()
+        detail = (err or out.decode("utf-8", "replace") or "").strip().splitlines()
         raise ArlError(f"`{line(cmd)}` failed (exit {code}){': ' + detail[-1] if detail else ''}")
     return int(code), out, err

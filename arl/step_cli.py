@@ -24,8 +24,8 @@ STEPS: dict[str, tuple[str, str, str]] = {
     "wait": ("wait", "wait for the agent's verdict", "0 verdict ready, 3 container gone, 4 timed out, 1 error"),
     "decide": ("decide", "freeze, check the verdict, verify, commit or revert, ack, thaw", "0 done, 1 error"),
     "verify": ("verify", "evaluate the current pipeline in a fresh network-less container", "0, 1 failed"),
-    "commit": ("manual", "verify and commit the current pipeline as a keep (by hand)", "0, 1 error"),
-    "revert": ("manual", "save the current pipeline as a discard and restore it (by hand)", "0, 1 error"),
+    "commit": ("manual", "import, verify and commit the slot's workspace as a keep (by hand)", "0, 1 error"),
+    "revert": ("manual", "save the slot's workspace as a discard and restore it (by hand)", "0, 1 error"),
     "restart": ("restart", "record the attempt as a crash, restore the pipeline, relaunch", "0, 1 error"),
     "should-stop": ("should_stop", "is a stopping condition met? prints the reason", "0 stop, 3 go on, 1 error"),
     "teardown": ("teardown", "stop the agent, save its work, stop the service, unlock", "0"),
@@ -49,6 +49,7 @@ def build_parser() -> _Parser:
             add_run_flags(p)
         if name in ("commit", "revert"):
             p.add_argument("--notes", default="")
+            p.add_argument("--slot", type=int, default=0, help="the slot whose workspace to record (default 0)")
     return parser
 
 

@@ -27,7 +27,7 @@ class Verdict:
     notes: str
     score: float | None
     metrics: dict[str, Any] = field(default_factory=dict)
-    pipeline_hash: str | None = None
+    tree: str | None = None  # the workspace's tree id as the agent's `arl eval` computed it
 
 
 @dataclass
@@ -184,10 +184,81 @@ def _validate(obj: Any, file_seq: int, expected: int, tag: str) -> Verdict | Rej
     why = _bad_metrics(metrics)
     if why:
         return Rejected(tag, f"metrics {why}")
-    h = obj.get("pipeline_hash")
+    h = obj.get("tree", obj.get("pipeline_hash"))  # pipeline_hash: the name before trees were git's
     if h is not None and (not isinstance(h, str) or _bad_text(h)):
-        return Rejected(tag, "pipeline_hash must be a string")
+        return Rejected(tag, "tree must be a string")
     return Verdict(seq, action, notes, float(score) if score is not None else None, metrics, h)
+
+
+MAX_FILES, MAX_CONTROL_BYTES = 64, 4 * 1024 * 1024
+_HOST_FILES = ("expected.json", "prompt.md")
+
+
+def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
+    """Before a decision: verdicts for any other seq are rejected and removed (one verdict per decision, so a
+    pile written ahead cannot outrun the stop rule), answered acks move to the archive, and the agent's files
+    beyond the folder's caps are removed. Returns what was removed, and says so."""
+    removed = _cap(control, expected)  # first, so that no more than the cap are read and answered below
+    try:
+        names = sorted(os.listdir(control))
+    except OSError:
+        return removed
+    for name in names:
+        path = control / name
+        if name.startswith("ack-") and name.endswith(".json"):
+            tag = name[4:-5]
+            if _SEQ.fullmatch(tag) and int(tag) < expected - 1:
+                _move_aside(path, archive_dir)  # read long ago: the agent only waits for the latest
+            continue
+        if not name.startswith("verdict-") or name == f"verdict-{expected}.json":
+            continue
+        v = read(path, expected)
+        if isinstance(v, Rejected):
+            answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
+        _remove(path)
+        removed.append(name)
+    if removed:
+        shown = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
+        print(f"arl: removed {len(removed)} files from the control folder: {shown}", flush=True)
+    return removed
+
+
+def _cap(control: Path, expected: int) -> list[str]:
+    keep = {*_HOST_FILES, f"verdict-{expected}.json", f"ack-{expected - 1}.json"}
+    sizes: list[tuple[int, str]] = []
+    total = 0
+    for name in os.listdir(control):
+        try:
+            st = os.lstat(control / name)
+        except OSError:
+            continue
+        size = st.st_size if stat.S_ISREG(st.st_mode) else 4096
+        total += size
+        if name not in keep and not name.startswith("ack-"):
+            sizes.append((size, name))
+    removed: list[str] = []
+    count = len(sizes) + len(keep)
+    for size, name in sorted(sizes, reverse=True):  # the largest go first
+        if count <= MAX_FILES and total <= MAX_CONTROL_BYTES:
+            break
+        _remove(control / name)
+        removed.append(name)
+        count -= 1
+        total -= size
+    return removed
+
+
+def _remove(path: Path) -> None:
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            from .treefs import wipe
+
+            wipe(path)  # whatever the agent built in there: unreadable, deep, linked
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def answer(control: Path, tag: str | int, ack: dict[str, Any]) -> None:

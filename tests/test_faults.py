@@ -149,7 +149,7 @@ def audit(lab: Lab) -> Audit:
         seq = v["seq"]
         run = str(max([r for t, r in starts if t <= v.get("time", 0)], default=0))
         written.add((run, seq))
-        ack = _json(control / f"ack-{seq}.json")
+        ack = _json(control / f"ack-{seq}.json") or _json(archive / f"ack-{seq}.json")  # answered acks move there
         if ack is None:
             a.lose(1, f"verdict {seq} (run {run}) has no ack")
             continue

@@ -51,7 +51,7 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
     with open(tmp_path / "run.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=user_lab, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        probe_file = user_lab / "pipeline" / "probe.json"
+        probe_file = user_lab / ".arl" / "workspaces" / "0" / "probe.json"  # the agent writes only its workspace
         wait_for(probe_file.exists, 240, "the probe's report")
         st = probe_file.stat()
         report = json.loads(wait_for(lambda: probe_file.read_text() or None, 10, "the report's content"))

@@ -72,7 +72,7 @@ EXPECTED: dict[str, list[str] | tuple[list[str], ...]] = {
     "metrics_string": ["metrics must be a JSON object"],
     "metrics_nan": ["metrics", "NaN"],
     "metrics_deep": ["metrics", "nested too deeply"],
-    "hash_number": ["pipeline_hash must be a string"],
+    "hash_number": ["tree must be a string"],
     "keep_without_eval": ["pipeline changed", "arl eval"],
     "keep_forged_hash": ["pipeline changed"],
     "stale_pipeline_hash": ["pipeline changed", "arl eval"],
@@ -178,7 +178,9 @@ def test_malformed_verdicts_are_rejected_and_the_loop_goes_on(corpus_lab: Path) 
     assert not [p.name for p in control.iterdir() if p.name.startswith("verdict-")]
     assert (control / "ack-1.json").is_file() and not (control / "ack-1.json").is_symlink()
     archived = {p.name.split(".json")[0] + ".json" for p in (lab / ".arl" / "verdicts").iterdir()}
-    assert {"verdict-1.json", "verdict-abc.json", "verdict-flood29.json"} <= archived
+    assert "verdict-1.json" in archived
+    # Verdicts for any other seq are answered, then removed (not archived): a flood cannot grow the host's disk.
+    assert not {"verdict-abc.json", "verdict-flood29.json"} & archived
     assert not containers_of(lab)
     status = json.loads(arl("status", "--json", cwd=lab).stdout)
     assert status["active"] is False and status["experiment"] == 1

@@ -11,7 +11,10 @@ You are the research agent of an arl loop for the lab "{lab_name}". You improve 
 time, inside a sandbox; the host outside it judges every experiment and keeps the history in git.
 
 ## The sandbox
-- /workspace/pipeline: the pipeline's code (your working directory). The only place you may change.
+- /workspace/pipeline: your own copy of the pipeline's code (your working directory). The only place you may
+  change. The host copies it into git as plain files: every file in it counts (.gitignore ignores nothing), and it
+  may hold only files, folders and symlinks, with no `.git` anywhere (no nested repositories), at most {max_files}
+  files, {max_mb:g} MB and {max_depth} folders deep; a verdict on anything else is rejected with the reason.
 - /workspace/data: the evaluation data (read-only).
 - /workspace/lab: lab.toml, AGENT.md and the evaluation backend (read-only).
 - /workspace/results.tsv: the history of earlier experiments, kept and discarded (read-only). Read it first: do not
@@ -35,9 +38,20 @@ time, inside a sandbox; the host outside it judges every experiment and keeps th
 """
 
 
-def build_prompt(agent_md: str, extra: str, lab_name: str, direction: str) -> str:
+def build_prompt(
+    agent_md: str,
+    extra: str,
+    lab_name: str,
+    direction: str,
+    max_files: int = 10_000,
+    max_mb: float = 200,
+    max_depth: int = 64,
+) -> str:
     better = "higher is better" if direction == "maximize" else "lower is better"
-    parts = [PROTOCOL.format(lab_name=lab_name, better=better).rstrip()]
+    protocol = PROTOCOL.format(
+        lab_name=lab_name, better=better, max_files=max_files, max_mb=max_mb, max_depth=max_depth
+    )
+    parts = [protocol.rstrip()]
     if agent_md.strip():
         parts.append(f"# The lab's instructions (AGENT.md)\n\n{agent_md.strip()}")
     if extra.strip():

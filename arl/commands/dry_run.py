@@ -10,6 +10,7 @@ from ..agents.launch import check_agent, context
 from ..config import LabConfig
 from ..sandbox import agent_run, container_name, verify_run
 from ..steps.preflight import resolve_settings
+from ..workspace import LocalWorkspace
 
 
 def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
@@ -32,6 +33,7 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
                 run=0,
                 data=data,
                 repeats=settings["repeats"],
+                pipeline=state_dir / "checkouts" / "verify-<tree>",
             )
         ),
         sh.line(
@@ -43,16 +45,21 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
                 data=data,
                 control=state_dir / "control",
                 results_view=state_dir / "results-view.tsv",
+                workspace=LocalWorkspace(cfg, 0).mount(),
                 spec=spec,
                 host_env=context(cfg, settings).host_env,
             )
         ),
         "# per verdict:",
         sh.line(sh.docker()["pause", container_name(cfg, 0, 1)]),
-        sh.line(g["add", "-A", "--", p]) + "  # into a temporary index, then write-tree, commit-tree, update-ref",
-        sh.line(g["commit", "-q", "-m", "...", "--", p, gitops.rel(cfg, cfg.results_file)]) + "  # keep",
-        sh.line(g["restore", "--source=HEAD", "--staged", "--worktree", "--", p]) + "  # discard",
-        sh.line(g["clean", "-fdq", "--", p]) + "  # discard",
+        "# the workspace .arl/workspaces/0 is imported as data (no git runs in it): its blobs and trees are",
+        "# written into the repository's object store, then:",
+        sh.line(g["commit-tree", "<tree>", "-p", "HEAD", "-m", "..."]) + "  # the attempt's snapshot",
+        sh.line(g["update-ref", gitops.ref_name(cfg, 1), "<snapshot>"]),
+        sh.line(g["cat-file", "--batch"]) + "  # keep: the kept tree, checked out for verification and into " + p,
+        sh.line(g["commit", "-q", "-m", "..."]) + "  # keep, through a private index (GIT_INDEX_FILE)",
+        sh.line(g["reset", "-q", "--", p, gitops.rel(cfg, cfg.results_file)]) + "  # keep: your index follows HEAD",
+        "# discard: the workspace is emptied and written again from the best tree's objects",
         sh.line(sh.docker()["unpause", container_name(cfg, 0, 1)]),
     ]
     print("\n".join(lines))

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import LabConfig
 from ..errors import ArlError, UsageError
 from ..evaluate import evaluate
-from ..fsutil import tree_hash, write_json
+from ..fsutil import write_json
 from ..lab import in_sandbox, last_eval_path, open_lab
 from ..service import host_service
 
@@ -18,12 +18,13 @@ from ..service import host_service
 def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1) -> int:
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
-    tree = tree_hash(cfg.pipeline_dir)
+    seen = workspace_tree(cfg) if in_sandbox() else None
     with host_service(cfg):
         result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
-    if in_sandbox():
-        # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks.
-        write_json(last_eval_path(), {**result.as_json(), "pipeline_hash": tree}, fsync=False)
+    if seen is not None:
+        # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks; the tree
+        # id is computed with the host's import rules, so the host can tell whether it imports what was evaluated.
+        write_json(last_eval_path(), {**result.as_json(), "tree": seen[0], "tree_problem": seen[1]}, fsync=False)
     if as_json:
         print(json.dumps(result.as_json(), default=str))
     else:
@@ -31,6 +32,17 @@ def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool,
         for key, value in result.metrics.items():
             print(f"  {key}: {value}")
     return 0
+
+
+def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
+    """(tree id, "") of the workspace, or ("", why the host would refuse to import it)."""
+    import os
+
+    from ..gittree import scan
+    from ..workspace import limits
+
+    found = scan(cfg.pipeline_dir, limits(cfg), algo=os.environ.get("ARL_OBJECT_FORMAT", "sha1"))
+    return found.tree, (found.problems[0] if found.problems else "")
 
 
 def from_args(args: argparse.Namespace) -> int:

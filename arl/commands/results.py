@@ -13,6 +13,7 @@ from .. import results as res
 from ..config import LabConfig
 from ..errors import UsageError
 from ..lab import open_lab
+from ..text import clean
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "score", "verified_score", "holdout_score", "best", "cost_usd"}
@@ -31,19 +32,21 @@ def select(
     return rows[-last:] if last else rows
 
 
-def _short(v: Any, col: str) -> Any:
+def _short(v: Any, col: str) -> str:
+    """A table cell. Any text in it may come from the agent: its control characters are escaped."""
     if v is None:
         return ""
     if col == "time":
-        return str(v).replace("T", " ")[:19]
+        return clean(str(v)).replace("T", " ")[:19]
     if col == "cost_usd":
         return f"{v:.4f}"
     if isinstance(v, float):
         return f"{v:.6g}"
     if col == "notes":
-        text = " ".join(str(v).split())  # tabs and newlines would break the table's lines
+        # tabs and newlines would break the table's lines; the rest is escaped before the cut, so the width holds
+        text = " ".join(clean(str(v), newlines=True).split())
         return text if len(text) <= 50 else text[:49] + "…"
-    return v
+    return clean(str(v))
 
 
 def _after_point(cell: str) -> int:
@@ -91,10 +94,11 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_run
     if fmt == "json":
         print(json.dumps([{c: r[c] for c in res.COLUMNS} for r in rows], default=str))
     elif fmt == "tsv":
-        sys.stdout.write(res.header_line() + "".join(res.format_row(r) for r in rows))
+        # Its tabs and newlines are the file's layout, and the file's own escapes in notes stay as they are.
+        sys.stdout.write(clean(res.header_line() + "".join(res.format_row(r) for r in rows), newlines=True))
     else:
         cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
-        table = [[str(_short(r[c], c)) for c in cols] for r in rows]
+        table = [[_short(r[c], c) for c in cols] for r in rows]
         if fmt == "markdown":
             table = [[_md(v) for v in line] for line in table]
             # The cells are already formatted: tabulate must not re-parse (and re-format) the numbers.

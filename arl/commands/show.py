@@ -9,6 +9,7 @@ from .. import gitops, results, sh, state
 from ..config import LabConfig
 from ..errors import ArlError
 from ..lab import open_lab
+from ..text import clean
 
 
 def show(cfg: LabConfig, exp_id: int) -> int:
@@ -16,22 +17,23 @@ def show(cfg: LabConfig, exp_id: int) -> int:
     if not rows:
         raise ArlError(f"no experiment {exp_id} in {cfg.results_file}")
     r = rows[-1]
-    print(f"experiment {r['id']} (run {r['run']}, {r['time']}): {r['outcome']}")
+    # Notes, the diff of the pipeline and the transcript are the agent's writing: only their newlines survive.
+    print(clean(f"experiment {r['id']} (run {r['run']}, {r['time']}): {r['outcome']}"))
     for key in ("score", "verified_score", "holdout_score", "best", "cost_usd"):
         if r[key] is not None:
             print(f"  {key}: {r[key]:.6g}")
-    print(f"  commit: {r['commit']}   ref: {gitops.ref_name(cfg, exp_id)}")
+    print(clean(f"  commit: {r['commit']}   ref: {gitops.ref_name(cfg, exp_id)}"))
     if r["notes"]:
-        print("notes:\n  " + r["notes"].replace("\n", "\n  "))
+        print("notes:\n  " + clean(r["notes"], newlines=True).replace("\n", "\n  "))
     if r["commit"]:
         p = gitops.rel(cfg, cfg.pipeline_dir)
         _, diff, _ = sh.run(
             sh.git(gitops.top(cfg))["diff", f"{r['commit']}^", r["commit"], "--", p], ok=None, quiet=True
         )
-        print("diff:\n" + (diff.rstrip() or "  (no change to the pipeline)"))
+        print("diff:\n" + (clean(diff.rstrip(), newlines=True) or "  (no change to the pipeline)"))
     excerpt = transcript_excerpt(cfg, exp_id)
     if excerpt:
-        print("transcript (excerpt):\n" + excerpt)
+        print("transcript (excerpt):\n" + clean(excerpt, newlines=True))
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from .. import results, state
 from ..config import LabConfig
 from ..lab import open_lab
+from ..text import clean
 
 
 def status_of(cfg: LabConfig) -> dict[str, Any]:
@@ -37,11 +38,12 @@ def status(cfg: LabConfig, as_json: bool) -> int:
     if as_json:
         print(json.dumps(s))
         return 0
+    # The stop reason (a fatal error's message) and the phase may quote the agent.
     if s["active"]:
-        print(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s")
-        print(f"container: {s['container'] or '-'}")
+        print(clean(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s"))
+        print(clean(f"container: {s['container'] or '-'}"))
     else:
-        print(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})")
+        print(clean(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})"))
     best = "-" if s["best"] is None else f"{s['best']:.6g}"
     print(
         f"experiments: {s['experiment'] if s['experiment'] is not None else '-'}   best: {best}   "

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArlError
-from ..fsutil import tree_hash, write_json
-from ..lab import last_eval_path
+from ..fsutil import write_json
+from ..lab import last_eval_path, open_lab
 
 
 def propose(action: str, notes: str, timeout: float | None) -> int:
@@ -28,16 +28,23 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
         last = json.loads(last_eval_path().read_text())
     except (OSError, ValueError):
         pass
-    pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))
-    if action == "keep" and last.get("pipeline_hash") != tree_hash(pipeline):
-        print("arl: note: the pipeline changed since your last `arl eval`; the host will reject this keep", flush=True)
+    if action == "keep":
+        from .evalcmd import workspace_tree
+
+        tree, problem = workspace_tree(open_lab(None))
+        if problem:
+            print(f"arl: note: the host cannot import your workspace: {problem}; it will reject this", flush=True)
+        elif last.get("tree") != tree:
+            print(
+                "arl: note: the pipeline changed since your last `arl eval`; the host will reject this keep", flush=True
+            )
     verdict = {
         "seq": seq,
         "action": action,
         "notes": notes,
         "score": last.get("score"),
         "metrics": last.get("metrics", {}),
-        "pipeline_hash": last.get("pipeline_hash"),
+        "tree": last.get("tree"),
         "time": time.time(),
     }
     ack_path = control / f"ack-{seq}.json"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import experiments, gitops, results, state
 from ..errors import ArlError
+from ..gitobjects import pipeline_tree
 from .common import OK, data_dir, open_run
 from .verify import host_evaluate
 
@@ -20,14 +21,15 @@ def baseline(lab: str | None) -> int:
         return OK
     st["phase"] = "baseline"
     state.save(cfg, st)
-    res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"])
+    tree = pipeline_tree(cfg)  # the committed pipeline, from git objects (never the folder's untracked files)
+    res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], tree)
     if "error" in res:
         raise ArlError(f"the unmodified pipeline does not evaluate, so there is no baseline: {res['error']}")
     holdout = None
     if st["settings"].get("holdout"):
-        h = host_evaluate(cfg, st, Path(st["settings"]["holdout"]), 1)
+        h = host_evaluate(cfg, st, Path(st["settings"]["holdout"]), 1, tree)
         holdout = h.get("score")
-    sha = gitops.snapshot(cfg, 0, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
+    sha = gitops.snapshot(cfg, 0, tree, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
     row = experiments.row_for(
         cfg,
         st,

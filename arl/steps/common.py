@@ -116,9 +116,11 @@ def container_cost(st: dict[str, Any], path: Path) -> float:
 
 
 def readable(agent: str, lines: list[str]) -> list[str]:
-    """The short view of a stream: what the agent says, which tool it runs with the first line of its input."""
+    """The short view of a stream: what the agent says, which tool it runs with the first line of its input,
+    its control characters escaped (these lines go to the user's terminal)."""
     from ..agents.base import StreamAccount
     from ..agents.registry import get_adapter
+    from ..text import clean
 
     adapter = get_adapter(agent)
     acc = StreamAccount()
@@ -127,7 +129,7 @@ def readable(agent: str, lines: list[str]) -> list[str]:
         for ev in adapter.parse_line(line, acc):
             text = ev.text.strip()
             if ev.kind in ("text", "tool_call", "retry", "final") and text:
-                out.append(f"agent {ev.kind}: {text.splitlines()[0][:300]}")
+                out.append(f"agent {ev.kind}: {clean(text.splitlines()[0][:300])}")
     return out
 
 

@@ -10,12 +10,15 @@ from typing import Any
 
 from .. import containers, experiments, faults, results, state, timing, verdicts
 from ..config import LabConfig
-from ..fsutil import tree_hash
+from ..text import clean
+from ..workspace import workspace
 from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
 from .verify import host_evaluate
 
 
-def judge_keep(cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict) -> tuple[bool, float | None, str, dict]:
+def judge_keep(
+    cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict, tree: str
+) -> tuple[bool, float | None, str, dict]:
     """(accepted, the score that counts, reason, verification details) for a proposed keep."""
     s = st["settings"]
     rows = results.read(cfg.results_file).rows
@@ -26,7 +29,7 @@ def judge_keep(cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict) -> tuple
         ok = cfg.better(v.score, best, s["min_improvement"])
         return ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", {}
     with timing.phase("verify"):
-        res = host_evaluate(cfg, st, data_dir(st), s["repeats"])
+        res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree)
     if "error" in res:
         return False, None, res["error"], res
     margin = s["min_improvement"]
@@ -48,16 +51,24 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
     """Handle one verdict file; returns the results row, or None when the verdict was rejected."""
     control = state.control_dir(cfg)
     v = verdicts.read(path, st["seq"])
-    if isinstance(v, verdicts.Verdict) and v.action == "keep" and v.pipeline_hash != tree_hash(cfg.pipeline_dir):
-        v = verdicts.Rejected(
-            str(v.seq),
-            "the pipeline changed after the `arl eval` this verdict reports (or no "
-            "`arl eval` ran): run `arl eval` again, then `arl verdict`",
-        )
+    tree = ""
+    if isinstance(v, verdicts.Verdict):
+        # The workspace is imported as data: the host never runs git, or anything that reads config, inside it.
+        with timing.phase("import"):
+            imported = workspace(cfg).import_tree(strict=True)
+        tree = imported.tree
+        if not imported.ok:
+            v = verdicts.Rejected(str(v.seq), f"the workspace cannot be imported: {imported.problems[0]}")
+        elif v.action == "keep" and v.tree != tree:
+            v = verdicts.Rejected(
+                str(v.seq),
+                "the pipeline changed after the `arl eval` this verdict reports (or no "
+                "`arl eval` ran): run `arl eval` again, then `arl verdict`",
+            )
     if isinstance(v, verdicts.Rejected):
         verdicts.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
         verdicts.archive(path, cfg.state_dir / "verdicts")
-        print(f"[verdict {v.tag}] rejected: {v.reason}", flush=True)
+        print(f"[verdict {v.tag}] rejected: {clean(v.reason)}", flush=True)
         return None
     # Journal first: a run killed from here on is repaired by the next preflight.
     st.update(phase="deciding", deciding=v.seq)
@@ -66,7 +77,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
     cost = account_cost(cfg, st)
     notes = v.notes
     if v.action == "keep":
-        ok, counted, reason, res = judge_keep(cfg, st, v)
+        ok, counted, reason, res = judge_keep(cfg, st, v, tree)
         faults.point("decide:after-verify")
         # The verdict's seq rides in the row, so a repair can tell an answered verdict from a new one.
         metrics = {**(res.get("metrics") or v.metrics), "verdict_seq": v.seq}
@@ -74,9 +85,9 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
             metrics = {**metrics, "verify_scores": res["scores"], "verify_spread": res["spread"]}
         verified = counted if st["settings"]["verify"] else None
         if ok:
-            holdout = _holdout(cfg, st)
+            holdout = _holdout(cfg, st, tree)
             row, reason = experiments.record_keep(
-                cfg, st, notes, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics
+                cfg, st, notes, tree, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics
             )
         else:
             row = experiments.record_failed(
@@ -84,6 +95,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
                 st,
                 "vetoed",
                 f"{notes}\n[arl] {reason}".strip(),
+                tree,
                 score=v.score,
                 verified=verified,
                 cost=cost,
@@ -91,7 +103,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
             )
     else:
         row = experiments.record_failed(
-            cfg, st, "discard", notes, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq}
+            cfg, st, "discard", notes, tree, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq}
         )
         reason = ""
     ack = {
@@ -123,13 +135,13 @@ def write_json_expected(cfg: LabConfig, st: dict[str, Any]) -> None:
     verdicts.write_control(state.control_dir(cfg) / "expected.json", {"seq": st["seq"]})
 
 
-def _holdout(cfg: LabConfig, st: dict[str, Any]) -> float | None:
+def _holdout(cfg: LabConfig, st: dict[str, Any], tree: str) -> float | None:
     from pathlib import Path
 
     h = st["settings"].get("holdout")
     if not h:
         return None
-    res = host_evaluate(cfg, st, Path(h), 1)
+    res = host_evaluate(cfg, st, Path(h), 1, tree)
     return None if "error" in res else res["score"]
 
 
@@ -140,9 +152,13 @@ def decide(lab: str | None) -> int:
     with timing.phase("freeze"):
         frozen = bool(name) and containers.pause(name)  # no edit can race the commit
     faults.point("decide:after-pause")
-    for path in verdicts.pending(state.control_dir(cfg)):
-        landed = _mtime(path)
-        row = process_verdict(cfg, st, path)
+    control = state.control_dir(cfg)
+    # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
+    expected = control / f"verdict-{st['seq']}.json"
+    verdicts.tidy(control, st["seq"], cfg.state_dir / "verdicts")
+    if os.path.lexists(expected):
+        landed = _mtime(expected)
+        row = process_verdict(cfg, st, expected)
         state.save(cfg, st)
         if row is not None:
             experiments.progress(cfg, st, row)

@@ -11,11 +11,13 @@ from ..agents.launch import context
 from ..agents.registry import get_adapter
 from ..config import LabConfig
 from ..fsutil import atomic_write
+from ..gitobjects import pipeline_tree
 from ..sandbox import agent_run, container_name, secret_env
+from ..workspace import workspace
 from .common import OK, data_dir, open_run, results_view, write_results_view
 
 
-def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
+def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
     settings = st["settings"]
     launches = st.get("launches", 0) + 1
     # Every container start gets its own seed, so a restarted agent does not replay the same proposals.
@@ -30,6 +32,8 @@ def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
     write_results_view(cfg)
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
+    ws = workspace(cfg, slot)
+    ws.seed(pipeline_tree(cfg))  # the best tree, from git objects
     extra = {"ARL_SEED": str(seed), "ARL_AGENT": settings["agent"]}
     cmd = agent_run(
         cfg,
@@ -39,6 +43,7 @@ def start_container(cfg: LabConfig, st: dict[str, Any]) -> str:
         data=data_dir(st),
         control=control,
         results_view=results_view(cfg),
+        workspace=ws.mount(),
         spec=spec,
         host_env=ctx.host_env,
         extra_env=extra,

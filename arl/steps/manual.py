@@ -1,53 +1,75 @@
-"""`arl-step commit` / `arl-step revert`: record the current pipeline by hand, as a keep or a discard.
+"""`arl-step commit` / `arl-step revert`: record the slot's workspace by hand, as a keep or a discard.
 
-`decide` uses the same recording functions; these steps are for a person stepping through the loop."""
+A person's keep is imported, verified and committed exactly like an agent's (`decide` uses the same recording
+functions); the agent's container, if one runs, is frozen meanwhile so nothing changes under the import."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from .. import experiments, gitops, state
-from .common import OK, account_cost, open_run
+from .. import containers, experiments, gitobjects, state
+from ..errors import ArlError
+from ..workspace import workspace
+from .common import OK, account_cost, data_dir, open_run
+from .verify import host_evaluate
 
 
-def commit(lab: str | None, notes: str) -> int:
+@contextmanager
+def _frozen(st: dict[str, Any]) -> Iterator[None]:
+    name = st.get("container")
+    frozen = bool(name) and containers.pause(name)
+    try:
+        yield
+    finally:
+        if frozen and name:
+            containers.unpause(name)
+
+
+def commit(lab: str | None, notes: str, slot: int = 0) -> int:
     cfg, st = open_run(lab)
-    if not gitops.pipeline_dirty(cfg):
-        print("the pipeline has no changes; nothing to commit")
-        return OK
-    from .common import data_dir
-    from .verify import host_evaluate
-
-    res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"])
-    if "error" in res:
-        row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {res['error']}".strip())
-    else:
-        row, _ = experiments.record_keep(
-            cfg,
-            st,
-            notes,
-            score=None,
-            verified=res["score"],
-            holdout=None,
-            cost=account_cost(cfg, st),
-            metrics=res.get("metrics", {}),
-        )
-    state.save(cfg, st)
+    with _frozen(st):
+        imported = workspace(cfg, slot).import_tree(strict=True)
+        if not imported.ok:
+            raise ArlError(f"the workspace cannot be imported: {imported.problems[0]}")
+        if imported.tree == gitobjects.pipeline_tree(cfg):
+            print("the workspace has no changes; nothing to commit")
+            return OK
+        res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree)
+        if "error" in res:
+            row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {res['error']}".strip(), imported.tree)
+        else:
+            row, _ = experiments.record_keep(
+                cfg,
+                st,
+                notes,
+                imported.tree,
+                score=None,
+                verified=res["score"],
+                holdout=None,
+                cost=account_cost(cfg, st),
+                metrics=res.get("metrics", {}),
+            )
+        state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK
 
 
-def revert(lab: str | None, notes: str) -> int:
+def revert(lab: str | None, notes: str, slot: int = 0) -> int:
     cfg, st = open_run(lab)
-    if not gitops.pipeline_dirty(cfg):
-        print("the pipeline has no changes; nothing to revert")
-        return OK
-    row = experiments.record_failed(cfg, st, "discard", notes, cost=account_cost(cfg, st))
-    state.save(cfg, st)
+    with _frozen(st):
+        tree, left_out = experiments.salvage(cfg, slot)
+        if tree == gitobjects.pipeline_tree(cfg) and not left_out:
+            print("the workspace has no changes; nothing to revert")
+            return OK
+        row = experiments.record_failed(cfg, st, "discard", notes + left_out, tree, cost=account_cost(cfg, st))
+        state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK
 
 
 def from_args(args: argparse.Namespace) -> int:
     fn = commit if args.step == "commit" else revert
-    return fn(args.lab, args.notes)
+    return fn(args.lab, args.notes, getattr(args, "slot", 0) or 0)

@@ -79,7 +79,7 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
         if dirty:
             raise ArlError(
                 f"the pipeline has uncommitted changes ({dirty[0].strip()}); commit or stash them "
-                f"first: the loop restores the pipeline to HEAD after every discarded attempt"
+                f"first: the agent starts from the last commit, and a keep rewrites the pipeline folder"
             )
         branch = gitops.use_branch(cfg, settings["branch"])
         results.ensure_file(cfg.results_file)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, experiments, gitops, results, sh, state, verdicts
+from .. import containers, experiments, gitobjects, gitops, results, sh, state, verdicts
 from ..config import LabConfig
+from ..workspace import sync_worktree, workspace
 
 
 def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
@@ -39,59 +40,64 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
     # 1b. A git command killed with the run leaves its lock files; every later git step would fail on them.
     if _remove_stale_git_locks(cfg, old):
         # A commit killed between moving the branch and writing the index leaves an index that lags HEAD.
-        paths = [gitops.rel(cfg, cfg.pipeline_dir), gitops.rel(cfg, cfg.results_file)]
-        sh.run(sh.git(gitops.top(cfg))[("reset", "-q", "--", *paths)], ok=None)
+        gitops.sync_index(cfg)
     rows = results.read(cfg.results_file).rows
-    # 2. A keep whose row was written but whose commit never happened: complete it.
+    # 2. A keep whose row was written but whose commit never happened: complete it, from its snapshot's tree.
     last = rows[-1] if rows else None
-    if last and last["outcome"] == "keep" and _trailer_experiment(cfg) != last["id"]:
-        if gitops.pipeline_dirty(cfg) and _same_tree(cfg, last["commit"]):
-            sh.say(f"  completing the commit of experiment {last['id']} (keep)")
-            msg = gitops.keep_message(
-                last["id"],
-                last["run"] or 0,
-                last["agent"] or "",
-                last["score"],
-                last["verified_score"],
-                last["notes"] or "",
-            )
-            gitops.commit_keep(cfg, msg)
-    # 3. A verdict the dead run never answered is answered now.
-    if old.get("settings") and verdicts.pending(state.control_dir(cfg)):
+    if last and last["outcome"] == "keep" and _trailer_experiment(cfg) != last["id"] and last["commit"]:
+        sh.say(f"  completing the commit of experiment {last['id']} (keep)")
+        experiments.complete_keep(cfg, old, last)
+    # 2b. The user's pipeline folder is written only around a keep: bring it to HEAD if a keep was cut short.
+    rows = results.read(cfg.results_file).rows
+    last = rows[-1] if rows else None
+    if last and last["outcome"] in ("keep", "vetoed") and last["run"] == old.get("run") and last["commit"]:
+        sync_worktree(cfg, gitobjects.pipeline_tree(cfg, last["commit"]), gitobjects.pipeline_tree(cfg))
+        gitops.sync_index(cfg)
+    # 3. The verdict the dead run never answered is answered now (one: the expected seq; others are rejected).
+    control = state.control_dir(cfg)
+    if old.get("settings") and verdicts.pending(control):
         from .decide import process_verdict
 
         rows = results.read(cfg.results_file).rows
         answered = {r["metrics"].get("verdict_seq"): r for r in rows if r["run"] == old.get("run")}
-        for path in verdicts.pending(state.control_dir(cfg)):
+        for path in verdicts.pending(control):
             seq = verdicts.tag_of(path.name)
             done = answered.get(int(seq)) if seq.isascii() and seq.isdigit() else None
             if done is not None:
                 # Recorded before the crash (steps 2 and 4 finish its git side): only the ack was missing.
                 sh.say(f"  verdict {seq} was already recorded as experiment {done['id']}")
                 verdicts.answer(
-                    state.control_dir(cfg),
+                    control,
                     seq,
                     {"seq": int(seq), "experiment": done["id"], "outcome": done["outcome"], "reason": "recovered"},
                 )
                 verdicts.archive(path, cfg.state_dir / "verdicts")
                 old["seq"] = max(old.get("seq", 0), int(seq) + 1)
-                continue
-            sh.say(f"  processing the unanswered verdict {path.name}")
-            row = process_verdict(cfg, old, path)
+        verdicts.tidy(control, old.get("seq", 0), cfg.state_dir / "verdicts")
+        expected = control / f"verdict-{old.get('seq', 0)}.json"
+        if os.path.lexists(expected):
+            sh.say(f"  processing the unanswered verdict {expected.name}")
+            row = process_verdict(cfg, old, expected)
             if row is not None:
                 experiments.progress(cfg, old, row)
-    # 4. A dirty pipeline is an interrupted experiment, unless it is exactly the last recorded attempt.
-    if gitops.pipeline_dirty(cfg):
+    # 4. What the agent left in its workspace is an interrupted experiment, unless it is the best tree or exactly
+    # the last recorded attempt.
+    ws = workspace(cfg)
+    if ws.exists():
+        tree, left_out = experiments.salvage(cfg)
+        best = gitobjects.pipeline_tree(cfg)
         rows = results.read(cfg.results_file).rows
         last = rows[-1] if rows else None
-        if last and last["outcome"] != "keep" and last["commit"] and _same_tree(cfg, last["commit"]):
-            sh.say(f"  experiment {last['id']} was recorded; restoring the pipeline it left")
-            gitops.restore_pipeline(cfg)
+        if tree == best and not left_out:
+            pass
+        elif last and last["commit"] and gitobjects.pipeline_tree(cfg, last["commit"]) == tree and not left_out:
+            sh.say(f"  experiment {last['id']} was recorded; restoring the workspace it left")
+            experiments.restore(cfg)
         else:
             # Whatever the agent had half-written is an `interrupted` experiment: saved, never lost.
             cost = max(old.get("cost", 0.0) - old.get("cost_attributed", 0.0), 0.0)
             old["cost_attributed"] = old.get("cost", 0.0)
-            row = experiments.record_failed(cfg, old, "interrupted", why, cost=cost)
+            row = experiments.record_failed(cfg, old, "interrupted", why + left_out, tree, cost=cost)
             experiments.progress(cfg, old, row)
 
 
@@ -103,16 +109,6 @@ def _trailer_experiment(cfg: LabConfig) -> int | None:
         return None
 
 
-def _same_tree(cfg: LabConfig, commit: str) -> bool:
-    """Is the pipeline on disk exactly the pipeline of that commit?"""
-    g = sh.git(gitops.top(cfg))
-    p = gitops.rel(cfg, cfg.pipeline_dir)
-    tree = gitops.worktree_tree(cfg, "compare.index", quiet=True)
-    _, a, _ = sh.run(g["rev-parse", f"{tree}:{p}"], ok=None, quiet=True)
-    _, b, _ = sh.run(g["rev-parse", f"{commit}:{p}"], ok=None, quiet=True)
-    return bool(a.strip()) and a.strip() == b.strip()
-
-
 def _remove_stale_git_locks(cfg: LabConfig, old: dict[str, Any]) -> bool:
     """Remove the lock files a git command of the dead run left; True if the index's lock was one of them.
 
@@ -120,7 +116,7 @@ def _remove_stale_git_locks(cfg: LabConfig, old: dict[str, Any]) -> bool:
     locks arl's commands take are considered, and only those created while the dead run ran that no live process
     holds open: a git command the user runs at this moment keeps its lock."""
     removed_index = False
-    for name in ("snapshot.index.lock", "compare.index.lock"):
+    for name in ("keep.index.lock",):
         (cfg.state_dir / name).unlink(missing_ok=True)
     g = sh.git(cfg.root)
     names = ["index.lock", "HEAD.lock", "packed-refs.lock"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .. import containers, experiments, faults, gitops, state
+from .. import containers, experiments, faults, state
 from .common import OK, close_container_cost, open_run, stop_reason
 from .launch import start_container
 
@@ -28,7 +28,8 @@ def restart(lab: str | None) -> int:
     containers.stop(name, grace=2)
     cost = max(st["cost"] - cost_before, 0.0)
     st["cost_attributed"] = st["cost"]
-    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}", cost=cost)
+    tree, left_out = experiments.salvage(cfg)
+    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost)
     faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
     st.update(
@@ -38,8 +39,6 @@ def restart(lab: str | None) -> int:
         last_progress=time.time(),
     )
     state.save(cfg, st)
-    # Checked before the launch: a new agent may start editing the pipeline at once.
-    assert not gitops.pipeline_dirty(cfg)
     if stop_reason(cfg, st) is None:
         start_container(cfg, st)
     return OK

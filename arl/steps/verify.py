@@ -13,18 +13,28 @@ from .. import containers, sh
 from ..config import LabConfig
 from ..errors import ArlError
 from ..sandbox import container_name, verify_run
+from ..workspace import discard_checkout, fresh_checkout, workspace
 from .common import OK, open_run, parse_eval_json
 
 _counter = itertools.count()
 
 
-def host_evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int = 1) -> dict[str, Any]:
-    """Evaluate in a fresh, network-less container with the pipeline read-only.
+def host_evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, tree: str) -> dict[str, Any]:
+    """Evaluate `tree`, checked out from git objects into a fresh host-owned folder, in a fresh network-less
+    container that mounts it read-only: what is verified is what gets committed, by construction.
 
     Returns {"score", "scores", "spread", "metrics"} or {"error": "..."}; never raises for a failing backend."""
+    pipeline = fresh_checkout(cfg, tree, "verify")
+    try:
+        return _evaluate(cfg, st, data, repeats, pipeline)
+    finally:
+        discard_checkout(pipeline)
+
+
+def _evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, pipeline: Path) -> dict[str, Any]:
     image = st["image"]
     name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
-    cmd = verify_run(cfg, image=image, name=name, run=st["run"], data=data, repeats=repeats)
+    cmd = verify_run(cfg, image=image, name=name, run=st["run"], data=data, repeats=repeats, pipeline=pipeline)
     # arl eval inside enforces eval_timeout per evaluation; this outer limit also covers container start-up.
     limit = cfg.eval_timeout * repeats + 60
     t0 = time.monotonic()
@@ -50,9 +60,13 @@ def host_evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int =
     }
 
 
-def verify(lab: str | None) -> int:
+def verify(lab: str | None, slot: int = 0) -> int:
+    """Verify what the slot's workspace holds now (imported as data, as a keep would be)."""
     cfg, st = open_run(lab)
-    res = host_evaluate(cfg, st, Path(st["settings"]["data"]), st["settings"]["repeats"])
+    imported = workspace(cfg, slot).import_tree()
+    if not imported.ok:
+        raise ArlError(f"the workspace cannot be imported: {imported.problems[0]}")
+    res = host_evaluate(cfg, st, Path(st["settings"]["data"]), st["settings"]["repeats"], imported.tree)
     if "error" in res:
         raise ArlError(res["error"])
     print(f"verified score: {res['score']:.6g} (spread {res['spread']:.3g} over {len(res['scores'])} runs)")
