@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .gittree import EXEC, LINK
@@ -212,36 +212,33 @@ def remove(root: Path, paths: Iterable[bytes]) -> None:
         parents: set[bytes] = set()
         for path in paths:
             *dirs, name = path.split(b"/")
-            try:
-                fd = _walk_to(top, dirs)
-            except OSError:
-                continue
-            try:
-                st = os.lstat(name, dir_fd=fd)
-                if not stat.S_ISDIR(st.st_mode):
-                    os.unlink(name, dir_fd=fd)
-            except OSError:
-                pass
-            finally:
-                if fd != top:
-                    os.close(fd)
-            for i in range(len(dirs), 0, -1):
-                parents.add(b"/".join(dirs[:i]))
+            _at(top, dirs, lambda fd, n=name: _unlink_file(fd, n))
+            parents.update(b"/".join(dirs[:i]) for i in range(len(dirs), 0, -1))
         for d in sorted(parents, key=lambda p: -p.count(b"/")):
             *up, name = d.split(b"/")
-            try:
-                fd = _walk_to(top, up)
-            except OSError:
-                continue
-            try:
-                os.rmdir(name, dir_fd=fd)
-            except OSError:
-                pass
-            finally:
-                if fd != top:
-                    os.close(fd)
+            _at(top, up, lambda fd, n=name: os.rmdir(n, dir_fd=fd))  # fails, as it should, when not empty
     finally:
         os.close(top)
+
+
+def _unlink_file(fd: int, name: bytes) -> None:
+    if not stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
+        os.unlink(name, dir_fd=fd)
+
+
+def _at(top: int, dirs: list[bytes], action: Callable[[int], None]) -> None:
+    """Run `action(fd)` in the folder `dirs` below `top`, reached without following links; errors are ignored."""
+    try:
+        fd = _walk_to(top, dirs)
+    except OSError:
+        return
+    try:
+        action(fd)
+    except OSError:
+        pass
+    finally:
+        if fd != top:
+            os.close(fd)
 
 
 def _walk_to(top: int, dirs: list[bytes]) -> int:

@@ -35,6 +35,10 @@ class Workspace(Protocol):
         """Build the workspace's git tree as data and store its objects in the repository."""
         ...
 
+    def exists(self) -> bool: ...
+
+    def restore_cut_short(self) -> bool: ...
+
 
 def limits(cfg: LabConfig) -> Limits:
     return Limits(max_depth=cfg.max_depth, max_files=cfg.max_files, max_bytes=int(cfg.max_workspace_mb * 1024 * 1024))
@@ -66,6 +70,9 @@ class LocalWorkspace:
 
     def seed(self, tree: str) -> None:
         self._create()
+        # Journalled: a restore cut short (kill -9) is redone, never mistaken for the agent's own work.
+        marker = self._marker()
+        marker.write_text(tree)
         left = treefs.wipe(self.path)
         if left:
             # Something the host cannot remove: move the whole folder aside and start a new one.
@@ -78,6 +85,14 @@ class LocalWorkspace:
         faults.point("workspace:after-wipe")
         checkout(self.cfg, tree, self.path)
         self._cache_path().unlink(missing_ok=True)
+        marker.unlink()
+
+    def restore_cut_short(self) -> bool:
+        """Did the host die while restoring this workspace? (Then its content is the host's, not the agent's.)"""
+        return self._marker().exists()
+
+    def _marker(self) -> Path:
+        return self.parent / f".restoring-{self.slot}"
 
     def import_tree(self, strict: bool = True) -> Scan:
         if not self.exists():

@@ -22,7 +22,7 @@ from .bench_stats import Figure, as_json, describe, figure, machine, table
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-results" / "bench.json"
-PHASES = ("detect", "freeze", "verify", "git", "results", "ack", "other", "unfreeze")
+PHASES = ("detect", "freeze", "import", "verify", "git", "restore", "results", "ack", "other", "unfreeze")
 OVERHEAD_GOAL_MS = 150.0
 
 
@@ -36,7 +36,7 @@ def ms(timings: list[dict[str, Any]], key: str) -> list[float]:
 
 def with_other(t: dict[str, Any]) -> dict[str, Any]:
     """What verdict -> ack holds beyond the named phases (state saves, reading the history, transcript sync)."""
-    named = sum(t.get(k, 0.0) for k in ("detect", "freeze", "verify", "git", "results", "ack"))
+    named = sum(t.get(k, 0.0) for k in ("detect", "freeze", "import", "verify", "git", "restore", "results", "ack"))
     return {**t, "other": max(t["verdict_to_ack"] - named, 0.0)}
 
 

@@ -256,7 +256,7 @@ def _lag_index(lab: Lab) -> None:
 
 def _locks_mid_keep(lab: Lab) -> None:
     """git killed in `git add` / `git commit` / `update-ref` / a snapshot: their lock files stay behind."""
-    for lock in (".git/index.lock", ".git/refs/heads/main.lock", ".arl/snapshot.index.lock",
+    for lock in (".git/index.lock", ".git/refs/heads/main.lock", ".arl/keep.index.lock",
                  f".git/{lab.ref_prefix}/1.lock"):  # fmt: skip
         (lab.path / lock).parent.mkdir(parents=True, exist_ok=True)
         (lab.path / lock).write_text("")

@@ -4,16 +4,22 @@ may get a worse pipeline kept or leak what it must not see. Prints one table: at
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import socket
+import stat
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ROOT, arl, git, summary_table
+from .conftest import ROOT, arl, git, run, summary_table
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
 
 pytestmark = pytest.mark.docker
@@ -30,36 +36,181 @@ def hostile_lab(example_lab: Path, base_image: str) -> Iterator[Path]:
     cleanup_containers(example_lab)
 
 
-def attack(
-    lab: Path, name: str, *flags: str, env: dict[str, str] | None = None, sandbox: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/hostile_agent.py", name])
-    for key, value in (sandbox or {}).items():
-        set_toml(lab, "sandbox", key, value)
-    git(lab, "commit", "-qam", f"attack {name}")
-    proc = arl(
+@dataclass
+class Before:
+    """What the host measures before a run, to compare with after it."""
+
+    listing: set[str]
+    git_bytes: int
+    last_run: int
+
+
+def outside_listing(lab: Path) -> set[str]:
+    """Every path in the test's folder except the lab, and the names in the session's folder around it."""
+    found = {f"../{name}" for name in os.listdir(lab.parent.parent)}
+    stack = [lab.parent]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            path = Path(e.path)
+            if path == lab:
+                continue
+            found.add(str(path.relative_to(lab.parent)))
+            if e.is_dir(follow_symlinks=False):
+                stack.append(path)
+    return found
+
+
+def tree_bytes(root: Path) -> int:
+    total, stack = 0, [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                stack.append(Path(e.path))
+            else:
+                total += e.stat(follow_symlinks=False).st_size
+    return total
+
+
+def setuid_files(root: Path) -> list[str]:
+    """Files (not folders) under `root` with the setuid or setgid bit; iterative, never follows a link."""
+    found, stack = [], [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(e.path))
+            elif st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                found.append(f"{os.path.relpath(e.path, root)} ({oct(st.st_mode)})")
+    return found
+
+
+def last_run(lab: Path) -> int:
+    return max((int(r["run"] or 0) for r in rows(lab)), default=0)
+
+
+def measure(lab: Path) -> Before:
+    return Before(outside_listing(lab), tree_bytes(lab / ".git"), last_run(lab))
+
+
+def run_rows(lab: Path, before: Before) -> list[dict[str, str]]:
+    """The experiments of the run that started after `before` (the baseline is not one)."""
+    return [r for r in rows(lab) if int(r["run"] or 0) > before.last_run and r["outcome"] != "baseline"]
+
+
+def reevaluate(lab: Path, commit: str) -> float:
+    """The score of a commit as committed: `git archive` of the whole commit (the lab as it was committed: lab.toml,
+    backend and the pipeline) extracted to a fresh folder beside the lab, evaluated there by `arl eval` on the
+    host against the lab's data. Nothing of the workspace or the lab's folder is read."""
+    dest = lab.parent / "reeval" / commit[:12]
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(lab), "archive", "--format=tar", commit], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    proc = arl("eval", "--json", "--data", str(lab / "data"), "--lab", str(dest), cwd=dest, check=False, timeout=120)
+    for line in reversed(proc.stdout.splitlines()):
+        try:
+            return float(json.loads(line)["score"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    raise AssertionError(
+        f"`arl eval` of the archive of {commit[:12]} gave no score: {proc.stdout[-500:]} {proc.stderr[-500:]}"
+    )
+
+
+def same_score(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def check_invariants(lab: Path, before: Before, iterations: int) -> None:
+    """What every attack must leave: a sound history (check_history), no more experiments than --max-iterations,
+    nothing new outside the lab, every kept commit re-evaluating to its verified score, no setuid file."""
+    rs = check_history(lab)
+    mine = run_rows(lab, before)
+    assert len(mine) <= iterations, f"{len(mine)} experiments in a run limited to {iterations}"
+    appeared = sorted(outside_listing(lab) - before.listing)
+    assert not appeared, f"files appeared outside the lab: {appeared[:5]}"
+    marked = setuid_files(lab)
+    assert not marked, f"setuid/setgid files under the worktree: {marked[:5]}"
+    for r in rs:
+        if r["outcome"] in ("keep", "baseline") and r["verified_score"]:
+            score = reevaluate(lab, r["commit"])
+            assert same_score(score, float(r["verified_score"])), (
+                f"experiment {r['id']}: its commit re-evaluates to {score!r}, recorded verified {r['verified_score']}"
+            )
+    head = git(lab, "rev-parse", "HEAD").strip()
+    kept = [r for r in rs if r["outcome"] in ("keep", "baseline")]
+    if kept and kept[-1]["outcome"] == "keep":
+        score = reevaluate(lab, head)
+        assert same_score(score, float(kept[-1]["verified_score"])), f"HEAD re-evaluates to {score!r}"
+
+
+def run_arl(lab: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return arl(
         "run",
         "--data",
         "data",
-        "--agent",
-        "command",
-        "--max-iterations",
-        "2",
         "--iteration-timeout",
         "120",
         *flags,
         cwd=lab,
-        timeout=400,
+        timeout=500,
         check=False,
         env={"ARL_BASE_FROM": "debootstrap", "HOSTILE_SECRET": SECRET, **(env or {})},
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report_file = lab / ".arl" / "control" / f"report-{name}.json"
-    assert report_file.exists(), proc.stdout[-3000:]
-    report = json.loads(report_file.read_text())
-    assert "agent_error" not in report, report
-    assert not containers_of(lab)
-    check_history(lab)
+
+
+def attack(
+    lab: Path,
+    name: str,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    sandbox: dict[str, Any] | None = None,
+    iterations: int = 2,
+    probe: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Run the attack through a real `arl run`; check the common invariants on the host. The agent's report comes
+    back with the host's own observations under "host"; `probe` looks at the host right after the run, before
+    any check (the checks run git in the lab themselves)."""
+    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/hostile_agent.py", name])
+    for key, value in (sandbox or {}).items():
+        set_toml(lab, "sandbox", key, value)
+    git(lab, "commit", "-qam", f"attack {name}")
+    before = measure(lab)
+    proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env)
+    early = probe() if probe else None
+    try:
+        assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+        report_file = lab / ".arl" / "control" / f"report-{name}.json"
+        assert report_file.exists(), proc.stdout[-3000:]
+        report = json.loads(report_file.read_text())
+        assert "agent_error" not in report, report
+        assert not containers_of(lab)
+        check_invariants(lab, before, iterations)
+    except AssertionError as e:
+        first = (str(e).strip() or "an assertion failed (see the traceback)").splitlines()[0]
+        seen = f" (right after the run: {early})" if probe else ""
+        TABLE.append([name, f"FAILED: {first[:110]}{seen}", "NO"])
+        raise
+    report["host"] = {"stdout": proc.stdout, "stderr": proc.stderr, "before": before, "early": early}
     return report
 
 
@@ -171,31 +322,71 @@ def test_memory_bomb(hostile_lab: Path) -> None:
     record("memory bomb (2 GiB)", f"killed (exit {report['returncode']}) under memory 256m", contained)
 
 
+class Listener:
+    """A host listener that counts the connections it accepts: what reached the host, whatever the agent says."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
 def test_host_ports(hostile_lab: Path) -> None:
-    listeners = []
-    for host in ("0.0.0.0", "127.0.0.1"):
-        s = socket.socket()
-        s.bind((host, 0))
-        s.listen()
-        listeners.append(s)
-    ports = listeners[0].getsockname()[1], listeners[1].getsockname()[1]
-    gateway = (
-        subprocess.run(
-            ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        or "172.17.0.1"
-    )
-    targets = f"{gateway}:{ports[0]},host.docker.internal:{ports[0]},127.0.0.1:{ports[1]},{gateway}:{ports[1]}"
-    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_PORTS"])
+    listeners = [Listener("0.0.0.0"), Listener("127.0.0.1")]
     try:
+        # The instrument works: a connection from the host itself is counted (then forgotten).
+        with socket.create_connection(("127.0.0.1", listeners[1].port), timeout=3):
+            pass
+        deadline = time.monotonic() + 5
+        while listeners[1].accepted < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listeners[1].accepted == 1
+        listeners[1].accepted = 0
+        ports = listeners[0].port, listeners[1].port
+        gateway = (
+            subprocess.run(
+                ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            or "172.17.0.1"
+        )
+        targets = f"{gateway}:{ports[0]},host.docker.internal:{ports[0]},127.0.0.1:{ports[1]},{gateway}:{ports[1]}"
+        set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_PORTS"])
         report = attack(hostile_lab, "host_ports", env={"ARL_HOSTILE_PORTS": targets})
+        time.sleep(0.5)  # a connection still in the backlog is counted too
     finally:
-        for s in listeners:
-            s.close()
-    reached = [t for t, r in report["connections"].items() if r == "connected"]
-    record("connect to host ports (0.0.0.0 and 127.0.0.1 listeners)", f"reached {len(reached)} of 4", not reached)
+        for listener in listeners:
+            listener.close()
+    accepted = sum(listener.accepted for listener in listeners)
+    claimed = [t for t, r in report["connections"].items() if r == "connected"]
+    record(
+        "connect to host ports (0.0.0.0 and 127.0.0.1 listeners)",
+        f"host accepted {accepted} connections (agent claims {len(claimed)} of 4)",
+        accepted == 0,
+    )
 
 
 def test_host_environment_secrets(hostile_lab: Path) -> None:
@@ -210,3 +401,206 @@ def test_docker_socket(hostile_lab: Path) -> None:
         f"{len(report['sockets'])} sockets, engine reached {len(report['docker_reached'])}",
         not report["docker_reached"],
     )
+
+
+ARL_TRAILERS = ["Arl-Experiment", "Arl-Score", "Arl-Verified-Score", "Arl-Agent", "Arl-Run"]
+
+
+def all_commits(lab: Path) -> list[str]:
+    """Every row's commit, HEAD, and everything reachable from any ref (refs/arl/* included)."""
+    shas = {r["commit"] for r in rows(lab) if r["commit"]} | {git(lab, "rev-parse", "HEAD").strip()}
+    shas |= set(git(lab, "rev-list", "--all").split())
+    return sorted(shas)
+
+
+def gitlinks_and_dot_git(lab: Path, commits: list[str]) -> list[str]:
+    """Entries of mode 160000, or with a path component named .git, in any of these commits' trees."""
+    bad = []
+    for sha in commits:
+        for entry in git(lab, "ls-tree", "-r", "-t", "-z", "--full-tree", sha).split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            mode = meta.split()[0]
+            if mode == "160000" or any(part.lower() == ".git" for part in path.split("/")):
+                bad.append(f"{sha[:10]}:{path} ({mode})")
+    return bad
+
+
+def short(reason: str, n: int = 70) -> str:
+    return reason if len(reason) <= n else reason[: n - 1] + "…"
+
+
+def test_nested_repo_with_fsmonitor(hostile_lab: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "fsmonitor-ran"  # a host path: only the host running git in the nested repo creates it
+    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_MARKER"])
+    report = attack(
+        hostile_lab,
+        "nested_repo_fsmonitor",
+        env={"ARL_HOSTILE_MARKER": str(marker)},
+        probe=lambda: {"marker exists": marker.exists()},
+    )
+    ack = report["ack"]
+    ran_during_run = report["host"]["early"]["marker exists"]
+    bad = gitlinks_and_dot_git(hostile_lab, all_commits(hostile_lab))
+    # The user's own git in the lab afterwards must not run it either.
+    for cmd in (["status"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(hostile_lab), *cmd], capture_output=True, timeout=60)
+    ran_after = marker.exists()
+    contained = (
+        ack["outcome"] == "rejected"
+        and "evil" in ack.get("reason", "")
+        and not ran_during_run
+        and not ran_after
+        and not bad
+    )
+    record(
+        "nested repo (core.fsmonitor, core.hooksPath) in a keep",
+        f"{ack['outcome']}: {short(ack.get('reason', ''), 60)}; marker {'CREATED' if marker.exists() else 'absent'}; "
+        f"{len(bad)} gitlink/.git entries",
+        contained,
+    )
+
+
+def test_gitignore_hiding_a_file(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "gitignore_hidden")
+    ack = report["ack"]
+    if ack["outcome"] != "keep":
+        record(
+            "pipeline/.gitignore hiding extra.py, then keep", f"{ack['outcome']}: {short(ack.get('reason', ''))}", True
+        )
+        return
+    row = next(r for r in rows(hostile_lab) if int(r["id"]) == ack["experiment"])
+    commits = {"snapshot": row["commit"], "HEAD": git(hostile_lab, "rev-parse", "HEAD").strip()}
+    has_extra = {
+        k: "pipeline/extra.py" in git(hostile_lab, "ls-tree", "-r", "--name-only", c).split()
+        for k, c in commits.items()
+    }
+    scores = {k: reevaluate(hostile_lab, c) for k, c in commits.items()}
+    verified = float(row["verified_score"])
+    contained = all(has_extra.values()) and all(same_score(v, verified) for v in scores.values())
+    record(
+        "pipeline/.gitignore hiding extra.py, then keep",
+        f"kept; extra.py committed: {all(has_extra.values())}; archive re-evaluates to {scores['HEAD']:.4g} "
+        f"(verified {verified:.4g})",
+        contained,
+    )
+
+
+def test_git_file_gitlink(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "git_file_gitlink")
+    ack = report["ack"]
+    bad = gitlinks_and_dot_git(hostile_lab, all_commits(hostile_lab))
+    contained = ack["outcome"] == "rejected" and "sub/.git" in ack.get("reason", "") and not bad
+    record(
+        "sub/.git file 'gitdir: ../../.git' (gitlink) in a keep",
+        f"{ack['outcome']}: {short(ack.get('reason', ''), 60)}; {len(bad)} gitlink/.git entries in history",
+        contained,
+    )
+
+
+def test_setuid_binary(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "setuid_binary")
+    ack = report["ack"]
+    marked = setuid_files(hostile_lab)
+    modes = {}
+    if ack["outcome"] == "keep":
+        row = next(r for r in rows(hostile_lab) if int(r["id"]) == ack["experiment"])
+        for where in (row["commit"], "HEAD"):
+            for path in ("pipeline/py", "pipeline/tool.sh"):
+                modes[f"{where[:7]}:{path}"] = git(hostile_lab, "ls-tree", where, path).split()[0]
+    contained = not marked and all(m == "100755" for m in modes.values())
+    record(
+        "setuid python (4755) and setgid script in a keep",
+        f"{ack['outcome']}; agent set {sorted(report['modes'].values())}; committed "
+        f"{sorted(set(modes.values())) or '-'}; {len(marked)} setuid files on the host",
+        contained,
+    )
+
+
+def test_wedges(hostile_lab: Path) -> None:
+    # Each wedge with its verdict; then all at once and the agent dies: a crash, salvaged and restored over.
+    report = attack(hostile_lab, "wedges", iterations=6)
+    wrong = {}
+    for label, ack in report["acks"].items():
+        named = report["named"][label]
+        rejected_naming = ack.get("outcome") == "rejected" and named in ack.get("reason", "")
+        if not (rejected_naming or ack.get("outcome") == "discard"):
+            wrong[label] = ack
+    outcomes = sorted({f"{a.get('outcome')}" for a in report["acks"].values()})
+    crashes = [r for r in rows(hostile_lab) if r["outcome"] == "crash"]
+    # The next run on the same lab starts and completes normally.
+    before = measure(hostile_lab)
+    proc = run_arl(hostile_lab, "--agent", "offline", "--max-iterations", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    new = run_rows(hostile_lab, before)
+    check_invariants(hostile_lab, before, 2)
+    contained = not wrong and bool(crashes) and len(new) >= 1
+    record(
+        "wedges: 1,100 deep, empty repo, >PATH_MAX, chmod 000, FIFO, socket",
+        f"acks {outcomes}; {len(crashes)} crash salvaged; next run: {len(new)} experiments, exit {proc.returncode}",
+        contained,
+    )
+    assert not wrong, wrong
+
+
+def test_verdicts_written_ahead(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "verdicts_ahead", iterations=3)
+    n = len(run_rows(hostile_lab, report["host"]["before"]))
+    control = hostile_lab / ".arl" / "control"
+    left = [name for name in os.listdir(control) if name.startswith("verdict-")]
+    contained = n <= 3 and not left and (report["ack"] or {}).get("outcome") == "discard"
+    record(
+        "105 verdicts written ahead (--max-iterations 3)",
+        f"{n} experiments; {len(left)} verdict files left; agent saw {len(report['verdicts_left'])} left",
+        contained,
+    )
+
+
+def test_workspace_limits(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "workspace_limits", sandbox={"max_workspace_mb": 5, "max_files": 200})
+    grew = tree_bytes(hostile_lab / ".git") - report["host"]["before"].git_bytes
+    big, many = report["big"], report["many"]
+    big_ok = big.get("outcome") == "rejected" and "max_workspace_mb" in big.get("reason", "")
+    many_ok = many.get("outcome") == "rejected" and "max_files" in many.get("reason", "")
+    contained = big_ok and many_ok and grew < 2 * 1024 * 1024
+    record(
+        "8 MB file, then 300 files (limits 5 MB, 200 files)",
+        f"{big.get('outcome')}, {many.get('outcome')}; .git grew {grew / 1024:.0f} KiB",
+        contained,
+    )
+
+
+def trailers(message: str) -> list[tuple[str, str]]:
+    out = run(["git", "interpret-trailers", "--parse"], input=message).stdout
+    return [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in out.splitlines() if line.strip())]
+
+
+def test_terminal_and_trailer_injection(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "terminal_injection", iterations=3)
+    ack, discarded = report["ack"], report["discard"]
+    outputs = {"arl run": report["host"]["stdout"] + report["host"]["stderr"]}
+    outputs["arl results"] = arl("results", "--all-runs", cwd=hostile_lab).stdout
+    for r in rows(hostile_lab):
+        outputs[f"arl show {r['id']}"] = arl("show", r["id"], cwd=hostile_lab).stdout
+    dirty = [k for k, v in outputs.items() if "\x1b" in v or "\x07" in v]
+    # Every arl commit: the rows' snapshots, the keeps on the branch, everything under refs/arl.
+    wrong = []
+    for sha in all_commits(hostile_lab):
+        message = git(hostile_lab, "log", "-1", "--format=%B", sha)
+        subject = message.splitlines()[0] if message else ""
+        if not subject.startswith("arl: experiment "):
+            continue
+        exp_id = subject.split()[2]
+        found = trailers(message)
+        keys = sorted(k for k, _ in found)
+        want = sorted(ARL_TRAILERS) if " kept " in subject else ["Arl-Experiment"]
+        if keys != want or dict(found).get("Arl-Experiment") != exp_id:
+            wrong.append(f"{sha[:10]} ({subject}): {found}")
+    contained = not dirty and not wrong and ack["outcome"] == "keep" and discarded["outcome"] == "discard"
+    record(
+        "ESC/BEL and forged trailers in notes, output, files",
+        f"{ack['outcome']}+{discarded['outcome']}; raw ESC/BEL in {dirty or 'nothing'}; {len(wrong)} bad trailer sets",
+        contained,
+    )
+    assert not wrong, wrong

@@ -83,7 +83,10 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
     # 4. What the agent left in its workspace is an interrupted experiment, unless it is the best tree or exactly
     # the last recorded attempt.
     ws = workspace(cfg)
-    if ws.exists():
+    if ws.restore_cut_short():
+        sh.say("  finishing the restore of the workspace that the dead run began")
+        experiments.restore(cfg)
+    elif ws.exists():
         tree, left_out = experiments.salvage(cfg)
         best = gitobjects.pipeline_tree(cfg)
         rows = results.read(cfg.results_file).rows
