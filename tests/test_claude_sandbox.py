@@ -50,6 +50,7 @@ ARL_ENV = {
     "ARL_PIPELINE",
     "ARL_DATA",
     "ARL_RESULTS",
+    "ARL_OBJECT_FORMAT",
     "ARL_SANDBOX",
     "ARL_CONTROL",
     "ARL_SEED",
