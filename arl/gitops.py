@@ -47,8 +47,13 @@ def identity_args(cfg: LabConfig) -> list[str]:
 
 
 def pipeline_dirty(cfg: LabConfig) -> list[str]:
-    """Tracked or untracked changes under the pipeline (git status lines)."""
-    _, out, _ = sh.run(_git(cfg)["status", "--porcelain", "--untracked-files=all", "--", rel(cfg, cfg.pipeline_dir)])
+    """Tracked or untracked changes under the pipeline (git status lines), comparing bytes: attributes (which a
+    kept `.gitattributes` could set so that a file never looks clean, e.g. `* text` and CRLF) are not applied."""
+    from .gitobjects import algo
+    from .gittree import empty_tree
+
+    cmd = _git(cfg)["status", "--porcelain", "--untracked-files=all", "--", rel(cfg, cfg.pipeline_dir)]
+    _, out, _ = sh.run(cmd, env={"GIT_ATTR_SOURCE": empty_tree(algo(cfg))})  # git >= 2.40; older gits ignore it
     return [ln for ln in out.splitlines() if ln.strip()]
 
 

@@ -83,6 +83,13 @@ CASES: list[tuple[str, str, str, str, list[str]]] = [
     ("sandbox_cpus_bool", B + "[sandbox]\ncpus = true\n", "[sandbox]", "cpus", ["true or false"]),
     ("sandbox_env_string", B + '[sandbox]\nenv = "HF_TOKEN"\n', "[sandbox]", "env", ["a list"]),
     ("sandbox_gpus_list", B + '[sandbox]\ngpus = ["all"]\n', "[sandbox]", "gpus", ["must be a string"]),
+    # The workspace limits (the host imports at most this much of an agent's work)
+    ("sandbox_max_depth_zero", B + "[sandbox]\nmax_depth = 0\n", "[sandbox]", "max_depth", ["positive"]),
+    ("sandbox_max_depth_float", B + "[sandbox]\nmax_depth = 6.5\n", "[sandbox]", "max_depth", ["an integer"]),
+    ("sandbox_max_files_neg", B + "[sandbox]\nmax_files = -1\n", "[sandbox]", "max_files", ["positive"]),
+    ("sandbox_max_files_str", B + '[sandbox]\nmax_files = "10k"\n', "[sandbox]", "max_files", ["an integer"]),
+    ("sandbox_max_mb_zero", B + "[sandbox]\nmax_workspace_mb = 0\n", "[sandbox]", "max_workspace_mb", ["positive"]),
+    ("sandbox_max_mb_inf", B + "[sandbox]\nmax_workspace_mb = inf\n", "[sandbox]", "max_workspace_mb", ["finite"]),
     ("sandbox_subtable", B + "[sandbox.extra]\nmemory = 1\n", "[sandbox]", "'extra'", ["unknown key"]),
     ("run_max_hours_negative", B + "[run]\nmax_hours = -1\n", "[run]", "max_hours", ["negative"]),
     ("run_target_score_word", B + '[run]\ntarget_score = "high"\n', "[run]", "target_score", ["a number"]),
