@@ -290,7 +290,7 @@ def _count(out: Scan, limits: Limits, size: int, path: bytes, problem: Callable[
         problem(path, f"more than {limits.max_files} files ([sandbox] max_files)")
         return False
     if out.bytes + size > limits.max_bytes:
-        problem(path, f"more than {limits.max_bytes // (1024 * 1024)} MB in all ([sandbox] max_workspace_mb)")
+        problem(path, f"more than {limits.max_bytes / (1024 * 1024):g} MB in all ([sandbox] max_workspace_mb)")
         return False
     out.files += 1
     out.bytes += size

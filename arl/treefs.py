@@ -105,9 +105,12 @@ def _empty_into(parent: int, name: str, trash: int, counter: int, failed: list[s
             except FileNotFoundError:
                 continue
             if stat.S_ISDIR(cst.st_mode):
-                counter += 1
                 try:
-                    os.rename(child, f"d{counter}", src_dir_fd=fd, dst_dir_fd=trash)
+                    if cst.st_mode & 0o700 != 0o700:
+                        # Moving a folder rewrites its "..": without write permission on it the kernel refuses.
+                        os.chmod(child, 0o700, dir_fd=fd)
+                    os.rename(child, f"d{counter + 1}", src_dir_fd=fd, dst_dir_fd=trash)
+                    counter += 1  # only a move is progress: a failed one retried forever would never end
                 except OSError as e:
                     failed.append(f"{child}: {e.strerror}")
             else:
