@@ -34,6 +34,7 @@ class RunDefaults:
     target_score: float | None = None
     plateau_threshold: int = 10
     max_restarts: int = 3
+    max_api_outage_minutes: float = 60
     iteration_timeout: float = 900
     verify: bool = True
     min_improvement: float = 0.0
@@ -65,6 +66,8 @@ class LabConfig:
     max_depth: int = 64
     max_files: int = 10_000
     max_workspace_mb: float = 200
+    network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
+    allow_web: bool = False
     run: RunDefaults = field(default_factory=RunDefaults)
 
     @property
@@ -129,7 +132,7 @@ def load(path: Path) -> LabConfig:
     for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
         if rn[key] < (1 if key == "repeats" else 0):
             raise ArlError(f"{where('run', key)} must not be negative" + (" or zero" if key == "repeats" else ""))
-    for key in ("max_hours", "max_cost", "iteration_timeout", "min_improvement"):
+    for key in ("max_hours", "max_cost", "iteration_timeout", "min_improvement", "max_api_outage_minutes"):
         if rn[key] < 0:
             raise ArlError(f"{where('run', key)} must not be negative")
     target = rn["target_score"]
@@ -155,6 +158,8 @@ def load(path: Path) -> LabConfig:
             f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
             f"nor the backend (the agent may change everything in it)"
         )
+    if sb["network"] not in ("", "none", "broker", "bridge"):
+        raise ArlError(f'{where("sandbox", "network")} must be "none", "broker" or "bridge", not {sb["network"]!r}')
     for key in ("max_depth", "max_files", "max_workspace_mb"):
         if sb[key] <= 0:
             raise ArlError(f"{where('sandbox', key)} must be a positive number")
@@ -197,6 +202,8 @@ def load(path: Path) -> LabConfig:
         max_depth=sb["max_depth"],
         max_files=sb["max_files"],
         max_workspace_mb=float(sb["max_workspace_mb"]),
+        network=sb["network"],
+        allow_web=ag["allow_web"],
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),
@@ -204,6 +211,7 @@ def load(path: Path) -> LabConfig:
             target_score=target,
             plateau_threshold=rn["plateau_threshold"],
             max_restarts=rn["max_restarts"],
+            max_api_outage_minutes=float(rn["max_api_outage_minutes"]),
             iteration_timeout=float(rn["iteration_timeout"]),
             verify=rn["verify"],
             min_improvement=float(rn["min_improvement"]),

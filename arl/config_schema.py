@@ -33,6 +33,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "kind": ((str,), "claude", False),
         "model": ((str,), "", False),
         "command": ((list, str), [], False),
+        "allow_web": ((bool,), False, False),
     },
     "sandbox": {
         "dockerfile": ((str,), "", False),
@@ -45,6 +46,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "max_depth": ((int,), 64, False),
         "max_files": ((int,), 10_000, False),
         "max_workspace_mb": (_NUM, 200, False),
+        "network": ((str,), "", False),
     },
     "run": {
         "max_iterations": ((int,), 50, False),
@@ -53,6 +55,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "target_score": ((str, int, float), "", False),
         "plateau_threshold": ((int,), 10, False),
         "max_restarts": ((int,), 3, False),
+        "max_api_outage_minutes": (_NUM, 60, False),
         "iteration_timeout": (_NUM, 900, False),
         "verify": ((bool,), True, False),
         "min_improvement": (_NUM, 0.0, False),

@@ -152,6 +152,7 @@ def agent_run(
     results_view: Path,
     workspace: Mount,
     spec: LaunchSpec,
+    notes: Path | None = None,
     host_env: dict[str, str],
     extra_env: dict[str, str] | None = None,
 ) -> Any:
@@ -163,6 +164,7 @@ def agent_run(
         Mount(results_view.resolve(), f"{WORK}/results.tsv"),
         Mount(control.resolve(), f"{WORK}/control", read_only=False),
         *svc_mounts,
+        *([Mount(notes.resolve(), f"{WORK}/notes.md", read_only=False)] if notes else []),
         *spec.mounts,
     ]
     env = {

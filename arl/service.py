@@ -116,11 +116,11 @@ def running_pid(cfg: LabConfig) -> int | None:
 
 def stop(cfg: LabConfig) -> None:
     """Stop the forwarder and the service, each with its whole process group: SIGTERM, then SIGKILL."""
-    _stop_group(cfg.state_dir / "forward.pid")
-    _stop_group(pid_file(cfg))
+    stop_group(cfg.state_dir / "forward.pid")
+    stop_group(pid_file(cfg))
 
 
-def _stop_group(path: Path) -> None:
+def stop_group(path: Path) -> None:
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):

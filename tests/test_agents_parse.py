@@ -106,6 +106,21 @@ def test_claude_end_classes(name: str, end: str, retries: int) -> None:
         assert "401" in events[1].text and acc.usage_by_message == {}  # the synthetic message costs nothing
 
 
+OUTAGES = [(529, "api_error"), (500, "api_error"), (429, "api_error"), (None, "api_error")]
+OUTAGES += [(401, "error"), (400, "error")]  # not cured by waiting: a crash
+
+
+@pytest.mark.parametrize(("status", "end"), OUTAGES)
+def test_claude_api_errors_that_waiting_cures_are_outages(status: int | None, end: str) -> None:
+    """The recorded 401 ends as an error (a crash); the same end with an overload or no answer is an outage."""
+    lines = (STREAMS / "claude_api_error.jsonl").read_text().splitlines()
+    final = {**json.loads(lines[-1]), "api_error_status": status}
+    acc, adapter = StreamAccount(), ClaudeAdapter()
+    for line in [*lines[:-1], json.dumps(final)]:
+        adapter.parse_line(line, acc)
+    assert adapter.end_class(acc, 1) == end
+
+
 def test_claude_usage_replaced_not_added_within_a_message() -> None:
     acc, adapter = StreamAccount(), ClaudeAdapter()
     usage = {"input_tokens": 1000, "output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
@@ -191,7 +206,9 @@ def test_claude_launch_line(tmp_path: Path) -> None:
     env = {"ANTHROPIC_API_KEY": "sk-1", "ANTHROPIC_BASE_URL": "http://gw:8080", "HOME": "/root", "PATH": "/bin"}
     spec = ClaudeAdapter().launch(ctx(tmp_path, env, extra_args=["--allowedTools", "Bash"], sandbox_uid=0))
     line = "claude -p --output-format stream-json --verbose --model claude-sonnet-4-5 "
-    assert " ".join(spec.argv) == line + "--dangerously-skip-permissions --allowedTools Bash"
+    assert " ".join(spec.argv) == line + (
+        "--disallowedTools WebFetch WebSearch --dangerously-skip-permissions --allowedTools Bash"
+    )
     quiet = {
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",

@@ -1,7 +1,8 @@
 """The real Claude Code binary in arl's sandbox, end to end, against the scripted Anthropic API (the one fake).
 
 `arl run --agent claude` builds arl-agent-claude (the binary from the claude-agent-sdk wheel), starts the agent's
-container on the bridge network, and Claude Code calls tests/fake_anthropic.py through host.docker.internal. The
+container with `--network none`, and Claude Code calls tests/fake_anthropic.py (listening on the host's loopback
+only) through arl's API broker, a host process reached by a unix socket, which adds the real key. The
 script's Bash tool calls make the agent edit the curve-fit pipeline, run `arl eval` and `arl verdict`, and report
 what the CLI process itself received (/proc/$PPID of its Bash tool is the claude process). Costs are checked against
 the usage the server streamed, priced as Claude Code prices it, and against the CLI's own `result` totals.
@@ -32,9 +33,10 @@ from arl.agents.base import AgentContext, StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.claude_auth import NO_CREDENTIALS
 from arl.agents.pricing import claude_cost
+from arl.broker_usage import usage_cost
 from arl.errors import ArlError
 from arl.lab import open_lab
-from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, text
+from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, error_turn, text
 
 from .conftest import BIN, arl, git, make_repo, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
@@ -167,8 +169,8 @@ def user_lab(claude_image: str) -> Iterator[Path]:
 
 
 def fake_api(*conversations: list[Turn]) -> FakeAnthropic:
-    # 0.0.0.0: the agent's container reaches the host through the bridge gateway (host.docker.internal)
-    return FakeAnthropic(conversations=list(conversations), host="0.0.0.0")
+    # Loopback only: the agent's container has no network; only the host's broker reaches the API.
+    return FakeAnthropic(conversations=list(conversations), host="127.0.0.1")
 
 
 class Secrets:
@@ -179,7 +181,7 @@ class Secrets:
     def env(self, api: FakeAnthropic) -> dict[str, str]:
         return {
             "ARL_BASE_FROM": "debootstrap",
-            "ANTHROPIC_BASE_URL": api.url_for("host.docker.internal"),
+            "ANTHROPIC_BASE_URL": api.url_for("127.0.0.1"),  # the broker's upstream
             "ANTHROPIC_API_KEY": self.key,
             "ARL_CANARY_SECRET": self.canary,  # named like arl's own variables: a prefix rule would leak it
         }
@@ -267,6 +269,8 @@ def adapter_env_names(url: str, uid: int) -> set[str]:
         host_env={"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": url},
         home=Path("/nonexistent"),
         sandbox_uid=uid,
+        network="broker",
+        state_dir=Path("/nonexistent/.arl"),
     )
     return set(ClaudeAdapter().launch(ctx).env)
 
@@ -343,18 +347,23 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
     tool_env, _, uid_text = rest.partition("--- uid\n")
     comm, cmdline = head.strip().splitlines()[:2]
     assert comm == "claude"
-    argv = "claude -p --output-format stream-json --verbose --model claude-sonnet-4-5 --dangerously-skip-permissions"
+    argv = (
+        "claude -p --output-format stream-json --verbose --model claude-sonnet-4-5 "
+        "--disallowedTools WebFetch WebSearch --dangerously-skip-permissions"
+    )
     assert cmdline.strip() == f"{argv} {' '.join(agent_args)}"
     cli_env = dict(ln.split("=", 1) for ln in environ_text.strip().splitlines() if "=" in ln)
-    assert cli_env["ANTHROPIC_API_KEY"] == sec.key
-    assert cli_env["ANTHROPIC_BASE_URL"] == api.url_for("host.docker.internal")
+    # The sandbox holds a placeholder; the broker on the host adds the key (the API saw it, above).
+    assert cli_env["ANTHROPIC_API_KEY"] == "arl-broker-placeholder" and sec.key not in probe
+    assert cli_env["ANTHROPIC_BASE_URL"] == "http://localhost"
+    assert cli_env["ANTHROPIC_UNIX_SOCKET"] == "/workspace/broker/broker.sock"
     assert (cli_env.get("IS_SANDBOX") == "1") == (uid == 0) and int(uid_text.split()[0]) == uid
     allowed = ARL_ENV | adapter_env_names(api.url_for("x"), uid) | image_env_names(IMAGE) | {"HOSTNAME", "PWD"}
     assert set(cli_env) <= allowed, f"host variables in the agent's environment: {set(cli_env) - allowed}"
     assert "ARL_CANARY_SECRET" not in cli_env and sec.canary not in probe and "ARL_CANARY_SECRET" not in tool_env
     # The printed docker lines name the key, never show it; the container got exactly the names above.
     launch = docker_lines(proc.stderr, "+ docker run --detach")
-    assert len(launch) == 1 and " --env ANTHROPIC_API_KEY " in launch[0]
+    assert len(launch) == 1 and " --network none " in launch[0]
     assert sec.key not in proc.stderr and sec.key not in proc.stdout
     words = shlex.split(launch[0][2:])
     env_flags = {words[i + 1].split("=", 1)[0] for i, w in enumerate(words) if w == "--env"}
@@ -366,6 +375,8 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
     assert expected == pytest.approx(priced(script[:5]), abs=1e-12)
     assert costs(lab) == pytest.approx([0.0, priced(script[:3]), priced(script[3:5])], abs=ROUNDED)
     assert sum(costs(lab)) == pytest.approx(expected, abs=2 * ROUNDED)
+    # The broker's own count of the same responses: an independent second figure.
+    assert usage_cost(lab / ".arl" / "logs" / "broker-usage.jsonl", claude_cost) == pytest.approx(expected, abs=1e-12)
     st = status(lab)
     assert st["active"] is False and st["cost_usd"] == pytest.approx(expected, abs=2e-6)
     assert f"cost ${expected:.4f}" in proc.stdout  # the end-of-run line
@@ -459,19 +470,26 @@ def test_killed_container_crash_relaunch_keeps_the_cost(lab: Path, tmp_path: Pat
     stdout = out.read_text()
     assert "stop: max_iterations" in stdout, stdout
     rs = check_history(lab, lab_name(lab))
-    assert [r["outcome"] for r in rs] == ["baseline", "keep", "crash", "keep", "crash"], stdout
+    # The kill is a crash; the session that said it was done is no experiment: it is relaunched with a preamble.
+    assert [r["outcome"] for r in rs][:4] == ["baseline", "keep", "crash", "keep"], stdout
+    assert len(rs) == 5 and rs[4]["outcome"] in ("keep", "vetoed"), stdout
     assert all(r["agent"] == "claude" for r in rs)
-    assert "exited with code 137" in rs[2]["notes"] and "exited with code 0" in rs[4]["notes"], rs
-    # The relaunched agent was a new process that started its conversation over, and its keep built on the first.
-    assert [(r.conversation, r.turn) for r in main] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert "exited with code 137" in rs[2]["notes"], rs
+    assert "relaunching the agent after its session ended (done)" in stdout
+    # Each relaunched agent was a new process that started its conversation over; the keep built on the first.
+    turns = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
+    assert [(r.conversation, r.turn) for r in main] == turns
     assert len(main[3].body["messages"]) == 1 and main[0].session != main[3].session
     assert float(rs[3]["verified_score"]) < float(rs[1]["verified_score"]) < float(rs[0]["verified_score"])
+    first_message = json.dumps(main[6].body["messages"][0])
+    assert "You are a relaunched session" in first_message and "ended (done" in first_message
+    assert "You are a relaunched session" not in json.dumps(main[3].body["messages"][0])  # after a crash: a new start
 
     # One transcript per container start.
     logs = transcripts(lab)
-    assert [p.name.rsplit("-", 2)[1:] for p in logs] == [["r1", "agent1.jsonl"], ["r1", "agent2.jsonl"]]
+    assert [p.name.rsplit("-", 2)[1:] for p in logs] == [["r1", f"agent{k}.jsonl"] for k in (1, 2, 3)]
     conv0 = [r for r in main if r.conversation == 0]
-    conv1 = [r for r in main if r.conversation == 1]
+    conv1 = [r for r in main if r.conversation == 1]  # its DONE turn's cost goes to the next experiment
     # The killed process printed no result line: arl's own count of its stream is the served usage, priced.
     assert result_lines(logs[0]) == []
     assert transcript_cost(logs[0]) == pytest.approx(served_cost(conv0), abs=1e-12)
@@ -481,7 +499,7 @@ def test_killed_container_crash_relaunch_keeps_the_cost(lab: Path, tmp_path: Pat
     assert transcript_cost(logs[1], drop_result=True) == pytest.approx(final["total_cost_usd"], abs=1e-9)
 
     # Per experiment: the first container's cost stays, counted once; the crash rows carry what came after.
-    expected = [0.0, priced(first[:2]), priced(first[2:]), priced(later[:2]), priced(later[2:])]
+    expected = [0.0, priced(first[:2]), priced(first[2:]), priced(later[:2]), priced(later[2:]) + priced(later[:2])]
     assert costs(lab) == pytest.approx(expected, abs=ROUNDED)
     total = served_cost(main)
     assert sum(costs(lab)) == pytest.approx(total, abs=4 * ROUNDED)
@@ -565,3 +583,42 @@ def test_partial_message_usage_counts_once_and_final_wins() -> None:
     assert [e.kind for e in events] == ["usage", "text", "usage", "text"]
     assert adapter.cost(acc) == pytest.approx(claude_cost(MODEL, final), abs=1e-15)
     assert acc.tokens["output_tokens"] == 400 and acc.tokens["input_tokens"] == 100
+
+
+def outage_lab(lab: Path, **run: float) -> None:
+    """Claude Code's own retries cut to one, so that an outage reaches arl in seconds, not minutes."""
+    set_toml(lab, "sandbox", "env", ["CLAUDE_CODE_MAX_RETRIES"])
+    for key, value in run.items():
+        set_toml(lab, "run", key, value)
+    git(lab, "commit", "-qam", "outage lab")
+
+
+def test_an_api_outage_is_waited_out_not_a_crash(lab: Path) -> None:
+    outage_lab(lab)
+    sec = Secrets()
+    # The first process meets only 529s (every retry gets the same turn); the relaunched one finds the API back.
+    with fake_api([error_turn(529, "overloaded_error")], [RAISE_TURN, KEEP_TURN, DONE_TURN]) as api:
+        env = {**sec.env(api), "CLAUDE_CODE_MAX_RETRIES": "1"}
+        proc = arl_run(lab, env, "--max-iterations", "1", "--max-restarts", "0", timeout=300)
+        main = api.main_requests()
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    # No crash row, no iteration spent (the one allowed experiment is the keep), max_restarts 0 not tripped.
+    assert [r["outcome"] for r in rows(lab)] == ["baseline", "keep"], out
+    assert "waiting for the API (retry in" in out and "stop: max_iterations" in out, out
+    assert {r.conversation for r in main} == {0, 1}
+    failures = [json.loads(ln) for ln in (lab / ".arl" / "logs" / "broker-usage.jsonl").read_text().splitlines()]
+    assert any(f.get("status") == 529 for f in failures), failures  # the broker saw the outage itself
+    assert not containers_of(lab)
+
+
+def test_an_outage_longer_than_the_limit_stops_the_run(lab: Path) -> None:
+    outage_lab(lab, max_api_outage_minutes=0.25)
+    sec = Secrets()
+    with fake_api([error_turn(529, "overloaded_error")]) as api:
+        env = {**sec.env(api), "CLAUDE_CODE_MAX_RETRIES": "1"}
+        proc = arl_run(lab, env, "--max-iterations", "3", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stop: max_api_outage_minutes" in proc.stdout, proc.stdout
+    assert [r["outcome"] for r in rows(lab)] == ["baseline"]
+    assert not containers_of(lab)

@@ -67,7 +67,7 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
         assert report[key] != "allowed", (key, report)
     assert report["write_tmp"] == "allowed"
     assert report["git_dirs"] == [] and not report["docker_socket"]
-    assert sorted(report["workspace"]) == ["control", "data", "lab", "pipeline", "results.tsv"]
+    assert sorted(report["workspace"]) == ["control", "data", "lab", "notes.md", "pipeline", "results.tsv"]
     assert set(report["lab_files"]) == {"AGENT.md", "backend.py", "lab.toml", "probe_agent.py"}
     # The env allow-list: what [sandbox] env names goes in, nothing else of the host's.
     assert "ARL_TEST_PASSED" in report["env"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "usage", "retry", "final")
-END_CLASSES = ("done", "error", "limit", "timeout", "killed")
+END_CLASSES = ("done", "error", "limit", "timeout", "killed", "api_error")
 
 
 @dataclass
@@ -42,6 +42,8 @@ class AgentContext:
     use_oauth_osx: bool = False
     seed: int | None = None
     state_dir: Path | None = None  # the lab's .arl/: where an adapter keeps what it mounts (agent config, credentials)
+    network: str = "bridge"  # "broker": the API only, through the host's broker; "bridge": docker's network; "none"
+    allow_web: bool = False  # [agent] allow_web: the agent's own web tools (fetching pages, searching)
 
 
 @dataclass

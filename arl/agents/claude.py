@@ -23,8 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import AgentContext, Event, LaunchSpec, StreamAccount
+from ..brokerproc import MOUNT as BROKER_MOUNT
+from ..brokerproc import SOCKET as BROKER_SOCKET
+from .base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
 from .claude_auth import add_credentials as _add_credentials
+from .claude_auth import broker_credentials
 from .pricing import claude_cost
 from .stream import as_int, content_text, end_without_final, first_line, json_object, tool_summary
 
@@ -41,6 +44,8 @@ class ClaudeAdapter:
         argv = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
         if ctx.model:
             argv += ["--model", ctx.model]
+        if not ctx.allow_web:
+            argv += ["--disallowedTools", "WebFetch", "WebSearch"]  # [agent] allow_web = true lets them in
         argv += ["--dangerously-skip-permissions", *ctx.extra_args]
         env = {
             "DISABLE_AUTOUPDATER": "1",
@@ -49,11 +54,23 @@ class ClaudeAdapter:
         }
         if ctx.sandbox_uid == 0:
             env["IS_SANDBOX"] = "1"  # as root, Claude Code refuses --dangerously-skip-permissions without it
-        if ctx.host_env.get("ANTHROPIC_BASE_URL"):
-            env["ANTHROPIC_BASE_URL"] = ctx.host_env["ANTHROPIC_BASE_URL"]
         # the prompt goes on stdin: variadic flags such as --allowedTools would swallow a trailing prompt argument
         spec = LaunchSpec(argv=argv, env=env, stdin_prompt=True, image_layer="claude")
+        if ctx.network == "broker":
+            # No network, no credential: the API is the host's broker, behind a unix socket; it adds the key.
+            auth, _ = broker_credentials(ctx)
+            env["ANTHROPIC_UNIX_SOCKET"] = f"{BROKER_MOUNT}/{BROKER_SOCKET}"
+            env["ANTHROPIC_BASE_URL"] = "http://localhost"
+            env["ANTHROPIC_API_KEY"] = "arl-broker-placeholder"
+            if ctx.state_dir is not None:
+                spec.mounts.append(Mount(ctx.state_dir / "broker", BROKER_MOUNT))
+            spec.network = "none"
+            spec.auth = f"{auth}, held by the host's API broker (the sandbox gets a placeholder)"
+            return spec
+        if ctx.host_env.get("ANTHROPIC_BASE_URL"):
+            env["ANTHROPIC_BASE_URL"] = ctx.host_env["ANTHROPIC_BASE_URL"]
         _add_credentials(ctx, spec)
+        spec.network = ctx.network
         return spec
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
@@ -85,6 +102,8 @@ class ClaudeAdapter:
             return end_without_final(exit_code)
         if final.get("subtype") in LIMIT_SUBTYPES or final.get("terminal_reason") in ("max_turns", "budget_exhausted"):
             return "limit"
+        if final.get("terminal_reason") == "api_error" and _outage(final.get("api_error_status")):
+            return "api_error"  # its own retries ran out on an overloaded or unreachable API: an outage
         if str(final.get("terminal_reason") or "").startswith("aborted"):
             return "killed"  # it printed a result because it was interrupted (SIGINT), not because it finished
         return "error" if acc.is_error else "done"
@@ -93,6 +112,11 @@ class ClaudeAdapter:
         if acc.reported_cost is not None:
             return acc.reported_cost
         return estimate(acc)
+
+
+def _outage(status: Any) -> bool:
+    """An API failure that waiting cures: no answer at all, rate limits, overload and server errors (not 401/400)."""
+    return status is None or (isinstance(status, int) and (status in (408, 429) or status >= 500))
 
 
 def estimate(acc: StreamAccount) -> float:

@@ -63,6 +63,24 @@ def add_credentials(ctx: AgentContext, spec: LaunchSpec) -> None:
     raise ArlError(NO_CREDENTIALS)
 
 
+def broker_credentials(ctx: AgentContext) -> tuple[str, Path | None]:
+    """Which credential the host's broker uses (first found wins), and the credentials file it reads, if any.
+    Nothing is mounted: the container gets a placeholder."""
+    for var in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"):
+        if ctx.host_env.get(var):
+            return f"{var} (environment)", None
+    creds = host_credentials(ctx)
+    if creds.is_file() and not ctx.use_oauth_osx:
+        return f"credentials file {creds}", creds
+    if ctx.use_oauth_osx:
+        if sys.platform != "darwin":
+            raise ArlError(f"--use-oauth-osx reads the macOS keychain, and this host is {sys.platform}")
+        copy = config_folder(ctx) / ".credentials.json"
+        _store_keychain_copy(read_keychain(), copy)
+        return f"macOS keychain item {KEYCHAIN_ITEM!r} (copied to {copy})", copy
+    raise ArlError(NO_CREDENTIALS)
+
+
 def host_credentials(ctx: AgentContext) -> Path:
     """Where the host's Claude Code keeps its login: $CLAUDE_CONFIG_DIR or ~/.claude, then .credentials.json."""
     folder = ctx.host_env.get("CLAUDE_CONFIG_DIR")

@@ -6,12 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..brokerproc import mode
 from ..config import LabConfig
 from .base import AgentContext, LaunchSpec
 
 
-def context(cfg: LabConfig, settings: dict[str, Any], seed: int | None = None) -> AgentContext:
-    from .prompt import build_prompt
+def context(
+    cfg: LabConfig, settings: dict[str, Any], seed: int | None = None, st: dict[str, Any] | None = None
+) -> AgentContext:
+    from .prompt import budget_line, build_prompt
 
     agent_md = cfg.agent_instructions.read_text() if cfg.agent_instructions.is_file() else ""
     return AgentContext(
@@ -26,6 +29,8 @@ def context(cfg: LabConfig, settings: dict[str, Any], seed: int | None = None) -
             cfg.max_files,
             cfg.max_workspace_mb,
             cfg.max_depth,
+            settings.get("iteration_timeout") or cfg.run.iteration_timeout,
+            budget_line(settings, (st or {}).get("started"), (st or {}).get("cost", 0.0)),
         ),
         host_env=dict(os.environ),
         home=Path.home(),
@@ -34,6 +39,8 @@ def context(cfg: LabConfig, settings: dict[str, Any], seed: int | None = None) -
         use_oauth_osx=bool(settings.get("use_oauth_osx")),
         seed=seed,
         state_dir=cfg.state_dir,
+        network=mode(cfg, settings["agent"]),
+        allow_web=cfg.allow_web,
     )
 
 

@@ -6,6 +6,8 @@ reason to game `arl eval` and every reason to make real, one-at-a-time changes."
 
 from __future__ import annotations
 
+from typing import Any
+
 PROTOCOL = """\
 You are the research agent of an arl loop for the lab "{lab_name}". You improve a pipeline, one experiment at a \
 time, inside a sandbox; the host outside it judges every experiment and keeps the history in git.
@@ -29,6 +31,12 @@ time, inside a sandbox; the host outside it judges every experiment and keeps th
    decided and prints its answer: the outcome, the host's own score, the best score so far and the reason.
 4. Start again from step 1 with the next idea.
 
+## Time, cost and memory
+- Each experiment must end in a verdict within {deadline}: the host restarts a sandbox that stays silent longer
+  (and records what it left as a crash).{budget}
+- Your session may end and be relaunched (a fresh process that remembers nothing). Keep what you learn in
+  /workspace/notes.md: the host keeps that file across relaunches; it is never committed or evaluated.
+
 ## What the host does
 - It evaluates every keep again itself, on the pipeline as you left it. Only its score counts: a claimed score
   changes nothing, and a keep that does not beat the best is vetoed.
@@ -46,10 +54,18 @@ def build_prompt(
     max_files: int = 10_000,
     max_mb: float = 200,
     max_depth: int = 64,
+    deadline_s: float = 900,
+    budget: str = "",
 ) -> str:
     better = "higher is better" if direction == "maximize" else "lower is better"
     protocol = PROTOCOL.format(
-        lab_name=lab_name, better=better, max_files=max_files, max_mb=max_mb, max_depth=max_depth
+        lab_name=lab_name,
+        better=better,
+        max_files=max_files,
+        max_mb=max_mb,
+        max_depth=max_depth,
+        deadline=_duration(deadline_s),
+        budget=f" {budget}" if budget else "",
     )
     parts = [protocol.rstrip()]
     if agent_md.strip():
@@ -57,3 +73,24 @@ def build_prompt(
     if extra.strip():
         parts.append(f"# For this run\n\n{extra.strip()}")
     return "\n\n".join(parts) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 60:.3g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+
+
+def budget_line(settings: dict[str, Any], started: float | None, cost: float) -> str:
+    """What is left of the run when this session starts: its time and its money."""
+    import time
+
+    parts = []
+    if settings.get("max_hours") and started:
+        left = max(settings["max_hours"] * 3600 - (time.time() - started), 0.0)
+        parts.append(f"{_duration(left)} of the run are left")
+    if settings.get("max_cost"):
+        parts.append(f"${max(settings['max_cost'] - cost, 0.0):.2f} of its ${settings['max_cost']:g} budget")
+    if settings.get("max_iterations"):
+        parts.append(f"at most {settings['max_iterations']} experiments in this run")
+    return ("At this session's start: " + "; ".join(parts) + ".") if parts else ""

@@ -119,7 +119,11 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
         verdicts.answer(control, v.seq, ack)
     faults.point("decide:after-ack")
     verdicts.archive(path, cfg.state_dir / "verdicts")
+    # A verdict is progress: the outage, idle-session and crash counters start over.
+    for key in ("outage_since", "outage_attempts", "idle_ends", "last_end"):
+        st.pop(key, None)
     st.update(
+        verdicts_since_launch=st.get("verdicts_since_launch", 0) + 1,
         seq=v.seq + 1,
         iterations=st.get("iterations", 0) + 1,
         restarts=0,

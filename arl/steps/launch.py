@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import containers, sh, state, verdicts
@@ -17,13 +18,22 @@ from ..workspace import workspace
 from .common import OK, data_dir, open_run, results_view, write_results_view
 
 
-def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
+def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: bool = True) -> str:
+    """Start the slot's agent. reseed: the workspace becomes the best tree (a new attempt); without it, a
+    relaunched session finds the work its predecessor left (an outage or a clean end is no reason to lose it)."""
     settings = st["settings"]
     launches = st.get("launches", 0) + 1
     # Every container start gets its own seed, so a restarted agent does not replay the same proposals.
     seed = (settings["seed"] if settings.get("seed") is not None else st["run"] * 1000) + launches
-    ctx = context(cfg, settings, seed=seed)
+    ctx = context(cfg, settings, seed=seed, st=st)
+    if st.get("last_end"):
+        ctx.prompt = relaunch_preamble(cfg, st) + ctx.prompt
     spec = get_adapter(settings["agent"]).launch(ctx)
+    if spec.network == "bridge":
+        sh.say(
+            'arl: warning: the agent runs on docker\'s bridge network ([sandbox] network = "bridge"): it can reach '
+            "the internet, other containers and every host service bound to 0.0.0.0 or the docker0 address"
+        )
     control = state.control_dir(cfg)
     control.mkdir(parents=True, exist_ok=True)
     verdicts.make_way(control / "prompt.md")  # the channel is the agent's to write: take nothing for granted
@@ -33,7 +43,12 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
     ws = workspace(cfg, slot)
-    ws.seed(pipeline_tree(cfg))  # the best tree, from git objects
+    if reseed or not ws.exists() or ws.restore_cut_short():
+        ws.seed(pipeline_tree(cfg))  # the best tree, from git objects
+    notes = notes_file(cfg, slot)  # the agent's memory across relaunches: host-kept, never committed
+    if not notes.is_file() or notes.is_symlink():
+        notes.unlink(missing_ok=True)
+        atomic_write(notes, "", fsync=False)
     extra = {"ARL_SEED": str(seed), "ARL_AGENT": settings["agent"]}
     cmd = agent_run(
         cfg,
@@ -44,14 +59,41 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
         control=control,
         results_view=results_view(cfg),
         workspace=ws.mount(),
+        notes=notes,
         spec=spec,
         host_env=ctx.host_env,
         extra_env=extra,
     )
     sh.run(cmd, env=secret_env(spec))
-    st.update(container=name, launches=launches, last_progress=time.time(), phase="running")
+    now = time.time()
+    st.update(container=name, launches=launches, last_progress=now, phase="running", launched_at=now)
+    st["verdicts_since_launch"] = 0
     state.save(cfg, st)
     return name
+
+
+def relaunch_preamble(cfg: LabConfig, st: dict[str, Any]) -> str:
+    """What a relaunched session needs to know first: it is not the first, why the last one ended, where things are."""
+    from .. import results
+    from ..text import clean
+
+    rows = results.read(cfg.results_file).rows
+    best, _ = results.best_of(cfg, rows)
+    mine = [r for r in rows if r["run"] == st["run"]]
+    notes = [f"- experiment {r['id']} ({r['outcome']}): {clean(str(r['notes'] or ''))[:200]}" for r in mine[-3:]]
+    return (
+        "# You are a relaunched session\n\n"
+        f"The previous agent session of this run ended ({clean(str(st['last_end']))[:300]}). This run has recorded "
+        f"{len(mine)} experiments so far; the best score is {best if best is not None else 'not set'}. Your "
+        "workspace is as the last session left it: run `arl eval` to see where it stands (after your next "
+        "discard the host restores the best version). Read /workspace/notes.md and /workspace/results.tsv first.\n"
+        + ("Its last experiments:\n" + "\n".join(notes) + "\n" if notes else "")
+        + "\n"
+    )
+
+
+def notes_file(cfg: LabConfig, slot: int = 0) -> Path:
+    return cfg.state_dir / "notes" / f"{slot}.md"
 
 
 def launch(lab: str | None) -> int:

@@ -40,6 +40,7 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> dict[str, Any]
         "target_score": pick("target_score", r.target_score),
         "plateau_threshold": pick("plateau_threshold", r.plateau_threshold),
         "max_restarts": pick("max_restarts", r.max_restarts),
+        "max_api_outage_minutes": r.max_api_outage_minutes,
         "iteration_timeout": pick("iteration_timeout", r.iteration_timeout),
         "repeats": pick("repeats", r.repeats),
         "verify": r.verify and not getattr(args, "no_verify", False),

@@ -16,6 +16,9 @@ from ..workspace import sync_worktree, workspace
 def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     """A run that died: reconcile what it left, then mark it ended."""
     reconcile(cfg, old, "[arl] the run died mid-experiment")
+    from .. import brokerproc
+
+    brokerproc.stop(cfg)  # its own session: it outlived the run; the next run starts one with current credentials
     old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
     state.save(cfg, old)
     state.log_event(cfg, {"event": "repaired", "run": old.get("run")})

@@ -1,11 +1,21 @@
-"""`arl-step restart`: the container died or timed out. Save its pipeline as a `crash`, restore, relaunch."""
+"""`arl-step restart`: the agent's container ended or went silent. How it ended decides what happens:
+
+- an API outage (its own retries ran out) is no experiment and spends no iteration: wait (30 s doubling to 10 min,
+  with jitter, at least the API's Retry-After) and relaunch, until `max_api_outage_minutes` of failure;
+- a clean end (it said it was done, or hit a turn limit) relaunches at once with a preamble on what happened so
+  far; only sessions that end again and again without a verdict back off, and stop after `max_restarts`;
+- anything else (a crash, the iteration timeout) saves what it left as a `crash`, restores, relaunches."""
 
 from __future__ import annotations
 
 import argparse
+import random
 import time
+from typing import Any
 
 from .. import containers, experiments, faults, state
+from ..agents.ending import end_of, outage_retry_after
+from ..config import LabConfig
 from .common import OK, close_container_cost, open_run, stop_reason
 from .launch import start_container
 
@@ -14,9 +24,10 @@ def restart(lab: str | None) -> int:
     cfg, st = open_run(lab)
     name = st.get("container") or ""
     cs = containers.state(name)
+    timed_out = cs.exists and cs.alive
     if not cs.exists:
         why = "the container disappeared"
-    elif cs.alive:
+    elif timed_out:
         why = f"no verdict within the iteration timeout ({st['settings']['iteration_timeout']:g} s)"
     elif cs.oom_killed:
         why = f"the container ran out of memory (limit {cfg.memory or 'none'})"
@@ -25,13 +36,17 @@ def restart(lab: str | None) -> int:
         why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
     cost_before = st.get("cost_attributed", 0.0)
     close_container_cost(cfg, st)
+    end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code)
     containers.stop(name, grace=2)
+    if end in ("api_error", "done", "limit"):
+        return _relaunch(cfg, st, end, why)
     cost = max(st["cost"] - cost_before, 0.0)
     st["cost_attributed"] = st["cost"]
     tree, left_out = experiments.salvage(cfg)
     row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost)
     faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
+    st.pop("last_end", None)  # the next session starts a new attempt from the best tree, not where this one was
     st.update(
         container=None,
         restarts=st.get("restarts", 0) + 1,
@@ -42,6 +57,53 @@ def restart(lab: str | None) -> int:
     if stop_reason(cfg, st) is None:
         start_container(cfg, st)
     return OK
+
+
+def _relaunch(cfg: LabConfig, st: dict[str, Any], end: str, why: str) -> int:
+    """No experiment is recorded: the workspace stays as the agent left it, for the next session to go on."""
+    now = time.time()
+    st["container"] = None
+    if end == "api_error":
+        st.setdefault("outage_since", now)
+        st["outage_attempts"] = st.get("outage_attempts", 0) + 1
+        limit = st["settings"].get("max_api_outage_minutes", 60) * 60
+        if now - st["outage_since"] >= limit:
+            st["fatal"] = f"max_api_outage_minutes: the API has failed for {(now - st['outage_since']) / 60:.0f} min"
+            state.save(cfg, st)
+            return OK
+        delay = min(30 * 2 ** (st["outage_attempts"] - 1), 600) * random.uniform(0.8, 1.2)
+        delay = min(max(delay, outage_retry_after(cfg, st)), st["outage_since"] + limit - now)
+        _wait(cfg, st, delay, f"the agent stopped on API errors ({why})")
+    else:
+        st["idle_ends"] = st.get("idle_ends", 0) + (0 if st.get("verdicts_since_launch") else 1)
+        if st["idle_ends"] > st["settings"]["max_restarts"]:
+            st["fatal"] = (
+                f"max_restarts: the agent's sessions ended {st['idle_ends']} times in a row without a verdict "
+                f"(last: {end}, {why})"
+            )
+            state.save(cfg, st)
+            return OK
+        if st["idle_ends"] > 1:
+            _wait(cfg, st, min(30 * 2 ** (st["idle_ends"] - 2), 600), f"the agent's session ended ({end})")
+    st["last_end"] = f"{end}: {why}"
+    st["last_progress"] = time.time()
+    state.save(cfg, st)
+    if stop_reason(cfg, st) is None:
+        print(f"relaunching the agent after its session ended ({end})", flush=True)
+        start_container(cfg, st, reseed=False)
+    return OK
+
+
+def _wait(cfg: LabConfig, st: dict[str, Any], delay: float, what: str) -> None:
+    """Sleep until the retry, in short steps: the stop rule (max_hours...) and a Ctrl-C still act meanwhile."""
+    st["phase"] = "waiting for the API" if "API" in what else "backing off"
+    st["retry_at"] = time.time() + delay
+    state.save(cfg, st)
+    m, s = divmod(int(delay), 60)
+    print(f"{what}; waiting for the API (retry in {m}m {s}s)" if "API" in what else f"{what}; retry in {m}m {s}s")
+    while time.time() < st["retry_at"] and stop_reason(cfg, st) is None:
+        time.sleep(min(1.0, max(st["retry_at"] - time.time(), 0.0)))
+    st.pop("retry_at", None)
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from .. import service, state
+from .. import brokerproc, service, state
 from ..lab import open_lab
 from .common import OK, open_run
 
 
 def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
+    agent = st["settings"]["agent"]
+    if brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS and not brokerproc.running(cfg):
+        from ..agents.claude_auth import broker_credentials
+        from ..agents.launch import context
+
+        auth, creds = broker_credentials(context(cfg, st["settings"]))
+        pid = brokerproc.start(cfg, agent, creds)
+        print(f"API broker started (pid {pid}): the agent reaches only its API, the broker holds {auth}")
     if cfg.host_service is None:
         return OK
     if service.running_pid(cfg) is None:
@@ -22,7 +30,9 @@ def service_up(lab: str | None) -> int:
 
 
 def service_down(lab: str | None) -> int:
-    service.stop(open_lab(lab))
+    cfg = open_lab(lab)
+    service.stop(cfg)
+    brokerproc.stop(cfg)
     return OK
 
 

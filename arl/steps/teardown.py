@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import service, state
+from .. import brokerproc, service, state
 from ..lab import open_lab
 from .common import OK
 from .repair import reconcile
@@ -15,10 +15,12 @@ def teardown(lab: str | None) -> int:
     st = state.load(cfg)
     if not st.get("active"):
         service.stop(cfg)
+        brokerproc.stop(cfg)
         return OK
     # The same reconciliation as after a crash: a Ctrl-C in the middle of a decision loses and doubles nothing.
     reconcile(cfg, st, "[arl] the run stopped mid-experiment")
     service.stop(cfg)
+    brokerproc.stop(cfg)
     reason = st.get("stop_reason") or "interrupted (teardown before a stopping condition)"
     st.update(active=False, phase="stopped", container=None, stop_reason=reason)
     state.save(cfg, st)

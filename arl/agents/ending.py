@@ -1,0 +1,69 @@
+"""How an agent's session ended, from what the host saw: its own stream (through its adapter) and the API
+broker's record of upstream failures. The loop treats an outage, a clean end and a crash differently."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import LabConfig
+from .base import StreamAccount
+
+
+def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None) -> str:
+    """ "api_error", "done", "limit" or "crash"."""
+    from .. import state
+    from .registry import get_adapter
+
+    adapter = get_adapter(st["settings"]["agent"])
+    acc = StreamAccount()
+    try:
+        with open(state.logs_dir(cfg) / f"{name}.jsonl", errors="replace") as f:
+            for line in f:
+                adapter.parse_line(line, acc)
+    except OSError:
+        pass
+    end = adapter.end_class(acc, exit_code)
+    if end in ("error", "killed") and _upstream_failures(cfg, st.get("launched_at", 0.0)):
+        return "api_error"  # the agent gave up while the broker saw its API fail
+    return end if end in ("api_error", "done", "limit") else "crash"
+
+
+def outage_retry_after(cfg: LabConfig, st: dict[str, Any]) -> float:
+    """The longest Retry-After the API sent during this session (seconds), 0 when none."""
+    return max(
+        (float(f.get("retry_after") or 0) for f in _upstream_failures(cfg, st.get("launched_at", 0.0))), default=0
+    )
+
+
+def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
+    from ..brokerproc import usage_file
+
+    out = []
+    try:
+        lines = usage_file(cfg).read_text(errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines[-2000:]:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or _epoch(rec.get("time")) < since:
+            continue
+        status = rec.get("status")
+        if rec.get("error") or (isinstance(status, int) and (status == 429 or status >= 500)):
+            out.append(rec)
+    return out
+
+
+def _epoch(value: Any) -> float:
+    """A record's time: seconds since the epoch, or ISO-8601 (the broker writes `...Z`)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        import datetime as dt
+
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
