@@ -6,7 +6,12 @@ with a timeout, which the CLI cannot. Keeping `import docker` out of the per-ver
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from . import sh
 from .errors import ArlError
@@ -42,10 +47,42 @@ def state(name: str) -> State:
     )
 
 
-def logs(name: str) -> bytes:
-    """The container's stdout (the agent's stream); stderr is kept apart by the engine."""
-    code, out, _ = sh.run(sh.docker()["logs", name], ok=None, quiet=True)
-    return out.encode() if code == 0 else b""
+def run_attached(cmd: Any, name: str, dest: Path, env: dict[str, str] | None = None, timeout: float = 120) -> int:
+    """Start `docker run` (not detached) in its own session with the container's stdout appended to DEST: the
+    stream lands in a host file as it is written, from its first byte, and the engine's log rotation (a daemon
+    with max-size) can never lose or misalign a line of it. Returns once the container exists; the docker client
+    (its pid is returned) ends with the container. A `docker run` that fails is an ArlError with its message."""
+    sh.echo(f"{sh.line(cmd)} >> {dest} &")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    err_path = dest.with_suffix(".docker-run.err")
+    with open(dest, "ab") as out, open(err_path, "wb") as err:
+        proc = (cmd.with_env(**env) if env else cmd).popen(
+            stdout=out, stderr=err, stdin=subprocess.DEVNULL, new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while not state(name).exists:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            detail = err_path.read_text(errors="replace").strip().splitlines()
+            raise ArlError(f"`{sh.line(cmd)}` failed: {detail[-1] if detail else 'no container was created'}")
+        time.sleep(0.02)
+    return int(proc.pid)
+
+
+def follower_done(pid: int | None, timeout: float) -> bool:
+    """Wait for a follower to end (its container has stopped): True when it has written everything."""
+    from .state import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # ours (in `arl run`): reap it, or it stays a zombie
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not pid or not pid_alive(pid)
 
 
 def stderr_tail(name: str, lines: int = 5) -> str:

@@ -179,7 +179,9 @@ def agent_run(
     shell = prelude + 'mkdir -p "$HOME" && exec "$@"' + (f" < {WORK}/control/prompt.md" if spec.stdin_prompt else "")
     args = [
         "run",
-        "--detach",
+        # Attached, not --detach: the host reads the agent's stdout straight from the container, as it is written,
+        # so the engine's log rotation can never lose a line of it; docker must not relay our signals to it.
+        "--sig-proxy=false",
         "--name",
         name,
         *_hardening(cfg, run, "agent"),

@@ -63,7 +63,13 @@ ARL_ENV = {
 # What its Bash tool shows of the claude process (its parent): the command line, the exact environment, the uid.
 PROBE = (
     "cat /proc/$PPID/comm; tr '\\0' ' ' < /proc/$PPID/cmdline; echo; echo '--- environ'; "
-    "tr '\\0' '\\n' < /proc/$PPID/environ; echo '--- tool env'; env | sort; echo '--- uid'; id -u"
+    "tr '\\0' '\\n' < /proc/$PPID/environ; echo '--- tool env'; env | sort; echo '--- uid'; id -u; "
+    "echo '--- reach'; python3 -c \"import http.client as h, socket as s, os\n"
+    "class C(h.HTTPConnection):\n def connect(self):\n  self.sock = s.socket(s.AF_UNIX); "
+    "self.sock.connect(os.environ['ANTHROPIC_UNIX_SOCKET'])\n"
+    "c = C('localhost'); c.request('GET', '/v1/models'); print('broker GET /v1/models', c.getresponse().status)\n"
+    "try:\n s.create_connection(('1.1.1.1', 443), timeout=3); print('outside: connected')\n"
+    "except OSError as e:\n print('outside:', type(e).__name__)\""
 )
 # OFFSET + 0.35 from wherever it is: an improvement on the example from the baseline (0) and from a kept 0.35.
 RAISE = (
@@ -361,8 +367,15 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
     allowed = ARL_ENV | adapter_env_names(api.url_for("x"), uid) | image_env_names(IMAGE) | {"HOSTNAME", "PWD"}
     assert set(cli_env) <= allowed, f"host variables in the agent's environment: {set(cli_env) - allowed}"
     assert "ARL_CANARY_SECRET" not in cli_env and sec.canary not in probe and "ARL_CANARY_SECRET" not in tool_env
+    # Through the broker only the allow-listed API paths: the agent's GET /v1/models was refused and logged by the
+    # broker, never reached the API; and nothing outside is reachable at all.
+    reach = uid_text.partition("--- reach\n")[2]
+    assert "broker GET /v1/models 403" in reach and "outside: connected" not in reach, reach
+    refused = [json.loads(ln) for ln in (lab / ".arl" / "logs" / "broker.jsonl").read_text().splitlines()]
+    assert any(r.get("status") == 403 and "/v1/models" in str(r.get("path")) for r in refused), refused
+    assert not [r for r in api.requests if "/v1/models" in r.path and r.method == "GET"]
     # The printed docker lines name the key, never show it; the container got exactly the names above.
-    launch = docker_lines(proc.stderr, "+ docker run --detach")
+    launch = docker_lines(proc.stderr, "+ docker run --sig-proxy=false")
     assert len(launch) == 1 and " --network none " in launch[0]
     assert sec.key not in proc.stderr and sec.key not in proc.stdout
     words = shlex.split(launch[0][2:])

@@ -97,7 +97,7 @@ def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -
 def test_dry_run_prints_the_command_lines(example_lab: Path) -> None:
     out = arl("run", "--data", "data", "--agent", "offline", "--dry-run", cwd=example_lab).stdout
     assert "credentials: none" in out
-    agent_line = next(ln for ln in out.splitlines() if ln.startswith("docker run --detach"))
+    agent_line = next(ln for ln in out.splitlines() if ln.startswith("docker run --sig-proxy=false"))
     for flag in ("--init", "--cap-drop ALL", "--security-opt no-new-privileges", "--read-only", "--pids-limit"):
         assert flag in agent_line
     assert "dst=/workspace/pipeline " in agent_line or "dst=/workspace/pipeline" in agent_line

@@ -82,16 +82,17 @@ def sync_transcript(cfg: LabConfig, st: dict[str, Any], live: bool = False) -> f
     name = st.get("container")
     if not name:
         return 0.0
-    raw = containers.logs(name)
     path = transcript_path(cfg, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    have = path.stat().st_size if path.exists() else 0
-    if len(raw) > have:
-        new = raw[have:]
-        with open(path, "ab") as f:
-            f.write(new)
-        if live:
-            _live_view(st, new)
+    if live and path.exists():
+        # The follower (started with the container) writes the file; the live view shows the complete lines since.
+        shown = st.get("shown_bytes", 0)
+        with open(path, "rb") as f:
+            f.seek(shown)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        if complete:
+            _live_view(st, complete)
+            st["shown_bytes"] = shown + len(complete)
     return container_cost(st, path)
 
 
@@ -148,7 +149,10 @@ def account_cost(cfg: LabConfig, st: dict[str, Any]) -> float:
 
 
 def close_container_cost(cfg: LabConfig, st: dict[str, Any]) -> None:
-    """A container is going away: its final cost joins the closed total, once."""
+    """A container is going away (stopped first): its final cost joins the closed total, once. Its follower has
+    written the last lines when it ends with the container."""
+    if st.get("container") and not containers.follower_done(st.get("follower"), 10.0):
+        print(f"arl: the transcript of {st['container']} may be missing its last lines", flush=True)
     current = sync_transcript(cfg, st)
     st["cost_closed"] = st.get("cost_closed", 0.0) + current
     st["cost"] = st["cost_closed"]

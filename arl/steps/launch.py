@@ -15,7 +15,7 @@ from ..fsutil import atomic_write
 from ..gitobjects import pipeline_tree
 from ..sandbox import agent_run, container_name, secret_env
 from ..workspace import workspace
-from .common import OK, data_dir, open_run, results_view, write_results_view
+from .common import OK, data_dir, open_run, results_view, transcript_path, write_results_view
 
 
 def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: bool = True) -> str:
@@ -64,9 +64,10 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
         host_env=ctx.host_env,
         extra_env=extra,
     )
-    sh.run(cmd, env=secret_env(spec))
+    follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))
     now = time.time()
     st.update(container=name, launches=launches, last_progress=now, phase="running", launched_at=now)
+    st.update(follower=follower, shown_bytes=0)
     st["verdicts_since_launch"] = 0
     state.save(cfg, st)
     return name

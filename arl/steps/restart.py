@@ -35,9 +35,9 @@ def restart(lab: str | None) -> int:
         tail = containers.stderr_tail(name, 3).replace("\n", " | ")
         why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
     cost_before = st.get("cost_attributed", 0.0)
+    containers.stop(name, grace=2)  # first: its follower then writes the stream's last lines and ends
     close_container_cost(cfg, st)
     end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code)
-    containers.stop(name, grace=2)
     if end in ("api_error", "done", "limit"):
         return _relaunch(cfg, st, end, why)
     cost = max(st["cost"] - cost_before, 0.0)
