@@ -56,16 +56,31 @@ def run_attached(cmd: Any, name: str, dest: Path, env: dict[str, str] | None = N
     dest.parent.mkdir(parents=True, exist_ok=True)
     err_path = dest.with_suffix(".docker-run.err")
     with open(dest, "ab") as out, open(err_path, "wb") as err:
-        proc = (cmd.with_env(**env) if env else cmd).popen(
-            stdout=out, stderr=err, stdin=subprocess.DEVNULL, new_session=True
+        # subprocess, not plumbum's popen: that object's finaliser waits on the process and swallows a Ctrl-C
+        proc = subprocess.Popen(
+            list(cmd.formulate()),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     deadline = time.monotonic() + timeout
-    while not state(name).exists:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            detail = err_path.read_text(errors="replace").strip().splitlines()
-            raise ArlError(f"`{sh.line(cmd)}` failed: {detail[-1] if detail else 'no container was created'}")
-        time.sleep(0.02)
+    interrupted = False
+    # A Ctrl-C meanwhile waits for the container to exist: one created after teardown looked would escape it.
+    while True:
+        try:
+            if state(name).exists:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                detail = err_path.read_text(errors="replace").strip().splitlines()
+                raise ArlError(f"`{sh.line(cmd)}` failed: {detail[-1] if detail else 'no container was created'}")
+            time.sleep(0.02)
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
     return int(proc.pid)
 
 
