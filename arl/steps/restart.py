@@ -55,7 +55,7 @@ def restart(lab: str | None) -> int:
     )
     state.save(cfg, st)
     if stop_reason(cfg, st) is None:
-        start_container(cfg, st)
+        start_container(cfg, st, reseed=False)  # record_failed has just restored the workspace to the best tree
     return OK
 
 
