@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench clean
+.PHONY: install test test-fast lint demo bench clean debootstrap
 
 install: $(STAMP)
 
@@ -19,16 +19,24 @@ lint: install
 	$(BIN)/ruff format --check arl tests
 	$(BIN)/pyright
 
-# The Docker tests need debootstrap to build the base image on an engine with no registry.
-test: install lint
-	@command -v debootstrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    apt-get install -y -q debootstrap >/dev/null; } || echo "debootstrap missing: Docker tests may be skipped"
+# The sandbox's base image is built with debootstrap on an engine that reaches no registry (demo and Docker tests):
+# install it as root, or through sudo when that needs no password; otherwise say how, and go on (a registry may answer).
+debootstrap:
+	@command -v debootstrap >/dev/null || { \
+	  command -v apt-get >/dev/null && { \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else false; fi && \
+	    echo "installing debootstrap (apt-get install debootstrap)" && \
+	    { $$SUDO apt-get install -y -q debootstrap >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q debootstrap >/dev/null; }; }; }; } || \
+	  echo "debootstrap missing (sudo apt-get install debootstrap): needed only when no registry answers"
+
+test: install lint debootstrap
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -x -q -m "not docker" $(PYTEST_ARGS)
 
-demo: install
+demo: install debootstrap
 	$(BIN)/python -m arl.demo $(DEMO_ARGS)
 
 bench: install
