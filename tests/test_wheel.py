@@ -29,7 +29,7 @@ def _clean_env(venv_bin: Path) -> dict[str, str]:
 def test_wheel_carries_templates_and_hooks(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)], cwd=tmp_path)
-    wheels = list(dist.glob("arl-*.whl"))
+    wheels = list(dist.glob("arl_research-*.whl"))
     assert len(wheels) == 1
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)

@@ -66,7 +66,7 @@ def _import_pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ArlError("matplotlib is not installed; pip install 'arl[plot]'")
+        raise ArlError("matplotlib is not installed; pip install 'arl-research[plot]'")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
