@@ -35,6 +35,10 @@ ALLOWED = {
     "anthropic": ("/v1/messages", "/v1/messages/count_tokens"),
     "openai": ("/v1/responses", "/v1/chat/completions"),
 }
+TOKEN_KEYS = {
+    "anthropic": ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
+    "openai": ("input_tokens", "cached_input_tokens", "output_tokens"),  # codex's names (pricing.openai_cost)
+}
 CHUNK = 64 * 1024
 READ_TIMEOUT = 600.0  # reads: the API sends pings while a long answer is being thought out
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
@@ -115,7 +119,7 @@ class Handler(BaseHTTPRequestHandler):
             why = f"{type(e).__name__}: {e}"
             return self._refuse(start, 502, "api_error", f"upstream unreachable: {why}", f"upstream: {why}"[:300])
         meter = UsageMeter("text/event-stream" in (resp.getheader("Content-Type") or ""))
-        metered = self.provider == "anthropic" and base == "/v1/messages"
+        metered = base != "/v1/messages/count_tokens"  # every answer that bills tokens
 
         def finished(complete: bool) -> None:
             meter.finish()
@@ -181,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, AttributeError):
                 pass
         line: dict[str, Any] = {"time": now_iso(), "model": model}
-        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        for key in TOKEN_KEYS[self.provider]:
             line[key] = u[key] if isinstance(u.get(key), int) else 0
         line.update({k: u[k] for k in ("cache_creation", "server_tool_use", "inference_geo") if k in u})  # pricing
         line["status"] = status

@@ -1,5 +1,9 @@
 """The API broker's own count (arl/broker.py): token usage per message parsed from the answers as they pass,
-and every upstream failure, as JSON lines; and reading that file back (a second, independent cost count)."""
+and every upstream failure, as JSON lines; and reading that file back (a second, independent cost count).
+
+Anthropic's Messages API reports usage in message_start and message_delta (cumulative); OpenAI's Responses API in
+its `response.completed` event (or the response object), Chat Completions in a chunk's `usage`. OpenAI's counts are
+kept under codex's names (input_tokens, cached_input_tokens, output_tokens: what pricing.openai_cost reads)."""
 
 from __future__ import annotations
 
@@ -24,9 +28,9 @@ def append_jsonl(path: Path, obj: Mapping[str, Any]) -> None:
 
 
 class UsageMeter:
-    """Token usage of one Messages API response, fed the body as it passes. SSE is cut into lines and events on the
-    fly (a partial line waits for its end) and only message_start / message_delta / error events are decoded; a
-    plain JSON body is kept (capped) and decoded at the end."""
+    """Token usage of one API response, fed the body as it passes. SSE is cut into lines and events on the fly (a
+    partial line waits for its end) and only events that can carry usage or an error are decoded; a plain JSON body
+    is kept (capped) and decoded at the end."""
 
     def __init__(self, sse: bool) -> None:
         self.sse, self.model, self.error = sse, "", ""
@@ -46,7 +50,7 @@ class UsageMeter:
                 self._data.append(bytes(line[5:]).removeprefix(b" "))
             elif not line:  # a blank line ends an event; skip decoding the many content deltas
                 data, self._data = b"\n".join(self._data), []
-                if b'"message_' in data or b'"error"' in data:
+                if b'"message_' in data or b'"error"' in data or b'"usage"' in data:
                     self._take(data)
 
     def finish(self) -> None:
@@ -60,15 +64,40 @@ class UsageMeter:
             obj = json.loads(raw)
         except ValueError:
             return
-        kind = obj.get("type") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("type")
+        if kind in ("response.completed", "response.incomplete", "response.failed") or obj.get("object") in (
+            "response",
+            "chat.completion",
+            "chat.completion.chunk",
+        ):
+            inner = obj.get("response")
+            return self._take_openai(inner if isinstance(inner, dict) else obj)
         msg = obj.get("message") if kind == "message_start" else obj if kind == "message" else None
         if isinstance(msg, dict):
             self.model = str(msg.get("model") or self.model)
         usage = msg.get("usage") if isinstance(msg, dict) else obj.get("usage") if kind == "message_delta" else None
         if isinstance(usage, dict):  # message_delta's counts are cumulative: they replace message_start's
             self.usage.update({k: v for k, v in usage.items() if v is not None})
-        if kind == "error" and isinstance(obj.get("error"), dict):
-            self.error = str(obj["error"].get("type", ""))
+        if kind == "error":  # Anthropic nests {type, message}; OpenAI's stream says {code, message}
+            err = obj.get("error")
+            self.error = str(err.get("type", "")) if isinstance(err, dict) else str(obj.get("code") or "error")
+
+    def _take_openai(self, obj: dict[str, Any]) -> None:
+        self.model = str(obj.get("model") or self.model)
+        if obj.get("status") == "failed" and isinstance(obj.get("error"), dict):
+            self.error = str(obj["error"].get("code") or "failed")
+        usage = obj.get("usage")
+        if not isinstance(usage, dict):
+            return
+        details = usage.get("input_tokens_details") or usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        self.usage = {
+            "input_tokens": usage.get("input_tokens", usage.get("prompt_tokens")),
+            "cached_input_tokens": cached if isinstance(cached, int) else 0,
+            "output_tokens": usage.get("output_tokens", usage.get("completion_tokens")),
+        }
 
 
 def read_usage(path: Path | str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ The broker (arl/broker.py) holds the credential and is the agent's only way out:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from .fsutil import atomic_write
 
 MOUNT = "/workspace/broker"
 SOCKET = "broker.sock"
-UPSTREAMS = {"claude": ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")}
+# agent -> (provider, the host variable naming a gateway, the public API). The broker appends the client's path
+# (/v1/...) to the upstream, so an OpenAI base URL's own /v1 is dropped.
+UPSTREAMS = {
+    "claude": ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+    "codex": ("openai", "OPENAI_BASE_URL", "https://api.openai.com"),
+}
+CODEX_PORT = 18951  # codex's base URL inside the container (its own loopback), forwarded to the socket
 
 
 def folder(cfg: LabConfig) -> Path:
@@ -36,11 +43,17 @@ def mode(cfg: LabConfig, agent: str) -> str:
     """The agent's network: `[sandbox] network`, else the broker for an LLM agent arl can broker, else none."""
     if cfg.network:
         return cfg.network
-    return "broker" if agent in UPSTREAMS else ("bridge" if agent == "codex" else "none")
+    return "broker" if agent in UPSTREAMS else "none"
+
+
+def upstream(agent: str, env: dict[str, str] | os._Environ[str]) -> str:
+    provider, base_var, default = UPSTREAMS[agent]
+    url = (env.get(base_var) or default).rstrip("/")
+    return url.removesuffix("/v1") if provider == "openai" else url
 
 
 def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, ready_timeout: float = 15.0) -> int:
-    provider, base_var, default = UPSTREAMS[agent]
+    provider = UPSTREAMS[agent][0]
     sock = folder(cfg) / SOCKET
     sock.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(sock.parent, 0o755)  # the container's user connects through it; nothing secret lives there
@@ -50,11 +63,13 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
     python, env = _python()
     argv = [
         python, "-m", "arl.broker", "--socket", str(sock), "--provider", provider,
-        "--upstream", os.environ.get(base_var) or default,
+        "--upstream", upstream(agent, os.environ),
         "--log", str(logs / "broker.jsonl"), "--usage", str(usage_file(cfg)),
     ]  # fmt: skip
     if credentials_file is not None:
         argv += ["--credentials-file", str(credentials_file)]
+    if os.environ.get("ARL_OAUTH_TOKEN_URL"):  # where an OAuth login is refreshed (default: Anthropic's console)
+        argv += ["--oauth-token-url", os.environ["ARL_OAUTH_TOKEN_URL"]]
     with open(logs / "broker.log", "ab") as log:
         # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -94,3 +109,35 @@ def stop(cfg: LabConfig) -> None:
     from .service import stop_group
 
     stop_group(pid_file(cfg))
+
+
+_PRICED: dict[Path, tuple[int, list[tuple[float, float]]]] = {}  # usage file -> (bytes read, [(epoch, usd)])
+
+
+def session_cost(cfg: LabConfig, agent: str, since: float) -> float:
+    """USD of every answer the broker relayed since `since` (epoch seconds), priced for the agent's provider.
+    The broker's count needs no word from the agent: it holds for a process killed mid-turn (codex reports its
+    tokens only when a turn ends, a killed Claude never prints its total)."""
+    import datetime as dt
+
+    from .agents.pricing import claude_cost, openai_cost
+
+    price = openai_cost if UPSTREAMS[agent][0] == "openai" else claude_cost
+    path = usage_file(cfg)
+    done, priced = _PRICED.get(path, (0, []))
+    try:
+        with open(path, "rb") as f:
+            f.seek(done)
+            chunk = f.read()
+    except OSError:
+        chunk = b""
+    complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits for the next call
+    for line in complete.splitlines():
+        try:
+            rec = json.loads(line)
+            when = dt.datetime.fromisoformat(str(rec["time"]).replace("Z", "+00:00")).timestamp()
+            priced.append((when, price(str(rec.get("model") or ""), rec)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    _PRICED[path] = (done + len(complete), priced)
+    return sum(usd for when, usd in priced if when >= since)

@@ -515,3 +515,34 @@ def test_openai_provider_bearer_key_and_its_own_endpoints(work: Path, upstreams:
     for seen in up.seen:
         creds = [(k, v) for k, v in seen.raw_headers if k in ("x-api-key", "authorization", "cookie")]
         assert creds == [("authorization", "Bearer sk-openai-test")] and "anthropic-beta" not in seen.headers
+
+
+def test_openai_usage_counted_from_every_answer_shape() -> None:
+    """Responses SSE (split mid-event), a Responses JSON body, a Chat Completions chunk, a failed response."""
+    from arl.broker_usage import UsageMeter
+
+    done = {"type": "response.completed", "response": {"model": "gpt-5-codex", "usage": {
+        "input_tokens": 900, "input_tokens_details": {"cached_tokens": 800}, "output_tokens": 70}}}  # fmt: skip
+    sse = f"event: response.output_text.delta\ndata: {json.dumps({'type': 'x', 'delta': 'usage'})}\n\n"
+    sse += f"event: response.completed\ndata: {json.dumps(done)}\n\n"
+    meter = UsageMeter(True)
+    for i in range(0, len(sse), 7):
+        meter.feed(sse[i : i + 7].encode())
+    meter.finish()
+    assert meter.model == "gpt-5-codex"
+    assert meter.usage == {"input_tokens": 900, "cached_input_tokens": 800, "output_tokens": 70}
+    body = {"object": "response", "model": "gpt-5", "usage": {"input_tokens": 5, "output_tokens": 6}}
+    chunk = {"object": "chat.completion.chunk", "model": "gpt-4.1", "usage": {
+        "prompt_tokens": 11, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}}  # fmt: skip
+    failed = {"type": "response.failed", "response": {"status": "failed", "error": {"code": "server_error"}}}
+    got = []
+    for obj, sse_mode in ((body, False), (chunk, True), (failed, True)):
+        meter = UsageMeter(sse_mode)
+        meter.feed((f"data: {json.dumps(obj)}\n\n" if sse_mode else json.dumps(obj)).encode())
+        meter.finish()
+        got.append((meter.model, meter.usage, meter.error))
+    assert got == [
+        ("gpt-5", {"input_tokens": 5, "cached_input_tokens": 0, "output_tokens": 6}, ""),
+        ("gpt-4.1", {"input_tokens": 11, "cached_input_tokens": 4, "output_tokens": 3}, ""),
+        ("", {}, "server_error"),
+    ]

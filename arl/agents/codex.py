@@ -16,8 +16,11 @@ import json
 import re
 from typing import Any
 
+from ..brokerproc import CODEX_PORT
+from ..brokerproc import MOUNT as BROKER_MOUNT
+from ..brokerproc import SOCKET as BROKER_SOCKET
 from ..errors import ArlError
-from .base import AgentContext, Event, LaunchSpec, StreamAccount
+from .base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
 from .pricing import openai_cost
 from .stream import as_int, end_without_final, first_line, json_object
 
@@ -28,29 +31,51 @@ _LIMIT = re.compile(r"usage limit|quota|rate limit|insufficient_quota|context wi
 # The prompt is read from the control folder at start: it is long, and docker's command line (which arl prints)
 # should not carry it. stdin is /dev/null, or codex exec would wait for more prompt on a pipe that never closes.
 _SHELL = 'printf "%s\\n" "$ARL_MODEL_LINE"; exec "$@" "$(cat ' + PROMPT_FILE + ')" </dev/null'
+# With the broker, codex's base URL is a port on the container's own loopback, forwarded to the broker's socket
+# (codex speaks TCP only); the container has no other network.
+_READY = "/tmp/.arl-broker-ready"
+_FORWARD = (
+    f"python3 -m arl.forward tcp:127.0.0.1:{CODEX_PORT} unix:{BROKER_MOUNT}/{BROKER_SOCKET} {_READY} & "
+    f"while [ ! -e {_READY} ]; do sleep 0.01; done; "
+)
+KEY_VARS = ("CODEX_API_KEY", "OPENAI_API_KEY")
+NO_KEY = "no credentials for Codex: set CODEX_API_KEY (an OpenAI API key) in the environment"
+
+
+def host_key(ctx: AgentContext) -> str:
+    """The variable holding the host's OpenAI key (the broker reads it from its own environment)."""
+    for var in KEY_VARS:
+        if ctx.host_env.get(var):
+            return var
+    raise ArlError(NO_KEY)
 
 
 class CodexAdapter:
     name = "codex"
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
-        key = ctx.host_env.get("CODEX_API_KEY")
-        if not key:
-            raise ArlError("no credentials for Codex: set CODEX_API_KEY (an OpenAI API key) in the environment")
+        var = host_key(ctx)
         codex = ["codex", "exec", "--json", "--ephemeral", "--skip-git-repo-check"]
         if ctx.model:
             codex += ["-m", ctx.model]
         codex += ["--dangerously-bypass-approvals-and-sandbox", "-C", "/workspace/pipeline", *ctx.extra_args]
-        env = {"CODEX_API_KEY": key, "ARL_MODEL_LINE": json.dumps({"type": "arl.model", "model": ctx.model})}
+        env = {"ARL_MODEL_LINE": json.dumps({"type": "arl.model", "model": ctx.model})}
+        spec = LaunchSpec(argv=["sh", "-c", _SHELL, "codex", *codex], env=env, image_layer="codex")
+        if ctx.network == "broker":
+            # No network, no key: codex talks to its own loopback, forwarded to the host's broker, which adds the key.
+            env["CODEX_API_KEY"] = "arl-broker-placeholder"
+            env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{CODEX_PORT}/v1"
+            spec.argv = ["sh", "-c", _FORWARD + _SHELL, "codex", *codex]
+            if ctx.state_dir is not None:
+                spec.mounts.append(Mount(ctx.state_dir / "broker", BROKER_MOUNT))
+            spec.network = "none"
+            spec.auth = f"{var} (environment), held by the host's API broker (the sandbox gets a placeholder)"
+            return spec
+        env["CODEX_API_KEY"] = ctx.host_env[var]
         if ctx.host_env.get("OPENAI_BASE_URL"):
             env["OPENAI_BASE_URL"] = ctx.host_env["OPENAI_BASE_URL"]
-        return LaunchSpec(
-            argv=["sh", "-c", _SHELL, "codex", *codex],
-            env=env,
-            auth="CODEX_API_KEY (environment)",
-            image_layer="codex",
-            secrets=["CODEX_API_KEY"],
-        )
+        spec.auth, spec.secrets, spec.network = f"{var} (environment)", ["CODEX_API_KEY"], ctx.network
+        return spec
 
     def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
         obj = json_object(line)

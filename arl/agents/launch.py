@@ -49,3 +49,15 @@ def check_agent(cfg: LabConfig, settings: dict[str, Any]) -> LaunchSpec:
     from .registry import get_adapter
 
     return get_adapter(settings["agent"]).launch(context(cfg, settings))
+
+
+def broker_auth(cfg: LabConfig, settings: dict[str, Any]) -> tuple[str, Path | None]:
+    """The credential the host's API broker holds for this agent (for the message), and the file it reads, if any."""
+    ctx = context(cfg, settings)
+    if settings["agent"] == "codex":
+        from .codex import host_key
+
+        return f"{host_key(ctx)} (environment)", None
+    from .claude_auth import broker_credentials
+
+    return broker_credentials(ctx)

@@ -93,17 +93,21 @@ def sync_transcript(cfg: LabConfig, st: dict[str, Any], live: bool = False) -> f
         if complete:
             _live_view(st, complete)
             st["shown_bytes"] = shown + len(complete)
-    return container_cost(st, path)
+    return container_cost(cfg, st, path)
 
 
 _ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, StreamAccount): parse only what is new
 
 
-def container_cost(st: dict[str, Any], path: Path) -> float:
+def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path) -> float:
+    """The agent's own count from its stream; with the API broker, the broker's count of this session when it is
+    higher (an agent killed mid-turn never reported what its last calls cost)."""
+    from .. import brokerproc
     from ..agents.base import StreamAccount
     from ..agents.registry import get_adapter
 
-    adapter = get_adapter(st["settings"]["agent"])
+    agent = st["settings"]["agent"]
+    adapter = get_adapter(agent)
     done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
     if path.exists():
         with open(path, "rb") as f:
@@ -113,7 +117,10 @@ def container_cost(st: dict[str, Any], path: Path) -> float:
         for line in complete.decode(errors="replace").splitlines():
             adapter.parse_line(line, acc)
         _ACCOUNTS[path] = (done + len(complete), acc)
-    return float(adapter.cost(acc))
+    own = float(adapter.cost(acc))
+    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker":
+        return max(own, brokerproc.session_cost(cfg, agent, float(st.get("launched_at") or 0.0)))
+    return own
 
 
 def readable(agent: str, lines: list[str]) -> list[str]:

@@ -13,10 +13,9 @@ def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
     agent = st["settings"]["agent"]
     if brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS and not brokerproc.running(cfg):
-        from ..agents.claude_auth import broker_credentials
-        from ..agents.launch import context
+        from ..agents.launch import broker_auth
 
-        auth, creds = broker_credentials(context(cfg, st["settings"]))
+        auth, creds = broker_auth(cfg, st["settings"])
         pid = brokerproc.start(cfg, agent, creds)
         print(f"API broker started (pid {pid}): the agent reaches only its API, the broker holds {auth}")
     if cfg.host_service is None:
