@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from arl import config
 from arl.results import COLUMNS, header_line
-from tests.conftest import arl, git, make_repo, run
+from tests.conftest import ROOT, arl, git, make_repo, run
 from tests.test_config import one_line_error
 
 MAKE_TARGETS = ("research", "eval", "diagnose", "results", "plot", "image", "status", "guard", "on-keep")
@@ -116,8 +117,101 @@ def test_init_refuses_to_overwrite_without_force(repo: Path) -> None:
     (repo / "results.tsv").write_text(history)
     arl("init", "--example", "curve-fit", "--force", cwd=repo)
     assert "# my edit" not in (repo / "lab.toml").read_text()
+    assert "# my edit" in (repo / "lab.toml.orig").read_text()  # replaced, never lost
     assert (repo / "results.tsv").read_text() == history
     assert (repo / ".gitignore").read_text().splitlines().count(".arl/") == 1
+
+
+USER_MAKEFILE = """# my project
+CFLAGS = -O2
+all: build
+build:
+\t@echo built
+results:
+\t@echo my results
+.PHONY: all build results
+"""
+
+
+def test_init_beside_a_users_makefile_writes_arl_mk_and_one_include(repo: Path) -> None:
+    (repo / "Makefile").write_text(USER_MAKEFILE)
+    proc = arl("init", "--example", "curve-fit", cwd=repo)
+    assert "arl.mk" in proc.stdout and "include arl.mk" in proc.stdout and "results" in proc.stdout
+    text = (repo / "Makefile").read_text()
+    assert text.startswith(USER_MAKEFILE) and text.count("include arl.mk") == 1
+    mk = (repo / "arl.mk").read_text()
+    assert "\nresearch:" in mk and "\nguard:" in mk and "\nresults:" not in mk  # theirs stays theirs
+    # the user's Makefile still works as before: its default goal and its own targets
+    assert run(["make", "-s", "-C", str(repo)]).stdout == "built\n"
+    assert run(["make", "-s", "-C", str(repo), "results"]).stdout == "my results\n"
+    # and the lab's targets are there: the hooks' guard and on-keep, the loop
+    for target in ("guard", "on-keep"):
+        assert run(["make", "-s", "-C", str(repo), target]).stdout == ""
+    dry = run(["make", "-n", "-C", str(repo), "research", "DATA=data"]).stdout
+    assert 'arl-step preflight --data "data"' in dry
+    # --force never overwrites the user's Makefile, and adds no second include
+    arl("init", "--example", "curve-fit", "--force", cwd=repo)
+    assert (repo / "Makefile").read_text() == text
+    assert run(["make", "-s", "-C", str(repo)]).stdout == "built\n"
+    # a keep-like commit of the lab goes through the hooks, which run `make guard` through arl.mk
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lab")
+
+
+def test_init_refuses_an_existing_arl_mk_without_force(repo: Path) -> None:
+    (repo / "Makefile").write_text(USER_MAKEFILE)
+    (repo / "arl.mk").write_text("# mine\n")
+    one_line_error(arl("init", cwd=repo, check=False), "arl.mk", "--force")
+    assert (repo / "Makefile").read_text() == USER_MAKEFILE and (repo / "arl.mk").read_text() == "# mine\n"
+    arl("init", "--force", cwd=repo)
+    assert (repo / "arl.mk.orig").read_text() == "# mine\n"
+    assert (repo / "Makefile").read_text().count("include arl.mk") == 1
+
+
+def test_lowercase_makefile_is_the_one_extended(repo: Path) -> None:
+    (repo / "makefile").write_text(USER_MAKEFILE)
+    arl("init", cwd=repo)
+    assert not (repo / "Makefile").exists()  # make would never read it: `makefile` comes first
+    assert "include arl.mk" in (repo / "makefile").read_text()
+    assert run(["make", "-s", "-C", str(repo), "guard"]).returncode == 0
+
+
+def _quick_start() -> list[str]:
+    """The README's commands for using arl in one's own repository, as written."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Using it in your repository", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("their_makefile", [True, False])
+def test_readme_quick_start_commits_only_the_lab_in_a_repository_with_work_in_progress(
+    repo: Path, their_makefile: bool
+) -> None:
+    (repo / "app.py").write_text("print('v1')\n")
+    if their_makefile:
+        (repo / "Makefile").write_text(USER_MAKEFILE)
+    git(repo, "add", "app.py", *(["Makefile"] if their_makefile else []))
+    git(repo, "commit", "-qm", "my project")
+    (repo / "app.py").write_text("print('v2, half done')\n")  # work in progress, tracked
+    (repo / "scratch.txt").write_text("notes\n")  # and untracked
+    lines = _quick_start()
+    assert not any("add -A" in ln or "add ." in ln or "commit -a" in ln for ln in lines)
+    for line in lines:
+        if line.startswith("arl init"):
+            arl(*shlex.split(line)[1:], cwd=repo)
+            (repo / "pipeline" / "main.py").write_text("print(0.5)\n")
+        elif line.startswith("git "):
+            run(["sh", "-c", line], cwd=repo)
+    committed = set(git(repo, "show", "--name-only", "--format=", "HEAD").split())
+    assert {"lab.toml", "backend.py", "AGENT.md", "results.tsv", ".gitignore", "pipeline/main.py"} <= committed
+    assert "app.py" not in committed and "scratch.txt" not in committed and "lab.toml.orig" not in committed
+    assert (repo / "app.py").read_text() == "print('v2, half done')\n"
+    status = git(repo, "status", "--porcelain")
+    assert " M app.py" in status and "?? scratch.txt" in status
+    # the lab's Makefile, or the user's with its one include line and arl.mk beside it
+    assert {"Makefile", "arl.mk"} <= committed if their_makefile else "Makefile" in committed
+    assert git(repo, "show", "HEAD:Makefile").count("include arl.mk") == int(their_makefile)
 
 
 def test_init_into_a_missing_folder_is_a_clear_error(repo: Path) -> None:

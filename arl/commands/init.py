@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import shutil
+import shlex
 from pathlib import Path
 
 from .. import hooks, results
@@ -14,6 +15,9 @@ from ..toml_out import toml_str
 
 LAB_FILES = ("lab.toml", "backend.py", "AGENT.md", "Makefile")
 IGNORE_LINES = (".arl/", "__pycache__/")
+MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")  # the order GNU make looks for them in
+ARL_MK = "arl.mk"
+INCLUDE_BLOCK = "\n# The research lab's targets (make research DATA=...), written by `arl init`.\ninclude arl.mk\n"
 
 
 def examples() -> dict[str, Path]:
@@ -39,40 +43,120 @@ def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | No
             raise ArlError(f"no example named {example!r}; known: {', '.join(found)} (arl init --list-examples)")
         source = found[example]
         files = {p.relative_to(source): p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-        files[Path("Makefile")] = templates / "lab" / "Makefile"
     else:
-        files = {Path(f): templates / "lab" / f for f in LAB_FILES}
-    targets = [*files, Path("results.tsv")]
+        files = {Path(f): templates / "lab" / f for f in LAB_FILES if f != "Makefile"}
+    # A Makefile already there is the user's (or one they may have edited): it is never replaced. The lab's
+    # targets then go to arl.mk, which it includes.
+    user_make = next((lab / n for n in MAKEFILE_NAMES if (lab / n).is_file()), None)
+    make_rel = Path(ARL_MK if user_make is not None else "Makefile")
+    targets = [*files, make_rel, Path("results.tsv")]
     existing = [str(t) for t in targets if (lab / t).exists()]
     history = lab / "results.tsv"
     # results.tsv is append-only: --force refreshes the scaffolding, never the experiment history.
     keep_history = history.is_file() and len(history.read_text(errors="replace").strip().splitlines()) > 1
     if existing and not force:
         raise ArlError(f"{', '.join(existing[:3])} already exist in {lab}; pass --force to overwrite")
+    written: list[str] = []
     for rel, src in files.items():
-        dest = lab / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        text = src.read_bytes()
         if rel == Path("lab.toml"):
-            dest.write_text(_lab_toml(src.read_text(), name or (example or lab.name), pipeline_dir, example))
-        else:
-            shutil.copyfile(src, dest)
+            text = _lab_toml(src.read_text(), name or (example or lab.name), pipeline_dir, example).encode()
+        _write(lab, rel, text)
+        written.append(str(rel))
+    template = (templates / "lab" / "Makefile").read_text()
+    if user_make is None:
+        _write(lab, make_rel, template.encode())
+        written.append(str(make_rel))
+    else:
+        written += _include_arl_mk(lab, user_make, template)
     if example is None:
         (lab / pipeline_dir).mkdir(parents=True, exist_ok=True)
     if keep_history:
         print(f"kept the experiment history in {history} (delete it by hand to start from nothing)")
     else:
         history.write_text(results.header_line())
+    written += ["results.tsv", ".gitignore"]
     _gitignore(lab / ".gitignore")
     installed = hooks.install(repo)
     print(f"created the lab {name or example or lab.name!r} in {lab}")
     for p in installed:
         print(f"installed the git hook {p}")
+    inside = [w for w in [*written, pipeline_dir if example is None else "pipeline"] if ".." not in Path(w).parts]
+    tops = dict.fromkeys(Path(w).parts[0] for w in inside if not Path(w).is_absolute())
+    print(f"the lab's files: {', '.join(tops)}; commit these, and nothing else of yours, with:")
+    print(f"  git add {' '.join(shlex.quote(w) for w in tops)} && git commit -m 'arl lab'")
     print(
         "next: arl eval --data DIR, then make research DATA=DIR"
         if example is None
         else "next: arl eval --data data, then make research DATA=data ARGS='--agent offline'"
     )
     return 0
+
+
+def _write(lab: Path, rel: Path, content: bytes) -> None:
+    """Write a scaffold file; a different file already there (only with --force) is kept beside it first."""
+    dest = lab / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file() and dest.read_bytes() != content:
+        backup = next(
+            b for n in range(1000) if not (b := dest.with_name(f"{dest.name}.orig{'' if n == 0 else f'.{n}'}")).exists()
+        )
+        os.replace(dest, backup)
+        print(f"kept your previous {rel} as {backup.relative_to(lab)}")
+    dest.write_bytes(content)
+
+
+def _include_arl_mk(lab: Path, user_make: Path, template: str) -> list[str]:
+    """arl.mk with the lab's targets (minus those the user's Makefile defines), and one include line in it."""
+    user_text = user_make.read_text(errors="replace")
+    theirs = sorted(set(_targets(user_text)) & set(_targets(template)) - {".PHONY"})
+    _write(lab, Path(ARL_MK), arl_mk(template, theirs).encode())
+    print(f"{user_make.name} exists: the lab's targets are in {ARL_MK}, which it includes")
+    if theirs:
+        print(f"your {user_make.name} defines {', '.join(theirs)}: {ARL_MK} leaves those to it")
+        if "research" in theirs:
+            print("the research loop is then `arl run --data DIR` (the same steps as arl.mk's research target)")
+    if re.search(rf"(?m)^\s*-?include\s+(.*\s)?{re.escape(ARL_MK)}\s*$", user_text):
+        return [ARL_MK]
+    with open(user_make, "a") as f:
+        f.write(("" if user_text.endswith("\n") or not user_text else "\n") + INCLUDE_BLOCK)
+    print(f"added `include {ARL_MK}` at the end of {user_make.name}")
+    return [ARL_MK, user_make.name]
+
+
+def _targets(text: str) -> list[str]:
+    """The targets a makefile's rules name (not variable assignments, not recipe lines)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        m = re.match(r"^([^\s#:=\t][^:=#]*?)\s*::?(?!=)", line)
+        if m and not line.startswith("\t"):
+            out += m.group(1).split()
+    return out
+
+
+def arl_mk(template: str, leave_out: list[str]) -> str:
+    """The lab Makefile as an include: without the targets the including Makefile has, and leaving its default
+    goal as it was (`make` alone still does what it did)."""
+    blocks = template.strip("\n").split("\n\n")
+    blocks[0] = "\n".join(ln for ln in blocks[0].splitlines() if not ln.startswith("#"))  # the Makefile's header
+    kept = []
+    for block in blocks:
+        rules = _targets(block)
+        if rules and rules[0] in leave_out:
+            continue
+        kept.append(
+            re.sub(
+                r"(?m)^\.PHONY:(.*)$",
+                lambda m: ".PHONY:" + "".join(f" {t}" for t in m.group(1).split() if t not in leave_out),
+                block,
+            )
+        )
+    return (
+        "# The research lab's targets, written by `arl init` and included by the Makefile beside it. Yours to edit\n"
+        "# (`arl init --force` keeps the previous version as arl.mk.orig).\n"
+        '# Usage: make research DATA=path/to/data [ARGS="--max-iterations 20 --agent offline"]\n'
+        "ARL_MK_GOAL := $(.DEFAULT_GOAL)\n\n" + "\n\n".join(kept) + "\n\n.DEFAULT_GOAL := $(ARL_MK_GOAL)\n"
+    )
 
 
 def _lab_toml(text: str, name: str, pipeline_dir: str, example: str | None) -> str:
