@@ -58,9 +58,45 @@ def start_forwarder(cfg: LabConfig) -> int:
     return proc.pid
 
 
-def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
+def argv(cfg: LabConfig) -> list[str]:
+    """`[backend.host_service] command` as the process to start: a string through `sh -c` (so pipes, `&&` and
+    `$ARL_DATA_DIR` work, as in autoresearch-lab), a list as argv."""
+    assert cfg.host_service is not None
+    command: str | list[str] = cfg.host_service.command
+    if not isinstance(command, str):
+        written = _written_command(cfg)  # the config may have split a string already: what did the user write?
+        command = written if isinstance(written, str) else command
+    return ["sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+def _written_command(cfg: LabConfig) -> object:
+    from . import config
+
+    try:
+        raw = config.tomllib.loads(cfg.path.read_text(encoding="utf-8"))
+        return raw["backend"]["host_service"]["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_data(cfg: LabConfig) -> Path | None:
+    """The data folder of the lab's run (its state says), when `up` is not told."""
+    from . import state
+
+    try:
+        given = state.load(cfg).get("settings", {}).get("data")
+    except (ArlError, AttributeError):
+        given = None
+    return Path(given) if isinstance(given, str) and given else None
+
+
+def start(cfg: LabConfig, ready_timeout: float = 30.0, data: Path | None = None) -> int:
     svc = cfg.host_service
     assert svc is not None
+    env = {**os.environ, "ARL_PIPELINE_DIR": str(cfg.pipeline_dir)}
+    if data is not None:
+        env["ARL_DATA_DIR"] = str(data.resolve())
+    command = argv(cfg)
     if port_open(svc.port):
         raise ArlError(
             f"port {svc.port} is already in use before the host service started "
@@ -71,15 +107,16 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
     with open(log_dir / "service.log", "ab") as log:
         try:
             proc = subprocess.Popen(
-                svc.command,
+                command,
                 cwd=cfg.root,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except OSError as e:
-            raise ArlError(f"cannot start the host service {svc.command[0]!r}: {e.strerror}")
+            raise ArlError(f"cannot start the host service {command[0]!r}: {e.strerror}")
     atomic_write(pid_file(cfg), f"{proc.pid}\n")
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
@@ -96,9 +133,9 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0) -> int:
     raise ArlError(f"the host service did not answer on port {svc.port} within {ready_timeout:g} s")
 
 
-def up(cfg: LabConfig) -> int:
+def up(cfg: LabConfig, data: Path | None = None) -> int:
     """For a run: the service, and the forwarder that lets the sandbox reach it."""
-    pid = start(cfg)
+    pid = start(cfg, data=data or run_data(cfg))
     start_forwarder(cfg)
     return pid
 
@@ -157,8 +194,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def host_service(cfg: LabConfig) -> Iterator[None]:
-    """For a host-side evaluation: the service runs around it, unless a run already started it."""
+def host_service(cfg: LabConfig, data: Path | None = None) -> Iterator[None]:
+    """For a host-side evaluation of `data`: the service runs around it, unless a run already started it."""
     if cfg.host_service is None or os.environ.get("ARL_SANDBOX"):  # in the sandbox, the host runs it
         yield
         return
@@ -166,7 +203,7 @@ def host_service(cfg: LabConfig) -> Iterator[None]:
     if running_pid(cfg):
         yield
         return
-    start(cfg)
+    start(cfg, data=data or (Path(os.environ["ARL_DATA"]) if os.environ.get("ARL_DATA") else None))
     try:
         yield
     finally:

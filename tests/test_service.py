@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import textwrap
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import arl, git
+from .conftest import BIN, arl, git, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
 
 SERVICE = """
@@ -87,6 +88,62 @@ def test_port_in_use_is_an_error(service_lab: Path) -> None:
         out = arl("eval", "--data", "data", "--json", cwd=service_lab, check=False)
     assert out.returncode == 1
     assert f"port {port} is already in use" in out.stderr
+
+
+# Writes what it was started with (argv and the two folders), then serves like SERVICE.
+RECORDING = """
+import json, os, pathlib, sys
+pathlib.Path("started.json").write_text(json.dumps(
+    {"argv": sys.argv[1:], "data": os.environ.get("ARL_DATA_DIR"), "pipeline": os.environ.get("ARL_PIPELINE_DIR")}))
+sys.argv = [sys.argv[0], sys.argv[-1]]
+exec(compile(pathlib.Path("service.py").read_text(), "service.py", "exec"))
+"""
+
+
+def _with_command(lab: Path, command: str) -> int:
+    """The lab's host service, started by `command` (TOML), on a free port it returns."""
+    port = free_port()
+    (lab / "record service.py").write_text(RECORDING)
+    text = (lab / "lab.toml").read_text().split("\n[backend.host_service]")[0]
+    command = command.replace("PORT", str(port))
+    (lab / "lab.toml").write_text(text + f"\n[backend.host_service]\ncommand = {command}\nport = {port}\n")
+    return port
+
+
+def _started_by_the_run(lab: Path) -> dict[str, object]:
+    """`arl-step preflight` + `service-up` as `make research` runs them; what the service saw; then service-down."""
+    (lab / "started.json").unlink(missing_ok=True)
+    run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=lab)
+    try:
+        run([str(BIN / "arl-step"), "service-up"], cwd=lab)
+        wait_for(lambda: (lab / "started.json").is_file(), 10, "the service to start")
+        return json.loads((lab / "started.json").read_text())
+    finally:
+        run([str(BIN / "arl-step"), "service-down"], cwd=lab)
+        pids = [int(p) for p in (lab / "service.pids").read_text().split()]
+        wait_for(lambda: not any(alive(p) for p in pids), 10, "the service group to be gone")
+
+
+def test_a_string_command_runs_through_sh_with_the_data_and_pipeline_dirs(service_lab: Path) -> None:
+    # a shell line: a variable, quoting and `&&` only a shell understands
+    _with_command(service_lab, """'test -d "$ARL_DATA_DIR" && exec python3 "record service.py" "$ARL_DATA_DIR" PORT'""")
+    seen = _started_by_the_run(service_lab)
+    data = str((service_lab / "data").resolve())
+    assert seen == {"argv": [data, seen["argv"][-1]], "data": data, "pipeline": str(service_lab / "pipeline")}
+
+
+def test_a_list_command_runs_as_argv_with_the_data_and_pipeline_dirs(service_lab: Path) -> None:
+    # one argument with a space and a `$`: neither split nor expanded
+    _with_command(service_lab, """["python3", "record service.py", "a b $HOME", "PORT"]""")
+    seen = _started_by_the_run(service_lab)
+    assert seen["argv"][0] == "a b $HOME"
+    assert seen["data"] == str((service_lab / "data").resolve())
+    assert seen["pipeline"] == str(service_lab / "pipeline")
+    # a host-side `arl eval` starts it too, with the data it evaluates
+    (service_lab / "started.json").unlink()
+    out = arl("eval", "--data", "data", "--json", cwd=service_lab, env={"ARL_DATA": "data"})
+    assert '"weight": 1.5' in out.stdout
+    assert json.loads((service_lab / "started.json").read_text())["data"] == str((service_lab / "data").resolve())
 
 
 @pytest.mark.docker
