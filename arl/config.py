@@ -68,6 +68,7 @@ class LabConfig:
     max_workspace_mb: float = 200
     network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
     allow_web: bool = False
+    isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
     run: RunDefaults = field(default_factory=RunDefaults)
 
     @property
@@ -127,6 +128,8 @@ def load(path: Path) -> LabConfig:
         value = tables[table][key]
         if isinstance(value, float) and not math.isfinite(value):
             raise ArlError(f"{where(table, key)} must be a finite number, not {value}")
+    if be["isolation"] not in ("fork", "spawn"):
+        raise ArlError(f'{where("backend", "isolation")} must be "fork" or "spawn", not {be["isolation"]!r}')
     if be["eval_timeout"] <= 0:
         raise ArlError(f"{where('backend', 'eval_timeout')} must be a positive number of seconds")
     for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
@@ -204,6 +207,7 @@ def load(path: Path) -> LabConfig:
         max_workspace_mb=float(sb["max_workspace_mb"]),
         network=sb["network"],
         allow_web=ag["allow_web"],
+        isolation=be["isolation"],
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),

@@ -24,6 +24,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "module": ((str,), "backend.py", False),
         "class": ((str,), None, True),
         "eval_timeout": (_NUM, 600, False),
+        "isolation": ((str,), "fork", False),
     },
     "backend.host_service": {
         "command": ((str, list), None, True),

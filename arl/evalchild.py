@@ -1,12 +1,15 @@
 """Runs a lab's backend in a child process, so a hung evaluation can be killed.
 
-Invoked as `python -m arl.evalchild REQUEST.json RESPONSE.json` by arl.evaluate; never by people."""
+Entered by arl.evaluate, never by people: in a forked child through run_forked, or in a fresh interpreter
+(`[backend] isolation = "spawn"`) through main, with the request and response files as open descriptors."""
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -144,13 +147,13 @@ def run(request: dict[str, Any], phase: _Phase | None = None) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def answer(request: dict[str, Any], out_fd: int) -> None:
+    """Run the request and write the response to out_fd: any failure of user code is reported, not raised."""
     signal.signal(signal.SIGTERM, _on_term)
-    request = json.loads(Path(sys.argv[1]).read_text())
     phase = _Phase()
     try:
         response = run(request, phase)
-    except BaseException as e:  # any failure of user code is reported, not raised
+    except BaseException as e:
         if isinstance(e, (BackendProblem, _Terminated)):
             msg = str(e)
         else:
@@ -158,7 +161,37 @@ def main() -> int:
             msg = f"{where} raised {type(e).__name__}: {e}".rstrip(": ")
         tb = traceback.format_exc()
         response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
-    Path(sys.argv[2]).write_text(json.dumps(response, allow_nan=False, default=str))
+    with os.fdopen(out_fd, "w", closefd=False) as f:
+        f.write(json.dumps(response, allow_nan=False, default=str))
+
+
+def run_forked(request: dict[str, Any], cwd: Path, out_fd: int, to_stderr: bool) -> int:
+    """The forked child: become what a spawned child would be (own session, stdin empty, stdout on stderr, in the
+    pipeline folder, which must not shadow modules), answer, and return the exit code for os._exit."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2 if to_stderr else null, 1)
+    os.chdir(cwd)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The parent's exit handlers (temporary folders among them) are not the child's to run; the backend's are.
+    atexit._clear()
+    answer(request, out_fd)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    return 0
+
+
+def main() -> int:
+    with os.fdopen(int(sys.argv[1]), "rb") as f:
+        request = json.loads(f.read())
+    answer(request, int(sys.argv[2]))
     return 0
 
 

@@ -1,17 +1,24 @@
-"""Evaluate a pipeline with the lab's backend, in a child process under eval_timeout."""
+"""Evaluate a pipeline with the lab's backend, in a child process under eval_timeout.
+
+The child is a fork of this process by default (no second interpreter start-up, no re-import of arl), or a fresh
+interpreter with `[backend] isolation = "spawn"`. Either way it runs in its own session, so on timeout its whole
+process group goes: SIGTERM first (the backend's teardown runs), then SIGKILL."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .config import LabConfig
 from .errors import ArlError
@@ -28,7 +35,7 @@ class BackendTraceback(Exception):
         return "the backend's traceback, in the evaluation process:\n" + str(self.args[0]).rstrip()
 
 
-# The evaluation process runs in the pipeline folder, but that folder must not shadow modules (a pipeline
+# The spawned evaluation process runs in the pipeline folder, but that folder must not shadow modules (a pipeline
 # with its own csv.py or json.py): `-c` puts the current folder first on sys.path, so it is dropped first.
 _CHILD = (
     "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
@@ -93,38 +100,8 @@ def evaluate(
         "samples": samples or None,
         "repeats": repeats,
     }
-    with tempfile.TemporaryDirectory(prefix="arl-eval-") as tmp:
-        req, resp = Path(tmp) / "request.json", Path(tmp) / "response.json"
-        req.write_text(json.dumps(request))
-        t0 = time.monotonic()
-        # Own session: on timeout the whole group goes, including anything the backend spawned.
-        # The backend's prints go to stderr so that `arl eval --json` keeps stdout clean.
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(req), str(resp)],
-            stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=str(pipeline),
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-        try:
-            finished = _wait_unreaped(proc.pid, limit)
-        except BaseException:
-            _kill_group(proc)
-            raise
-        if not finished:
-            _kill_group(proc)
-            raise EvalFailed(f"evaluation failed: ran past eval_timeout ({limit:g} s) and was killed")
-        # Whatever the backend started and left running dies with the evaluation. The leader is not reaped
-        # yet, so its process group id cannot have been reused by an unrelated process.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        try:
-            out = json.loads(resp.read_text())
-        except (OSError, ValueError):
-            raise EvalFailed(
-                f"evaluation failed: the evaluation process died (exit code {proc.returncode}) without a result"
-            )
+    t0 = time.monotonic()
+    out = _run_child(request, pipeline, limit, fork=cfg.isolation == "fork" and _fork_safe())
     if not out.get("ok"):
         # One line for people; the backend's own traceback is the cause, shown with --debug.
         raise EvalFailed(f"evaluation failed: {one_line(str(out.get('error') or 'unknown error'))}") from (
@@ -139,6 +116,80 @@ def evaluate(
     )
 
 
+def _fork_safe() -> bool:
+    """fork() copies only the calling thread: with other threads running, a lock one of them held stays held."""
+    threading = sys.modules.get("threading")
+    return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
+
+
+def _run_child(request: dict[str, Any], cwd: Path, limit: float, fork: bool) -> dict[str, Any]:
+    # The answer goes to an unnamed file, not a pipe: a large answer never blocks the child while we wait on it.
+    with tempfile.TemporaryFile() as resp:
+        reap: Callable[[], int]
+        if fork:
+            pid = _fork(request, cwd, resp.fileno())
+            reap = lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # noqa: E731
+        else:
+            proc = _spawn(request, cwd, resp)
+            pid, reap = proc.pid, proc.wait
+        try:
+            finished = _wait_unreaped(pid, limit)
+        except BaseException:
+            _kill_group(pid, reap)
+            raise
+        if not finished:
+            _kill_group(pid, reap)
+            raise EvalFailed(f"evaluation failed: ran past eval_timeout ({limit:g} s) and was killed")
+        # Whatever the backend started and left running dies with the evaluation. The leader is not reaped
+        # yet, so its process group id cannot have been reused by an unrelated process.
+        _signal_group(pid, signal.SIGKILL)
+        code = reap()
+        resp.seek(0)
+        raw = resp.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise EvalFailed(f"evaluation failed: the evaluation process died (exit code {code}) without a result")
+
+
+def _fork(request: dict[str, Any], cwd: Path, out_fd: int) -> int:
+    """Fork the evaluation process; in the child, run the backend and leave with os._exit, never returning."""
+    to_stderr = _has_fileno(sys.stderr)
+    for stream in (sys.stdout, sys.stderr):  # or the child would print what this process had buffered, again
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70
+    try:
+        from .evalchild import run_forked
+
+        code = run_forked(request, cwd, out_fd, to_stderr)
+    finally:
+        os._exit(code)
+
+
+def _spawn(request: dict[str, Any], cwd: Path, resp: IO[bytes]) -> subprocess.Popen[bytes]:
+    with tempfile.TemporaryFile() as req:
+        req.write(json.dumps(request).encode())
+        req.seek(0)
+        fds = (req.fileno(), resp.fileno())
+        # Own session: on timeout the whole group goes, including anything the backend spawned.
+        # The backend's prints go to stderr so that `arl eval --json` keeps stdout clean.
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHILD, *map(str, fds)],
+            stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=fds,
+            cwd=str(cwd),
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+
+
 def _has_fileno(stream: Any) -> bool:
     try:
         stream.fileno()
@@ -148,7 +199,28 @@ def _has_fileno(stream: Any) -> bool:
 
 
 def _wait_unreaped(pid: int, timeout: float) -> bool:
-    """Wait for the process to exit, leaving it a zombie (so its pid and group id stay reserved)."""
+    """Wait for the process to exit, leaving it a zombie (so its pid and group id stay reserved). A pidfd becomes
+    readable when its process exits: one blocking poll, no sleeping loop."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or a seccomp profile that forbids it
+        return _poll_unreaped(pid, timeout)
+    try:
+        poller = select.poll()
+        poller.register(pidfd)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return bool(poller.poll(0))
+            # poll takes a C int of milliseconds: a day at most per call; rounded up, so it never spins
+            if poller.poll(math.ceil(min(left, 86400.0) * 1000)):
+                return True
+    finally:
+        os.close(pidfd)
+
+
+def _poll_unreaped(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     delay = 0.001
     while True:
@@ -168,11 +240,11 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(pid: int, reap: Callable[[], int]) -> None:
     """SIGTERM lets the backend's teardown run; SIGKILL then takes whatever is left of the group."""
-    _signal_group(proc.pid, signal.SIGTERM)
+    _signal_group(pid, signal.SIGTERM)
     try:
-        _wait_unreaped(proc.pid, 2.0)
+        _wait_unreaped(pid, 2.0)
     finally:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _signal_group(pid, signal.SIGKILL)
+        reap()

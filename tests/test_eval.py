@@ -389,3 +389,51 @@ def test_processes_the_backend_leaves_behind_are_stopped(tmp_path: Path) -> None
     assert time.monotonic() - t0 < 10
     pid = int((lab / "pids").read_text())
     wait_until(lambda: process_gone(pid), timeout=5, what=f"the backend's leftover process {pid} to be gone")
+
+
+# ---- isolation: a forked child by default, a fresh interpreter on request ---------------------------------------
+
+_WHO = """
+    def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+        print("backend output")
+        return EvalResult(score=1.0, metrics={"forked": "arl.cli" in sys.modules, "cwd": os.getcwd(),
+                                              "session": os.getsid(0) == os.getpid()})
+"""
+
+
+@pytest.mark.parametrize("isolation", ["fork", "spawn", None])
+def test_isolation_forks_by_default_and_spawns_on_request(tmp_path: Path, isolation: str | None) -> None:
+    lab = backend_lab(tmp_path, _WHO)
+    if isolation:
+        with open(lab / "lab.toml", "a") as f:  # [backend] is the file's last table
+            f.write(f'isolation = "{isolation}"\n')
+    proc = arl("eval", "--data", "data", "--json", cwd=lab)
+    metrics = json.loads(proc.stdout)["metrics"]
+    # a forked child still has arl's modules loaded; a spawned one is a fresh interpreter
+    assert metrics["forked"] is (isolation != "spawn")
+    assert metrics["cwd"] == str((lab / "pipeline").resolve()) and metrics["session"] is True
+    assert "backend output" in proc.stderr
+
+
+def test_spawned_evaluation_is_killed_on_timeout_too(tmp_path: Path) -> None:
+    body = """
+    def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "300"])
+        (HERE / "pids").write_text(f"{os.getpid()} {child.pid}")
+        time.sleep(300)
+"""
+    lab = backend_lab(tmp_path, body, timeout=1)
+    with open(lab / "lab.toml", "a") as f:
+        f.write('isolation = "spawn"\n')
+    proc = arl("eval", "--data", "data", cwd=lab, check=False, timeout=30)
+    one_line_error(proc, "eval_timeout (1 s)", "killed")
+    for pid in [int(p) for p in (lab / "pids").read_text().split()]:
+        wait_until(lambda pid=pid: process_gone(pid), timeout=5, what=f"pid {pid} to be gone")
+
+
+def test_unknown_isolation_is_a_config_error(tmp_path: Path) -> None:
+    lab = backend_lab(tmp_path, _WHO)
+    with open(lab / "lab.toml", "a") as f:
+        f.write('isolation = "thread"\n')
+    one_line_error(arl("eval", "--data", "data", cwd=lab, check=False), "[backend] isolation", '"fork" or "spawn"')
