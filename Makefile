@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check arl tests
-	$(BIN)/ruff format --check arl tests
+	$(BIN)/ruff check arl autoresearch_lab tests
+	$(BIN)/ruff format --check arl autoresearch_lab tests
 	$(BIN)/pyright
 
 # The sandbox's base image is built with debootstrap on an engine that reaches no registry (demo and Docker tests):

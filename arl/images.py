@@ -133,6 +133,9 @@ def _write_base_context(dest: Path) -> None:
     for name in ("templates", "hooks"):  # beside the package in a checkout, inside it in a wheel
         if not (lib / "arl" / name).is_dir():
             shutil.copytree(resource_dir(name), lib / "arl" / name, ignore=_SKIP)
+    alias = importlib.util.find_spec("autoresearch_lab")  # autoresearch-lab backends import it in the sandbox too
+    if alias is not None and alias.origin:
+        shutil.copytree(Path(alias.origin).parent, lib / "autoresearch_lab", ignore=_SKIP)
     for mod in RUNTIME_MODULES:
         spec = importlib.util.find_spec(mod)
         if spec is None or not spec.origin:

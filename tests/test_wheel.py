@@ -44,6 +44,10 @@ def test_wheel_carries_templates_and_hooks(tmp_path: Path) -> None:
     pkg = Path(where[0]).parent
     assert pkg.is_relative_to(venv) and not pkg.is_relative_to(ROOT)
     assert Path(where[1]) == pkg / "templates" and Path(where[2]) == pkg / "hooks"
+    # so does the alias that autoresearch-lab backends import
+    alias = _run([str(vbin / "python"), "-c", "import autoresearch_lab.harness.backend as b, arl; "
+                  "assert b.EvalResult is arl.EvalResult; print(b.__file__)"], cwd=tmp_path, env=env)  # fmt: skip
+    assert Path(alias.strip()) == pkg.parent / "autoresearch_lab" / "harness" / "backend.py"
 
     repo = make_repo(tmp_path / "repo")
     out = _run([str(vbin / "arl"), "init", "--list-examples"], cwd=repo, env=env)
