@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -73,21 +74,84 @@ def test_holdout_gets_its_own_line(tmp_path: Path) -> None:
     assert colour_pixels(lab / "out" / "holdout.png", ORANGE) > 50
 
 
-def test_several_results_files_side_by_side(tmp_path: Path) -> None:
+def plot_cmd(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> Any:
+    """`arl plot` with all its options, as `python -m arl.commands.plot` (the same parser and code)."""
+    return run([sys.executable, "-m", "arl.commands.plot", *args], cwd=cwd, check=check, env=env)
+
+
+def svg_texts(path: Path, group: str = "") -> list[str]:
+    """The text of an SVG chart (arl keeps SVG text as text), or of the groups whose id starts with `group`."""
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    groups = [g for g in root.iter(f"{ns}g") if g.get("id", "").startswith(group)] if group else [root]
+    return ["".join(t.itertext()).strip() for g in groups for t in g.iter(f"{ns}text")]
+
+
+def other_lab(tmp_path: Path) -> Path:
+    rows = [row(0, 1, "baseline", 5.0), row(1, 1, "keep", 4.0, notes="wider window"), row(2, 1, "discard", 4.5)]
+    lab = lab_with(tmp_path, rows, name="other")
+    (lab / "lab.toml").write_text((lab / "lab.toml").read_text().replace('name = "t"', 'name = "other-lab"'))
+    return lab
+
+
+def test_several_labs_on_one_chart_with_counts_in_the_legend(tmp_path: Path) -> None:
     lab = lab_with(tmp_path, without_holdout(HISTORY))
-    other = lab_with(tmp_path, [row(0, 1, "baseline", 5.0), row(1, 1, "keep", 4.0), row(2, 1, "discard", 4.5)],
-                     name="other")  # fmt: skip
+    other = other_lab(tmp_path)
     arl("plot", "-o", "one.png", cwd=lab)
-    arl("plot", "-o", "two.png", f"other run:{other / 'results.tsv'}", cwd=lab)
-    w1, h1 = png_size(lab / "one.png")
-    w2, h2 = png_size(lab / "two.png")
-    assert h1 == h2 and w2 > 1.6 * w1  # a second panel beside the first
-    # outside any lab, only the given files; a bare PATH is labelled by its folder
+    arl("plot", "-o", "two.png", str(other / "results.tsv"), cwd=lab)
+    assert png_size(lab / "one.png") == png_size(lab / "two.png")  # one chart, not a panel per lab
+    green = (0x2C, 0xA0, 0x2C)  # tab:green, the second lab
+    assert colour_pixels(lab / "one.png", green) == 0 and colour_pixels(lab / "two.png", green) > 30
+    arl("plot", "-o", "two.svg", str(other / "results.tsv"), cwd=lab)
+    texts = svg_texts(lab / "two.svg")
+    # each lab's label is the name in its lab.toml
+    assert "t (7 experiments, 3 kept)" in texts and "other-lab (2 experiments, 1 kept)" in texts
+    # a LABEL: prefix names a lab; outside any lab, only the given files
     outside = tmp_path / "outside"
     outside.mkdir()
-    arl("plot", "-o", "cmp.png", f"a:{lab / 'results.tsv'}", str(other / "results.tsv"), cwd=outside)
-    w3, _ = png_size(outside / "cmp.png")
-    assert w3 == w2
+    arl("plot", "-o", "cmp.svg", f"mine:{lab / 'results.tsv'}", str(other / "results.tsv"), cwd=outside)
+    texts = svg_texts(outside / "cmp.svg")
+    assert "mine (7 experiments, 3 kept)" in texts and "other-lab (2 experiments, 1 kept)" in texts
+
+
+def test_kept_points_carry_their_notes_unless_no_labels(tmp_path: Path) -> None:
+    rows = without_holdout(HISTORY)
+    rows[6]["notes"] = "x" * 80 + "\nsecond line"
+    lab = lab_with(tmp_path, rows)
+    plot_cmd("-o", "notes.svg", cwd=lab)
+    texts = svg_texts(lab / "notes.svg")
+    assert "note 4" in texts and "tab\\there" in texts  # first lines, control characters escaped
+    assert "x" * 39 + "…" in texts and not any("second line" in t for t in texts)  # cut short
+    assert "note 2" not in texts and "note 5" not in texts  # a discard, a veto
+    plot_cmd("-o", "plain.svg", "--no-labels", cwd=lab)
+    assert not any(t.startswith("note ") for t in svg_texts(lab / "plain.svg"))
+
+
+def test_title_axes_limits_size_and_integer_ticks(tmp_path: Path) -> None:
+    lab = lab_with(tmp_path, [row(0, 1, "baseline", 3.0), row(1, 1, "keep", 2.5), row(2, 1, "discard", 2.9)])
+    plot_cmd("-o", "default.svg", cwd=lab)
+    texts = svg_texts(lab / "default.svg")
+    assert "t" in texts and "experiment" in texts and "score (lower is better)" in texts
+    ticks = svg_texts(lab / "default.svg", "xtick_")
+    assert ticks and all(t.isdigit() for t in ticks), ticks  # 0, 1, 2: never 0.25
+    plot_cmd("-o", "styled.svg", "--title", "My chart", "--xlabel", "attempt", "--ylabel", "MAE",
+             "--ymin", "0", "--ymax", "10", cwd=lab)  # fmt: skip
+    texts = svg_texts(lab / "styled.svg")
+    assert {"My chart", "attempt", "MAE"} <= set(texts)
+    yticks = [float(t.replace("\u2212", "-")) for t in svg_texts(lab / "styled.svg", "ytick_")]
+    assert min(yticks) == 0 and max(yticks) == 10
+    plot_cmd("-o", "big.png", "--figsize", "10x5", cwd=lab)
+    assert png_size(lab / "big.png") == (1100, 550)
+    one_line_error(plot_cmd("--figsize", "wide", cwd=lab, check=False), "WIDTHxHEIGHT", code=2)
+    one_line_error(plot_cmd("--ymin", "5", "--ymax", "1", cwd=lab, check=False), "--ymin", code=2)
+
+
+@pytest.mark.parametrize("display", [{"DISPLAY": "", "WAYLAND_DISPLAY": ""}, {"DISPLAY": ":99", "MPLBACKEND": "agg"}])
+def test_without_a_usable_display_it_saves_the_default_file(tmp_path: Path, display: dict[str, str]) -> None:
+    lab = lab_with(tmp_path, without_holdout(HISTORY))
+    proc = plot_cmd(cwd=lab, env=display)
+    assert "wrote progress.png" in proc.stderr
+    assert png_size(lab / "progress.png")[0] > 300
 
 
 def test_an_empty_history_still_plots(example_lab: Path) -> None:
@@ -136,5 +200,5 @@ def test_without_matplotlib_a_one_line_error(tmp_path: Path) -> None:
     proc = run([sys.executable, "-c", "import sys; from arl.cli import main; sys.exit(main())", "plot", "-o", "p.png"],
                cwd=lab, check=False, env=env)  # fmt: skip
     line = one_line_error(proc, "matplotlib is not installed")
-    assert line == "arl: error: matplotlib is not installed; pip install 'arl[plot]'"
+    assert line == "arl: error: matplotlib is not installed; pip install 'arl-research[plot]'"
     assert not (lab / "p.png").exists()

@@ -1,9 +1,11 @@
-"""`arl plot -o FILE [LABEL:PATH ...]`: score per experiment, kept ones solid, a step line for the running best."""
+"""`arl plot [-o FILE] [LABEL:PATH ...]`: the score per experiment of one lab or several on one chart: every
+experiment a point (kept ones solid, annotated with their notes), a step line for each lab's running best."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,10 @@ from ..config import LabConfig
 from ..errors import ArlError, UsageError
 
 _KEPT = ("baseline", "keep")
+DEFAULT_OUTPUT = "progress.png"
+# tab:orange is left out: with one lab it marks the holdout line
+COLOURS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+NOTE_CHARS = 40
 
 
 @dataclass
@@ -25,8 +31,45 @@ class Series:
     rows: list[dict[str, Any]]
 
 
+@dataclass
+class Style:
+    title: str | None = None
+    xlabel: str = "experiment"
+    ylabel: str | None = None
+    ymin: float | None = None
+    ymax: float | None = None
+    figsize: tuple[float, float] | None = None
+    labels: bool = True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arl plot` (the `arl` parser and `python -m arl.commands.plot` share them)."""
+    p.add_argument("-o", "--output", help=f"the image file (.png, .svg, .pdf); default: a window when a display is "
+                   f"available, else {DEFAULT_OUTPUT}")  # fmt: skip
+    p.add_argument("--title", help="the chart's title (default: the lab's name, or none for several labs)")
+    p.add_argument("--xlabel", default="experiment", help="the x axis label (default: experiment)")
+    p.add_argument("--ylabel", help="the y axis label (default: score, and which way is better)")
+    p.add_argument("--ymin", type=float, help="the lower end of the y axis (default: fit the data)")
+    p.add_argument("--ymax", type=float, help="the upper end of the y axis (default: fit the data)")
+    p.add_argument("--figsize", type=_figsize, help="width and height in inches, e.g. 10x5 (default: 8x4.5)")
+    p.add_argument("--no-labels", action="store_true", help="do not annotate kept experiments with their notes")
+    more = "more results.tsv files to compare on the same chart; LABEL defaults to the name in their lab.toml"
+    p.add_argument("files", nargs="*", metavar="LABEL:PATH", help=more)
+
+
+def _figsize(text: str) -> tuple[float, float]:
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        w, h = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in inches, e.g. 10x5")
+    if not (0 < w <= 100 and 0 < h <= 100):
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be between 0 and 100 inches")
+    return w, h
+
+
 def parse_spec(spec: str, maximize: bool) -> Series:
-    """LABEL:PATH (or just PATH, labelled by its folder). The direction comes from a lab.toml beside the file."""
+    """LABEL:PATH (or just PATH). The label and the direction come from a lab.toml beside the file, if any."""
     label, sep, path_text = spec.partition(":")
     if not sep or Path(spec).is_file():
         label, path_text = "", spec
@@ -35,13 +78,15 @@ def parse_spec(spec: str, maximize: bool) -> Series:
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise ArlError(f"no results file at {path} (given as {spec!r}; expected LABEL:PATH)")
+    name = path.resolve().parent.name
     beside = path.resolve().parent / config.LAB_FILE
     if beside.is_file():
         try:
-            maximize = config.load(beside).maximize
+            cfg = config.load(beside)
+            maximize, name = cfg.maximize, cfg.name
         except ArlError:
             pass  # a foreign or broken lab.toml: keep the direction we were given
-    return Series(label or path.resolve().parent.name, path, maximize, res.read(path).rows)
+    return Series(label or name, path, maximize, res.read(path).rows)
 
 
 def _better(a: float, b: float | None, maximize: bool) -> bool:
@@ -62,63 +107,105 @@ def _running_best(rows: list[dict[str, Any]], maximize: bool) -> tuple[list[int]
     return xs, ys
 
 
-def _import_pyplot() -> Any:
+def display_available() -> bool:
+    """Whether a window can open: macOS and Windows always; elsewhere an X11 or Wayland display."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _import_pyplot(window: bool) -> Any:
     try:
         import matplotlib
     except ImportError:
         raise ArlError("matplotlib is not installed; pip install 'arl-research[plot]'")
-    matplotlib.use("Agg")
+    if not window:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _draw(ax: Any, s: Series) -> None:
-    direction = "higher" if s.maximize else "lower"
-    ax.set_title(s.label)
-    ax.set_xlabel("experiment")
-    ax.grid(True, alpha=0.25)
+def _interactive(plt: Any) -> bool:
+    from matplotlib import rcsetup
+
+    backend = str(plt.get_backend()).lower()
+    return backend not in {b.lower() for b in getattr(rcsetup, "non_interactive_bk", ["agg"])}
+
+
+def legend_label(s: Series) -> str:
+    experiments = sum(1 for r in s.rows if r["outcome"] != "baseline")
+    kept = sum(1 for r in s.rows if r["outcome"] == "keep")
+    return f"{s.label} ({experiments} experiment{'s' * (experiments != 1)}, {kept} kept)"
+
+
+def note_label(notes: str) -> str:
+    """A kept experiment's annotation: the first line of its notes, cut short, control characters gone."""
+    from ..text import clean
+
+    first = clean(notes.strip().splitlines()[0]) if notes.strip() else ""
+    return first if len(first) <= NOTE_CHARS else first[: NOTE_CHARS - 1] + "…"
+
+
+def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style) -> list[float]:
+    """One lab's points, best line, holdout and notes; returns the values drawn (for the y scale)."""
     scored = [r for r in s.rows if r["id"] is not None and res.effective(r) is not None]
-    if not scored:
-        ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, alpha=0.6)
-        return
     kept = [r for r in scored if r["outcome"] in _KEPT]
     other = [r for r in scored if r["outcome"] not in _KEPT]
     if other:
-        ax.scatter(
-            [r["id"] for r in other],
-            [res.effective(r) for r in other],
-            s=22,
-            color="tab:gray",
-            alpha=0.3,
-            label="discarded / vetoed / other",
-        )
-    if kept:
-        ax.scatter(
-            [r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color="tab:blue", zorder=3, label="kept"
-        )
+        # hollow in the lab's colour: not kept, and still telling which lab it belongs to
+        xs, ys = [r["id"] for r in other], [res.effective(r) for r in other]
+        ax.scatter(xs, ys, s=22, facecolors="none", edgecolors=colour, alpha=0.45)
     bx, by = _running_best(s.rows, s.maximize)
     if bx:
-        ax.step(bx, by, where="post", color="tab:blue", linewidth=1.5, label=f"best so far ({direction} is better)")
+        ax.step(bx, by, where="post", color=colour, linewidth=1.5, label=legend_label(s))
+    else:
+        ax.plot([], [], color=colour, label=legend_label(s))  # still in the legend: "0 experiments"
+    if kept:
+        ax.scatter([r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color=colour, zorder=3)
+    if style.labels:
+        for r in kept:
+            text = note_label(str(r.get("notes") or ""))
+            if text and r["outcome"] == "keep":
+                ax.annotate(text, (r["id"], res.effective(r)), xytext=(4, 6), textcoords="offset points",
+                            fontsize="x-small", color=colour, rotation=20)  # fmt: skip
     hold = [r for r in s.rows if r["id"] is not None and r["holdout_score"] is not None]
     if hold:
-        ax.plot(
-            [r["id"] for r in hold],
-            [r["holdout_score"] for r in hold],
-            color="tab:orange",
-            marker="x",
-            linestyle="--",
-            linewidth=1.2,
-            label="holdout",
-        )
-    values = [res.effective(r) for r in scored] + [r["holdout_score"] for r in hold]
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
+        ax.plot([r["id"] for r in hold], [r["holdout_score"] for r in hold], color=holdout_colour, marker="x",
+                linestyle="--", linewidth=1.2, label=f"{s.label}: holdout")  # fmt: skip
+    return [v for v in [res.effective(r) for r in scored] + [r["holdout_score"] for r in hold] if v is not None]
+
+
+def _chart(plt: Any, series: list[Series], style: Style) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=style.figsize or (8, 4.5))
+    values: list[float] = []
+    for i, s in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        values += _draw(ax, s, colour, "tab:orange" if len(series) == 1 else colour, style)
+    if not values:
+        ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, alpha=0.6)
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 100 and style.ymin is None:
         ax.set_yscale("log")
+    directions = {s.maximize for s in series}
+    better = "" if len(directions) > 1 else (" (higher is better)" if series[0].maximize else " (lower is better)")
+    ax.set_ylabel(style.ylabel if style.ylabel is not None else f"score{better}")
+    ax.set_xlabel(style.xlabel)
+    title = style.title if style.title is not None else (series[0].label if len(series) == 1 else "")
+    if title:
+        ax.set_title(title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # experiments are whole numbers
+    if style.ymin is not None or style.ymax is not None:
+        ax.set_ylim(bottom=style.ymin, top=style.ymax)
+    ax.grid(True, alpha=0.25)
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
-def plot(cfg: LabConfig | None, output: str, files: list[str]) -> int:
+def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Style | None = None) -> int:
     maximize = cfg.maximize if cfg is not None else False
     series: list[Series] = []
     if cfg is not None:
@@ -126,34 +213,68 @@ def plot(cfg: LabConfig | None, output: str, files: list[str]) -> int:
     series += [parse_spec(spec, maximize) for spec in files]
     if not series:
         raise UsageError("nothing to plot: run inside a lab, or pass results files as LABEL:PATH")
-    plt = _import_pyplot()
-    n = len(series)
-    fig, axes = plt.subplots(1, n, figsize=(min(5.5 * n, 22), 4.2), sharey=True, squeeze=False)
-    for ax, s in zip(axes[0], series):
-        _draw(ax, s)
-    axes[0][0].set_ylabel("score")
-    fig.tight_layout()
-    out = Path(output)
+    style = style or Style()
+    if style.ymin is not None and style.ymax is not None and style.ymin >= style.ymax:
+        raise UsageError(f"--ymin {style.ymin:g} must be below --ymax {style.ymax:g}")
+    window = output is None and display_available()
+    plt = _import_pyplot(window)
+    if output is not None and output.lower().endswith(".svg"):
+        plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable and editable
+    fig = _chart(plt, series, style)
+    experiments = sum(len(s.rows) for s in series)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-    except OSError as e:
-        raise ArlError(f"cannot write {out}: {e.strerror}")
+        if window and _interactive(plt):
+            print(f"showing {experiments} experiments of {len(series)} lab(s); close the window to finish",
+                  file=sys.stderr)  # fmt: skip
+            plt.show()
+            return 0
+        out = Path(output or DEFAULT_OUTPUT)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, dpi=110)
+        except OSError as e:
+            raise ArlError(f"cannot write {out}: {e.strerror}")
     finally:
         plt.close(fig)
-    experiments = sum(len(s.rows) for s in series)
-    print(f"wrote {out} ({experiments} experiments in {n} series)", file=sys.stderr)
+    print(f"wrote {out} ({experiments} experiments of {len(series)} lab(s))", file=sys.stderr)
     return 0
 
 
 def from_args(args: argparse.Namespace) -> int:
     files: list[str] = list(args.files or [])
+    style = Style(
+        title=getattr(args, "title", None),
+        xlabel=getattr(args, "xlabel", None) or "experiment",
+        ylabel=getattr(args, "ylabel", None),
+        ymin=getattr(args, "ymin", None),
+        ymax=getattr(args, "ymax", None),
+        figsize=getattr(args, "figsize", None),
+        labels=not getattr(args, "no_labels", False),
+    )
     try:
         lab_file = config.find_lab(explicit=args.lab)
     except ArlError:
         if args.lab or not files:
             raise
-        return plot(None, args.output, files)
+        return plot(None, args.output, files, style)
     from ..lab import open_lab
 
-    return plot(open_lab(str(lab_file)), args.output, files)
+    return plot(open_lab(str(lab_file)), args.output, files, style)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m arl.commands.plot`: the same command as `arl plot`, with the same errors."""
+    from ..cli import _Parser, handle_errors
+
+    def body(args: list[str]) -> int:
+        p = _Parser(prog="arl plot", description="Plot the score per experiment of one lab or several.")
+        p.add_argument("--lab", help="the lab folder (default: walk up from here to lab.toml)")
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+        add_arguments(p)
+        return from_args(p.parse_args(args))
+
+    return handle_errors("arl", list(sys.argv[1:] if argv is None else argv), body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
