@@ -187,7 +187,8 @@ def _commit_or_veto(
     sync_worktree(cfg, gitobjects.pipeline_tree(cfg, row["commit"]), best_tree)
     with open(cfg.results_file, "rb+") as f:
         f.truncate(size)
-    tail = [ln for ln in output.splitlines() if ln.strip()][-5:]
+    # the guard's own last lines say why; the hook's closing line only says that it failed
+    tail = [ln.strip() for ln in output.splitlines() if ln.strip() and "`make guard` failed" not in ln][-5:]
     reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")
     vetoed = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
     vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
@@ -221,3 +222,10 @@ def progress(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
         f"elapsed {h}:{rem // 60:02d}:{rem % 60:02d}  cost ${st.get('cost', 0.0):.4f}",
         flush=True,
     )
+    if row["outcome"] in ("crash", "vetoed", "interrupted") and row.get("notes"):
+        from .text import clean
+
+        # arl's own reason (the last "[arl] ..." line) when there is one, else what the agent wrote
+        lines = [ln for ln in str(row["notes"]).splitlines() if ln.strip()]
+        why = next((ln for ln in reversed(lines) if ln.startswith("[arl]")), lines[-1] if lines else "")
+        print(f"           why: {clean(why.removeprefix('[arl] '))[:400]}", flush=True)

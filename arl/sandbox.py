@@ -200,9 +200,19 @@ def agent_run(
     return sh.docker()[args]
 
 
-def verify_run(cfg: LabConfig, *, image: str, name: str, run: int, data: Path, repeats: int, pipeline: Path) -> Any:
+def verify_run(
+    cfg: LabConfig,
+    *,
+    image: str,
+    name: str,
+    run: int,
+    data: Path,
+    repeats: int,
+    pipeline: Path,
+    command: list[str] | None = None,
+) -> Any:
     """A fresh container: the checked-out tree read-only, no network (the host service only), the same image;
-    prints `arl eval --json`."""
+    prints `arl eval --json` (or runs `command` in the same place)."""
     svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
         Mount(pipeline.resolve(), f"{WORK}/pipeline"),
@@ -210,7 +220,7 @@ def verify_run(cfg: LabConfig, *, image: str, name: str, run: int, data: Path, r
         *lab_mounts(cfg),
         *svc_mounts,
     ]
-    evaluation = ["arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data"]
+    evaluation = command or ["arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data"]
     command = ["sh", "-c", prelude + 'exec "$@"', "arl-verify", *evaluation] if prelude else evaluation
     args = [
         "run",

@@ -119,7 +119,7 @@ def test_backend_failing_in_the_hosts_verification_vetoes_the_keep(lab: Path, fa
 def test_backend_failing_in_the_agents_sandbox_is_a_crash_and_the_run_stops(lab: Path) -> None:
     name = faulty_lab(lab, "raise", "agent")
     code, out, err = run_arl(lab, "--max-iterations", "10", "--max-restarts", "1")
-    assert code == 0, (out + err)[-4000:]
+    assert code == 1 and "all 2 experiments of run 1 crashed" in err, (out + err)[-4000:]
     assert "stop: max_restarts" in out, (out + err)[-4000:]
     rs = check_history(lab, name)
     assert [r["outcome"] for r in rs] == ["baseline", "crash", "crash"], rs

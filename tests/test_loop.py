@@ -204,11 +204,15 @@ def test_max_restarts_with_an_agent_that_dies(lab: Path) -> None:
         cwd=lab,
         timeout=300,
         env={"ARL_BASE_FROM": "debootstrap"},
+        check=False,
     )
     assert "stop: max_restarts" in proc.stdout, proc.stdout
     rs = check_history(lab)
     assert [r["outcome"] for r in rs[1:]] == ["crash"] * 3
     assert "exited with code 3" in rs[1]["notes"]
+    # every experiment crashed: the reason is printed as it happens, and the run is a failure, not a success
+    assert proc.stdout.count("why: ") == 3 and "exited with code 3" in proc.stdout.split("why: ")[1]
+    assert proc.returncode == 1 and "all 3 experiments of run 1 crashed" in proc.stderr
 
 
 def test_resume_continues_numbering_and_best(lab: Path) -> None:

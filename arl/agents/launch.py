@@ -29,7 +29,7 @@ def context(
             cfg.max_files,
             cfg.max_workspace_mb,
             cfg.max_depth,
-            settings.get("iteration_timeout") or cfg.run.iteration_timeout,
+            cfg.run.iteration_timeout if settings.get("iteration_timeout") is None else settings["iteration_timeout"],
             budget_line(settings, (st or {}).get("started"), (st or {}).get("cost", 0.0)),
         ),
         host_env=dict(os.environ),

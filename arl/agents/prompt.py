@@ -32,8 +32,7 @@ time, inside a sandbox; the host outside it judges every experiment and keeps th
 4. Start again from step 1 with the next idea.
 
 ## Time, cost and memory
-- Each experiment must end in a verdict within {deadline}: the host restarts a sandbox that stays silent longer
-  (and records what it left as a crash).{budget}
+- {deadline}{budget}
 - Your session may end and be relaunched (a fresh process that remembers nothing). Keep what you learn in
   /workspace/notes.md: the host keeps that file across relaunches; it is never committed or evaluated.
 
@@ -64,7 +63,12 @@ def build_prompt(
         max_files=max_files,
         max_mb=max_mb,
         max_depth=max_depth,
-        deadline=_duration(deadline_s),
+        deadline=(
+            f"Each experiment must end in a verdict within {_duration(deadline_s)}: the host restarts a sandbox that "
+            "stays silent longer\n  (and records what it left as a crash)."
+            if deadline_s
+            else "There is no deadline per experiment (the iteration timeout is off)."
+        ),
         budget=f" {budget}" if budget else "",
     )
     parts = [protocol.rstrip()]

@@ -7,7 +7,8 @@ import os
 import signal
 from types import FrameType
 
-from .. import faults, sh
+from .. import faults, results, sh, state
+from ..errors import ArlError
 from ..lab import open_lab
 from ..steps.baseline import baseline
 from ..steps.common import OK, STOP
@@ -41,6 +42,9 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
         faults.point("after-service-up")
         baseline(lab)
         faults.point("after-baseline")
+        if should_stop(lab) == STOP:  # e.g. the history already ends on a plateau: no container for nothing
+            teardown(lab)
+            return OK
         launch(lab)
         faults.point("after-launch")
         while should_stop(lab) != STOP:
@@ -54,12 +58,26 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
                 faults.point("after-restart")
     except KeyboardInterrupt:
         sh.say("arl: interrupted; tearing down")
-        teardown(lab)
+        teardown(lab, "interrupted (Ctrl-C or SIGTERM)")
         return 130
-    except BaseException:
-        teardown(lab)
+    except ArlError as e:
+        teardown(lab, f"error: {e}")
+        raise
+    except BaseException as e:
+        teardown(lab, f"internal error: {type(e).__name__}: {e}")
         raise
     teardown(lab)
+    return _exit_code(lab)
+
+
+def _exit_code(lab: str | None) -> int:
+    """1 when every experiment of the run crashed: something is broken (the backend, the image), not unlucky."""
+    cfg = open_lab(lab)
+    run = state.load(cfg).get("run")
+    mine = [r["outcome"] for r in results.read(cfg.results_file).rows if r["run"] == run and r["id"] != 0]
+    if mine and all(o == "crash" for o in mine):
+        sh.say(f"arl: all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason")
+        return 1
     return OK
 
 

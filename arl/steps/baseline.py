@@ -9,13 +9,17 @@ from .. import experiments, gitops, results, state
 from ..errors import ArlError
 from ..gitobjects import pipeline_tree
 from .common import OK, data_dir, open_run
-from .verify import host_evaluate
+from .verify import check_backend, host_evaluate
 
 
 def baseline(lab: str | None) -> int:
     cfg, st = open_run(lab)
     hist = results.read(cfg.results_file)
     if any(r["outcome"] == "baseline" for r in hist.rows):
+        # lab.toml or backend.py may have changed since: a backend that cannot load would crash every experiment
+        problem = check_backend(cfg, st, pipeline_tree(cfg))
+        if problem:
+            raise ArlError(f"the backend cannot be loaded in the sandbox: {problem}")
         b, _ = results.best_of(cfg, hist.rows)
         print(f"baseline already recorded; best so far {b:.6g}" if b is not None else "baseline already recorded")
         return OK

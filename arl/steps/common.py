@@ -52,7 +52,10 @@ def stop_reason(cfg: LabConfig, st: dict[str, Any], rows: list[dict[str, Any]] |
         return f"target_score: best {b:.6g} reached the target {target:g}"
     plateau = results.plateau(cfg, rows)
     if s["plateau_threshold"] and plateau >= s["plateau_threshold"]:
-        return f"plateau_threshold: {plateau} experiments in a row without beating the best"
+        return (
+            f"plateau_threshold: {plateau} experiments in a row without beating the best "
+            f"(to go on: --plateau-threshold {plateau + s['plateau_threshold']}, or 0 for no limit)"
+        )
     return None
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import containers, experiments, gitobjects, state
+from .. import containers, experiments, gitobjects, results, state
+from ..config import LabConfig
 from ..errors import ArlError
 from ..workspace import workspace
 from .common import OK, account_cost, data_dir, open_run
@@ -28,8 +29,11 @@ def _frozen(st: dict[str, Any]) -> Iterator[None]:
             containers.unpause(name)
 
 
-def commit(lab: str | None, notes: str, slot: int = 0) -> int:
+def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> int:
     cfg, st = open_run(lab)
+    if not st.get("image"):
+        raise ArlError("this run has no sandbox image yet (verification runs in it): run `arl-step image` first")
+    _has_workspace(cfg, slot)
     with _frozen(st):
         imported = workspace(cfg, slot).import_tree(strict=True)
         if not imported.ok:
@@ -38,6 +42,15 @@ def commit(lab: str | None, notes: str, slot: int = 0) -> int:
             print("the workspace has no changes; nothing to commit")
             return OK
         res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree)
+        best = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
+        worse = "error" not in res and best is not None and not cfg.better(res["score"], best)
+        if worse and not force:
+            raise ArlError(
+                f"the workspace verifies at {res['score']:.6g}, not better than the best {best:.6g}: nothing was "
+                "recorded; pass --force to commit it anyway (the branch's head is then worse than the best score)"
+            )
+        if worse:
+            print(f"arl: warning: committing a regression by hand ({res['score']:.6g}, best was {best:.6g})")
         if "error" in res:
             row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {res['error']}".strip(), imported.tree)
         else:
@@ -57,8 +70,14 @@ def commit(lab: str | None, notes: str, slot: int = 0) -> int:
     return OK
 
 
+def _has_workspace(cfg: LabConfig, slot: int) -> None:
+    if not workspace(cfg, slot).exists():
+        raise ArlError(f"slot {slot} has no workspace yet: `arl-step launch` creates it from the best commit")
+
+
 def revert(lab: str | None, notes: str, slot: int = 0) -> int:
     cfg, st = open_run(lab)
+    _has_workspace(cfg, slot)
     with _frozen(st):
         tree, left_out = experiments.salvage(cfg, slot)
         if tree == gitobjects.pipeline_tree(cfg) and not left_out:
@@ -71,5 +90,7 @@ def revert(lab: str | None, notes: str, slot: int = 0) -> int:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    fn = commit if args.step == "commit" else revert
-    return fn(args.lab, args.notes, getattr(args, "slot", 0) or 0)
+    slot = getattr(args, "slot", 0) or 0
+    if args.step == "commit":
+        return commit(args.lab, args.notes, slot, force=bool(getattr(args, "force", False)))
+    return revert(args.lab, args.notes, slot)

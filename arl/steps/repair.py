@@ -27,6 +27,7 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
 def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
     """Leave no container, no half-done keep, no unanswered verdict and no unrecorded attempt behind."""
     # 1. No container of the run survives; its transcript is saved first.
+    known = old.get("container")
     if old.get("container") and old.get("settings"):
         from .common import close_container_cost
 
@@ -38,7 +39,8 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
             sh.say(f"  could not save the transcript of {old['container']}: {e}")
         old["container"] = None  # its cost is closed: counted once
     for name in containers.ours(str(cfg.root)):
-        sh.say(f"  removing the leftover container {name}")
+        if name != known:  # the run's own agent, stopped above, is no leftover: it is removed without a word
+            sh.say(f"  removing the leftover container {name}")
         containers.stop(name, grace=1)
     # 1b. A git command killed with the run leaves its lock files; every later git step would fail on them.
     if _remove_stale_git_locks(cfg, old):

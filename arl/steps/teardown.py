@@ -10,7 +10,8 @@ from .common import OK
 from .repair import reconcile
 
 
-def teardown(lab: str | None) -> int:
+def teardown(lab: str | None, cause: str | None = None) -> int:
+    """`cause`: why the run is ending when no stopping condition said so (an error in a step)."""
     cfg = open_lab(lab)
     st = state.load(cfg)
     if not st.get("active"):
@@ -21,7 +22,7 @@ def teardown(lab: str | None) -> int:
     reconcile(cfg, st, "[arl] the run stopped mid-experiment")
     service.stop(cfg)
     brokerproc.stop(cfg)
-    reason = st.get("stop_reason") or "interrupted (teardown before a stopping condition)"
+    reason = st.get("stop_reason") or cause or "interrupted (teardown before a stopping condition)"
     st.update(active=False, phase="stopped", container=None, stop_reason=reason)
     state.save(cfg, st)
     state.log_event(cfg, {"event": "end", "run": st.get("run"), "reason": reason, "cost": st.get("cost", 0.0)})

@@ -60,6 +60,37 @@ def _evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, pipe
     }
 
 
+# Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.
+_CHECK = """import os, sys
+from arl.config import find_lab, load
+from arl.evalchild import BackendProblem, load_backend_class
+cfg = load(find_lab())
+try:
+    load_backend_class(cfg.backend_module, cfg.backend_class)()
+except BackendProblem as e:
+    sys.exit(f"{e}")
+except Exception as e:
+    sys.exit(f"{cfg.backend_class}() failed: {type(e).__name__}: {e}")
+"""
+
+
+def check_backend(cfg: LabConfig, st: dict[str, Any], tree: str) -> str | None:
+    """Why the lab's backend cannot be imported and instantiated in the sandbox, or None when it can."""
+    pipeline = fresh_checkout(cfg, tree, "check")
+    name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
+    try:
+        cmd = verify_run(cfg, image=st["image"], name=name, run=st["run"], data=Path(st["settings"]["data"]),
+                         repeats=1, pipeline=pipeline, command=["python3", "-c", _CHECK])  # fmt: skip
+        code, out, err = sh.run(cmd, ok=None, timeout=cfg.eval_timeout + 60)
+    except ArlError as e:
+        containers.stop(name, grace=1)
+        return str(e)
+    finally:
+        discard_checkout(pipeline)
+    lines = (err or out).strip().splitlines()
+    return None if code == 0 else (lines[-1] if lines else f"the backend check exited {code}")
+
+
 def verify(lab: str | None, slot: int = 0) -> int:
     """Verify what the slot's workspace holds now (imported as data, as a keep would be)."""
     cfg, st = open_run(lab)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from typing import Any
 
@@ -19,7 +20,8 @@ def wait(lab: str | None) -> int:
     cfg, st = open_run(lab)
     control = state.control_dir(cfg)
     name = st.get("container") or ""
-    deadline = st.get("last_progress", time.time()) + st["settings"]["iteration_timeout"]
+    limit = st["settings"]["iteration_timeout"]  # 0: no timeout (an agent may think as long as it needs)
+    deadline = st.get("last_progress", time.time()) + limit if limit else math.inf
     next_check = next_view = 0.0
     st["phase"] = "waiting"
     state.save(cfg, st)
