@@ -1,4 +1,7 @@
-"""`arl`: the command line for people. The only module that reads argv; commands are plain functions."""
+"""`arl`: the command line for people. The only module that reads argv; commands are plain functions.
+
+Start-up is part of every command's cost (the loop's steps start several times per experiment), so only the chosen
+command's options are built, and a command module is imported only when it runs."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .errors import ArlError, UsageError
+
+FROM_LAB = "default: from lab.toml"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,89 +24,178 @@ def _common(sub: bool = False) -> _Parser:
     """--lab and --debug, accepted before and after the command; a sub-command's copy must not reset them."""
     p = _Parser(add_help=False)
     default: str | None = argparse.SUPPRESS if sub else None
-    p.add_argument("--lab", default=default, help="the lab folder (default: walk up from here to lab.toml)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False, help="show tracebacks")
+    p.add_argument("--lab", default=default, help="the lab folder or its lab.toml (default: $ARL_LAB, else the "
+                   "first lab.toml walking up from here)")  # fmt: skip
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False,
+                   help="show tracebacks (default: off; ARL_DEBUG=1 too)")  # fmt: skip
     return p
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """The flags of `arl run`, shared with `arl-step preflight` (which records them for the other steps)."""
-    p.add_argument("--data", required=True, help="read-only data folder the backend evaluates against")
-    p.add_argument("--holdout", help="a second data folder that only the host sees")
-    p.add_argument("--agent", help="claude | codex | command | offline | a dotted path to an adapter class")
-    p.add_argument("--model")
-    p.add_argument("--max-iterations", type=int)
-    p.add_argument("--max-hours", type=float)
-    p.add_argument("--max-cost", type=float)
-    p.add_argument("--target-score", type=float)
-    p.add_argument("--plateau-threshold", type=int)
-    p.add_argument("--max-restarts", type=int)
-    p.add_argument("--iteration-timeout", type=float)
-    p.add_argument("--repeats", type=int)
-    p.add_argument("--no-verify", action="store_true", help="trust the agent's score (not recommended)")
-    p.add_argument("--branch", help="run on this branch (created when missing)")
-    p.add_argument("--prompt", default="", help="extra instructions appended to the agent's prompt")
-    p.add_argument("--use-oauth-osx", action="store_true", help="claude: read credentials from the macOS keychain")
-    p.add_argument("--seed", type=int, help="offline agent: random seed")
+    p.add_argument("--data", required=True, help="the read-only data folder the backend evaluates against (required)")
+    p.add_argument("--holdout", help="a second data folder that only the host sees (default: none)")
+    p.add_argument("--agent", help=f"claude | codex | command | offline | pkg.mod:Class ({FROM_LAB} [agent] kind)")
+    p.add_argument("--model", help=f"the agent's model, where it takes one ({FROM_LAB} [agent] model)")
+    p.add_argument("--max-iterations", type=int, help=f"experiments in this run ({FROM_LAB} [run])")
+    p.add_argument("--max-hours", type=float, help=f"wall-clock hours of this run ({FROM_LAB} [run])")
+    p.add_argument("--max-cost", type=float, help=f"USD of agent cost in this run, 0 = unlimited ({FROM_LAB} [run])")
+    p.add_argument("--target-score", type=float, help=f"stop once the best reaches this score ({FROM_LAB} [run])")
+    p.add_argument("--plateau-threshold", type=int,
+                   help=f"stop after this many experiments in a row without a new best ({FROM_LAB} [run])")  # fmt: skip
+    p.add_argument("--max-restarts", type=int,
+                   help=f"stop after this many container failures in a row ({FROM_LAB} [run])")  # fmt: skip
+    p.add_argument("--iteration-timeout", type=float,
+                   help=f"seconds an experiment may take, 0 = no limit ({FROM_LAB} [run])")  # fmt: skip
+    p.add_argument("--repeats", type=int, help=f"host evaluations per keep; the mean decides ({FROM_LAB} [run])")
+    p.add_argument("--no-verify", action="store_true",
+                   help=f"trust the agent's score instead of re-evaluating keeps; not recommended ({FROM_LAB} "
+                   "[run] verify)")  # fmt: skip
+    p.add_argument("--branch", help="run on this branch, created when missing (default: the current branch)")
+    p.add_argument("--prompt", default="", help="extra instructions appended to the agent's prompt (default: none)")
+    p.add_argument("--use-oauth-osx", action="store_true",
+                   help="claude: read the credentials from the macOS keychain (default: off)")  # fmt: skip
+    p.add_argument("--seed", type=int, help="offline agent: its random seed (default: from the run number)")
+    p.add_argument("--agents", type=int,
+                   help=f"parallel agents, each with its own container and workspace ({FROM_LAB} [run])")  # fmt: skip
     p.add_argument("agent_args", nargs="*", help="after --: passed to the agent untouched")
 
 
-def build_parser() -> _Parser:
-    common = _common(sub=True)
-    parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def _data_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=os.environ.get("ARL_DATA"), required="ARL_DATA" not in os.environ,
+                   help="the data folder to evaluate against (default: $ARL_DATA; required without it)")  # fmt: skip
 
-    p = sub.add_parser("init", parents=[common], help="scaffold a lab here")
-    p.add_argument("--name")
-    p.add_argument("--pipeline-dir", default="pipeline")
-    p.add_argument("--example")
-    p.add_argument("--list-examples", action="store_true")
-    p.add_argument("--force", action="store_true")
 
-    p = sub.add_parser("run", parents=[common], help="run the research loop")
+def _init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="the lab's name (default: the folder's name)")
+    p.add_argument("--pipeline-dir", default="pipeline", help="the folder the agent may change (default: pipeline)")
+    p.add_argument("--example", help="scaffold a complete example lab instead (default: none; see --list-examples)")
+    p.add_argument("--list-examples", action="store_true", help="list the examples and exit")
+    p.add_argument("--force", action="store_true", help="write the scaffolding over files that exist, each kept "
+                   "beside it as NAME.orig; never results.tsv (default: off)")  # fmt: skip
+
+
+def _run(p: argparse.ArgumentParser) -> None:
     add_run_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the command lines instead of running them")
 
-    p = sub.add_parser("eval", parents=[common], help="evaluate the pipeline")
-    p.add_argument("--data", default=os.environ.get("ARL_DATA"), required="ARL_DATA" not in os.environ)
-    p.add_argument("--sample", action="append", default=[])
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--repeats", type=int, default=1)
 
-    p = sub.add_parser("diagnose", parents=[common], help="per-sample results, worst first")
-    p.add_argument("--data", default=os.environ.get("ARL_DATA"), required="ARL_DATA" not in os.environ)
-    p.add_argument("--top", type=int)
-    p.add_argument("--sample", action="append", default=[])
-    p.add_argument("--json", action="store_true")
+def _eval(p: argparse.ArgumentParser) -> None:
+    _data_flag(p)
+    p.add_argument("--sample", action="append", default=[], help="evaluate only this sample id; repeatable "
+                   "(default: every sample)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON (default: on when stdout is not a terminal)")
+    p.add_argument("--repeats", type=int, default=1, help="evaluations; the mean is the score (default: 1)")
 
-    p = sub.add_parser("verdict", parents=[common], help="(inside the sandbox) propose keep or discard")
-    p.add_argument("action", choices=["keep", "discard"])
-    p.add_argument("--notes", default="")
-    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the host's ack")
 
-    p = sub.add_parser("results", parents=[common], help="the experiment history")
-    p.add_argument("--format", choices=["table", "tsv", "json", "markdown"], default="table")
-    p.add_argument("--last", type=int)
-    p.add_argument("--best", action="store_true")
-    p.add_argument("--all-runs", action="store_true")
+def _diagnose(p: argparse.ArgumentParser) -> None:
+    _data_flag(p)
+    p.add_argument("--top", type=int, help="show only the N worst samples (default: all)")
+    p.add_argument("--sample", action="append", default=[], help="only this sample id; repeatable (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
 
-    p = sub.add_parser("plot", parents=[common], help="plot the score per experiment")
-    p.add_argument("-o", "--output", default="progress.png")
-    p.add_argument("files", nargs="*", metavar="LABEL:PATH")
 
-    p = sub.add_parser("show", parents=[common], help="one experiment: diff, notes, scores, transcript")
-    p.add_argument("id", type=int)
+def _verdict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
+    p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait for the host's ack (default: no limit)")  # fmt: skip
 
-    p = sub.add_parser("status", parents=[common], help="is a run active, and how is it doing")
-    p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("image", parents=[common], help="build the sandbox images")
-    p.add_argument("--base-from", choices=["registry", "debootstrap"], default=None)
-    p.add_argument("--agent", help="also build this agent's layer")
-    p.add_argument("--force", action="store_true", help="rebuild even when present")
+def _results(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["table", "tsv", "json", "markdown"], default="table",
+                   help="the output format (default: table)")  # fmt: skip
+    p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
+    p.add_argument("--last", type=int, help="only the last N experiments shown (default: all)")
+    p.add_argument("--best", action="store_true", help="only the best kept experiment")
+    p.add_argument("--all-runs", action="store_true",
+                   help="every run, which is the default now; kept for scripts (default: on)")  # fmt: skip
 
-    p = sub.add_parser("hooks", parents=[common], help="install or uninstall arl's git hooks")
-    p.add_argument("action", choices=["install", "uninstall"])
+
+def _plot(p: argparse.ArgumentParser) -> None:
+    from .commands.plot import add_arguments
+
+    add_arguments(p)
+
+
+def _show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", type=int, help="the experiment's id (the id column of arl results)")
+
+
+def _status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON (default: text)")
+
+
+def _image(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-from", choices=["registry", "debootstrap"], default=None,
+                   help="where the base image comes from: a registry pull, or a Debian built with debootstrap "
+                   "(default: what the engine has, else a pull, else debootstrap)")  # fmt: skip
+    p.add_argument("--agent", help="also build this agent's layer (default: the lab's [agent] kind)")
+    p.add_argument("--force", action="store_true", help="rebuild the top image, the lab's own layer when it has a "
+                   "Dockerfile (default: off)")  # fmt: skip
+    p.add_argument("--force-all", action="store_true", help="rebuild every image, the base too (default: off)")
+
+
+def _hooks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["install", "uninstall"], help="install or remove arl's git hooks")
+
+
+# name -> (its line in `arl --help`, its description in `arl NAME --help`, its options)
+COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "init": ("scaffold a lab here", "Write a lab into this folder: lab.toml, backend.py, AGENT.md, a Makefile "
+             "(or arl.mk beside yours), results.tsv and arl's git hooks; files that exist are kept.", _init),
+    "run": ("run the research loop", "Run the research loop: preflight, image, baseline, then experiments until "
+            "a stopping condition; the same steps as `make research`.", _run),
+    "eval": ("evaluate the pipeline", "Evaluate the pipeline with the lab's backend, under [backend] eval_timeout, "
+             "and print the score (JSON for scripts).", _eval),
+    "diagnose": ("per-sample results, worst first", "Evaluate the pipeline and list the per-sample results, worst "
+                 "first (failed samples before all others).", _diagnose),
+    "verdict": ("(inside the sandbox) propose keep or discard", "Inside the sandbox: propose keep or discard for "
+                "the last `arl eval`, then wait for the host's ack and print it.", _verdict),
+    "results": ("the experiment history", "Print the experiment history of the lab (every run; --run and --last "
+                "narrow it) as a table, TSV, JSON or Markdown.", _results),
+    "plot": ("plot the score per experiment", "Plot the score per experiment of this lab, and of other results "
+             "files to compare (needs matplotlib: pip install 'arl-research[plot]').", _plot),
+    "show": ("one experiment: diff, notes, scores, transcript", "Show one experiment: its scores, notes, the "
+             "diff of what it tried, and an excerpt of the agent's transcript.", _show),
+    "status": ("is a run active, and how is it doing", "Say whether a run is active, its phase, experiment, best "
+               "score, elapsed time, cost and container.", _status),
+    "image": ("build the sandbox images", "Build the sandbox images (base, agent layer, the lab's own) when "
+              "missing or stale, and print the tag to run.", _image),
+    "hooks": ("install or uninstall arl's git hooks", "Install or uninstall arl's git hooks (pre-commit runs "
+              "`make guard` for keeps; post-commit runs `make on-keep`); foreign hooks are kept and chained.",
+              _hooks),
+}  # fmt: skip
+
+
+def chosen(argv: Sequence[str], names: Sequence[str]) -> str | None:
+    """The sub-command named in argv, found without parsing: the first word that is not an option or the value of
+    --lab (also spelled as argparse's abbreviations of it). None when there is none or it is no known name."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg in ("--l", "--la", "--lab"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in names else None
+    return None
+
+
+def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
+    """The parser of `arl`: every command is listed, and with everything=False only `only`'s options are built."""
+    from . import __version__
+
+    common = _common(sub=True)
+    parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])
+    parser.add_argument("--version", action="version", version=f"arl {__version__}", help="print arl's version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (line, description, options) in COMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=line, description=description)
+        if everything or name == only:
+            options(p)
     return parser
 
 
@@ -140,16 +234,40 @@ def handle_errors(prog: str, argv: list[str], body: Callable[[list[str]], int]) 
         return 1
 
 
+def exit_now(code: int) -> int:
+    """The console scripts' exit, once their output is flushed: without the interpreter's teardown, which frees
+    every object one by one (10,000 parsed rows take longer to free than to print). Only when nothing is left
+    for a normal exit to do (no other thread, no exit handler); otherwise, and when the flush fails (a closed
+    pipe), the code is returned for the normal exit, which reports as it always has."""
+    import atexit
+
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1 or atexit._ncallbacks() or not 0 <= code < 256:
+        return code
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        return code
+    os._exit(code)
+
+
 def _main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    name = chosen(argv, list(COMMANDS))
+    # no command named: `arl`, `arl --help` need no command's options; a word that is no command (an error to
+    # come, or a spelling the scan does not know) gets the full parser, so that argparse says what it always said
+    parser = build_parser(name, everything=name is None and any(not a.startswith("-") for a in argv))
+    args = parser.parse_args(argv)
     if not args.command:
-        build_parser().print_help()
+        parser.print_help()
         return 2
     return _dispatch(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return handle_errors("arl", list(sys.argv[1:] if argv is None else argv), _main)
+    if argv is not None:  # called as a function (tests, other tools): an ordinary return
+        return handle_errors("arl", list(argv), _main)
+    return exit_now(handle_errors("arl", sys.argv[1:], _main))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,10 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config_schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
 from .errors import ArlError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 LAB_FILE = "lab.toml"
 
@@ -106,7 +102,23 @@ def find_lab(start: Path | None = None, explicit: str | os.PathLike[str] | None 
     raise ArlError(f"no {LAB_FILE} in {here} or any folder above it; run `arl init` or pass --lab PATH")
 
 
+def _toml() -> Any:
+    """The TOML parser, imported on first use: finding a lab or reading the run state needs none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # pyright: ignore[reportMissingImports]
+    return tomllib
+
+
+def __getattr__(name: str) -> Any:
+    if name == "tomllib":  # `config.tomllib`, as other modules spell it
+        return _toml()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load(path: Path) -> LabConfig:
+    tomllib = _toml()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:

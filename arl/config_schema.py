@@ -3,7 +3,6 @@ table and key in every error."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -143,5 +142,7 @@ def toml_place(path: Path, message: str) -> str:
 
 
 def hint(word: str, choices: Any) -> str:
+    import difflib  # only for an error message
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(choices)})"

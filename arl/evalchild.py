@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +158,8 @@ def answer(request: dict[str, Any], out_fd: int) -> None:
         else:
             where = "the backend" if phase.name == "loading" else phase.name
             msg = f"{where} raised {type(e).__name__}: {e}".rstrip(": ")
+        import traceback  # only on failure: it costs a few milliseconds to import
+
         tb = traceback.format_exc()
         response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
     with os.fdopen(out_fd, "w", closefd=False) as f:

@@ -11,14 +11,15 @@ import math
 import os
 import select
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 from .config import LabConfig
 from .errors import ArlError
@@ -122,15 +123,26 @@ def _fork_safe() -> bool:
     return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
 
 
+def _unnamed_file() -> int:
+    """A file with no name, readable and writable, gone when its last descriptor closes."""
+    try:
+        return os.memfd_create("arl-eval")  # no temporary folder, and no `tempfile` to import
+    except (AttributeError, OSError):  # not Linux
+        import tempfile
+
+        with tempfile.TemporaryFile() as f:
+            return os.dup(f.fileno())
+
+
 def _run_child(request: dict[str, Any], cwd: Path, limit: float, fork: bool) -> dict[str, Any]:
     # The answer goes to an unnamed file, not a pipe: a large answer never blocks the child while we wait on it.
-    with tempfile.TemporaryFile() as resp:
+    with open(_unnamed_file(), "rb") as resp:
         reap: Callable[[], int]
         if fork:
             pid = _fork(request, cwd, resp.fileno())
             reap = lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # noqa: E731
         else:
-            proc = _spawn(request, cwd, resp)
+            proc = _spawn(request, cwd, resp.fileno())
             pid, reap = proc.pid, proc.wait
         try:
             finished = _wait_unreaped(pid, limit)
@@ -172,11 +184,14 @@ def _fork(request: dict[str, Any], cwd: Path, out_fd: int) -> int:
         os._exit(code)
 
 
-def _spawn(request: dict[str, Any], cwd: Path, resp: IO[bytes]) -> subprocess.Popen[bytes]:
-    with tempfile.TemporaryFile() as req:
+def _spawn(request: dict[str, Any], cwd: Path, resp: int) -> subprocess.Popen[bytes]:
+    import subprocess
+
+    with open(_unnamed_file(), "r+b") as req:
         req.write(json.dumps(request).encode())
+        req.flush()
         req.seek(0)
-        fds = (req.fileno(), resp.fileno())
+        fds = (req.fileno(), resp)
         # Own session: on timeout the whole group goes, including anything the backend spawned.
         # The backend's prints go to stderr so that `arl eval --json` keeps stdout clean.
         return subprocess.Popen(

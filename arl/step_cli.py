@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from .cli import _common, _Parser, add_run_flags, handle_errors
+from .cli import _common, _Parser, add_run_flags, chosen, exit_now, handle_errors
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
@@ -32,7 +32,31 @@ STEPS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def build_parser() -> _Parser:
+def _slot_flag(p: argparse.ArgumentParser, default: int | None, what: str) -> None:
+    p.add_argument("--slot", type=int, default=default, metavar="K", help=what)
+
+
+def _options(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "preflight":
+        add_run_flags(p)
+    elif name in ("commit", "revert"):
+        p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
+        _slot_flag(p, 0, "the slot whose workspace to record (default: 0)")
+        if name == "commit":
+            p.add_argument("--force", action="store_true",
+                           help="keep it even when the host's score is worse than the best (default: off)")  # fmt: skip
+    elif name == "decide":
+        _slot_flag(p, None, "the slot whose verdict to handle (default: the one `wait` found, else the oldest)")
+    elif name == "launch":
+        _slot_flag(p, None, "start only this slot's agent (default: every slot's that is not running)")
+    elif name == "verify":
+        _slot_flag(p, None, "the slot whose workspace to verify (default: 0)")
+
+
+def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
+    """The parser of `arl-step`: every step is listed, and with everything=False only `only`'s options are built."""
+    from . import __version__
+
     common = _common(sub=True)
     epilog = "steps:\n" + "\n".join(f"  {n:13} {d}\n  {'':13} exit: {c}" for n, (_, d, c) in STEPS.items())
     parser = _Parser(
@@ -42,28 +66,30 @@ def build_parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common()],
     )
+    parser.add_argument("--version", action="version", version=f"arl-step {__version__}", help="print arl's version")
     sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser)
     for name, (_, desc, codes) in STEPS.items():
         p = sub.add_parser(name, parents=[common], help=f"{desc} (exit: {codes})", description=f"{desc}. Exit: {codes}")
-        if name == "preflight":
-            add_run_flags(p)
-        if name in ("commit", "revert"):
-            p.add_argument("--notes", default="")
-            p.add_argument("--slot", type=int, default=0, help="the slot whose workspace to record (default 0)")
+        if everything or name == only:
+            _options(name, p)
     return parser
 
 
 def _main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    name = chosen(argv, list(STEPS))
+    parser = build_parser(name, everything=name is None and any(not a.startswith("-") for a in argv))
+    args = parser.parse_args(argv)
     if not args.step:
-        build_parser().print_help()
+        parser.print_help()
         return 2
     module = import_module(f"arl.steps.{STEPS[args.step][0]}")
     return int(module.from_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return handle_errors("arl-step", list(sys.argv[1:] if argv is None else argv), _main)
+    if argv is not None:  # called as a function: an ordinary return
+        return handle_errors("arl-step", list(argv), _main)
+    return exit_now(handle_errors("arl-step", sys.argv[1:], _main))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from ..config import LabConfig
 from ..errors import UsageError
 from ..evaluate import evaluate
 from ..lab import open_lab
-from ..service import host_service
+from .evalcmd import service_around
+from .results import simple_table
+
+_EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 
 
 def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str,
 def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool) -> int:
     if top is not None and top < 1:
         raise UsageError(f"--top must be at least 1, not {top}")
-    with host_service(cfg):
+    with service_around(cfg):
         result = evaluate(cfg, data, samples=samples or None)
     rows = worst_first(cfg, result.sample_results)
     if top is not None:
@@ -41,17 +42,29 @@ def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as
     if not rows:
         print("(the backend returned no per-sample results)")
         return 0
+    width = None if len(rows) == 1 else _EXTRA_WIDTH
     table = [
         [
-            s["sample_id"],
+            str(s["sample_id"]),
             "" if s["score"] is None else f"{s['score']:.6g}",
-            s.get("error") or "",
-            json.dumps(s.get("extra") or {}, default=str)[:60],
+            str(s.get("error") or ""),
+            json.dumps(s.get("extra") or {}, default=str)[:width],
         ]
         for s in rows
     ]
-    print(tabulate(table, headers=["sample", "score", "error", "extra"]))
+    cols = ["sample", "score", "error", "extra"]
+    # a column is numeric, right-aligned on the decimal point, when every cell is a number (tabulate's rule)
+    numeric = [c for j, c in enumerate(cols) if all(_is_number(line[j]) for line in table)]
+    print(simple_table(table, cols, numeric))
     return 0
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..config import LabConfig
 from ..errors import ArlError, UsageError
 from ..evaluate import evaluate
-from ..fsutil import write_json
 from ..lab import in_sandbox, last_eval_path, open_lab
-from ..service import host_service
+
+
+def service_around(cfg: LabConfig) -> AbstractContextManager[None]:
+    """The lab's host service around an evaluation; most labs have none, and then its module is not imported."""
+    if cfg.host_service is None:
+        return contextlib.nullcontext()
+    from ..service import host_service
+
+    return host_service(cfg)
 
 
 def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1) -> int:
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     seen = workspace_tree(cfg) if in_sandbox() else None
-    with host_service(cfg):
+    with service_around(cfg):
         result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
     if seen is not None:
+        from ..fsutil import write_json
+
         # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks; the tree
         # id is computed with the host's import rules, so the host can tell whether it imports what was evaluated.
         write_json(last_eval_path(), {**result.as_json(), "tree": seen[0], "tree_problem": seen[1]}, fsync=False)
