@@ -437,3 +437,19 @@ def test_unknown_isolation_is_a_config_error(tmp_path: Path) -> None:
     with open(lab / "lab.toml", "a") as f:
         f.write('isolation = "thread"\n')
     one_line_error(arl("eval", "--data", "data", cwd=lab, check=False), "[backend] isolation", '"fork" or "spawn"')
+
+
+def test_diagnose_shows_all_of_extra_for_one_sample(tmp_path: Path) -> None:
+    lab = backend_lab(
+        tmp_path,
+        """
+    def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+        ids = sample_ids or ["a", "b"]
+        long = {"why": "x" * 100 + "END"}
+        return EvalResult(score=1.0, sample_results=[SampleResult(i, 1.0, extra=long) for i in ids])
+""",
+    )
+    both = arl("diagnose", "--data", "data", cwd=lab).stdout
+    assert "END" not in both and both.count("x" * 40) == 2  # a table of many samples keeps its width
+    one = arl("diagnose", "--data", "data", "--sample", "a", cwd=lab).stdout
+    assert "x" * 100 + 'END"}' in one

@@ -1,4 +1,4 @@
-"""`arl results`: the history as table, TSV, JSON and Markdown; --last, --best, --all-runs."""
+"""`arl results`: the history as table, TSV, JSON and Markdown; --run, --last, --best (--all-runs still accepted)."""
 
 from __future__ import annotations
 
@@ -89,9 +89,13 @@ def test_tsv_is_the_file_format(history_lab: Path) -> None:
     assert parsed[2][results.COLUMNS.index("notes")] == "tab\\there\\nand a newline"  # escaped in the file
 
 
-def test_default_shows_the_latest_run_and_the_baseline(history_lab: Path) -> None:
-    assert [r["id"] for r in _json(history_lab)] == [0, 3, 4, 5, 6, 7]
-    assert [r["id"] for r in _json(history_lab, "--all-runs")] == list(range(8))
+def test_default_shows_the_whole_history_and_run_narrows_it(history_lab: Path) -> None:
+    assert [r["id"] for r in _json(history_lab)] == list(range(8))
+    assert [r["id"] for r in _json(history_lab, "--all-runs")] == list(range(8))  # what scripts passed before
+    assert [r["id"] for r in _json(history_lab, "--run", "2")] == [0, 3, 4, 5, 6, 7]  # with the baseline
+    assert [r["id"] for r in _json(history_lab, "--run", "1", "--last", "2")] == [1, 2]
+    assert _json(history_lab, "--run", "9") == [_json(history_lab)[0]]
+    assert len(arl("results", cwd=history_lab).stdout.splitlines()) == 2 + len(HISTORY)
 
 
 def test_last(history_lab: Path) -> None:

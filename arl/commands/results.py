@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Collection
 from typing import Any
 
 from .. import results as res
@@ -18,15 +19,15 @@ _NUMERIC = {"id", "score", "verified_score", "holdout_score", "best", "cost_usd"
 
 
 def select(
-    cfg: LabConfig, rows: list[dict[str, Any]], last: int | None, best: bool, all_runs: bool
+    cfg: LabConfig, rows: list[dict[str, Any]], last: int | None, best: bool, run: int | None = None
 ) -> list[dict[str, Any]]:
+    """The rows shown: the whole history unless --run, --last or --best narrows it."""
     if best:
         kept = [r for r in rows if r["outcome"] == "keep"]
         _, best_id = res.best_of(cfg, kept)
         return [r for r in kept if r["id"] == best_id]
-    if not all_runs and rows:
-        latest = max(r["run"] or 0 for r in rows)
-        rows = [r for r in rows if (r["run"] or 0) == latest or r["outcome"] == "baseline"]
+    if run is not None:
+        rows = [r for r in rows if r["run"] == run or r["outcome"] == "baseline"]
     return rows[-last:] if last else rows
 
 
@@ -60,14 +61,15 @@ def _after_point(cell: str) -> int:
     return len(cell) - pos - 1 if pos >= 0 else -1
 
 
-def simple_table(table: list[list[str]], cols: list[str]) -> str:
+def simple_table(table: list[list[str]], cols: list[str], numeric: Collection[str] = _NUMERIC) -> str:
     """tabulate's "simple" layout, numbers aligned on the decimal point, in time linear in the rows: tabulate
-    itself guesses the type of every cell, which takes over a second on a history of 10 000 experiments."""
+    itself guesses the type of every cell, which takes over a second on a history of 10 000 experiments (and
+    importing it costs more than reading them)."""
     out_cols = []
     for j, name in enumerate(cols):
         cells = [line[j] for line in table]
         width = len(name) + 2
-        if name in _NUMERIC:
+        if name in numeric:
             points = [_after_point(c) for c in cells]
             most = max(points, default=-1)
             cells = [c + " " * (most - p) for c, p in zip(cells, points)]
@@ -85,10 +87,10 @@ def _md(v: Any) -> Any:
     return v.replace("|", "\\|") if isinstance(v, str) else v
 
 
-def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_runs: bool) -> int:
+def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: int | None = None) -> int:
     if last is not None and last < 1:
         raise UsageError(f"--last must be at least 1, not {last}")
-    rows = select(cfg, res.read(cfg.results_file).rows, last, best, all_runs)
+    rows = select(cfg, res.read(cfg.results_file).rows, last, best, run)
     if fmt == "json":
         # rows have exactly the columns, in order: no copies of 10,000 dicts to print them
         print(json.dumps(rows, default=str))
@@ -113,4 +115,5 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, all_run
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return show_results(open_lab(args.lab), args.format, args.last, args.best, args.all_runs)
+    # --all-runs is what every call shows now; it stays accepted for the scripts that pass it
+    return show_results(open_lab(args.lab), args.format, args.last, args.best, args.run)
