@@ -12,7 +12,6 @@ import importlib.util
 import os
 import re
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from . import sh
 from .config import LabConfig
 from .errors import ArlError
 from .fsutil import resource_dir
+from .images_context import dockerignore, tree_digest
 
 BASE_TAG = "arl-agent-base:latest"
 NPM_PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
@@ -61,6 +61,7 @@ def _build(
     force: bool = False,
 ) -> dict[str, Any]:
     """`docker build`; returns the new image's inspect. Forced: no cached step either (say, one built offline)."""
+    before = deb.inspect(tag)
     cmd = sh.docker()[("build", "--force-rm", "--no-cache") if force else ("build", "--force-rm")]["-t", tag]
     if dockerfile is not None:
         cmd = cmd["-f", str(dockerfile)]
@@ -75,52 +76,23 @@ def _build(
     info = deb.inspect(tag)
     if info is None:
         raise ArlError(f"{tag} is not in the engine right after building it")
-    # Else every change of arl leaves an old image behind. Only untagged images carrying arl's label (inherited by
-    # every layer above the base), with no child image and no container, go; recent ones may be a concurrent build's.
-    sh.run(sh.docker()["image", "prune", "-f", "--filter", "label=arl.context-hash", "--filter", "until=10m"], ok=None)
+    if before is not None and before["Id"] != info["Id"]:
+        _superseded.append(before["Id"])
     return info
 
 
-def _tree_digest(root: Path, ignore: list[str] | None = None, extra: bytes = b"") -> str:
-    """Content hash of a build context: paths, exec bits, bytes, link targets (.git, .arl and caches left out)."""
-    h = hashlib.sha256(extra)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in (".git", ".arl", "__pycache__") and not _ignored(rel_dir / d, ignore)
-        )
-        for name in sorted(filenames):
-            rel, full = rel_dir / name, Path(dirpath) / name
-            if name.endswith(".pyc") or _ignored(rel, ignore):
-                continue
-            st = full.lstat()
-            h.update(f"{rel.as_posix()}\0{st.st_mode & 0o111 and 'x'}\0".encode())
-            h.update(os.readlink(full).encode() if stat.S_ISLNK(st.st_mode) else full.read_bytes())
-    return h.hexdigest()[:16]
+# The images this call replaced under their tag. Only these are ever removed (nothing else of the engine is
+# pruned): once the call's builds are done, each that is left untagged and unused; one a container or a child image
+# still uses stays (`docker image prune --filter label=arl.context-hash` clears those by hand).
+_superseded: list[str] = []
 
 
-def _ignored(rel: Path, patterns: list[str] | None) -> bool:
-    """.dockerignore as Docker reads it: `*` stops at `/`, `**` does not, later patterns win, `!` re-includes, a
-    matched folder hides its files. (Hashing a file Docker skips only costs a rebuild; the reverse, a stale image.)"""
-    out = False
-    for pat in patterns or []:
-        neg, pat = pat.startswith("!"), pat.lstrip("!").strip().removeprefix("./").strip("/")
-        parts = re.split(r"(\*\*/?|\*|\?)", pat)
-        rx = re.compile(
-            "".join({"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(p, re.escape(p)) for p in parts)
-        )
-        candidates = [rel.as_posix()] + [p.as_posix() for p in rel.parents if p.as_posix() != "."]
-        if any(rx.fullmatch(c) for c in candidates):
-            out = not neg
-    return out
-
-
-def _dockerignore(context: Path) -> list[str]:
-    try:
-        text = (context / ".dockerignore").read_text()
-    except OSError:
-        return []
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+def _drop_superseded() -> None:
+    while _superseded:
+        old = _superseded.pop()  # the newest first: a child before the image it was built on
+        info = deb.inspect(old)
+        if info is not None and not info.get("RepoTags") and "arl.context-hash" in _labels(info):
+            sh.run(sh.docker()["image", "rm", old], ok=None)
 
 
 # ---------------------------------------------------------------------------------------------------- the base
@@ -163,7 +135,7 @@ def _base_context() -> tuple[Path, str]:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=root))
     _write_base_context(tmp)
-    digest = _tree_digest(tmp)
+    digest = tree_digest(tmp)
     final = root / f"base-{digest}"
     try:
         os.rename(tmp, final)
@@ -195,7 +167,10 @@ def _ensure_base(base_from: str | None, force: bool) -> dict[str, Any]:
 
 def ensure_base(base_from: str | None = None, force: bool = False) -> str:
     """arl-agent-base:latest, built when missing, when arl's code changed, or when another base is asked for."""
-    _ensure_base(base_from, force)
+    try:
+        _ensure_base(base_from, force)
+    finally:
+        _drop_superseded()
     return BASE_TAG
 
 
@@ -231,23 +206,37 @@ def _agent_hash(kind: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _ensure_agent(kind: str, base_from: str | None, force: bool) -> tuple[str, dict[str, Any]]:
+def _ensure_agent(kind: str, base_from: str | None, force: set[str]) -> tuple[str, dict[str, Any]]:
+    """`force` names the layers to rebuild without cache: "base", "agent"."""
     if kind not in NPM_PACKAGES and kind not in BASE_KINDS and "." not in kind:
         raise ArlError(f"unknown agent kind {kind!r} (known: claude, codex, command, offline, or a dotted class path)")
-    base = _ensure_base(base_from, force)
+    base = _ensure_base(base_from, "base" in force)
     if kind not in NPM_PACKAGES:  # offline, command and adapter classes run on the base as it is
         return BASE_TAG, base
     tag = f"arl-agent-{kind}:latest"
     info = deb.inspect(tag)
     wanted = {"arl.agent-parent": base["Id"], "arl.agent-hash": _agent_hash(kind)}
-    if info and not force and all(_labels(info).get(k) == v for k, v in wanted.items()):
+    if info and "agent" not in force and all(_labels(info).get(k) == v for k, v in wanted.items()):
         return tag, info
-    return tag, _build_agent_layer(kind, BASE_TAG, base, tag, force)
+    return tag, _build_agent_layer(kind, BASE_TAG, base, tag, "agent" in force)
 
 
-def ensure_agent_image(kind: str, base_from: str | None = None, force: bool = False) -> str:
+def forced(kind: str, lab_layer: bool, force: bool, force_all: bool) -> set[str]:
+    """The layers to rebuild: --force-all every one; --force only the top one, the image the lab (or the agent)
+    runs in: the lab's own layer, else the agent's, else the base."""
+    if force_all:
+        return {"base", "agent", "lab"}
+    if not force:
+        return set()
+    return {"lab" if lab_layer else "agent" if kind in NPM_PACKAGES else "base"}
+
+
+def ensure_agent_image(kind: str, base_from: str | None = None, force: bool = False, force_all: bool = False) -> str:
     """The image an agent of this kind runs in: the base, or arl-agent-claude / arl-agent-codex on top of it."""
-    return _ensure_agent(kind, base_from, force)[0]
+    try:
+        return _ensure_agent(kind, base_from, forced(kind, False, force, force_all))[0]
+    finally:
+        _drop_superseded()
 
 
 # ------------------------------------------------------------------------------------------------- lab images
@@ -268,8 +257,17 @@ def _built_on(child: dict[str, Any], parent: dict[str, Any]) -> bool:
     return _layers(child)[: len(below)] == below
 
 
-def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, force: bool = False) -> str:
+def ensure_lab_image(
+    cfg: LabConfig, kind: str, base_from: str | None = None, force: bool = False, force_all: bool = False
+) -> str:
     """The lab's image from `[sandbox] dockerfile` (built with ARL_BASE = the agent image), or the agent image."""
+    try:
+        return _ensure_lab(cfg, kind, base_from, forced(kind, cfg.dockerfile is not None, force, force_all))
+    finally:
+        _drop_superseded()
+
+
+def _ensure_lab(cfg: LabConfig, kind: str, base_from: str | None, force: set[str]) -> str:
     agent, agent_info = _ensure_agent(kind, base_from, force)
     if cfg.dockerfile is None:
         return agent
@@ -279,12 +277,12 @@ def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, fo
     if not cfg.build_context.is_dir():
         raise ArlError(f"{where} build_context: no folder {cfg.build_context}")
     tag = lab_image_tag(cfg.name)
-    digest = _tree_digest(cfg.build_context, _dockerignore(cfg.build_context), cfg.dockerfile.read_bytes())
+    digest = tree_digest(cfg.build_context, dockerignore(cfg.build_context), cfg.dockerfile.read_bytes())
     info = deb.inspect(tag)
     wanted = {"arl.lab-hash": digest, "arl.lab-parent": agent_info["Id"]}
-    if info and not force and all(_labels(info).get(k) == v for k, v in wanted.items()):
+    if info and "lab" not in force and all(_labels(info).get(k) == v for k, v in wanted.items()):
         return tag
-    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, wanted, cfg.dockerfile, force)
+    new = _build(cfg.build_context, tag, {"ARL_BASE": agent}, wanted, cfg.dockerfile, "lab" in force)
     if _built_on(new, agent_info):
         return tag
     base = deb.inspect(BASE_TAG)
@@ -294,5 +292,5 @@ def ensure_lab_image(cfg: LabConfig, kind: str, base_from: str | None = None, fo
             f"{cfg.dockerfile} must build FROM the arl image: start it with `ARG ARL_BASE` and `FROM ${{ARL_BASE}}`"
         )
     # Built FROM arl-agent-base while the agent needs its own layer: put that layer on top of the lab's image.
-    _build_agent_layer(kind, tag, new, tag, force)
+    _build_agent_layer(kind, tag, new, tag, "lab" in force)
     return tag

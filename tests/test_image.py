@@ -203,3 +203,60 @@ def test_debootstrap_builds_a_base_when_missing(docker_engine: None) -> None:
         assert "Python 3" in out and "git version" in out
     finally:
         docker("image", "rm", tag, check=False)
+
+
+def _stray_image(tmp_path: Path) -> str:
+    """An untagged image carrying arl's label that no call of arl makes: arl must leave it alone."""
+    for n in (1, 2):  # the second build takes the tag: the first is left untagged
+        (tmp_path / "Dockerfile.stray").write_text(f"FROM arl-agent-base:latest\nLABEL arl.test-stray={n}\n")
+        docker("build", "-q", "-t", "arl-test-stray:latest", "-f", str(tmp_path / "Dockerfile.stray"), str(tmp_path))
+        if n == 1:
+            first = image_id("arl-test-stray:latest")
+    docker("image", "rm", "arl-test-stray:latest")
+    assert docker("image", "inspect", first, check=False).returncode == 0
+    return first
+
+
+def forced_builds(stderr: str) -> list[str]:
+    return [c for c in builds(stderr) if " --no-cache " in f" {c} "]
+
+
+def test_force_rebuilds_the_labs_layer_only_and_prunes_nothing_else(base_image: str, tmp_path: Path) -> None:
+    lab = write_lab(tmp_path / "lab", "ARG ARL_BASE=arl-agent-base:latest\nFROM ${ARL_BASE}\nCOPY marker /opt/marker\n")
+    (lab / "marker").write_text("from the lab\n")
+    tag = images.lab_image_tag("Image Test Lab!")
+    stray = _stray_image(tmp_path)
+    try:
+        arl("image", "--base-from", BASE_FROM, cwd=lab)
+        first = image_id(tag)
+        proc = arl("image", "--base-from", BASE_FROM, "--force", cwd=lab)
+        # only the lab's layer is forced (the base is rebuilt only if arl's code changed meanwhile, with its cache)
+        assert [f"-t {tag} " in c for c in forced_builds(proc.stderr)] == [True]
+        assert image_id(tag) != first
+        # nothing is pruned: the image this call replaced is removed by id, nothing else
+        assert not any(" prune" in c for c in commands(proc.stderr))
+        assert docker("image", "inspect", stray, check=False).returncode == 0
+        assert f"docker image rm {first}" in commands(proc.stderr)
+        assert docker("image", "inspect", first, check=False).returncode != 0
+    finally:
+        docker("image", "rm", tag, check=False)
+        docker("image", "rm", stray, check=False)
+
+
+def test_force_all_rebuilds_every_layer(base_image: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from arl.commands.image import build_images
+    from arl.config import load
+
+    lab = write_lab(tmp_path / "lab", "ARG ARL_BASE=arl-agent-base:latest\nFROM ${ARL_BASE}\nCOPY marker /opt/marker\n")
+    (lab / "marker").write_text("from the lab\n")
+    tag = images.lab_image_tag("Image Test Lab!")
+    try:
+        # the base comes from the engine as it is (auto): --force-all rebuilds arl's layers, not the Debian base
+        build_images(load(lab / "lab.toml"), None, None, force=False, force_all=True)
+        err = capfd.readouterr().err
+        assert {f"-t {t} " for t in (base_image, tag)} <= {
+            m for c in forced_builds(err) for m in re.findall(r"-t \S+ ", c)
+        }
+        assert docker("run", "--rm", *LOCKED, tag, "cat", "/opt/marker").stdout == "from the lab\n"
+    finally:
+        docker("image", "rm", tag, check=False)

@@ -2,7 +2,8 @@
 
 Inside a lab: the base, the agent layer of `[agent] kind` (or --agent), and the lab's own image when
 `[sandbox] dockerfile` is set. Outside a lab: the base, plus the --agent layer when given. Every image already
-current is left alone (one `docker image inspect` each); --force rebuilds them."""
+current is left alone (one `docker image inspect` each); --force rebuilds the top one (the lab's own layer when it
+has a Dockerfile), --force-all every one. Only images this call replaced are removed afterwards."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from ..config import LabConfig, find_lab, load
 from ..errors import ArlError
 
 
-def build_images(cfg_or_none: LabConfig | None, base_from: str | None, agent: str | None, force: bool) -> int:
+def build_images(
+    cfg_or_none: LabConfig | None, base_from: str | None, agent: str | None, force: bool, force_all: bool = False
+) -> int:
     from .. import images
 
     if cfg_or_none is not None:
-        tag = images.ensure_lab_image(cfg_or_none, agent or cfg_or_none.agent_kind, base_from, force=force)
+        kind = agent or cfg_or_none.agent_kind
+        tag = images.ensure_lab_image(cfg_or_none, kind, base_from, force=force, force_all=force_all)
     elif agent:
-        tag = images.ensure_agent_image(agent, base_from, force=force)
+        tag = images.ensure_agent_image(agent, base_from, force=force, force_all=force_all)
     else:
-        tag = images.ensure_base(base_from, force)
+        tag = images.ensure_base(base_from, force or force_all)
     print(tag)  # stdout holds only the tag, for `docker run "$(arl image)" ...`
     return 0
 
@@ -38,4 +42,5 @@ def _lab_or_none(explicit: str | None) -> LabConfig | None:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force)
+    force_all = bool(getattr(args, "force_all", False))  # getattr: a parser without --force-all
+    return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force, force_all)
