@@ -166,20 +166,26 @@ def read(path: Path) -> History:
     seen, known = _parsed.get(key, ("", []))
     cache = None if seen else results_cache.cache_file(path)
     if cache is not None:  # this process's first read: the rows parsed by an earlier one may still hold
-        nchars, known = results_cache.load(cache, data)
+        nchars, known = results_cache.load(cache, data, header_line())
         seen = text[:nchars]
     if seen and text.startswith(seen):  # `seen` ends with a newline: the new text starts on a line of its own
         rows = known + _parse(path, text, text[len(seen) :], seen.count("\n") + 1)
     else:
         reader = csv.reader(io.StringIO(text), delimiter="\t")
         header = next(reader)
+        if header[:1] == ["experiment_id"]:  # perhaps a history begun with autoresearch-lab: converted once
+            from .results_migrate import HEADER, convert
+
+            if header == HEADER:
+                text = convert(path, text, data)
+                data, cache, header = text.encode("utf-8"), None, COLUMNS
         if header != COLUMNS:
             raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
         rows = _parse(path, text, text[text.index("\n") + 1 :] if "\n" in text else "", 2)
     if text.endswith("\n"):  # no torn line at the end: safe to build on
         _parsed[key] = (text, rows)
         if cache is not None and len(rows) != len(known):
-            results_cache.store(cache, data, len(text), rows)
+            results_cache.store(cache, data, header_line(), len(text), rows)
     return History(list(rows))
 
 

@@ -34,12 +34,13 @@ def cache_file(path: Path) -> Path | None:
     return state / "cache" / f"{path.name}.marshal"
 
 
-def load(cache: Path, data: bytes) -> tuple[int, Rows]:
+def load(cache: Path, data: bytes, schema: str) -> tuple[int, Rows]:
     """(characters of the text the cached rows were parsed from, those rows) when `data`, the bytes of the results
-    file just read, equals or extends what the entry was built from; (0, []) otherwise."""
+    file just read, equals or extends what the entry was built from, and the rows were made by a reader of the same
+    `schema` (the columns: another arl's rows have other keys); (0, []) otherwise."""
     try:
-        version, nbytes, crc, nchars, rows = marshal.loads(cache.read_bytes())
-        if version != _VERSION or not isinstance(rows, list) or not 0 < nbytes <= len(data):
+        version, kind, nbytes, crc, nchars, rows = marshal.loads(cache.read_bytes())
+        if (version, kind) != (_VERSION, schema) or not isinstance(rows, list) or not 0 < nbytes <= len(data):
             return 0, []
         if data[nbytes - 1 : nbytes] != b"\n" or zlib.crc32(memoryview(data)[:nbytes]) != crc:
             return 0, []
@@ -48,10 +49,10 @@ def load(cache: Path, data: bytes) -> tuple[int, Rows]:
         return 0, []
 
 
-def store(cache: Path, data: bytes, nchars: int, rows: Rows) -> None:
+def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows) -> None:
     """Write the entry atomically (a temporary file renamed), so a reader sees an old entry or a new one."""
     try:
-        payload = marshal.dumps((_VERSION, len(data), zlib.crc32(data), nchars, rows))
+        payload = marshal.dumps((_VERSION, schema, len(data), zlib.crc32(data), nchars, rows))
         cache.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-")
         try:

@@ -111,10 +111,10 @@ def test_the_cache_is_written_reused_extended_and_never_stale(tmp_path: Path) ->
     cache = tmp_path / ".arl" / "cache" / "results.tsv.marshal"
     first = _fresh_read(path)
     assert cache.is_file()
-    nchars, rows = results.results_cache.load(cache, path.read_bytes())
+    nchars, rows = results.results_cache.load(cache, path.read_bytes(), HEADER)
     assert nchars == len(path.read_text()) and _same(rows, first)
     # another process's first read is served by the cache (marked here, to see that it is what answers)
-    results.results_cache.store(cache, path.read_bytes(), nchars, [{**r, "agent": "from-cache"} for r in rows])
+    results.results_cache.store(cache, path.read_bytes(), HEADER, nchars, [{**r, "agent": "from-cache"} for r in rows])
     assert {r["agent"] for r in _fresh_read(path)} == {"from-cache"}
     # appended rows: the cached prefix is reused, the new line parsed
     results.append(path, _row(5))
