@@ -35,6 +35,7 @@ class RunDefaults:
     verify: bool = True
     min_improvement: float = 0.0
     repeats: int = 1
+    agents: int = 1  # parallel slots, each with its own agent container and workspace
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class LabConfig:
     network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
     allow_web: bool = False
     isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
+    slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
     run: RunDefaults = field(default_factory=RunDefaults)
 
     @property
@@ -182,6 +184,11 @@ def load(path: Path) -> LabConfig:
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     str_list(agent_cmd, where("agent", "command"))
     str_list(sb["env"], where("sandbox", "env"))
+    str_list(sb["slot_gpus"], where("sandbox", "slot_gpus"))
+    if sb["slot_gpus"] and sb["gpus"]:
+        raise ArlError(f"{where('sandbox', 'slot_gpus')} and gpus both set: slot_gpus gives each slot its own")
+    if rn["agents"] < 1:
+        raise ArlError(f"{where('run', 'agents')} must be at least 1")
     service = None
     if "backend.host_service" in tables:
         hs = tables["backend.host_service"]
@@ -220,6 +227,7 @@ def load(path: Path) -> LabConfig:
         network=sb["network"],
         allow_web=ag["allow_web"],
         isolation=be["isolation"],
+        slot_gpus=tuple(sb["slot_gpus"]),
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),
@@ -232,6 +240,7 @@ def load(path: Path) -> LabConfig:
             verify=rn["verify"],
             min_improvement=float(rn["min_improvement"]),
             repeats=rn["repeats"],
+            agents=rn["agents"],
         ),
     )
 

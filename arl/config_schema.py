@@ -47,6 +47,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "max_files": ((int,), 10_000, False),
         "max_workspace_mb": (_NUM, 200, False),
         "network": ((str,), "", False),
+        "slot_gpus": ((list,), [], False),
     },
     "run": {
         "max_iterations": ((int,), 50, False),
@@ -60,6 +61,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "verify": ((bool,), True, False),
         "min_improvement": (_NUM, 0.0, False),
         "repeats": ((int,), 1, False),
+        "agents": ((int,), 1, False),
     },
 }
 

@@ -135,6 +135,8 @@ def stop(name: str, grace: float = 5.0, remove: bool = True) -> None:
         sh.run(sh.docker()["kill", "--signal", "INT", name], ok=None)
         if not _wait_exit(name, grace):
             sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
+    elif st.status == "paused":
+        remove = True  # it cannot say goodbye (or print) while frozen: removed, its client ends and the log is whole
     if remove:
         sh.run(sh.docker()["rm", "--force", name], ok=None)
 

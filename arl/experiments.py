@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from . import faults, gitobjects, gitops, results, state
+from . import faults, gitobjects, gitops, results, slots, state
 from .config import LabConfig
 from .timing import phase
 from .workspace import sync_worktree, workspace
@@ -32,6 +32,7 @@ def row_for(
     notes: str = "",
     metrics: dict[str, Any] | None = None,
     best: float | None = None,
+    slot: int = 0,
 ) -> dict[str, Any]:
     return {
         "id": exp_id,
@@ -47,6 +48,7 @@ def row_for(
         "agent": st.get("settings", {}).get("agent", ""),
         "notes": notes,
         "metrics": metrics or {},
+        "slot": slot,
     }
 
 
@@ -61,9 +63,10 @@ def record_failed(
     verified: float | None = None,
     cost: float = 0.0,
     metrics: dict[str, Any] | None = None,
+    slot: int = 0,
 ) -> dict[str, Any]:
     """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
-    the workspace to the best tree."""
+    the slot's workspace to the best tree (the newest best, whichever slot set it)."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
     with phase("git"):
@@ -87,13 +90,14 @@ def record_failed(
         notes=notes,
         metrics=metrics,
         best=best,
+        slot=slot,
     )
     with phase("results"):
         results.append(cfg.results_file, row)
     faults.point("discard:after-row")
-    note_transcript(cfg, st, exp_id)
+    note_transcript(cfg, st, exp_id, slot)
     with phase("restore"):
-        restore(cfg)
+        restore(cfg, slot)
     faults.point("discard:after-restore")
     return row
 
@@ -125,6 +129,7 @@ def record_keep(
     holdout: float | None,
     cost: float,
     metrics: dict[str, Any],
+    slot: int = 0,
 ) -> tuple[dict[str, Any], str]:
     """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`.
 
@@ -151,6 +156,7 @@ def record_keep(
         notes=notes,
         metrics=metrics,
         best=new_best,
+        slot=slot,
     )
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
     with phase("results"):
@@ -180,10 +186,11 @@ def _commit_or_veto(
     with phase("git"):
         committed, output = gitops.commit_keep(cfg, row["commit"], message)
     faults.point("keep:after-commit")
-    note_transcript(cfg, st, row["id"])
+    note_transcript(cfg, st, row["id"], int(row.get("slot") or 0))
     if committed:
         return row, ""
     # The hook said no: the row was never committed; replace it by a vetoed one.
+    slot = int(row.get("slot") or 0)
     sync_worktree(cfg, gitobjects.pipeline_tree(cfg, row["commit"]), best_tree)
     with open(cfg.results_file, "rb+") as f:
         f.truncate(size)
@@ -193,13 +200,13 @@ def _commit_or_veto(
     vetoed = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
     vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
     results.append(cfg.results_file, vetoed)
-    restore(cfg)
+    restore(cfg, slot)
     return vetoed, reason
 
 
-def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int) -> None:
+def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int, slot: int = 0) -> None:
     """Remember where this experiment's part of the agent transcript ends, for `arl show`."""
-    name = st.get("container")
+    name = slots.of(st, slot).get("container")
     size = 0
     if name:
         log = state.logs_dir(cfg) / f"{name}.jsonl"

@@ -29,10 +29,12 @@ COLUMNS = [
     "agent",
     "notes",
     "metrics",
+    "slot",  # which parallel agent (0 to agents-1); files written before slots existed lack the column
 ]
+OLD_COLUMNS = COLUMNS[:-1]
 OUTCOMES = ("baseline", "keep", "discard", "vetoed", "crash", "interrupted")
 _FLOATS = ("score", "verified_score", "holdout_score", "best", "cost_usd")
-_INTS = ("id", "run")
+_INTS = ("id", "run", "slot")
 
 
 def escape(text: str) -> str:
@@ -137,9 +139,20 @@ def plateau(cfg: LabConfig, rows: list[dict[str, Any]]) -> int:
 
 
 def ensure_file(path: Path) -> None:
+    """The file exists with today's header: a history from before the slot column gets it (every old row: slot 0),
+    rewritten once, atomically, before anything is appended to it."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header_line())
+        return
+    with open(path, "rb") as f:
+        head = f.readline()
+    if head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t") != OLD_COLUMNS:
+        return
+    rows = read(path).rows
+    tmp = path.with_name(f".{path.name}.slot-column.tmp")
+    tmp.write_text(header_line() + "".join(format_row({**r, "slot": r.get("slot") or 0}) for r in rows), "utf-8")
+    os.replace(tmp, path)
 
 
 # Parsed histories by path: a long-running loop re-reads results.tsv several times per verdict, and it only ever
@@ -179,7 +192,7 @@ def read(path: Path) -> History:
             if header == HEADER:
                 text = convert(path, text, data)
                 data, cache, header = text.encode("utf-8"), None, COLUMNS
-        if header != COLUMNS:
+        if header not in (COLUMNS, OLD_COLUMNS):
             raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
         rows = _parse(path, text, text[text.index("\n") + 1 :] if "\n" in text else "", 2)
     if text.endswith("\n"):  # no torn line at the end: safe to build on
@@ -196,7 +209,7 @@ def _parse(path: Path, text: str, body: str, first: int) -> list[dict[str, Any]]
 
 
 def _by_position(body: str) -> list[dict[str, Any]] | None:
-    """The rows of a well-formed body, read by position: a line is 13 tab-separated cells (notes are escaped and
+    """The rows of a well-formed body, read by position: a line is 14 tab-separated cells (notes are escaped and
     metrics are JSON, so no cell holds a tab or a newline). None at the first line that is anything else (a torn
     line, a cell csv would read differently, a value that does not convert): the precise parser then reads the
     whole body, with the errors it has always given."""
@@ -211,10 +224,12 @@ def _by_position(body: str) -> list[dict[str, Any]] | None:
                 continue
             cells = line.split("\t")
             if len(cells) != width:
-                return None
+                if len(cells) != width - 1:  # a row from before the slot column
+                    return None
+                cells.append("")
             if '"' in line:  # always so for metrics (JSON), seldom anywhere else
                 cells = [_unquote(c) if '"' in c else c for c in cells]
-            i, run, time, outcome, score, verified, holdout, best, cost, commit, agent, notes, metrics = cells
+            i, run, time, outcome, score, verified, holdout, best, cost, commit, agent, notes, metrics, slot = cells
             add(
                 {
                     "id": int(i) if i else None,
@@ -230,6 +245,7 @@ def _by_position(body: str) -> list[dict[str, Any]] | None:
                     "agent": agent or None,
                     "notes": unescape(notes),
                     "metrics": _json_cell(metrics) if metrics else {},
+                    "slot": int(slot) if slot else None,
                 }
             )
     except (ValueError, StopIteration):
@@ -265,6 +281,8 @@ def _parse_precisely(path: Path, text: str, body: str, first: int) -> list[dict[
     for n, cells in enumerate(csv.reader(io.StringIO(body), delimiter="\t"), start=first):
         if not cells:
             continue
+        if len(cells) == len(OLD_COLUMNS):
+            cells = [*cells, ""]
         if len(cells) != len(COLUMNS):
             # A torn last line (a crash mid-append) is ignored; anything else is an error.
             if n == text.count("\n") + 1 and not text.endswith("\n"):

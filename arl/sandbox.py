@@ -44,7 +44,8 @@ def lab_mounts(cfg: LabConfig) -> list[Mount]:
     ]
 
 
-def _hardening(cfg: LabConfig, run: int, role: str) -> list[str]:
+def _hardening(cfg: LabConfig, run: int, role: str, gpus: str | None = None) -> list[str]:
+    """Labels, user, limits; `gpus`: the slot's device (default `[sandbox] gpus`)."""
     args = [
         "--label",
         f"arl.lab={cfg.name}",
@@ -71,8 +72,9 @@ def _hardening(cfg: LabConfig, run: int, role: str) -> list[str]:
         args += ["--memory", cfg.memory, "--memory-swap", cfg.memory]
     if cfg.cpus:
         args += ["--cpus", cfg.cpus]
-    if cfg.gpus:
-        args += ["--gpus", cfg.gpus]
+    gpus = cfg.gpus if gpus is None else gpus
+    if gpus:
+        args += ["--gpus", gpus]
     return args
 
 
@@ -155,6 +157,7 @@ def agent_run(
     notes: Path | None = None,
     host_env: dict[str, str],
     extra_env: dict[str, str] | None = None,
+    gpus: str | None = None,
 ) -> Any:
     svc_mounts, svc_env, prelude = _service(cfg)
     mounts = [
@@ -184,7 +187,7 @@ def agent_run(
         "--sig-proxy=false",
         "--name",
         name,
-        *_hardening(cfg, run, "agent"),
+        *_hardening(cfg, run, "agent", gpus),
         *_mount_args(mounts),
         *_env_args(env, spec.secrets),
         "--workdir",
@@ -210,6 +213,7 @@ def verify_run(
     repeats: int,
     pipeline: Path,
     command: list[str] | None = None,
+    gpus: str | None = None,
 ) -> Any:
     """A fresh container: the checked-out tree read-only, no network (the host service only), the same image;
     prints `arl eval --json` (or runs `command` in the same place)."""
@@ -227,7 +231,7 @@ def verify_run(
         "--rm",
         "--name",
         name,
-        *_hardening(cfg, run, "verify"),
+        *_hardening(cfg, run, "verify", gpus),
         "--network",
         "none",
         *_mount_args(mounts),

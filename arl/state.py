@@ -21,10 +21,6 @@ def lock_path(cfg: LabConfig) -> Path:
     return cfg.state_dir / "lock"
 
 
-def control_dir(cfg: LabConfig) -> Path:
-    return cfg.state_dir / "control"
-
-
 def logs_dir(cfg: LabConfig) -> Path:
     return cfg.state_dir / "logs"
 

@@ -88,7 +88,7 @@ def test_odd_but_readable_lines_read_as_csv_reads_them(tmp_path: Path, line: str
         ("x\t1\tt\tdiscard\t1\t\t\t\t\t\t\tn\t{}\n", "line 3: column 'id' has an unreadable value 'x'"),
         ("5\t1\tt\tdiscard\tabc\t\t\t\t\t\t\tn\t{}\n", "line 3: column 'score' has an unreadable value 'abc'"),
         ("5\t1\tt\tdiscard\t1\t\t\t\t\t\t\tn\t{oops\n", "line 3: column 'metrics' has an unreadable value '{oops'"),
-        ("5\t1\tt\tdiscard\n6\t1\tt\tdiscard\t1\t\t\t\t\t\t\tn\t{}\n", "line 3 has 4 columns, expected 13"),
+        ("5\t1\tt\tdiscard\n6\t1\tt\tdiscard\t1\t\t\t\t\t\t\tn\t{}\n", "line 3 has 4 columns, expected 14"),
     ],
 )
 def test_a_bad_cell_gives_the_precise_parsers_error(tmp_path: Path, line: str, error: str) -> None:

@@ -10,7 +10,7 @@ from ..config import LabConfig
 from .base import StreamAccount
 
 
-def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None) -> str:
+def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None, slot: int = 0) -> str:
     """ "api_error", "done", "limit" or "crash"."""
     from .. import state
     from .registry import get_adapter
@@ -24,15 +24,17 @@ def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None)
     except OSError:
         pass
     end = adapter.end_class(acc, exit_code)
-    if end in ("error", "killed") and _upstream_failures(cfg, st.get("launched_at", 0.0)):
+    since = st.get("slots", {}).get(str(slot), {}).get("launched_at", 0.0)
+    if end in ("error", "killed") and _upstream_failures(cfg, since):
         return "api_error"  # the agent gave up while the broker saw its API fail
     return end if end in ("api_error", "done", "limit") else "crash"
 
 
-def outage_retry_after(cfg: LabConfig, st: dict[str, Any]) -> float:
-    """The longest Retry-After the API sent during this session (seconds), 0 when none."""
+def outage_retry_after(cfg: LabConfig, session: dict[str, Any]) -> float:
+    """The longest Retry-After the API sent during this session (a slot's state; seconds), 0 when none."""
     return max(
-        (float(f.get("retry_after") or 0) for f in _upstream_failures(cfg, st.get("launched_at", 0.0))), default=0
+        (float(f.get("retry_after") or 0) for f in _upstream_failures(cfg, session.get("launched_at", 0.0))),
+        default=0,
     )
 
 

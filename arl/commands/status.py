@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from .. import results, state
+from .. import results, slots, state
 from ..config import LabConfig
 from ..lab import open_lab
 from ..text import clean
@@ -28,8 +28,30 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
         "best": b,
         "elapsed_s": round(time.time() - st["started"], 1) if active and st.get("started") else None,
         "cost_usd": round(float(st.get("cost", 0.0)), 6),
-        "container": st.get("container") if active else None,
+        "container": slots.of(st, 0).get("container") if active else None,
         "stop_reason": st.get("stop_reason"),
+        "slots": [_slot(st, k, rows, active) for k in slots.numbers(st)] if st.get("settings") else [],
+    }
+
+
+def _slot(st: dict[str, Any], k: int, rows: list[dict[str, Any]], active: bool) -> dict[str, Any]:
+    sl = slots.of(st, k)
+    mine = [r for r in rows if int(r.get("slot") or 0) == k and r["run"] == st.get("run")]
+    if not active:
+        state_ = "stopped"
+    elif sl.get("deciding") is not None:
+        state_ = "deciding"
+    elif sl.get("container"):
+        state_ = "running"
+    else:
+        state_ = "waiting" if sl.get("last_end") else "not started"
+    return {
+        "slot": k,
+        "state": state_,
+        "container": sl.get("container") if active else None,
+        "experiments": len(mine),
+        "last_outcome": mine[-1]["outcome"] if mine else None,
+        "cost_usd": round(float(sl.get("cost", 0.0)), 6),
     }
 
 
@@ -41,7 +63,14 @@ def status(cfg: LabConfig, as_json: bool) -> int:
     # The stop reason (a fatal error's message) and the phase may quote the agent.
     if s["active"]:
         print(clean(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s"))
-        print(clean(f"container: {s['container'] or '-'}"))
+        if len(s["slots"]) > 1:
+            for sl in s["slots"]:
+                print(clean(
+                    f"slot {sl['slot']}: {sl['state']}, {sl['experiments']} experiments, last "
+                    f"{sl['last_outcome'] or '-'}, cost ${sl['cost_usd']:.4f}, container {sl['container'] or '-'}"
+                ))  # fmt: skip
+        else:
+            print(clean(f"container: {s['container'] or '-'}"))
     else:
         print(clean(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})"))
     best = "-" if s["best"] is None else f"{s['best']:.6g}"

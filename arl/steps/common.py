@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, results, state
+from .. import containers, results, slots, state
 from ..config import LabConfig
 from ..errors import ArlError
 from ..lab import open_lab
@@ -43,8 +43,9 @@ def stop_reason(cfg: LabConfig, st: dict[str, Any], rows: list[dict[str, Any]] |
         return f"max_hours: {s['max_hours']:g} h elapsed"
     if s["max_cost"] and st.get("cost", 0.0) >= s["max_cost"]:
         return f"max_cost: ${st.get('cost', 0.0):.4f} spent (limit ${s['max_cost']:g})"
-    if st.get("restarts", 0) > s["max_restarts"]:
-        return f"max_restarts: {st['restarts']} container failures in a row (limit {s['max_restarts']})"
+    restarts = max(slots.of(st, k).get("restarts", 0) for k in slots.numbers(st))
+    if restarts > s["max_restarts"]:
+        return f"max_restarts: {restarts} container failures in a row (limit {s['max_restarts']})"
     rows = results.read(cfg.results_file).rows if rows is None else rows
     target = s.get("target_score")
     b = results.best_of(cfg, rows)[0]
@@ -77,32 +78,30 @@ def transcript_path(cfg: LabConfig, container: str) -> Path:
     return state.logs_dir(cfg) / f"{container}.jsonl"
 
 
-def sync_transcript(cfg: LabConfig, st: dict[str, Any], live: bool = False) -> float:
-    """Save the container's output stream under .arl/logs/ and return this container's cost so far.
-
-    The stream is read from the engine (not from a file the agent could write), appended to the log as it
-    grows; the live view prints the new part."""
-    name = st.get("container")
+def sync_transcript(cfg: LabConfig, st: dict[str, Any], slot: int = 0, live: bool = False) -> float:
+    """The slot's container's cost so far, from its transcript under .arl/logs/ (written by the attached
+    `docker run` as the agent streams); the live view prints the complete lines that are new."""
+    sl = slots.of(st, slot)
+    name = sl.get("container")
     if not name:
         return 0.0
     path = transcript_path(cfg, name)
     if live and path.exists():
-        # The follower (started with the container) writes the file; the live view shows the complete lines since.
-        shown = st.get("shown_bytes", 0)
+        shown = sl.get("shown_bytes", 0)
         with open(path, "rb") as f:
             f.seek(shown)
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]
         if complete:
-            _live_view(st, complete)
-            st["shown_bytes"] = shown + len(complete)
-    return container_cost(cfg, st, path)
+            _live_view(st, complete, slot)
+            sl["shown_bytes"] = shown + len(complete)
+    return container_cost(cfg, st, path, slot)
 
 
 _ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, StreamAccount): parse only what is new
 
 
-def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path) -> float:
+def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path, slot: int = 0) -> float:
     """The agent's own count from its stream; with the API broker, the broker's count of this session when it is
     higher (an agent killed mid-turn never reported what its last calls cost)."""
     from .. import brokerproc
@@ -121,8 +120,9 @@ def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path) -> float:
             adapter.parse_line(line, acc)
         _ACCOUNTS[path] = (done + len(complete), acc)
     own = float(adapter.cost(acc))
-    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker":
-        return max(own, brokerproc.session_cost(cfg, agent, float(st.get("launched_at") or 0.0)))
+    # one broker serves every slot: its count is this session's only when no other slot runs beside it
+    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker" and slots.count(st) == 1:
+        return max(own, brokerproc.session_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0)))
     return own
 
 
@@ -144,28 +144,33 @@ def readable(agent: str, lines: list[str]) -> list[str]:
     return out
 
 
-def _live_view(st: dict[str, Any], new: bytes) -> None:
+def _live_view(st: dict[str, Any], new: bytes, slot: int = 0) -> None:
+    prefix = f"  [slot {slot}] " if slots.count(st) > 1 else "  "
     for line in readable(st["settings"]["agent"], new.decode(errors="replace").splitlines()):
-        print(f"  {line}", flush=True)
+        print(f"{prefix}{line}", flush=True)
 
 
-def account_cost(cfg: LabConfig, st: dict[str, Any]) -> float:
-    """Bring the run's cost up to date; return the part not yet attributed to an experiment."""
-    current = sync_transcript(cfg, st, live=True)
-    st["cost"] = st.get("cost_closed", 0.0) + current  # closed containers + the live one
-    unattributed = st["cost"] - st.get("cost_attributed", 0.0)
-    st["cost_attributed"] = st["cost"]
+def account_cost(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> float:
+    """Bring the slot's and the run's cost up to date; return the slot's part not yet attributed to an experiment."""
+    sl = slots.of(st, slot)
+    current = sync_transcript(cfg, st, slot, live=True)
+    sl["cost"] = sl.get("cost_closed", 0.0) + current  # its closed containers + the live one
+    unattributed = sl["cost"] - sl.get("cost_attributed", 0.0)
+    sl["cost_attributed"] = sl["cost"]
+    st["cost"] = slots.total_cost(st)
     return max(unattributed, 0.0)
 
 
-def close_container_cost(cfg: LabConfig, st: dict[str, Any]) -> None:
-    """A container is going away (stopped first): its final cost joins the closed total, once. Its follower has
-    written the last lines when it ends with the container."""
-    if st.get("container") and not containers.follower_done(st.get("follower"), 10.0):
-        print(f"arl: the transcript of {st['container']} may be missing its last lines", flush=True)
-    current = sync_transcript(cfg, st)
-    st["cost_closed"] = st.get("cost_closed", 0.0) + current
-    st["cost"] = st["cost_closed"]
+def close_container_cost(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> None:
+    """The slot's container is going away (stopped first): its final cost joins the closed total, once. Its
+    follower has written the last lines when it ends with the container."""
+    sl = slots.of(st, slot)
+    if sl.get("container") and not containers.follower_done(sl.get("follower"), 10.0):
+        print(f"arl: the transcript of {sl['container']} may be missing its last lines", flush=True)
+    current = sync_transcript(cfg, st, slot)
+    sl["cost_closed"] = sl.get("cost_closed", 0.0) + current
+    sl["cost"] = sl["cost_closed"]
+    st["cost"] = slots.total_cost(st)
 
 
 def parse_eval_json(out: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from .. import containers, experiments, faults, results, state, timing, verdicts
+from .. import containers, experiments, faults, results, slots, state, timing, verdicts
 from ..config import LabConfig
 from ..text import clean
 from ..workspace import workspace
@@ -17,7 +17,7 @@ from .verify import host_evaluate
 
 
 def judge_keep(
-    cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict, tree: str
+    cfg: LabConfig, st: dict[str, Any], v: verdicts.Verdict, tree: str, slot: int = 0
 ) -> tuple[bool, float | None, str, dict]:
     """(accepted, the score that counts, reason, verification details) for a proposed keep."""
     s = st["settings"]
@@ -29,7 +29,7 @@ def judge_keep(
         ok = cfg.better(v.score, best, s["min_improvement"])
         return ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", {}
     with timing.phase("verify"):
-        res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree)
+        res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree, slot)
     if "error" in res:
         return False, None, res["error"], res
     margin = s["min_improvement"]
@@ -47,15 +47,16 @@ def judge_keep(
     return ok, res["score"], reason, res
 
 
-def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, Any] | None:
-    """Handle one verdict file; returns the results row, or None when the verdict was rejected."""
-    control = state.control_dir(cfg)
-    v = verdicts.read(path, st["seq"])
+def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any, slot: int = 0) -> dict[str, Any] | None:
+    """Handle one verdict file of the slot; returns the results row, or None when the verdict was rejected."""
+    control = slots.control_dir(cfg, slot)
+    sl = slots.of(st, slot)
+    v = verdicts.read(path, sl["seq"])
     tree = ""
     if isinstance(v, verdicts.Verdict):
         # The workspace is imported as data: the host never runs git, or anything that reads config, inside it.
         with timing.phase("import"):
-            imported = workspace(cfg).import_tree(strict=True)
+            imported = workspace(cfg, slot).import_tree(strict=True)
         tree = imported.tree
         if not imported.ok:
             v = verdicts.Rejected(str(v.seq), f"the workspace cannot be imported: {imported.problems[0]}")
@@ -71,13 +72,14 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
         print(f"[verdict {v.tag}] rejected: {clean(v.reason)}", flush=True)
         return None
     # Journal first: a run killed from here on is repaired by the next preflight.
-    st.update(phase="deciding", deciding=v.seq)
+    st.update(phase="deciding")
+    sl["deciding"] = v.seq
     state.save(cfg, st)
     faults.point("decide:after-journal")
-    cost = account_cost(cfg, st)
+    cost = account_cost(cfg, st, slot)
     notes = v.notes
     if v.action == "keep":
-        ok, counted, reason, res = judge_keep(cfg, st, v, tree)
+        ok, counted, reason, res = judge_keep(cfg, st, v, tree, slot)
         faults.point("decide:after-verify")
         # The verdict's seq rides in the row, so a repair can tell an answered verdict from a new one.
         metrics = {**(res.get("metrics") or v.metrics), "verdict_seq": v.seq}
@@ -85,10 +87,11 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
             metrics = {**metrics, "verify_scores": res["scores"], "verify_spread": res["spread"]}
         verified = counted if st["settings"]["verify"] else None
         if ok:
-            holdout = _holdout(cfg, st, tree)
+            holdout = _holdout(cfg, st, tree, slot)
             row, reason = experiments.record_keep(
-                cfg, st, notes, tree, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics
-            )
+                cfg, st, notes, tree, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics,
+                slot=slot,
+            )  # fmt: skip
         else:
             row = experiments.record_failed(
                 cfg,
@@ -100,76 +103,83 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any) -> dict[str, 
                 verified=verified,
                 cost=cost,
                 metrics=metrics,
+                slot=slot,
             )
     else:
         row = experiments.record_failed(
-            cfg, st, "discard", notes, tree, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq}
-        )
+            cfg, st, "discard", notes, tree, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq},
+            slot=slot,
+        )  # fmt: skip
         reason = ""
+    rows = results.read(cfg.results_file).rows
+    best, best_id = results.best_of(cfg, rows)
     ack = {
         "seq": v.seq,
         "experiment": row["id"],
         "outcome": row["outcome"],
         "score": row["score"],
         "verified_score": row["verified_score"],
-        "best": results.best_of(cfg, results.read(cfg.results_file).rows)[0],
+        "best": best,
         "reason": reason,
     }
+    if slots.count(st) > 1:  # the best may have moved under this slot: which experiment holds it, and why
+        holder = next((r for r in rows if r["id"] == best_id), None)
+        ack.update(best_experiment=best_id, best_notes=str(holder["notes"] or "")[:500] if holder else "")
     with timing.phase("ack"):
         verdicts.answer(control, v.seq, ack)
     faults.point("decide:after-ack")
     verdicts.archive(path, cfg.state_dir / "verdicts")
     # A verdict is progress: the outage, idle-session and crash counters start over.
     for key in ("outage_since", "outage_attempts", "idle_ends", "last_end"):
-        st.pop(key, None)
-    st.update(
-        verdicts_since_launch=st.get("verdicts_since_launch", 0) + 1,
+        sl.pop(key, None)
+    sl.update(
+        verdicts_since_launch=sl.get("verdicts_since_launch", 0) + 1,
         seq=v.seq + 1,
-        iterations=st.get("iterations", 0) + 1,
         restarts=0,
         last_progress=time.time(),
-        phase="running",
         deciding=None,
     )
-    write_json_expected(cfg, st)
+    st.update(iterations=st.get("iterations", 0) + 1, phase="running")
+    verdicts.write_control(control / "expected.json", {"seq": sl["seq"]})
     return row
 
 
-def write_json_expected(cfg: LabConfig, st: dict[str, Any]) -> None:
-    verdicts.write_control(state.control_dir(cfg) / "expected.json", {"seq": st["seq"]})
-
-
-def _holdout(cfg: LabConfig, st: dict[str, Any], tree: str) -> float | None:
+def _holdout(cfg: LabConfig, st: dict[str, Any], tree: str, slot: int) -> float | None:
     from pathlib import Path
 
     h = st["settings"].get("holdout")
     if not h:
         return None
-    res = host_evaluate(cfg, st, Path(h), 1, tree)
+    res = host_evaluate(cfg, st, Path(h), 1, tree, slot)
     return None if "error" in res else res["score"]
 
 
-def decide(lab: str | None) -> int:
+def decide(lab: str | None, slot: int | None = None) -> int:
+    """One verdict: the slot's (default: the one `wait` found, else the oldest pending). Only that slot's container
+    is frozen meanwhile; the others go on working."""
     cfg, st = open_run(lab)
-    name = st.get("container")
+    if slot is None:
+        ready = st.get("ready") or {}
+        slot = int(ready.get("slot", 0)) if ready.get("why") == "verdict" else oldest_pending(cfg, st)
+    sl = slots.of(st, slot)
+    name = sl.get("container")
     timing.take()
     with timing.phase("freeze"):
         frozen = bool(name) and containers.pause(name)  # no edit can race the commit
     faults.point("decide:after-pause")
-    control = state.control_dir(cfg)
+    control = slots.control_dir(cfg, slot)
     # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
-    expected = control / f"verdict-{st['seq']}.json"
-    verdicts.tidy(control, st["seq"], cfg.state_dir / "verdicts")
+    expected = control / f"verdict-{sl['seq']}.json"
+    verdicts.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
     if os.path.lexists(expected):
         landed = _mtime(expected)
-        row = process_verdict(cfg, st, expected)
+        row = process_verdict(cfg, st, expected, slot)
+        st.pop("ready", None)
         state.save(cfg, st)
         if row is not None:
             experiments.progress(cfg, st, row)
-            timing.current["detect"] = max(st.get("detected_at", landed) - landed, 0.0)
-            timing.current["verdict_to_ack"] = max(
-                _mtime(state.control_dir(cfg) / f"ack-{row_seq(row)}.json") - landed, 0.0
-            )
+            timing.current["detect"] = max(sl.get("detected_at", landed) - landed, 0.0)
+            timing.current["verdict_to_ack"] = max(_mtime(control / f"ack-{row_seq(row)}.json") - landed, 0.0)
     with timing.phase("results"):
         write_results_view(cfg)
     # When the run is over, leave the agent frozen: it cannot start an edit that teardown would interrupt.
@@ -178,6 +188,16 @@ def decide(lab: str | None) -> int:
             containers.unpause(name)
     state.log_event(cfg, {"event": "timing", "run": st["run"], **timing.take()})
     return OK
+
+
+def oldest_pending(cfg: LabConfig, st: dict[str, Any]) -> int:
+    """The slot whose expected verdict landed first (0 when none is pending)."""
+    landed = []
+    for k in slots.numbers(st):
+        path = slots.control_dir(cfg, k) / f"verdict-{slots.of(st, k).get('seq', 0)}.json"
+        if os.path.lexists(path):
+            landed.append((_mtime(path), k))
+    return min(landed)[1] if landed else 0
 
 
 def _mtime(path: Any) -> float:
@@ -192,4 +212,4 @@ def row_seq(row: dict[str, Any]) -> Any:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return decide(args.lab)
+    return decide(args.lab, getattr(args, "slot", None))

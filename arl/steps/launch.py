@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, sh, state, verdicts
+from .. import containers, sh, slots, state, verdicts
 from ..agents.launch import context
 from ..agents.registry import get_adapter
 from ..config import LabConfig
+from ..errors import ArlError
 from ..fsutil import atomic_write
 from ..gitobjects import pipeline_tree
 from ..sandbox import agent_run, container_name, secret_env
@@ -22,23 +23,24 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
     """Start the slot's agent. reseed: the workspace becomes the best tree (a new attempt); without it, a
     relaunched session finds the work its predecessor left (an outage or a clean end is no reason to lose it)."""
     settings = st["settings"]
+    sl = slots.of(st, slot)
     launches = st.get("launches", 0) + 1
     # Every container start gets its own seed, so a restarted agent does not replay the same proposals.
     seed = (settings["seed"] if settings.get("seed") is not None else st["run"] * 1000) + launches
     ctx = context(cfg, settings, seed=seed, st=st)
-    if st.get("last_end"):
-        ctx.prompt = relaunch_preamble(cfg, st) + ctx.prompt
+    if sl.get("last_end"):
+        ctx.prompt = relaunch_preamble(cfg, st, slot) + ctx.prompt
     spec = get_adapter(settings["agent"]).launch(ctx)
     if spec.network == "bridge":
         sh.say(
             'arl: warning: the agent runs on docker\'s bridge network ([sandbox] network = "bridge"): it can reach '
             "the internet, other containers and every host service bound to 0.0.0.0 or the docker0 address"
         )
-    control = state.control_dir(cfg)
+    control = slots.control_dir(cfg, slot)
     control.mkdir(parents=True, exist_ok=True)
     verdicts.make_way(control / "prompt.md")  # the channel is the agent's to write: take nothing for granted
     atomic_write(control / "prompt.md", ctx.prompt, fsync=False)
-    verdicts.write_control(control / "expected.json", {"seq": st["seq"]})
+    verdicts.write_control(control / "expected.json", {"seq": sl["seq"]})
     write_results_view(cfg)
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
@@ -49,7 +51,7 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
     if not notes.is_file() or notes.is_symlink():
         notes.unlink(missing_ok=True)
         atomic_write(notes, "", fsync=False)
-    extra = {"ARL_SEED": str(seed), "ARL_AGENT": settings["agent"]}
+    extra = {"ARL_SEED": str(seed), "ARL_AGENT": settings["agent"], "ARL_SLOT": str(slot)}
     cmd = agent_run(
         cfg,
         image=st["image"],
@@ -63,17 +65,18 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
         spec=spec,
         host_env=ctx.host_env,
         extra_env=extra,
+        gpus=slots.gpu_for(cfg, slot),
     )
     follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))
     now = time.time()
-    st.update(container=name, launches=launches, last_progress=now, phase="running", launched_at=now)
-    st.update(follower=follower, shown_bytes=0)
-    st["verdicts_since_launch"] = 0
+    st.update(launches=launches, phase="running")
+    sl.update(container=name, last_progress=now, launched_at=now, follower=follower, shown_bytes=0)
+    sl["verdicts_since_launch"] = 0
     state.save(cfg, st)
     return name
 
 
-def relaunch_preamble(cfg: LabConfig, st: dict[str, Any]) -> str:
+def relaunch_preamble(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
     """What a relaunched session needs to know first: it is not the first, why the last one ended, where things are."""
     from .. import results
     from ..text import clean
@@ -84,7 +87,8 @@ def relaunch_preamble(cfg: LabConfig, st: dict[str, Any]) -> str:
     notes = [f"- experiment {r['id']} ({r['outcome']}): {clean(str(r['notes'] or ''))[:200]}" for r in mine[-3:]]
     return (
         "# You are a relaunched session\n\n"
-        f"The previous agent session of this run ended ({clean(str(st['last_end']))[:300]}). This run has recorded "
+        f"The previous agent session of this run ended ({clean(str(slots.of(st, slot)['last_end']))[:300]}). This "
+        "run has recorded "
         f"{len(mine)} experiments so far; the best score is {best if best is not None else 'not set'}. Your "
         "workspace is as the last session left it: run `arl eval` to see where it stands (after your next "
         "discard the host restores the best version). Read /workspace/notes.md and /workspace/results.tsv first.\n"
@@ -97,16 +101,24 @@ def notes_file(cfg: LabConfig, slot: int = 0) -> Path:
     return cfg.state_dir / "notes" / f"{slot}.md"
 
 
-def launch(lab: str | None) -> int:
+def launch(lab: str | None, slot: int | None = None) -> int:
+    """Start the slot's agent, or every slot's that is not running."""
     cfg, st = open_run(lab)
-    name = st.get("container")
-    if name and containers.state(name).alive:
-        print(f"container {name} is already running")
-        return OK
-    name = start_container(cfg, st)
-    print(f"launched {name} ({st['settings']['agent']} agent)")
+    for k in slots.numbers(st) if slot is None else [slot]:
+        if k >= slots.count(st):
+            raise ArlError(f"this run has {slots.count(st)} slots (0 to {slots.count(st) - 1}), not slot {k}")
+        name = slots.of(st, k).get("container")
+        if name and containers.state(name).alive:
+            print(f"container {name} is already running")
+            continue
+        name = start_container(cfg, st, k)
+        print(f"launched {name} ({st['settings']['agent']} agent{_slot_words(st, k)})")
     return OK
 
 
+def _slot_words(st: dict[str, Any], slot: int) -> str:
+    return f", slot {slot}" if slots.count(st) > 1 else ""
+
+
 def from_args(args: argparse.Namespace) -> int:
-    return launch(args.lab)
+    return launch(args.lab, getattr(args, "slot", None))

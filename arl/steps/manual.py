@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import containers, experiments, gitobjects, results, state
+from .. import containers, experiments, gitobjects, results, slots, state
 from ..config import LabConfig
 from ..errors import ArlError
 from ..workspace import workspace
@@ -19,8 +19,8 @@ from .verify import host_evaluate
 
 
 @contextmanager
-def _frozen(st: dict[str, Any]) -> Iterator[None]:
-    name = st.get("container")
+def _frozen(st: dict[str, Any], slot: int) -> Iterator[None]:
+    name = slots.of(st, slot).get("container")
     frozen = bool(name) and containers.pause(name)
     try:
         yield
@@ -34,14 +34,14 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
     if not st.get("image"):
         raise ArlError("this run has no sandbox image yet (verification runs in it): run `arl-step image` first")
     _has_workspace(cfg, slot)
-    with _frozen(st):
+    with _frozen(st, slot):
         imported = workspace(cfg, slot).import_tree(strict=True)
         if not imported.ok:
             raise ArlError(f"the workspace cannot be imported: {imported.problems[0]}")
         if imported.tree == gitobjects.pipeline_tree(cfg):
             print("the workspace has no changes; nothing to commit")
             return OK
-        res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree)
+        res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree, slot)
         best = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
         worse = "error" not in res and best is not None and not cfg.better(res["score"], best)
         if worse and not force:
@@ -52,7 +52,8 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
         if worse:
             print(f"arl: warning: committing a regression by hand ({res['score']:.6g}, best was {best:.6g})")
         if "error" in res:
-            row = experiments.record_failed(cfg, st, "vetoed", f"{notes}\n[arl] {res['error']}".strip(), imported.tree)
+            why = f"{notes}\n[arl] {res['error']}".strip()
+            row = experiments.record_failed(cfg, st, "vetoed", why, imported.tree, slot=slot)
         else:
             row, _ = experiments.record_keep(
                 cfg,
@@ -62,8 +63,9 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
                 score=None,
                 verified=res["score"],
                 holdout=None,
-                cost=account_cost(cfg, st),
+                cost=account_cost(cfg, st, slot),
                 metrics=res.get("metrics", {}),
+                slot=slot,
             )
         state.save(cfg, st)
     experiments.progress(cfg, st, row)
@@ -78,12 +80,13 @@ def _has_workspace(cfg: LabConfig, slot: int) -> None:
 def revert(lab: str | None, notes: str, slot: int = 0) -> int:
     cfg, st = open_run(lab)
     _has_workspace(cfg, slot)
-    with _frozen(st):
+    with _frozen(st, slot):
         tree, left_out = experiments.salvage(cfg, slot)
         if tree == gitobjects.pipeline_tree(cfg) and not left_out:
             print("the workspace has no changes; nothing to revert")
             return OK
-        row = experiments.record_failed(cfg, st, "discard", notes + left_out, tree, cost=account_cost(cfg, st))
+        cost = account_cost(cfg, st, slot)
+        row = experiments.record_failed(cfg, st, "discard", notes + left_out, tree, cost=cost, slot=slot)
         state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK

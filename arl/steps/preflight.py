@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import gitops, results, sh, state
+from .. import gitops, results, sh, slots, state
 from ..config import LabConfig
 from ..errors import ArlError
 from ..lab import open_lab
@@ -50,10 +50,15 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> dict[str, Any]
         "agent_args": list(getattr(args, "agent_args", []) or []),
         "use_oauth_osx": bool(getattr(args, "use_oauth_osx", False)),
         "seed": getattr(args, "seed", None),
+        "agents": pick("agents", r.agents),
     }
-    for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
-        if settings[key] < (1 if key == "repeats" else 0):
-            raise ArlError(f"--{key.replace('_', '-')} must not be negative")
+    for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats", "agents"):
+        if settings[key] < (1 if key in ("repeats", "agents") else 0):
+            raise ArlError(f"--{key.replace('_', '-')} must not be negative" + (" or zero" if key == "agents" else ""))
+    if cfg.slot_gpus and len(cfg.slot_gpus) < settings["agents"]:
+        raise ArlError(
+            f"{settings['agents']} agents but [sandbox] slot_gpus names {len(cfg.slot_gpus)} GPUs: one GPU per slot"
+        )
     return settings
 
 
@@ -95,16 +100,13 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
             "settings": settings,
             "branch": branch,
             "iterations": 0,
-            "restarts": 0,
             "launches": 0,
             "cost": 0.0,
-            "cost_closed": 0.0,
-            "cost_attributed": 0.0,
-            "seq": old.get("seq", 0) + 1,
-            "container": None,
-            "last_progress": time.time(),
             "stop_reason": None,
         }
+        for k in range(settings["agents"]):  # each slot's verdict sequence goes on from where it was
+            last = slots.of(old, k).get("seq", 0) if old else 0
+            slots.of(st, k).update(seq=last + 1, container=None, last_progress=time.time())
         state.save(cfg, st)
         state.log_event(cfg, {"event": "start", "run": run, "pid": owner_pid, "settings": settings})
     except BaseException:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, experiments, gitobjects, gitops, results, sh, state, verdicts
+from .. import containers, experiments, gitobjects, gitops, results, sh, slots, state, verdicts
 from ..config import LabConfig
 from ..workspace import sync_worktree, workspace
 
@@ -27,19 +27,23 @@ def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
 def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
     """Leave no container, no half-done keep, no unanswered verdict and no unrecorded attempt behind."""
     # 1. No container of the run survives; its transcript is saved first.
-    known = old.get("container")
-    if old.get("container") and old.get("settings"):
+    numbers = slots.numbers(old) if old.get("settings") else [0]
+    known = {slots.of(old, k).get("container") for k in numbers}
+    for k in numbers if old.get("settings") else []:
+        sl = slots.of(old, k)
+        if not sl.get("container"):
+            continue
         from .common import close_container_cost
 
         # Stopped before its transcript is read: an agent told to stop (SIGINT) may still report its cost.
-        containers.stop(old["container"], grace=3, remove=False)
+        containers.stop(sl["container"], grace=3, remove=False)
         try:
-            close_container_cost(cfg, old)
+            close_container_cost(cfg, old, k)
         except Exception as e:  # a transcript we cannot read must not block the repair
-            sh.say(f"  could not save the transcript of {old['container']}: {e}")
-        old["container"] = None  # its cost is closed: counted once
+            sh.say(f"  could not save the transcript of {sl['container']}: {e}")
+        sl["container"] = None  # its cost is closed: counted once
     for name in containers.ours(str(cfg.root)):
-        if name != known:  # the run's own agent, stopped above, is no leftover: it is removed without a word
+        if name not in known:  # the run's own agents, stopped above, are no leftovers: removed without a word
             sh.say(f"  removing the leftover container {name}")
         containers.stop(name, grace=1)
     # 1b. A git command killed with the run leaves its lock files; every later git step would fail on them.
@@ -58,13 +62,23 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
     if last and last["outcome"] in ("keep", "vetoed") and last["run"] == old.get("run") and last["commit"]:
         sync_worktree(cfg, gitobjects.pipeline_tree(cfg, last["commit"]), gitobjects.pipeline_tree(cfg))
         gitops.sync_index(cfg)
+    for k in numbers:
+        _answer_and_salvage(cfg, old, k, why)
+
+
+def _answer_and_salvage(cfg: LabConfig, old: dict[str, Any], slot: int, why: str) -> None:
     # 3. The verdict the dead run never answered is answered now (one: the expected seq; others are rejected).
-    control = state.control_dir(cfg)
+    control = slots.control_dir(cfg, slot)
+    sl = slots.of(old, slot)
     if old.get("settings") and verdicts.pending(control):
         from .decide import process_verdict
 
         rows = results.read(cfg.results_file).rows
-        answered = {r["metrics"].get("verdict_seq"): r for r in rows if r["run"] == old.get("run")}
+        answered = {
+            r["metrics"].get("verdict_seq"): r
+            for r in rows
+            if r["run"] == old.get("run") and int(r.get("slot") or 0) == slot
+        }
         for path in verdicts.pending(control):
             seq = verdicts.tag_of(path.name)
             done = answered.get(int(seq)) if seq.isascii() and seq.isdigit() else None
@@ -77,35 +91,35 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
                     {"seq": int(seq), "experiment": done["id"], "outcome": done["outcome"], "reason": "recovered"},
                 )
                 verdicts.archive(path, cfg.state_dir / "verdicts")
-                old["seq"] = max(old.get("seq", 0), int(seq) + 1)
-        verdicts.tidy(control, old.get("seq", 0), cfg.state_dir / "verdicts")
-        expected = control / f"verdict-{old.get('seq', 0)}.json"
+                sl["seq"] = max(sl.get("seq", 0), int(seq) + 1)
+        verdicts.tidy(control, sl.get("seq", 0), cfg.state_dir / "verdicts")
+        expected = control / f"verdict-{sl.get('seq', 0)}.json"
         if os.path.lexists(expected):
-            sh.say(f"  processing the unanswered verdict {expected.name}")
-            row = process_verdict(cfg, old, expected)
+            sh.say(f"  processing the unanswered verdict {expected.name}" + (f" of slot {slot}" if slot else ""))
+            row = process_verdict(cfg, old, expected, slot)
             if row is not None:
                 experiments.progress(cfg, old, row)
     # 4. What the agent left in its workspace is an interrupted experiment, unless it is the best tree or exactly
-    # the last recorded attempt.
-    ws = workspace(cfg)
+    # the last recorded attempt of this slot.
+    ws = workspace(cfg, slot)
     if ws.restore_cut_short():
         sh.say("  finishing the restore of the workspace that the dead run began")
-        experiments.restore(cfg)
+        experiments.restore(cfg, slot)
     elif ws.exists():
-        tree, left_out = experiments.salvage(cfg)
+        tree, left_out = experiments.salvage(cfg, slot)
         best = gitobjects.pipeline_tree(cfg)
-        rows = results.read(cfg.results_file).rows
+        rows = [r for r in results.read(cfg.results_file).rows if int(r.get("slot") or 0) == slot]
         last = rows[-1] if rows else None
         if tree == best and not left_out:
             pass
         elif last and last["commit"] and gitobjects.pipeline_tree(cfg, last["commit"]) == tree and not left_out:
             sh.say(f"  experiment {last['id']} was recorded; restoring the workspace it left")
-            experiments.restore(cfg)
+            experiments.restore(cfg, slot)
         else:
             # Whatever the agent had half-written is an `interrupted` experiment: saved, never lost.
-            cost = max(old.get("cost", 0.0) - old.get("cost_attributed", 0.0), 0.0)
-            old["cost_attributed"] = old.get("cost", 0.0)
-            row = experiments.record_failed(cfg, old, "interrupted", why + left_out, tree, cost=cost)
+            cost = max(sl.get("cost", 0.0) - sl.get("cost_attributed", 0.0), 0.0)
+            sl["cost_attributed"] = sl.get("cost", 0.0)
+            row = experiments.record_failed(cfg, old, "interrupted", why + left_out, tree, cost=cost, slot=slot)
             experiments.progress(cfg, old, row)
 
 

@@ -13,16 +13,21 @@ import random
 import time
 from typing import Any
 
-from .. import containers, experiments, faults, state
+from .. import containers, experiments, faults, slots, state
 from ..agents.ending import end_of, outage_retry_after
 from ..config import LabConfig
 from .common import OK, close_container_cost, open_run, stop_reason
 from .launch import start_container
 
 
-def restart(lab: str | None) -> int:
+def restart(lab: str | None, slot: int | None = None) -> int:
+    """The slot's container (default: the one `wait` found gone or silent) ended: record, then relaunch."""
     cfg, st = open_run(lab)
-    name = st.get("container") or ""
+    ready = st.pop("ready", None) or {}
+    if slot is None:
+        slot = int(ready.get("slot", 0)) if ready.get("why") in ("gone", "timeout") else 0
+    sl = slots.of(st, slot)
+    name = sl.get("container") or ""
     cs = containers.state(name)
     timed_out = cs.exists and cs.alive
     if not cs.exists:
@@ -34,63 +39,60 @@ def restart(lab: str | None) -> int:
     else:
         tail = containers.stderr_tail(name, 3).replace("\n", " | ")
         why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
-    cost_before = st.get("cost_attributed", 0.0)
+    cost_before = sl.get("cost_attributed", 0.0)
     containers.stop(name, grace=2)  # first: its follower then writes the stream's last lines and ends
-    close_container_cost(cfg, st)
-    end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code)
+    close_container_cost(cfg, st, slot)
+    end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code, slot)
     if end in ("api_error", "done", "limit"):
-        return _relaunch(cfg, st, end, why)
-    cost = max(st["cost"] - cost_before, 0.0)
-    st["cost_attributed"] = st["cost"]
-    tree, left_out = experiments.salvage(cfg)
-    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost)
+        return _relaunch(cfg, st, slot, end, why)
+    cost = max(sl["cost"] - cost_before, 0.0)
+    sl["cost_attributed"] = sl["cost"]
+    tree, left_out = experiments.salvage(cfg, slot)
+    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost, slot=slot)
     faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
-    st.pop("last_end", None)  # the next session starts a new attempt from the best tree, not where this one was
-    st.update(
-        container=None,
-        restarts=st.get("restarts", 0) + 1,
-        iterations=st.get("iterations", 0) + 1,
-        last_progress=time.time(),
-    )
+    sl.pop("last_end", None)  # the next session starts a new attempt from the best tree, not where this one was
+    sl.update(container=None, restarts=sl.get("restarts", 0) + 1, last_progress=time.time())
+    st["iterations"] = st.get("iterations", 0) + 1
     state.save(cfg, st)
     if stop_reason(cfg, st) is None:
-        start_container(cfg, st, reseed=False)  # record_failed has just restored the workspace to the best tree
+        start_container(cfg, st, slot, reseed=False)  # record_failed has just restored the workspace to the best
     return OK
 
 
-def _relaunch(cfg: LabConfig, st: dict[str, Any], end: str, why: str) -> int:
+def _relaunch(cfg: LabConfig, st: dict[str, Any], slot: int, end: str, why: str) -> int:
     """No experiment is recorded: the workspace stays as the agent left it, for the next session to go on."""
     now = time.time()
-    st["container"] = None
+    sl = slots.of(st, slot)
+    sl["container"] = None
     if end == "api_error":
-        st.setdefault("outage_since", now)
-        st["outage_attempts"] = st.get("outage_attempts", 0) + 1
+        sl.setdefault("outage_since", now)
+        sl["outage_attempts"] = sl.get("outage_attempts", 0) + 1
         limit = st["settings"].get("max_api_outage_minutes", 60) * 60
-        if now - st["outage_since"] >= limit:
-            st["fatal"] = f"max_api_outage_minutes: the API has failed for {(now - st['outage_since']) / 60:.0f} min"
+        if now - sl["outage_since"] >= limit:
+            st["fatal"] = f"max_api_outage_minutes: the API has failed for {(now - sl['outage_since']) / 60:.0f} min"
             state.save(cfg, st)
             return OK
-        delay = min(30 * 2 ** (st["outage_attempts"] - 1), 600) * random.uniform(0.8, 1.2)
-        delay = min(max(delay, outage_retry_after(cfg, st)), st["outage_since"] + limit - now)
+        delay = min(30 * 2 ** (sl["outage_attempts"] - 1), 600) * random.uniform(0.8, 1.2)
+        delay = min(max(delay, outage_retry_after(cfg, sl)), sl["outage_since"] + limit - now)
         _wait(cfg, st, delay, f"the agent stopped on API errors ({why})")
     else:
-        st["idle_ends"] = st.get("idle_ends", 0) + (0 if st.get("verdicts_since_launch") else 1)
-        if st["idle_ends"] > st["settings"]["max_restarts"]:
+        sl["idle_ends"] = sl.get("idle_ends", 0) + (0 if sl.get("verdicts_since_launch") else 1)
+        if sl["idle_ends"] > st["settings"]["max_restarts"]:
             st["fatal"] = (
-                f"max_restarts: the agent's sessions ended {st['idle_ends']} times in a row without a verdict "
+                f"max_restarts: the agent's sessions ended {sl['idle_ends']} times in a row without a verdict "
                 f"(last: {end}, {why})"
             )
             state.save(cfg, st)
             return OK
-        if st["idle_ends"] > 1:
-            _wait(cfg, st, min(30 * 2 ** (st["idle_ends"] - 2), 600), f"the agent's session ended ({end})")
-    st["last_end"] = f"{end}: {why}"
-    st["last_progress"] = time.time()
+        if sl["idle_ends"] > 1:
+            _wait(cfg, st, min(30 * 2 ** (sl["idle_ends"] - 2), 600), f"the agent's session ended ({end})")
+    sl["last_end"] = f"{end}: {why}"
+    sl["last_progress"] = time.time()
     state.save(cfg, st)
     if stop_reason(cfg, st) is None:
         print(f"relaunching the agent after its session ended ({end})", flush=True)
-        start_container(cfg, st, reseed=False)
+        start_container(cfg, st, slot, reseed=False)
     return OK
 
 
@@ -107,4 +109,4 @@ def _wait(cfg: LabConfig, st: dict[str, Any], delay: float, what: str) -> None:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return restart(args.lab)
+    return restart(args.lab, getattr(args, "slot", None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import state
+from .. import containers, slots, state
 from .common import GO_ON, STOP, open_run, stop_reason
 
 
@@ -18,6 +18,11 @@ def should_stop(lab: str | None) -> int:
         state.save(cfg, st)
         state.log_event(cfg, {"event": "stop", "run": st["run"], "reason": reason})
     print(f"stop: {reason}", flush=True)
+    # Every slot is frozen now: none starts another verdict; teardown answers those already written.
+    for k in slots.numbers(st):
+        name = slots.of(st, k).get("container")
+        if name and containers.state(name).status == "running":
+            containers.pause(name)
     return STOP
 
 

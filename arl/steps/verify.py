@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, sh
+from .. import containers, sh, slots
 from ..config import LabConfig
 from ..errors import ArlError
 from ..sandbox import container_name, verify_run
@@ -19,22 +19,28 @@ from .common import OK, open_run, parse_eval_json
 _counter = itertools.count()
 
 
-def host_evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, tree: str) -> dict[str, Any]:
+def host_evaluate(
+    cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, tree: str, slot: int = 0
+) -> dict[str, Any]:
     """Evaluate `tree`, checked out from git objects into a fresh host-owned folder, in a fresh network-less
     container that mounts it read-only: what is verified is what gets committed, by construction.
 
     Returns {"score", "scores", "spread", "metrics"} or {"error": "..."}; never raises for a failing backend."""
     pipeline = fresh_checkout(cfg, tree, "verify")
     try:
-        return _evaluate(cfg, st, data, repeats, pipeline)
+        return _evaluate(cfg, st, data, repeats, pipeline, slot)
     finally:
         discard_checkout(pipeline)
 
 
-def _evaluate(cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, pipeline: Path) -> dict[str, Any]:
+def _evaluate(
+    cfg: LabConfig, st: dict[str, Any], data: Path, repeats: int, pipeline: Path, slot: int
+) -> dict[str, Any]:
     image = st["image"]
     name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
-    cmd = verify_run(cfg, image=image, name=name, run=st["run"], data=data, repeats=repeats, pipeline=pipeline)
+    gpus = slots.gpu_for(cfg, slot)  # the GPU of the slot whose keep this is
+    cmd = verify_run(cfg, image=image, name=name, run=st["run"], data=data, repeats=repeats, pipeline=pipeline,
+                     gpus=gpus)  # fmt: skip
     # arl eval inside enforces eval_timeout per evaluation; this outer limit also covers container start-up.
     limit = cfg.eval_timeout * repeats + 60
     t0 = time.monotonic()
@@ -97,7 +103,7 @@ def verify(lab: str | None, slot: int = 0) -> int:
     imported = workspace(cfg, slot).import_tree()
     if not imported.ok:
         raise ArlError(f"the workspace cannot be imported: {imported.problems[0]}")
-    res = host_evaluate(cfg, st, Path(st["settings"]["data"]), st["settings"]["repeats"], imported.tree)
+    res = host_evaluate(cfg, st, Path(st["settings"]["data"]), st["settings"]["repeats"], imported.tree, slot)
     if "error" in res:
         raise ArlError(res["error"])
     print(f"verified score: {res['score']:.6g} (spread {res['spread']:.3g} over {len(res['scores'])} runs)")
@@ -105,4 +111,4 @@ def verify(lab: str | None, slot: int = 0) -> int:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return verify(args.lab)
+    return verify(args.lab, getattr(args, "slot", None) or 0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from typing import Any
 
-from .. import containers, service, state, verdicts
+from .. import containers, service, slots, state, verdicts
 from ..config import LabConfig
 from .common import GONE, OK, TIMED_OUT, open_run, sync_transcript
 
@@ -17,37 +18,65 @@ LIVE_VIEW = 2.0  # `docker logs` returns the whole stream so far: fetch it for t
 
 
 def wait(lab: str | None) -> int:
+    """Until some slot has a verdict (the oldest first), or a slot's container is gone or silent past the
+    iteration timeout. Which slot, and why, is kept in the state for `decide` / `restart` (and printed)."""
     cfg, st = open_run(lab)
-    control = state.control_dir(cfg)
-    name = st.get("container") or ""
     limit = st["settings"]["iteration_timeout"]  # 0: no timeout (an agent may think as long as it needs)
-    deadline = st.get("last_progress", time.time()) + limit if limit else math.inf
     next_check = next_view = 0.0
     st["phase"] = "waiting"
     state.save(cfg, st)
     while True:
-        if verdicts.pending(control):
-            st["detected_at"] = time.time()
-            state.save(cfg, st)
-            return OK
+        ready = _oldest_verdict(cfg, st)
+        if ready is not None:
+            return _ready(cfg, st, ready, "verdict", OK)
         now = time.monotonic()
         if now >= next_check:
             next_check = now + CHECK_CONTAINER
-            if not containers.state(name).alive:
-                # A verdict written just before the container died is still processed.
-                if verdicts.pending(control):
-                    return OK
-                print(f"container {name} is gone", flush=True)
-                return GONE
+            for k in slots.numbers(st):
+                name = slots.of(st, k).get("container") or ""
+                if not containers.state(name).alive:
+                    if verdicts.pending(slots.control_dir(cfg, k)):
+                        return _ready(cfg, st, k, "verdict", OK)  # written just before the container died
+                    print(f"container {name} is gone{_which(st, k)}", flush=True)
+                    return _ready(cfg, st, k, "gone", GONE)
             if now >= next_view:
                 next_view = now + LIVE_VIEW
-                sync_transcript(cfg, st, live=True)
+                for k in slots.numbers(st):
+                    sync_transcript(cfg, st, k, live=True)
             if cfg.host_service is not None and not service_healthy(cfg, st):
                 return OK  # nothing to decide; should-stop reports why the run must end
-        if time.time() >= deadline:
-            print(f"no verdict within the iteration timeout ({st['settings']['iteration_timeout']:g} s)", flush=True)
-            return TIMED_OUT
+        for k in slots.numbers(st):
+            deadline = slots.of(st, k).get("last_progress", time.time()) + limit if limit else math.inf
+            if time.time() >= deadline:
+                print(f"no verdict within the iteration timeout ({limit:g} s){_which(st, k)}", flush=True)
+                return _ready(cfg, st, k, "timeout", TIMED_OUT)
         time.sleep(POLL)
+
+
+def _oldest_verdict(cfg: LabConfig, st: dict[str, Any]) -> int | None:
+    """The slot whose pending verdict arrived first (decisions go in arrival order)."""
+    best: tuple[float, int] | None = None
+    for k in slots.numbers(st):
+        for path in verdicts.pending(slots.control_dir(cfg, k)):
+            try:
+                landed = os.lstat(path).st_mtime
+            except OSError:
+                continue
+            if best is None or (landed, k) < best:
+                best = (landed, k)
+    return None if best is None else best[1]
+
+
+def _ready(cfg: LabConfig, st: dict[str, Any], slot: int, why: str, code: int) -> int:
+    st["ready"] = {"slot": slot, "why": why}
+    if why == "verdict":
+        slots.of(st, slot)["detected_at"] = time.time()
+    state.save(cfg, st)
+    return code
+
+
+def _which(st: dict[str, Any], slot: int) -> str:
+    return f" (slot {slot})" if slots.count(st) > 1 else ""
 
 
 def service_healthy(cfg: LabConfig, st: dict[str, Any]) -> bool:
