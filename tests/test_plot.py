@@ -75,8 +75,7 @@ def test_holdout_gets_its_own_line(tmp_path: Path) -> None:
 
 
 def plot_cmd(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> Any:
-    """`arl plot` with all its options, as `python -m arl.commands.plot` (the same parser and code)."""
-    return run([sys.executable, "-m", "arl.commands.plot", *args], cwd=cwd, check=check, env=env)
+    return arl("plot", *args, cwd=cwd, check=check, env=env)
 
 
 def svg_texts(path: Path, group: str = "") -> list[str]:

@@ -42,5 +42,4 @@ def _lab_or_none(explicit: str | None) -> LabConfig | None:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    force_all = bool(getattr(args, "force_all", False))  # getattr: a parser without --force-all
-    return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force, force_all)
+    return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force, args.force_all)

@@ -43,7 +43,7 @@ class Style:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `arl plot` (the `arl` parser and `python -m arl.commands.plot` share them)."""
+    """The options of `arl plot` (arl.cli builds the parser only for the command being run)."""
     p.add_argument("-o", "--output", help=f"the image file (.png, .svg, .pdf); default: a window when a display is "
                    f"available, else {DEFAULT_OUTPUT}")  # fmt: skip
     p.add_argument("--title", help="the chart's title (default: the lab's name, or none for several labs)")
@@ -242,15 +242,7 @@ def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Sty
 
 def from_args(args: argparse.Namespace) -> int:
     files: list[str] = list(args.files or [])
-    style = Style(
-        title=getattr(args, "title", None),
-        xlabel=getattr(args, "xlabel", None) or "experiment",
-        ylabel=getattr(args, "ylabel", None),
-        ymin=getattr(args, "ymin", None),
-        ymax=getattr(args, "ymax", None),
-        figsize=getattr(args, "figsize", None),
-        labels=not getattr(args, "no_labels", False),
-    )
+    style = Style(args.title, args.xlabel, args.ylabel, args.ymin, args.ymax, args.figsize, not args.no_labels)
     try:
         lab_file = config.find_lab(explicit=args.lab)
     except ArlError:
@@ -260,21 +252,3 @@ def from_args(args: argparse.Namespace) -> int:
     from ..lab import open_lab
 
     return plot(open_lab(str(lab_file)), args.output, files, style)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m arl.commands.plot`: the same command as `arl plot`, with the same errors."""
-    from ..cli import _Parser, handle_errors
-
-    def body(args: list[str]) -> int:
-        p = _Parser(prog="arl plot", description="Plot the score per experiment of one lab or several.")
-        p.add_argument("--lab", help="the lab folder (default: walk up from here to lab.toml)")
-        p.add_argument("--debug", action="store_true", help="show tracebacks")
-        add_arguments(p)
-        return from_args(p.parse_args(args))
-
-    return handle_errors("arl", list(sys.argv[1:] if argv is None else argv), body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
