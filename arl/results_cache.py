@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows) -> Non
     try:
         payload = marshal.dumps((_VERSION, schema, len(data), zlib.crc32(data), nchars, rows))
         cache.parent.mkdir(exist_ok=True)
+        import tempfile  # only to write: most reads find the entry current
+
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -56,8 +56,10 @@ class PipelineBackend(EvalBackend):
 
 def env() -> dict[str, str]:
     """The environment of every arl command the bench runs: quiet command lines, a debootstrap base image."""
+    # without PYTHONDONTWRITEBYTECODE (set in some shells and CI): a user's arl starts from its .pyc files
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **inherited,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "ARL_QUIET": "1",
         "ARL_BASE_FROM": "debootstrap",
@@ -250,8 +252,11 @@ def verdict_timings(lab: Path, run: int) -> list[dict[str, Any]]:
 
 
 def remove_containers(lab: Path) -> None:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=arl.root={lab.resolve()}"], capture_output=True, text=True
-    ).stdout.split()
+    try:
+        out = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=arl.root={lab.resolve()}"], capture_output=True, text=True
+        ).stdout.split()
+    except OSError:  # no docker: `--startup-only` needs none, and started no container
+        return
     if out:
         subprocess.run(["docker", "rm", "-f", *out], capture_output=True)

@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..evaluate import evaluate
 from ..lab import open_lab
 from .evalcmd import service_around
-from .results import simple_table
+from .tables import simple_table
 
 _EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Collection
 from typing import Any
 
 from .. import results as res
@@ -13,6 +12,7 @@ from ..config import LabConfig
 from ..errors import UsageError
 from ..lab import open_lab
 from ..text import clean
+from .tables import simple_table
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "score", "verified_score", "holdout_score", "best", "cost_usd"}
@@ -48,40 +48,6 @@ def _short(v: Any, col: str) -> str:
     return clean(str(v))
 
 
-def _after_point(cell: str) -> int:
-    """Digits after the decimal point (or exponent) of a number, -1 for an integer or text."""
-    try:
-        float(cell)
-    except ValueError:
-        return -1
-    if cell.lstrip("+-").isdigit():
-        return -1
-    pos = cell.rfind(".")
-    pos = cell.lower().rfind("e") if pos < 0 else pos
-    return len(cell) - pos - 1 if pos >= 0 else -1
-
-
-def simple_table(table: list[list[str]], cols: list[str], numeric: Collection[str] = _NUMERIC) -> str:
-    """tabulate's "simple" layout, numbers aligned on the decimal point, in time linear in the rows: tabulate
-    itself guesses the type of every cell, which takes over a second on a history of 10 000 experiments (and
-    importing it costs more than reading them)."""
-    out_cols = []
-    for j, name in enumerate(cols):
-        cells = [line[j] for line in table]
-        width = len(name) + 2
-        if name in numeric:
-            points = [_after_point(c) for c in cells]
-            most = max(points, default=-1)
-            cells = [c + " " * (most - p) for c, p in zip(cells, points)]
-            width = max([width, *map(len, cells)])
-            out_cols.append([name.rjust(width), "-" * width, *(c.rjust(width) for c in cells)])
-        else:
-            cells = [c.strip() for c in cells]
-            width = max([width, *map(len, cells)])
-            out_cols.append([name.ljust(width), "-" * width, *(c.ljust(width) for c in cells)])
-    return "\n".join("  ".join(line).rstrip() for line in zip(*out_cols))
-
-
 def _md(v: Any) -> Any:
     """A Markdown table cell: a `|` in the text would end the cell."""
     return v.replace("|", "\\|") if isinstance(v, str) else v
@@ -108,7 +74,7 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: in
             align = ["right" if c in _NUMERIC else "left" for c in cols]
             print(tabulate(table, headers=cols, tablefmt="github", disable_numparse=True, colalign=align))
         else:
-            print(simple_table(table, cols))
+            print(simple_table(table, cols, _NUMERIC))
         if not rows and fmt == "table":
             print("(no experiments yet)")
     return 0
