@@ -11,6 +11,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@# the distribution was named arl before arl-research: one editable install, not two sharing the package
+	$(BIN)/python -m pip uninstall -q -y arl >/dev/null 2>&1 || true
 	$(BIN)/python -m pip install -q -e '.[dev,plot]'
 	touch $(STAMP)
 
