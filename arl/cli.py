@@ -191,7 +191,8 @@ def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
     common = _common(sub=True)
     parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])
     parser.add_argument("--version", action="version", version=f"arl {__version__}", help="print arl's version")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # prog given: computing it formats a usage line, which imports shutil for the terminal width
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, prog="arl")
     for name, (line, description, options) in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=line, description=description)
         if everything or name == only:

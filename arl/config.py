@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import marshal
 import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .config_schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
 from .errors import ArlError
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
 
 LAB_FILE = "lab.toml"
 
@@ -119,17 +123,44 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load(path: Path) -> LabConfig:
-    tomllib = _toml()
+def read_toml(path: Path) -> dict[str, Any]:
+    """lab.toml as tomllib reads it. Every command and step loads it first, and importing tomllib (with the typing
+    module it needs) costs more than much of a short step: what tomllib made of it is kept in the lab's
+    `.arl/cache`, and used only while lab.toml's bytes are exactly the ones it was made from."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except OSError as e:
         raise ArlError(f"cannot read {path}: {e.strerror}")
     except UnicodeDecodeError:
         raise ArlError(f"{path}: not UTF-8 text")
+    from . import results_cache
+
+    cache = results_cache.cache_file(path)
+    if cache is not None:
+        try:
+            version, seen, raw = marshal.loads(cache.read_bytes())
+            if (version, seen) == (1, data) and isinstance(raw, dict):
+                return raw
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+    if "\r" in text:  # the universal newlines of read_text, as lab.toml was always read
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    tomllib = _toml()
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ArlError(f"{path}: invalid TOML{toml_place(path, str(e))}: {e}")
-    tables = validate(path, raw)
+    if cache is not None:
+        try:
+            results_cache.write_atomic(cache, marshal.dumps((1, data, raw)))
+        except ValueError:  # a value marshal cannot hold (a TOML date): no cache
+            pass
+    return raw
+
+
+def load(path: Path) -> LabConfig:
+    tables = validate(path, read_toml(path))
     root = path.parent.resolve()
     lab, be, ag, sb, rn = (tables[t] for t in ("lab", "backend", "agent", "sandbox", "run"))
 

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import subprocess
 
 from .config import LabConfig
 from .errors import ArlError
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    import subprocess
+    from typing import Any
 
 
 class EvalFailed(ArlError):

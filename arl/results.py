@@ -9,11 +9,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 from . import results_cache
 from .config import LabConfig
 from .errors import ArlError
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
 
 COLUMNS = [
     "id",
@@ -179,8 +182,9 @@ def read(path: Path) -> History:
     seen, known = _parsed.get(key, ("", []))
     cache = None if seen else results_cache.cache_file(path)
     if cache is not None:  # this process's first read: the rows parsed by an earlier one may still hold
-        nchars, known = results_cache.load(cache, data, header_line())
-        seen = text[:nchars]
+        entry = results_cache.load(cache, data, header_line())
+        if entry is not None:
+            seen, known = text[: entry.nchars], entry.rows()
     if seen and text.startswith(seen):  # `seen` ends with a newline: the new text starts on a line of its own
         rows = known + _parse(path, text, text[len(seen) :], seen.count("\n") + 1)
     else:
@@ -200,6 +204,26 @@ def read(path: Path) -> History:
         if cache is not None and len(rows) != len(known):
             results_cache.store(cache, data, header_line(), len(text), rows)
     return History(list(rows))
+
+
+def read_last(path: Path, last: int | None, texts: bool = False) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The last `last` rows (every row for None) and, when asked for and the parsed-history cache holds them, each
+    as `arl results --format json` prints it. With a cache entry that matches the whole file (its bytes, checked),
+    only the blocks holding those rows are loaded; otherwise the file is read as read() reads it, errors included."""
+    cache = results_cache.cache_file(path) if str(path) not in _parsed and path.is_file() else None
+    if cache is not None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        entry = results_cache.load(cache, data, header_line()) if data else None
+        if entry is not None and entry.nbytes == len(data):
+            try:
+                return entry.rows(last), (entry.texts(last) if texts else None)
+            except (ValueError, EOFError, TypeError):  # a damaged block: read the file instead
+                pass
+    rows = read(path).rows
+    return (rows[-last:] if last else rows), None
 
 
 def _parse(path: Path, text: str, body: str, first: int) -> list[dict[str, Any]]:
@@ -253,7 +277,7 @@ def _by_position(body: str) -> list[dict[str, Any]] | None:
     return rows
 
 
-_scan: Any = cast(Any, json.JSONDecoder()).scan_once  # the C scanner json.loads itself calls
+_scan: Any = json.JSONDecoder().__dict__["scan_once"]  # the C scanner json.loads itself calls
 
 
 def _json_cell(cell: str) -> Any:

@@ -5,18 +5,26 @@ Only beside a host-owned `.arl` folder (never in the sandbox, never in a folder 
 the size and a CRC of the bytes it was built from, and is checked against the bytes just read (about a millisecond
 for 10,000 rows): size, mtime and inode alone would miss a same-size rewrite within one timestamp tick. A file that
 only grew (results.tsv is append-only) reuses the entry for its unchanged prefix; anything else is parsed again.
-Any problem with the cache is a miss."""
+The rows are kept in blocks of BLOCK rows, each marshalled on its own, so that `arl results --last 20` loads one or
+two blocks, not 10,000 rows; and each row is kept as `arl results --format json` prints it, so that the whole history
+in JSON is a join of strings. Any problem with the cache is a miss."""
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import zlib
 from pathlib import Path
-from typing import Any
 
-_VERSION = 1
-Rows = list[dict[str, Any]]
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
+
+    Rows = list[dict[str, Any]]
+
+_VERSION = 2
+BLOCK = 500
 
 
 def cache_file(path: Path) -> Path | None:
@@ -33,25 +41,62 @@ def cache_file(path: Path) -> Path | None:
     return state / "cache" / f"{path.name}.marshal"
 
 
-def load(cache: Path, data: bytes, schema: str) -> tuple[int, Rows]:
-    """(characters of the text the cached rows were parsed from, those rows) when `data`, the bytes of the results
-    file just read, equals or extends what the entry was built from, and the rows were made by a reader of the same
-    `schema` (the columns: another arl's rows have other keys); (0, []) otherwise."""
+class Entry:
+    """A cache entry that matched the file: how much of it it covers, its rows and their JSON texts."""
+
+    def __init__(self, nbytes: int, nchars: int, count: int, blocks: list[bytes], texts: bytes) -> None:
+        self.nbytes, self.nchars, self.count, self.blocks, self._texts = nbytes, nchars, count, blocks, texts
+
+    def texts(self, last: int | None = None) -> list[str]:
+        """The JSON texts of every row, or of the last `last`; unmarshalled only when asked for."""
+        texts: list[str] = marshal.loads(self._texts)
+        if len(texts) != self.count:
+            raise ValueError("a cache entry whose texts do not match its rows")
+        return texts if last is None else texts[self.count - min(last, self.count) :]
+
+    def rows(self, last: int | None = None) -> Rows:
+        """Every row, or only the last `last` of them (fewer when there are fewer)."""
+        blocks = self.blocks
+        if last is not None:
+            skip = max(self.count - last, 0) // BLOCK  # the whole blocks before the first row wanted
+            blocks = blocks[skip:]
+        out: Rows = []
+        for block in blocks:
+            out.extend(marshal.loads(block))
+        return out if last is None else out[len(out) - min(last, len(out)) :]
+
+
+def load(cache: Path, data: bytes, schema: str) -> Entry | None:
+    """The entry when `data`, the bytes of the results file just read, equals or extends what it was built from,
+    and its rows were made by a reader of the same `schema` (the columns: another arl's rows have other keys)."""
     try:
-        version, kind, nbytes, crc, nchars, rows = marshal.loads(cache.read_bytes())
-        if (version, kind) != (_VERSION, schema) or not isinstance(rows, list) or not 0 < nbytes <= len(data):
-            return 0, []
+        version, kind, nbytes, crc, nchars, count, blocks, texts = marshal.loads(cache.read_bytes())
+        if (version, kind) != (_VERSION, schema) or not 0 < nbytes <= len(data) or not isinstance(texts, bytes):
+            return None
         if data[nbytes - 1 : nbytes] != b"\n" or zlib.crc32(memoryview(data)[:nbytes]) != crc:
-            return 0, []
-        return int(nchars), rows
+            return None
+        return Entry(nbytes, nchars, count, blocks, texts)
     except (OSError, ValueError, EOFError, TypeError):
-        return 0, []
+        return None
 
 
 def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows) -> None:
     """Write the entry atomically (a temporary file renamed), so a reader sees an old entry or a new one."""
     try:
-        payload = marshal.dumps((_VERSION, schema, len(data), zlib.crc32(data), nchars, rows))
+        blocks = [marshal.dumps(rows[i : i + BLOCK]) for i in range(0, len(rows), BLOCK)]
+        # each row exactly as `arl results --format json` prints it; one blob, loaded only for that command
+        texts = marshal.dumps([json.dumps(r, default=str) for r in rows])
+        write_atomic(
+            cache, marshal.dumps((_VERSION, schema, len(data), zlib.crc32(data), nchars, len(rows), blocks, texts))
+        )
+    except ValueError:  # values marshal cannot hold: no cache
+        pass
+
+
+def write_atomic(cache: Path, payload: bytes) -> None:
+    """A cache file written whole (a temporary file renamed), so a reader sees an old entry or a new one; a cache
+    that cannot be written is no cache, never an error."""
+    try:
         cache.parent.mkdir(exist_ok=True)
         import tempfile  # only to write: most reads find the entry current
 
@@ -63,5 +108,5 @@ def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows) -> Non
         except BaseException:
             os.unlink(tmp)
             raise
-    except (OSError, ValueError):  # a cache that cannot be written is no cache; values marshal cannot hold too
+    except OSError:
         pass

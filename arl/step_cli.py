@@ -67,7 +67,7 @@ def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
         parents=[_common()],
     )
     parser.add_argument("--version", action="version", version=f"arl-step {__version__}", help="print arl's version")
-    sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser, prog="arl-step")
     for name, (_, desc, codes) in STEPS.items():
         p = sub.add_parser(name, parents=[common], help=f"{desc} (exit: {codes})", description=f"{desc}. Exit: {codes}")
         if everything or name == only:

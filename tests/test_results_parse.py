@@ -111,8 +111,9 @@ def test_the_cache_is_written_reused_extended_and_never_stale(tmp_path: Path) ->
     cache = tmp_path / ".arl" / "cache" / "results.tsv.marshal"
     first = _fresh_read(path)
     assert cache.is_file()
-    nchars, rows = results.results_cache.load(cache, path.read_bytes(), HEADER)
-    assert nchars == len(path.read_text()) and _same(rows, first)
+    entry = results.results_cache.load(cache, path.read_bytes(), HEADER)
+    assert entry is not None and entry.nchars == len(path.read_text()) and _same(entry.rows(), first)
+    nchars, rows = entry.nchars, entry.rows()
     # another process's first read is served by the cache (marked here, to see that it is what answers)
     results.results_cache.store(cache, path.read_bytes(), HEADER, nchars, [{**r, "agent": "from-cache"} for r in rows])
     assert {r["agent"] for r in _fresh_read(path)} == {"from-cache"}
@@ -153,3 +154,21 @@ def test_results_output_is_the_same_with_and_without_the_cache(tmp_path: Path) -
         outs.append([arl("results", "--format", f, cwd=lab).stdout for f in ("json", "tsv", "table", "markdown")])
     assert (lab / ".arl" / "cache" / "results.tsv.marshal").is_file()
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("last", [None, 1, 2, 499, 500, 501, 700, 1203, 5000])
+def test_the_last_rows_from_the_cache_blocks_equal_a_full_read(tmp_path: Path, last: int | None) -> None:
+    many = [_row(i, notes=f"row {i}") for i in range(1203)]  # three blocks, the last one short
+    path = _lab_file(tmp_path, many)
+    full = _fresh_read(path)  # parses, and writes the cache
+    results._parsed.clear()  # another process: no memo, only the cache
+    rows, texts = results.read_last(path, last, texts=True)
+    want = full if last is None else full[-last:]
+    assert texts is not None and _same(rows, want)
+    assert "[" + ", ".join(texts) + "]" == json.dumps(want, default=str)
+    # without a cache that matches the file: the rows of a full read, no texts
+    with open(path, "a") as f:
+        f.write(results.format_row(_row(1203)))
+    results._parsed.clear()
+    rows, texts = results.read_last(path, last, texts=True)
+    assert texts is None and [r["id"] for r in rows] == [r["id"] for r in _fresh_read(path)][-(last or 0) :]

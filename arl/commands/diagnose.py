@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from ..config import LabConfig
 from ..errors import UsageError
@@ -13,6 +12,10 @@ from ..evaluate import evaluate
 from ..lab import open_lab
 from .evalcmd import service_around
 from .tables import simple_table
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 

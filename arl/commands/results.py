@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from .. import results as res
 from ..config import LabConfig
@@ -13,6 +12,10 @@ from ..errors import UsageError
 from ..lab import open_lab
 from ..text import clean
 from .tables import simple_table
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "score", "verified_score", "holdout_score", "best", "cost_usd"}
@@ -56,10 +59,15 @@ def _md(v: Any) -> Any:
 def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: int | None = None) -> int:
     if last is not None and last < 1:
         raise UsageError(f"--last must be at least 1, not {last}")
-    rows = select(cfg, res.read(cfg.results_file).rows, last, best, run)
+    texts: list[str] | None = None
+    if best or run is not None:
+        rows = select(cfg, res.read(cfg.results_file).rows, last, best, run)
+    else:  # the whole history or its end: the cache may hold just these rows, even as JSON
+        rows, texts = res.read_last(cfg.results_file, last, texts=fmt == "json")
     if fmt == "json":
-        # rows have exactly the columns, in order: no copies of 10,000 dicts to print them
-        print(json.dumps(rows, default=str))
+        # rows have exactly the columns, in order: no copies of 10,000 dicts to print them; the cached texts are
+        # what json.dumps makes of each row, and json.dumps joins a list's items with ", "
+        print("[" + ", ".join(texts) + "]" if texts is not None else json.dumps(rows, default=str))
     elif fmt == "tsv":
         # Its tabs and newlines are the file's layout, and the file's own escapes in notes stay as they are.
         sys.stdout.write(clean(res.header_line() + "".join(res.format_row(r) for r in rows), newlines=True))
