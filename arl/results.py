@@ -181,10 +181,12 @@ def read(path: Path) -> History:
     key = str(path)
     seen, known = _parsed.get(key, ("", []))
     cache = None if seen else results_cache.cache_file(path)
-    if cache is not None:  # this process's first read: the rows parsed by an earlier one may still hold
-        entry = results_cache.load(cache, data, header_line())
-        if entry is not None:
+    entry = results_cache.load(cache, data, header_line()) if cache is not None else None
+    if entry is not None:  # this process's first read: the rows parsed by an earlier one may still hold
+        try:
             seen, known = text[: entry.nchars], entry.rows()
+        except (ValueError, EOFError, TypeError):  # a damaged entry: parsed again, and rewritten
+            entry = None
     if seen and text.startswith(seen):  # `seen` ends with a newline: the new text starts on a line of its own
         rows = known + _parse(path, text, text[len(seen) :], seen.count("\n") + 1)
     else:
@@ -202,7 +204,7 @@ def read(path: Path) -> History:
     if text.endswith("\n"):  # no torn line at the end: safe to build on
         _parsed[key] = (text, rows)
         if cache is not None and len(rows) != len(known):
-            results_cache.store(cache, data, header_line(), len(text), rows)
+            results_cache.store(cache, data, header_line(), len(text), rows, entry)
     return History(list(rows))
 
 

@@ -42,27 +42,28 @@ def cache_file(path: Path) -> Path | None:
 
 
 class Entry:
-    """A cache entry that matched the file: how much of it it covers, its rows and their JSON texts."""
+    """A cache entry that matched the file: how much of it it covers, and its rows and their JSON texts, both in
+    blocks of BLOCK rows."""
 
-    def __init__(self, nbytes: int, nchars: int, count: int, blocks: list[bytes], texts: bytes) -> None:
-        self.nbytes, self.nchars, self.count, self.blocks, self._texts = nbytes, nchars, count, blocks, texts
-
-    def texts(self, last: int | None = None) -> list[str]:
-        """The JSON texts of every row, or of the last `last`; unmarshalled only when asked for."""
-        texts: list[str] = marshal.loads(self._texts)
-        if len(texts) != self.count:
-            raise ValueError("a cache entry whose texts do not match its rows")
-        return texts if last is None else texts[self.count - min(last, self.count) :]
+    def __init__(self, nbytes: int, nchars: int, count: int, blocks: list[bytes], texts: list[bytes]) -> None:
+        self.nbytes, self.nchars, self.count, self.blocks, self.text_blocks = nbytes, nchars, count, blocks, texts
 
     def rows(self, last: int | None = None) -> Rows:
         """Every row, or only the last `last` of them (fewer when there are fewer)."""
-        blocks = self.blocks
+        return self._take(self.blocks, last)
+
+    def texts(self, last: int | None = None) -> list[str]:
+        """The JSON texts of every row, or of the last `last`."""
+        return self._take(self.text_blocks, last)
+
+    def _take(self, blocks: list[bytes], last: int | None) -> list[Any]:
         if last is not None:
-            skip = max(self.count - last, 0) // BLOCK  # the whole blocks before the first row wanted
-            blocks = blocks[skip:]
-        out: Rows = []
+            blocks = blocks[max(self.count - last, 0) // BLOCK :]  # not the whole blocks before the first one wanted
+        out: list[Any] = []
         for block in blocks:
             out.extend(marshal.loads(block))
+        if last is None and len(out) != self.count:
+            raise ValueError("a cache entry whose blocks do not match its count")
         return out if last is None else out[len(out) - min(last, len(out)) :]
 
 
@@ -71,7 +72,7 @@ def load(cache: Path, data: bytes, schema: str) -> Entry | None:
     and its rows were made by a reader of the same `schema` (the columns: another arl's rows have other keys)."""
     try:
         version, kind, nbytes, crc, nchars, count, blocks, texts = marshal.loads(cache.read_bytes())
-        if (version, kind) != (_VERSION, schema) or not 0 < nbytes <= len(data) or not isinstance(texts, bytes):
+        if (version, kind) != (_VERSION, schema) or not 0 < nbytes <= len(data) or len(texts) != len(blocks):
             return None
         if data[nbytes - 1 : nbytes] != b"\n" or zlib.crc32(memoryview(data)[:nbytes]) != crc:
             return None
@@ -80,17 +81,21 @@ def load(cache: Path, data: bytes, schema: str) -> Entry | None:
         return None
 
 
-def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows) -> None:
-    """Write the entry atomically (a temporary file renamed), so a reader sees an old entry or a new one."""
+def store(cache: Path, data: bytes, schema: str, nchars: int, rows: Rows, previous: Entry | None = None) -> None:
+    """The entry for `rows`, read from `data`. When they extend the rows of the `previous` entry (results.tsv only
+    grows), its full blocks are kept as they are: an append costs a block, not the whole history."""
+    kept = previous.count // BLOCK if previous is not None and previous.count <= len(rows) else 0
+    starts = range(kept * BLOCK, len(rows), BLOCK)
     try:
-        blocks = [marshal.dumps(rows[i : i + BLOCK]) for i in range(0, len(rows), BLOCK)]
-        # each row exactly as `arl results --format json` prints it; one blob, loaded only for that command
-        texts = marshal.dumps([json.dumps(r, default=str) for r in rows])
-        write_atomic(
-            cache, marshal.dumps((_VERSION, schema, len(data), zlib.crc32(data), nchars, len(rows), blocks, texts))
-        )
+        blocks = [marshal.dumps(rows[i : i + BLOCK]) for i in starts]
+        # each row exactly as `arl results --format json` prints it
+        texts = [marshal.dumps([json.dumps(r, default=str) for r in rows[i : i + BLOCK]]) for i in starts]
     except ValueError:  # values marshal cannot hold: no cache
-        pass
+        return
+    if previous is not None and kept:
+        blocks, texts = previous.blocks[:kept] + blocks, previous.text_blocks[:kept] + texts
+    entry = (_VERSION, schema, len(data), zlib.crc32(data), nchars, len(rows), blocks, texts)
+    write_atomic(cache, marshal.dumps(entry))
 
 
 def write_atomic(cache: Path, payload: bytes) -> None:

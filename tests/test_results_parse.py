@@ -172,3 +172,18 @@ def test_the_last_rows_from_the_cache_blocks_equal_a_full_read(tmp_path: Path, l
     results._parsed.clear()
     rows, texts = results.read_last(path, last, texts=True)
     assert texts is None and [r["id"] for r in rows] == [r["id"] for r in _fresh_read(path)][-(last or 0) :]
+
+
+def test_an_append_rewrites_only_the_last_block(tmp_path: Path) -> None:
+    path = _lab_file(tmp_path, [_row(i) for i in range(1100)])
+    cache = tmp_path / ".arl" / "cache" / "results.tsv.marshal"
+    _fresh_read(path)
+    before = results.results_cache.load(cache, path.read_bytes(), HEADER)
+    results.append(path, _row(1100))
+    after_rows = _fresh_read(path)  # the cached 1,100 rows and the one new line
+    assert _same(after_rows, _precise(path))
+    after = results.results_cache.load(cache, path.read_bytes(), HEADER)
+    assert before is not None and after is not None and after.count == 1101
+    assert after.blocks[:2] == before.blocks[:2] and after.text_blocks[:2] == before.text_blocks[:2]
+    assert after.blocks[2] != before.blocks[2]
+    assert "[" + ", ".join(after.texts()) + "]" == json.dumps(after_rows, default=str)
