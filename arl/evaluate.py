@@ -252,7 +252,14 @@ def _poll_unreaped(pid: int, timeout: float) -> bool:
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
+        # A forked child that has not reached its setsid() yet has no group of its own, and no children either:
+        # the signal goes to it alone (it is unreaped, so the pid is still its).
+        try:
+            os.kill(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    except PermissionError:
         pass
 
 
