@@ -72,7 +72,7 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--example", help="scaffold a complete example lab instead (default: none; see --list-examples)")
     p.add_argument("--list-examples", action="store_true", help="list the examples and exit")
     p.add_argument("--force", action="store_true", help="write the scaffolding over files that exist, each kept "
-                   "beside it as NAME.orig; never results.tsv (default: off)")  # fmt: skip
+                   "beside it as NAME.orig; never your Makefile or a results.tsv history (default: off)")  # fmt: skip
 
 
 def _run(p: argparse.ArgumentParser) -> None:
@@ -143,7 +143,8 @@ def _hooks(p: argparse.ArgumentParser) -> None:
 # name -> (its line in `arl --help`, its description in `arl NAME --help`, its options)
 COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
     "init": ("scaffold a lab here", "Write a lab into this folder: lab.toml, backend.py, AGENT.md, a Makefile "
-             "(or arl.mk beside yours), results.tsv and arl's git hooks; files that exist are kept.", _init),
+             "(arl.mk, included from yours, when you have one), results.tsv, and arl's git hooks. It stops when "
+             "those files exist, unless --force.", _init),
     "run": ("run the research loop", "Run the research loop: preflight, image, baseline, then experiments until "
             "a stopping condition; the same steps as `make research`.", _run),
     "eval": ("evaluate the pipeline", "Evaluate the pipeline with the lab's backend, under [backend] eval_timeout, "
