@@ -15,7 +15,7 @@ def _git(*args: str) -> str:
 
 
 def _make(lab: str, target: str) -> int:
-    if not (Path(lab) / "Makefile").is_file():
+    if not any((Path(lab) / name).is_file() for name in ("GNUmakefile", "makefile", "Makefile")):  # make's order
         return 0
     return subprocess.run(["make", "-s", "-C", lab, target]).returncode
 

@@ -13,7 +13,7 @@ import pytest
 
 from arl import results
 
-from .conftest import arl, git
+from .conftest import arl, git, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, stop_proc, wait_for
 
 pytestmark = pytest.mark.docker
@@ -143,3 +143,18 @@ def test_a_history_without_the_slot_column_is_read_and_upgraded(tmp_path: Path) 
     lines = path.read_text().splitlines()
     assert lines[0].split("\t") == results.COLUMNS and lines[0].endswith("\tslot")
     assert [r["slot"] for r in results.read(path).rows] == [0, 2]
+
+
+def test_the_labs_makefile_drives_three_slots_unchanged(lab: Path) -> None:
+    proc = run(
+        ["make", "research", "DATA=data", "ARGS=--agent offline --seed 5 --max-iterations 6 --plateau-threshold 0"],
+        cwd=lab,
+        check=False,
+        timeout=300,
+        env=ENV,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "stop: max_iterations: 6 experiments" in proc.stdout
+    rs = check_history(lab)
+    assert {r["slot"] for r in rs[1:]} == {"0", "1", "2"} and answered_everything(lab, 3)
+    assert not containers_of(lab)
