@@ -54,7 +54,8 @@ def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
 def test_rows_read_by_position_equal_the_csv_parsers(tmp_path: Path) -> None:
     path = tmp_path / "results.tsv"
     path.write_text(HEADER + "".join(results.format_row(r) for r in TRICKY))
-    assert results._by_position(path.read_text().split("\n", 1)[1]) is not None  # the fast path did the work
+    body = path.read_text().split("\n", 1)[1]
+    assert results.results_fast.by_position(body, results.unescape) is not None  # the fast path did the work
     rows = _fresh_read(path)
     assert _same(rows, _precise(path))
     assert [list(r) for r in rows] == [results.COLUMNS] * len(TRICKY)
