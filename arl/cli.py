@@ -106,6 +106,8 @@ def _results(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["table", "tsv", "json", "markdown"], default="table",
                    help="the output format (default: table)")  # fmt: skip
     p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
+    one_slot = "only the experiments of parallel agent K, with the baseline (default: every slot)"
+    p.add_argument("--slot", type=int, metavar="K", help=one_slot)
     p.add_argument("--last", type=int, help="only the last N experiments shown (default: all)")
     p.add_argument("--best", action="store_true", help="only the best kept experiment")
     p.add_argument("--all-runs", action="store_true",

@@ -45,8 +45,11 @@ def _options(name: str, p: argparse.ArgumentParser) -> None:
         if name == "commit":
             p.add_argument("--force", action="store_true",
                            help="keep it even when the host's score is worse than the best (default: off)")  # fmt: skip
-    elif name == "decide":
-        _slot_flag(p, None, "the slot whose verdict to handle (default: the one `wait` found, else the oldest)")
+    elif name in ("decide", "restart"):
+        what = "verdict to handle" if name == "decide" else "ended or silent agent to record and relaunch"
+        _slot_flag(p, None, f"the slot whose {what} (default: the one `wait` found)")
+        rule = "then apply the stop rule and exit as should-stop does: 0 stop, 3 go on (default: off)"
+        p.add_argument("--stop-rule", action="store_true", help=rule)
     elif name == "launch":
         _slot_flag(p, None, "start only this slot's agent (default: every slot's that is not running)")
     elif name == "verify":

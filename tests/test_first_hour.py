@@ -4,6 +4,7 @@ order, a regression kept by hand, a guard that says no, an iteration timeout of 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,13 @@ def test_an_iteration_timeout_of_zero_means_no_timeout(lab: Path) -> None:
 def test_steps_by_hand_in_the_wrong_order_and_a_regression_kept_by_hand(lab: Path) -> None:
     set_toml(lab, "agent", "command", ["sleep", "600"])  # a person does the work here
     git(lab, "commit", "-qam", "an idle agent")
-    assert step(lab, "preflight", "--data", "data", "--agent", "command")[0] == 0
+    # started from a shell that then exits, as a Makefile line or a script would: the run stays open
+    pre = run(["sh", "-c", f"{BIN / 'arl-step'} preflight --data data --agent command"], cwd=lab, check=False, env=ENV)
+    assert pre.returncode == 0, pre.stderr
     try:
+        shown = arl("status", cwd=lab).stdout
+        assert "run 1 is open, phase preflight" in shown and "driven step by step" in shown, shown
+        assert json.loads(arl("status", "--json", cwd=lab).stdout)["open"] is True
         code, _, err = step(lab, "commit", "--notes", "by hand")
         assert code == 1
         no_image = "this run has no sandbox image yet (verification runs in it): run `arl-step image` first"

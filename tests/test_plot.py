@@ -201,3 +201,17 @@ def test_without_matplotlib_a_one_line_error(tmp_path: Path) -> None:
     line = one_line_error(proc, "matplotlib is not installed")
     assert line == "arl: error: matplotlib is not installed; pip install 'arl-research[plot]'"
     assert not (lab / "p.png").exists()
+
+
+def test_parallel_agents_are_coloured_by_slot(tmp_path: Path) -> None:
+    rows = without_holdout(HISTORY)
+    lab = lab_with(tmp_path, [{**r, "slot": i % 3} for i, r in enumerate(rows)])
+    arl("plot", "-o", "slots.svg", cwd=lab)
+    texts = svg_texts(lab / "slots.svg")
+    assert {"slot 0", "slot 1", "slot 2"} <= set(texts), texts
+    one = lab_with(tmp_path, rows, name="one-slot")
+    arl("plot", "-o", "one.svg", cwd=one)
+    assert not [t for t in svg_texts(one / "one.svg") if t.startswith("slot ")]
+    two = lab_with(tmp_path, rows, name="other")  # comparing labs: colours name the labs, not slots
+    arl("plot", "-o", "cmp.svg", str(two / "results.tsv"), cwd=lab)
+    assert not [t for t in svg_texts(lab / "cmp.svg") if t.startswith("slot ")]

@@ -158,3 +158,16 @@ def test_the_labs_makefile_drives_three_slots_unchanged(lab: Path) -> None:
     rs = check_history(lab)
     assert {r["slot"] for r in rs[1:]} == {"0", "1", "2"} and answered_everything(lab, 3)
     assert not containers_of(lab)
+
+
+def test_results_by_slot(tmp_path: Path) -> None:
+    from .test_plot import lab_with, without_holdout
+    from .test_results_cmd import HISTORY
+
+    lab = lab_with(tmp_path, [{**r, "slot": i % 2} for i, r in enumerate(without_holdout(HISTORY))])
+    every = json.loads(arl("results", "--format", "json", cwd=lab).stdout)
+    one = json.loads(arl("results", "--format", "json", "--slot", "1", cwd=lab).stdout)
+    assert [r["id"] for r in one] == [r["id"] for r in every if r["slot"] == 1 or r["outcome"] == "baseline"]
+    assert {r["slot"] for r in one if r["outcome"] != "baseline"} == {1}
+    table = arl("results", cwd=lab).stdout.splitlines()
+    assert table[0].split()[:3] == ["id", "time", "slot"]  # the column shows when agents ran in parallel

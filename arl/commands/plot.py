@@ -147,22 +147,31 @@ def note_label(notes: str) -> str:
     return first if len(first) <= NOTE_CHARS else first[: NOTE_CHARS - 1] + "…"
 
 
-def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style) -> list[float]:
-    """One lab's points, best line, holdout and notes; returns the values drawn (for the y scale)."""
+def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style, by_slot: bool = False) -> list[float]:
+    """One lab's points, best line, holdout and notes; returns the values drawn (for the y scale). by_slot: each
+    point in its slot's colour (a run of parallel agents, one lab on the chart)."""
     scored = [r for r in s.rows if r["id"] is not None and res.effective(r) is not None]
+    seen = sorted({int(r.get("slot") or 0) for r in scored})
+    by_slot = by_slot and len(seen) > 1
+
+    def hue(rows: list[dict[str, Any]]) -> Any:
+        return [COLOURS[(int(r.get("slot") or 0) + 1) % len(COLOURS)] for r in rows] if by_slot else colour
+
     kept = [r for r in scored if r["outcome"] in _KEPT]
     other = [r for r in scored if r["outcome"] not in _KEPT]
     if other:
         # hollow in the lab's colour: not kept, and still telling which lab it belongs to
         xs, ys = [r["id"] for r in other], [res.effective(r) for r in other]
-        ax.scatter(xs, ys, s=22, facecolors="none", edgecolors=colour, alpha=0.45)
+        ax.scatter(xs, ys, s=22, facecolors="none", edgecolors=hue(other), alpha=0.45)
     bx, by = _running_best(s.rows, s.maximize)
     if bx:
         ax.step(bx, by, where="post", color=colour, linewidth=1.5, label=legend_label(s))
     else:
         ax.plot([], [], color=colour, label=legend_label(s))  # still in the legend: "0 experiments"
     if kept:
-        ax.scatter([r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color=colour, zorder=3)
+        ax.scatter([r["id"] for r in kept], [res.effective(r) for r in kept], s=36, color=hue(kept), zorder=3)
+    for k in seen if by_slot else []:  # the legend says which colour is which slot
+        ax.scatter([], [], s=22, color=COLOURS[(k + 1) % len(COLOURS)], label=f"slot {k}")
     if style.labels:
         for r in kept:
             text = note_label(str(r.get("notes") or ""))
@@ -183,7 +192,7 @@ def _chart(plt: Any, series: list[Series], style: Style) -> Any:
     values: list[float] = []
     for i, s in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
-        values += _draw(ax, s, colour, "tab:orange" if len(series) == 1 else colour, style)
+        values += _draw(ax, s, colour, "tab:orange" if len(series) == 1 else colour, style, len(series) == 1)
     if not values:
         ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center", transform=ax.transAxes, alpha=0.6)
     finite = [v for v in values if math.isfinite(v)]

@@ -18,19 +18,26 @@ if TYPE_CHECKING:
     from typing import Any
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
-_NUMERIC = {"id", "score", "verified_score", "holdout_score", "best", "cost_usd"}
+_NUMERIC = {"id", "slot", "score", "verified_score", "holdout_score", "best", "cost_usd"}
 
 
 def select(
-    cfg: LabConfig, rows: list[dict[str, Any]], last: int | None, best: bool, run: int | None = None
+    cfg: LabConfig,
+    rows: list[dict[str, Any]],
+    last: int | None,
+    best: bool,
+    run: int | None = None,
+    slot: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows shown: the whole history unless --run, --last or --best narrows it."""
+    """The rows shown: the whole history unless --run, --slot, --last or --best narrows it."""
     if best:
         kept = [r for r in rows if r["outcome"] == "keep"]
         _, best_id = res.best_of(cfg, kept)
         return [r for r in kept if r["id"] == best_id]
     if run is not None:
         rows = [r for r in rows if r["run"] == run or r["outcome"] == "baseline"]
+    if slot is not None:  # a history from before slots: every experiment was slot 0's
+        rows = [r for r in rows if (r.get("slot") or 0) == slot or r["outcome"] == "baseline"]
     return rows[-last:] if last else rows
 
 
@@ -56,12 +63,14 @@ def _md(v: Any) -> Any:
     return v.replace("|", "\\|") if isinstance(v, str) else v
 
 
-def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: int | None = None) -> int:
+def show_results(
+    cfg: LabConfig, fmt: str, last: int | None, best: bool, run: int | None = None, slot: int | None = None
+) -> int:
     if last is not None and last < 1:
         raise UsageError(f"--last must be at least 1, not {last}")
     texts: list[str] | None = None
-    if best or run is not None:
-        rows = select(cfg, res.read(cfg.results_file).rows, last, best, run)
+    if best or run is not None or slot is not None:
+        rows = select(cfg, res.read(cfg.results_file).rows, last, best, run, slot)
     else:  # the whole history or its end: the cache may hold just these rows, even as JSON
         rows, texts = res.read_last(cfg.results_file, last, texts=fmt == "json")
     if fmt == "json":
@@ -73,6 +82,8 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: in
         sys.stdout.write(clean(res.header_line() + "".join(res.format_row(r) for r in rows), newlines=True))
     else:
         cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
+        if any(r.get("slot") for r in rows):  # parallel agents: whose experiment each row is
+            cols.insert(cols.index("outcome"), "slot")
         table = [[_short(r[c], c) for c in cols] for r in rows]
         if fmt == "markdown":
             from tabulate import tabulate  # only here: importing it costs more than reading 10,000 rows
@@ -90,4 +101,4 @@ def show_results(cfg: LabConfig, fmt: str, last: int | None, best: bool, run: in
 
 def from_args(args: argparse.Namespace) -> int:
     # --all-runs is what every call shows now; it stays accepted for the scripts that pass it
-    return show_results(open_lab(args.lab), args.format, args.last, args.best, args.run)
+    return show_results(open_lab(args.lab), args.format, args.last, args.best, args.run, getattr(args, "slot", None))

@@ -17,20 +17,25 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
     st = state.load(cfg)
     lock = state.read_lock(cfg)
     active = bool(st.get("active")) and lock is not None and state.pid_alive(lock.get("pid"))
+    is_open = bool(st.get("active")) and not active and lock is not None
+    live = active or is_open
     rows = results.read(cfg.results_file).rows
     b, _ = results.best_of(cfg, rows)
     return {
         "active": active,
+        # the state says a run is on, its starting process is gone: steps run by hand (each from a shell that has
+        # ended), or a run that died; either way it is not over until teardown or the next run's repair
+        "open": is_open,
         "pid": (lock or {}).get("pid") if active else None,
         "run": st.get("run"),
-        "phase": st.get("phase") if active else ("died" if st.get("active") else st.get("phase")),
+        "phase": st.get("phase") if live else ("died" if st.get("active") else st.get("phase")),
         "experiment": rows[-1]["id"] if rows else None,
         "best": b,
         "elapsed_s": round(time.time() - st["started"], 1) if active and st.get("started") else None,
         "cost_usd": round(float(st.get("cost", 0.0)), 6),
-        "container": slots.of(st, 0).get("container") if active else None,
+        "container": slots.of(st, 0).get("container") if live else None,
         "stop_reason": st.get("stop_reason"),
-        "slots": [_slot(st, k, rows, active) for k in slots.numbers(st)] if st.get("settings") else [],
+        "slots": [_slot(st, k, rows, live) for k in slots.numbers(st)] if st.get("settings") else [],
     }
 
 
@@ -61,8 +66,14 @@ def status(cfg: LabConfig, as_json: bool) -> int:
         print(json.dumps(s))
         return 0
     # The stop reason (a fatal error's message) and the phase may quote the agent.
+    if s["open"]:
+        print(clean(
+            f"run {s['run']} is open, phase {s['phase']}, but the process that started it has exited: it is driven "
+            "step by step (arl-step), or it died; `arl-step teardown` closes it, the next `arl run` repairs it"
+        ))  # fmt: skip
     if s["active"]:
         print(clean(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s"))
+    if s["active"] or s["open"]:
         if len(s["slots"]) > 1:
             for sl in s["slots"]:
                 print(clean(

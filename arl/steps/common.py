@@ -60,6 +60,26 @@ def stop_reason(cfg: LabConfig, st: dict[str, Any], rows: list[dict[str, Any]] |
     return None
 
 
+def stop_rule(cfg: LabConfig, st: dict[str, Any]) -> int:
+    """STOP (and the reason printed, logged once, every slot frozen) when a stopping condition holds, else GO_ON.
+    `should-stop` is this alone; `decide --stop-rule` and `restart --stop-rule` end with it (one process fewer
+    per experiment in the lab's Makefile)."""
+    reason = stop_reason(cfg, st)
+    if reason is None:
+        return GO_ON
+    if st.get("stop_reason") != reason:
+        st["stop_reason"] = reason
+        state.save(cfg, st)
+        state.log_event(cfg, {"event": "stop", "run": st["run"], "reason": reason})
+    print(f"stop: {reason}", flush=True)
+    # Every slot is frozen now: none starts another verdict; teardown answers those already written.
+    for k in slots.numbers(st):
+        name = slots.of(st, k).get("container")
+        if name and containers.state(name).status == "running":
+            containers.pause(name)
+    return STOP
+
+
 def results_view(cfg: LabConfig) -> Path:
     return cfg.state_dir / "results-view.tsv"
 

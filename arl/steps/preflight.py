@@ -25,7 +25,8 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> dict[str, Any]
 
     data = Path(args.data).resolve()
     if not data.is_dir():
-        raise ArlError(f"data folder {args.data} does not exist (pass --data DIR)")
+        how = "make research DATA=DIR" if os.environ.get("MAKELEVEL") else "pass --data DIR"  # said as make takes it
+        raise ArlError(f"data folder {args.data} does not exist ({how})")
     holdout = Path(args.holdout).resolve() if getattr(args, "holdout", None) else None
     if holdout is not None and not holdout.is_dir():
         raise ArlError(f"holdout folder {args.holdout} does not exist")
