@@ -70,6 +70,7 @@ class LabConfig:
     network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
     allow_web: bool = False
     isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
+    backend_files: tuple[str, ...] = ()  # what the backend reads beside it: globs relative to its folder
     slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
     run: RunDefaults = field(default_factory=RunDefaults)
 
@@ -216,6 +217,7 @@ def load(path: Path) -> LabConfig:
     str_list(agent_cmd, where("agent", "command"))
     str_list(sb["env"], where("sandbox", "env"))
     str_list(sb["slot_gpus"], where("sandbox", "slot_gpus"))
+    str_list(be["files"], where("backend", "files"))
     if sb["slot_gpus"] and sb["gpus"]:
         raise ArlError(f"{where('sandbox', 'slot_gpus')} and gpus both set: slot_gpus gives each slot its own")
     if rn["agents"] < 1:
@@ -259,6 +261,7 @@ def load(path: Path) -> LabConfig:
         allow_web=ag["allow_web"],
         isolation=be["isolation"],
         slot_gpus=tuple(sb["slot_gpus"]),
+        backend_files=tuple(be["files"]),
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),

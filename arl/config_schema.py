@@ -27,6 +27,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "class": ((str,), None, True),
         "eval_timeout": (_NUM, 600, False),
         "isolation": ((str,), "fork", False),
+        "files": ((list,), ["*.json", "*.yaml", "*.yml", "*.toml", "*.txt", "*.csv"], False),
     },
     "backend.host_service": {
         "command": ((str, list), None, True),

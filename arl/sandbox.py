@@ -28,7 +28,8 @@ def container_name(cfg: LabConfig, run: int, n: int, role: str = "agent") -> str
 
 
 def lab_mounts(cfg: LabConfig) -> list[Mount]:
-    """lab.toml, AGENT.md, the backend and what sits beside it that it may import; nothing else (never .git)."""
+    """lab.toml, AGENT.md, the backend and what sits beside it that it may import or read (`[backend] files`:
+    globs relative to its folder); never .git, a hidden file, the pipeline, the results or arl's state."""
     keep = {cfg.path, cfg.agent_instructions, cfg.backend_module}
     skip = {cfg.pipeline_dir.resolve(), cfg.state_dir.resolve(), cfg.results_file.resolve()}
     folder = cfg.backend_module.parent
@@ -37,6 +38,12 @@ def lab_mounts(cfg: LabConfig) -> list[Mount]:
             continue
         if p.suffix == ".py" and p.is_file() or p.is_dir() and (p / "__init__.py").is_file():
             keep.add(p)
+    for pattern in cfg.backend_files:
+        for p in folder.glob(pattern):
+            rel = p.relative_to(folder).parts
+            inside = any(p.resolve() == s or p.resolve().is_relative_to(s) for s in skip)
+            if not inside and not any(part.startswith(".") for part in rel):
+                keep.add(p)
     return [
         Mount(p.resolve(), f"{WORK}/lab/{p.resolve().relative_to(cfg.root.resolve())}")
         for p in sorted(keep)

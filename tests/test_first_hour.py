@@ -118,3 +118,43 @@ def test_a_guard_veto_shows_the_guards_own_words(lab: Path) -> None:
     assert "guard: OFFSET must stay within [-1, 1] (policy 7)" in vetoed[0]["notes"]
     assert "why: the pre-commit hook (make guard) failed: guard: OFFSET must stay within [-1, 1] (policy 7)" in out
     assert "`make guard` failed" not in vetoed[0]["notes"]  # the hook's own closing line adds nothing
+
+
+def test_a_backend_reads_the_files_beside_it_in_the_sandbox(lab: Path) -> None:
+    # A JSON config (mounted by default) and reference outputs named in [backend] files; a secret-ish hidden file
+    # and an unlisted file stay out.
+    (lab / "weights.json").write_text('{"scale": 2.0}')
+    (lab / "refs").mkdir()
+    (lab / "refs" / "expected.dat").write_text("42\n")
+    (lab / "unlisted.dat").write_text("not for the sandbox\n")
+    (lab / ".env").write_text("TOKEN=x\n")
+    backend = lab / "backend.py"
+    text = backend.read_text()
+    reads = (
+        "        here = Path(__file__).parent\n"
+        "        scale = json.loads((here / 'weights.json').read_text())['scale']\n"
+        "        assert (here / 'refs' / 'expected.dat').read_text() == '42\\n'\n"
+        "        for hidden in ('.env', 'unlisted.dat'):\n"
+        "            assert not (here / hidden).exists(), hidden\n"
+        "        model = load_model(pipeline_dir)\n"
+    )
+    text = text.replace("        model = load_model(pipeline_dir)\n", reads, 1)
+    text = text.replace("import csv\n", "import csv\nimport json\n", 1)
+    text = text.replace(
+        "        return EvalResult(\n            score=score,",
+        "        return EvalResult(\n            score=score * scale,",
+        1,
+    )
+    backend.write_text(text)
+    set_toml(lab, "backend", "files", ["*.json", "refs/*"])
+    git(lab, "add", "-A")
+    git(lab, "commit", "-qm", "a backend that reads its files")
+    assert step(lab, "preflight", "--data", "data", "--agent", "offline")[0] == 0
+    try:
+        for name in ("image", "service-up", "baseline"):
+            code, out, err = step(lab, name)
+            assert code == 0, (name, err[-2000:])
+    finally:
+        step(lab, "teardown")
+    (base,) = rows(lab)
+    assert base["outcome"] == "baseline" and abs(float(base["verified_score"]) - 2 * 3.28593) < 1e-4
