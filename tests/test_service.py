@@ -139,9 +139,9 @@ def test_a_list_command_runs_as_argv_with_the_data_and_pipeline_dirs(service_lab
     assert seen["argv"][0] == "a b $HOME"
     assert seen["data"] == str((service_lab / "data").resolve())
     assert seen["pipeline"] == str(service_lab / "pipeline")
-    # a host-side `arl eval` starts it too, with the data it evaluates
+    # a host-side `arl eval` starts it too, with the data it evaluates (--data, no ARL_DATA needed)
     (service_lab / "started.json").unlink()
-    out = arl("eval", "--data", "data", "--json", cwd=service_lab, env={"ARL_DATA": "data"})
+    out = arl("eval", "--data", "data", "--json", cwd=service_lab)
     assert '"weight": 1.5' in out.stdout
     assert json.loads((service_lab / "started.json").read_text())["data"] == str((service_lab / "data").resolve())
 

@@ -33,7 +33,7 @@ def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str,
 def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool) -> int:
     if top is not None and top < 1:
         raise UsageError(f"--top must be at least 1, not {top}")
-    with service_around(cfg):
+    with service_around(cfg, data):
         result = evaluate(cfg, data, samples=samples or None)
     rows = worst_first(cfg, result.sample_results)
     if top is not None:

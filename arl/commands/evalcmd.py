@@ -15,20 +15,21 @@ from ..evaluate import evaluate
 from ..lab import in_sandbox, last_eval_path, open_lab
 
 
-def service_around(cfg: LabConfig) -> AbstractContextManager[None]:
-    """The lab's host service around an evaluation; most labs have none, and then its module is not imported."""
+def service_around(cfg: LabConfig, data: Path | None = None) -> AbstractContextManager[None]:
+    """The lab's host service around an evaluation of `data` (its ARL_DATA_DIR); most labs have none, and then
+    its module is not imported."""
     if cfg.host_service is None:
         return contextlib.nullcontext()
     from ..service import host_service
 
-    return host_service(cfg)
+    return host_service(cfg, data)
 
 
 def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1) -> int:
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     seen = workspace_tree(cfg) if in_sandbox() else None
-    with service_around(cfg):
+    with service_around(cfg, data):
         result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
     if seen is not None:
         from ..fsutil import write_json
