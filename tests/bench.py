@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: few experiments, few repetitions")
     p.add_argument("--startup-only", action="store_true", help="only the start-up table: no Docker, a minute or so")
     p.add_argument("--keep", action="store_true", help="keep the scratch labs (their path is printed)")
+    p.add_argument("--no-slots", action="store_true", help="skip the parallel-agents table (about 2 minutes)")
     p.add_argument("-o", "--output", type=Path, default=OUT)
     a = p.parse_args(argv)
     if a.quick:
@@ -247,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         ft, raw["throughput"] = throughput(scratch, a.throughput_experiments, a.throughput_rounds)
         fc, raw["cli"] = cli(scratch, a.cli_reps, a.results_rows)
         figs += f1 + fm + fv + f2 + ft + fs + fc
+        if not a.no_slots:
+            from .bench_slots import THINK_S, slots_table
+
+            head, body, raw["slots"] = slots_table(say)
+            raw["slots_table"] = [f"parallel agents: a think-time agent (T = {THINK_S:g} s per experiment, discards)",
+                                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                                  *["| " + " | ".join(r) + " |" for r in body]]  # fmt: skip
     finally:
         scratch.close()
         if a.keep:
@@ -260,6 +268,8 @@ def finish(a: argparse.Namespace, argv: list[str] | None, figs: list[Figure], ra
     wall = time.perf_counter() - start
     info["load_end"] = [round(x, 2) for x in os.getloadavg()]
     print(table(figs))
+    if raw.get("slots_table"):
+        print("\n" + "\n".join(raw["slots_table"]))
     print(f"\nmachine: {describe(info)}")
     print(f"load average (1, 5, 15 min) at the start {info['load_start']}, at the end {info['load_end']}")
     print(f"bench wall time: {wall:.0f} s; loops run with ARL_QUIET=1 ARL_BASE_FROM=debootstrap, the offline agent")
