@@ -28,6 +28,7 @@ STEPS: dict[str, tuple[str, str, str]] = {
     "revert": ("manual", "save the slot's workspace as a discard and restore it (by hand)", "0, 1 error"),
     "restart": ("restart", "record the attempt as a crash, restore the pipeline, relaunch", "0, 1 error"),
     "should-stop": ("should_stop", "is a stopping condition met? prints the reason", "0 stop, 3 go on, 1 error"),
+    "next": ("next_step", "wait, then decide or restart, then should-stop, in one process", "0 stop, 3 go on, 1 error"),
     "teardown": ("teardown", "stop the agent, save its work, stop the service, unlock", "0"),
 }
 
@@ -48,8 +49,6 @@ def _options(name: str, p: argparse.ArgumentParser) -> None:
     elif name in ("decide", "restart"):
         what = "verdict to handle" if name == "decide" else "ended or silent agent to record and relaunch"
         _slot_flag(p, None, f"the slot whose {what} (default: the one `wait` found)")
-        rule = "then apply the stop rule and exit as should-stop does: 0 stop, 3 go on (default: off)"
-        p.add_argument("--stop-rule", action="store_true", help=rule)
     elif name == "launch":
         _slot_flag(p, None, "start only this slot's agent (default: every slot's that is not running)")
     elif name == "verify":

@@ -62,8 +62,7 @@ def stop_reason(cfg: LabConfig, st: dict[str, Any], rows: list[dict[str, Any]] |
 
 def stop_rule(cfg: LabConfig, st: dict[str, Any]) -> int:
     """STOP (and the reason printed, logged once, every slot frozen) when a stopping condition holds, else GO_ON.
-    `should-stop` is this alone; `decide --stop-rule` and `restart --stop-rule` end with it (one process fewer
-    per experiment in the lab's Makefile)."""
+    `should-stop` is this alone; `next` ends with it."""
     reason = stop_reason(cfg, st)
     if reason is None:
         return GO_ON

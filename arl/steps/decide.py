@@ -12,7 +12,7 @@ from .. import containers, experiments, faults, results, slots, state, timing, v
 from ..config import LabConfig
 from ..text import clean
 from ..workspace import workspace
-from .common import OK, account_cost, data_dir, open_run, stop_reason, stop_rule, write_results_view
+from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
 from .verify import host_evaluate
 
 
@@ -212,8 +212,4 @@ def row_seq(row: dict[str, Any]) -> Any:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    code = decide(args.lab, getattr(args, "slot", None))
-    if getattr(args, "stop_rule", False):  # then the stop rule's answer: 0 stop, 3 go on (as should-stop)
-        cfg, st = open_run(args.lab)
-        return stop_rule(cfg, st)
-    return code
+    return decide(args.lab, getattr(args, "slot", None))

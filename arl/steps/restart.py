@@ -16,7 +16,7 @@ from typing import Any
 from .. import containers, experiments, faults, slots, state
 from ..agents.ending import end_of, outage_retry_after
 from ..config import LabConfig
-from .common import OK, close_container_cost, open_run, stop_reason, stop_rule
+from .common import OK, close_container_cost, open_run, stop_reason
 from .launch import start_container
 
 
@@ -109,8 +109,4 @@ def _wait(cfg: LabConfig, st: dict[str, Any], delay: float, what: str) -> None:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    code = restart(args.lab, getattr(args, "slot", None))
-    if getattr(args, "stop_rule", False):  # then the stop rule's answer: 0 stop, 3 go on (as should-stop)
-        cfg, st = open_run(args.lab)
-        return stop_rule(cfg, st)
-    return code
+    return restart(args.lab, getattr(args, "slot", None))

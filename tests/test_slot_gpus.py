@@ -1,0 +1,40 @@
+"""A GPU per slot (`[sandbox] slot_gpus`): slot k's agent and the verification of its keeps get `--gpus
+device=<k-th>`; fewer GPUs than slots is refused at preflight, before anything starts. No GPU is needed to check the
+command lines arl builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arl import sandbox, slots
+from arl.lab import open_lab
+
+from .conftest import BIN, git, make_repo, run
+from .test_config import write_lab
+
+TOML = '[lab]\nname = "g"\n\n[backend]\nclass = "B"\n\n[sandbox]\nslot_gpus = ["2", "5"]\n\n[run]\nagents = {n}\n'
+
+
+def lab(tmp_path: Path, n: int) -> Path:
+    root = make_repo(tmp_path / "repo")
+    write_lab(root, toml=TOML.format(n=n))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "lab")
+    return root
+
+
+def test_each_slot_gets_its_own_gpu(tmp_path: Path) -> None:
+    cfg = open_lab(str(lab(tmp_path, 2)))
+    assert [slots.gpu_for(cfg, k) for k in (0, 1)] == ["device=2", "device=5"]
+    for k, device in ((0, "device=2"), (1, "device=5")):
+        args = sandbox.verify_run(cfg, image="i", name="n", run=1, data=tmp_path, repeats=1, pipeline=tmp_path,
+                                  gpus=slots.gpu_for(cfg, k)).formulate()  # fmt: skip
+        assert args[args.index("--gpus") + 1] == device and args.count("--gpus") == 1
+
+
+def test_fewer_gpus_than_slots_is_refused_at_preflight(tmp_path: Path) -> None:
+    root = lab(tmp_path, 3)
+    proc = run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=root, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "arl-step: error: 3 agents but [sandbox] slot_gpus names 2 GPUs: one GPU per slot\n"
+    assert not (root / ".arl" / "lock").exists()
