@@ -36,7 +36,18 @@ def test_max_cost_sums_three_claude_slots(lab: Path) -> None:  # noqa: F811
     limit = round(one_experiment * 2.5, 6)  # more than any one slot's first experiment, less than three of them
     sec = Secrets()
     with fake_api(script, script, script) as api:
-        proc = arl_run(lab, sec.env(api), "--max-iterations", "30", "--", "--max-turns", "40", timeout=400)
+        proc = arl_run(
+            lab,
+            sec.env(api),
+            "--max-iterations",
+            "30",
+            "--max-cost",
+            str(limit),
+            "--",
+            "--max-turns",
+            "40",
+            timeout=400,
+        )
         main = api.main_requests()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "stop: max_cost" in proc.stdout, proc.stdout[-3000:]
