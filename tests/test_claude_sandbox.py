@@ -57,6 +57,7 @@ ARL_ENV = {
     "ARL_CONTROL",
     "ARL_SEED",
     "ARL_AGENT",
+    "ARL_SLOT",
     "HOME",
     "PYTHONDONTWRITEBYTECODE",
 }

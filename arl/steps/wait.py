@@ -12,7 +12,7 @@ from .. import containers, service, slots, state, verdicts
 from ..config import LabConfig
 from .common import GONE, OK, TIMED_OUT, open_run, sync_transcript
 
-POLL = 0.02  # verdict detection latency; a directory listing is cheap
+POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
 CHECK_CONTAINER = 0.5  # asking the engine is not
 LIVE_VIEW = 2.0  # `docker logs` returns the whole stream so far: fetch it for the live view only now and then
 
