@@ -54,6 +54,24 @@ def containers_of(lab: Path) -> list[str]:
     return [n for n in out.split() if n]
 
 
+def kill_agent(lab: Path, timeout: float = 60) -> str:
+    """SIGKILL the lab's running agent container (never a verification one), retrying while it is frozen for a
+    decision (a paused container cannot be killed) or between two sessions; returns its name."""
+
+    def attempt() -> str | None:
+        out = subprocess.run(
+            ["docker", "ps", "--filter", f"label=arl.root={lab.resolve()}", "--filter", "label=arl.role=agent",
+             "--filter", "status=running", "--format", "{{.Names}}"],
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        for name in out:
+            if subprocess.run(["docker", "kill", name], capture_output=True).returncode == 0:
+                return name
+        return None
+
+    return wait_for(attempt, timeout, "a running agent container to kill", interval=0.05)
+
+
 def cleanup_containers(lab: Path) -> None:
     names = containers_of(lab)
     if names:

@@ -20,6 +20,7 @@ from arl.agents.base import AgentContext, StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.prompt import build_prompt
 from arl.errors import ArlError
+from tests.conftest import skip_unless_required
 from tests.fake_anthropic import FakeAnthropic, Turn, Usage, bash, text
 
 # USD per million tokens: input, output, 5-minute cache write, 1-hour cache write, cache read (Anthropic's list
@@ -74,7 +75,7 @@ def claude_binary() -> Path:
         return fetch(cache_dir(), arch) / "claude"
     except ArlError:
         if not pypi_reachable():
-            pytest.skip("PyPI is unreachable: cannot fetch Claude Code from the claude-agent-sdk wheel")
+            skip_unless_required("PyPI is unreachable: cannot fetch Claude Code from the claude-agent-sdk wheel")
         raise
 
 

@@ -38,7 +38,7 @@ from arl.errors import ArlError
 from arl.lab import open_lab
 from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, error_turn, text
 
-from .conftest import BIN, arl, git, make_repo, run
+from .conftest import BIN, arl, git, make_repo, run, skip_unless_required
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
 
 pytestmark = pytest.mark.docker
@@ -135,7 +135,7 @@ def claude_image(docker_engine: None) -> str:
         return images.ensure_agent_image("claude", base_from="debootstrap")
     except ArlError:
         if not pypi_reachable():
-            pytest.skip("PyPI is unreachable: cannot fetch Claude Code from the claude-agent-sdk wheel")
+            skip_unless_required("PyPI is unreachable: cannot fetch Claude Code from the claude-agent-sdk wheel")
         raise
 
 

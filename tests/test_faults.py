@@ -21,7 +21,7 @@ import pytest
 from arl import faults
 
 from .conftest import arl, git, make_repo, summary_table
-from .loophelpers import cleanup_containers, containers_of, rows, set_toml, start, stop_proc, wait_for
+from .loophelpers import cleanup_containers, containers_of, kill_agent, rows, set_toml, start, stop_proc, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -293,16 +293,12 @@ def test_git_killed_mid_command_then_resume(lab: Lab, table: list[list[object]],
 
 def test_agent_container_killed_from_outside(lab: Lab, table: list[list[object]], tmp_path: Path) -> None:
     log = tmp_path / "run.log"
-    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--seed", "1", "--max-iterations", "6",
+    # 12 experiments: the kill lands after the first (a frozen container is retried), with room for the run to go on
+    proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--seed", "1", "--max-iterations", "12",
                   "--plateau-threshold", "0"], lab.path, log)  # fmt: skip
     try:
         wait_for(lambda: len(rows(lab.path)) >= 2, 180, "the first experiment")
-
-        def kill() -> bool:  # a frozen container (the host deciding) refuses the kill: try again
-            names = [n for n in containers_of(lab.path) if "-agent" in n]
-            return bool(names) and subprocess.run(["docker", "kill", names[0]], capture_output=True).returncode == 0
-
-        wait_for(kill, 60, "docker kill to take", interval=0.05)
+        kill_agent(lab.path)
         code = proc.wait(300)
     finally:
         stop_proc(proc)

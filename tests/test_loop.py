@@ -15,6 +15,7 @@ from .loophelpers import (
     check_history,
     cleanup_containers,
     containers_of,
+    kill_agent,
     rows,
     set_toml,
     start,
@@ -122,7 +123,8 @@ def test_makefile_research_and_sigint_tears_down(lab: Path, tmp_path: Path) -> N
     finally:
         stop_proc(proc)
     log = (tmp_path / "make.log").read_text()
-    assert "arl-step" in log or "+ docker" in log
+    assert "+ docker run --sig-proxy=false" in log  # the steps print the command lines they run
+    assert "run 1 ended: interrupted" in log, log[-2000:]
     assert not containers_of(lab), log[-2000:]
     assert not (lab / ".arl" / "lock").exists()
     check_history(lab)
@@ -138,17 +140,17 @@ def test_killed_container_becomes_crash_and_run_continues(lab: Path, tmp_path: P
     )
     try:
         wait_for(lambda: len(rows(lab)) >= 2, 180, "the first experiment")
-        name = wait_for(lambda: containers_of(lab), 30, "the agent container")[0]
-        subprocess.run(["docker", "kill", name], capture_output=True)
+        killed = kill_agent(lab)
         assert proc.wait(300) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         stop_proc(proc)
     rs = check_history(lab)
     outcomes = [r["outcome"] for r in rs]
-    assert "crash" in outcomes, outcomes
-    crash_at = outcomes.index("crash")
-    assert len(rs) == 7 and crash_at < len(rs) - 1, outcomes  # the run went on after the crash
-    assert "exited" in rs[crash_at]["notes"] or "code" in rs[crash_at]["notes"]
+    crashes = [r for r in rs if r["outcome"] == "crash"]
+    assert len(crashes) == 1, outcomes
+    assert crashes[0]["notes"].startswith("[arl] the container exited with code 137"), crashes[0]["notes"]
+    assert len(rs) == 7 and outcomes.index("crash") < len(rs) - 1, outcomes  # the run went on after the crash
+    assert killed.endswith("-agent1") and f"container {killed} is gone" in (tmp_path / "run.log").read_text()
     assert not containers_of(lab)
 
 

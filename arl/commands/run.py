@@ -12,15 +12,13 @@ from ..errors import ArlError
 from ..lab import open_lab
 from ..steps.baseline import baseline
 from ..steps.common import OK, STOP
-from ..steps.decide import decide
 from ..steps.image import image
 from ..steps.launch import launch
+from ..steps.next_step import next_turn
 from ..steps.preflight import preflight
-from ..steps.restart import restart
 from ..steps.service import service_up
 from ..steps.should_stop import should_stop
 from ..steps.teardown import teardown
-from ..steps.wait import wait
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -47,15 +45,8 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
             return OK
         launch(lab)
         faults.point("after-launch")
-        while should_stop(lab) != STOP:
-            got_verdict = wait(lab) == OK
-            faults.point("after-wait")
-            if got_verdict:
-                decide(lab)
-                faults.point("after-decide")
-            else:
-                restart(lab)
-                faults.point("after-restart")
+        while next_turn(lab) != STOP:  # wait, then decide or restart, then the stop rule
+            pass
     except KeyboardInterrupt:
         sh.say("arl: interrupted; tearing down")
         teardown(lab, "interrupted (Ctrl-C or SIGTERM)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import faults
 from .common import OK, open_run, stop_rule
 from .decide import decide
 from .restart import restart
@@ -16,10 +17,14 @@ from .wait import wait
 
 def next_turn(lab: str | None) -> int:
     """0 when the run should stop now (the reason printed), 3 when it goes on: as `should-stop`."""
-    if wait(lab) == OK:
+    got_verdict = wait(lab) == OK
+    faults.point("after-wait")
+    if got_verdict:
         decide(lab)
+        faults.point("after-decide")
     else:
         restart(lab)
+        faults.point("after-restart")
     cfg, st = open_run(lab)
     return stop_rule(cfg, st)
 
