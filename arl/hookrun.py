@@ -1,4 +1,4 @@
-"""What arl's git hooks do (called by the scripts in hooks/)."""
+"""What arl's git hooks do (called by the hooks rendered from hooks/hook.tmpl)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def is_ours(path: Path) -> bool:
 def install(repo: Path) -> list[Path]:
     target = hooks_dir(repo)
     target.mkdir(parents=True, exist_ok=True)
-    src = resource_dir("hooks")
+    template = (resource_dir("hooks") / "hook.tmpl").read_text()
     written = []
     for name in HOOKS:
         dest = target / name
@@ -59,7 +59,8 @@ def install(repo: Path) -> list[Path]:
                 raise ArlError(f"both {dest} and {chained} exist; merge them by hand, then rerun")
             os.replace(dest, chained)
             sh.say(f"kept your {name} hook as {chained.name}; arl's hook runs it first")
-        text = (src / name).read_text().replace("@ARL_PYTHON@", shlex.quote(sys.executable))
+        # one template for every hook type (as pre-commit does): only its name and arl's python differ
+        text = template.replace("@HOOK@", name).replace("@ARL_PYTHON@", shlex.quote(sys.executable))
         dest.write_text(text)
         dest.chmod(0o755)
         written.append(dest)

@@ -7,17 +7,14 @@ import math
 import os
 import re
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import write_json
-
 MAX_BYTES = 256 * 1024
 _NAME = re.compile(r"^verdict-(.+)\.json$")
 _TAG = re.compile(r"[A-Za-z0-9_.-]{1,40}")
-_SEQ = re.compile(r"0|[1-9][0-9]*")  # ASCII digits, no leading zero: one file name per seq
+SEQ = re.compile(r"0|[1-9][0-9]*")  # ASCII digits, no leading zero: one file name per seq
 
 
 @dataclass
@@ -50,7 +47,7 @@ def _order(name: str) -> tuple[int, str]:
     m = _NAME.match(name)
     tag = m.group(1) if m else name
     # Only ASCII digits are a seq: str.isdigit() also accepts '²', which int() refuses.
-    return (int(tag), "") if _SEQ.fullmatch(tag) else (1 << 62, tag)
+    return (int(tag), "") if SEQ.fullmatch(tag) else (1 << 62, tag)
 
 
 def tag_of(name: str) -> str:
@@ -74,7 +71,7 @@ def read(path: Path, expected_seq: int) -> Verdict | Rejected:
         return Rejected(tag, "the verdict is not a regular file (use `arl verdict`)")
     if st.st_size > MAX_BYTES:
         return Rejected(tag, f"the verdict is {st.st_size} bytes; the limit is {MAX_BYTES}")
-    if not _SEQ.fullmatch(tag):
+    if not SEQ.fullmatch(tag):
         return Rejected(tag, f"the verdict file name must be verdict-<seq>.json with seq {expected_seq}")
     try:
         # O_NONBLOCK: a FIFO swapped in after the lstat must not block the host; fstat checks what was opened.
@@ -188,124 +185,3 @@ def _validate(obj: Any, file_seq: int, expected: int, tag: str) -> Verdict | Rej
     if h is not None and (not isinstance(h, str) or _bad_text(h)):
         return Rejected(tag, "tree must be a string")
     return Verdict(seq, action, notes, float(score) if score is not None else None, metrics, h)
-
-
-MAX_FILES, MAX_CONTROL_BYTES = 64, 4 * 1024 * 1024
-_HOST_FILES = ("expected.json", "prompt.md")
-
-
-def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
-    """Before a decision: verdicts for any other seq are rejected and removed (one verdict per decision, so a
-    pile written ahead cannot outrun the stop rule), answered acks move to the archive, and the agent's files
-    beyond the folder's caps are removed. Returns what was removed, and says so."""
-    removed = _cap(control, expected)  # first, so that no more than the cap are read and answered below
-    try:
-        names = sorted(os.listdir(control))
-    except OSError:
-        return removed
-    for name in names:
-        path = control / name
-        if name.startswith("ack-") and name.endswith(".json"):
-            tag = name[4:-5]
-            if _SEQ.fullmatch(tag) and int(tag) < expected - 1:
-                _move_aside(path, archive_dir)  # read long ago: the agent only waits for the latest
-            continue
-        if not name.startswith("verdict-") or name == f"verdict-{expected}.json":
-            continue
-        v = read(path, expected)
-        if isinstance(v, Rejected):
-            answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
-        _remove(path)
-        removed.append(name)
-    if removed:
-        shown = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
-        print(f"arl: removed {len(removed)} files from the control folder: {shown}", flush=True)
-    return removed
-
-
-def _cap(control: Path, expected: int) -> list[str]:
-    keep = {*_HOST_FILES, f"verdict-{expected}.json", f"ack-{expected - 1}.json"}
-    sizes: list[tuple[int, str]] = []
-    total = 0
-    for name in os.listdir(control):
-        try:
-            st = os.lstat(control / name)
-        except OSError:
-            continue
-        size = st.st_size if stat.S_ISREG(st.st_mode) else 4096
-        total += size
-        if name not in keep and not name.startswith("ack-"):
-            sizes.append((size, name))
-    removed: list[str] = []
-    count = len(sizes) + len(keep)
-    for size, name in sorted(sizes, reverse=True):  # the largest go first
-        if count <= MAX_FILES and total <= MAX_CONTROL_BYTES:
-            break
-        _remove(control / name)
-        removed.append(name)
-        count -= 1
-        total -= size
-    return removed
-
-
-def _remove(path: Path) -> None:
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            from .treefs import wipe
-
-            wipe(path)  # whatever the agent built in there: unreadable, deep, linked
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
-
-
-def answer(control: Path, tag: str | int, ack: dict[str, Any]) -> None:
-    """Write ack-<tag>.json. A failure to answer is reported, never the end of the loop."""
-    try:
-        write_control(control / f"ack-{tag}.json", ack)
-    except OSError as e:
-        print(f"arl: could not write the ack ack-{tag}.json: {e.strerror}", flush=True)
-
-
-def write_control(path: Path, obj: Any) -> None:
-    """Write a JSON file into the agent's control folder, atomically. Whatever the agent put at that name (a
-    directory, a symlink, a FIFO) is replaced, never followed or written through."""
-    make_way(path)
-    write_json(path, obj, fsync=False)
-
-
-def make_way(path: Path) -> None:
-    """A directory the agent put where the host writes a file is moved aside (a rename replaces anything else)."""
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            _move_aside(path, path.parent.parent / "verdicts")
-    except OSError:
-        pass
-
-
-def archive(path: Path, archive_dir: Path) -> None:
-    """Move a processed verdict (whatever it is: file, link, FIFO, directory) out of the agent's reach.
-
-    An archived verdict is never overwritten: a second file of the same name is kept beside it."""
-    _move_aside(path, archive_dir)
-
-
-def _move_aside(path: Path, archive_dir: Path) -> None:
-    try:
-        archive_dir.mkdir(parents=True, exist_ok=True)
-        target = archive_dir / path.name
-        if os.path.lexists(target):
-            target = archive_dir / f"{path.name}.{time.time_ns()}"
-        os.rename(path, target)
-    except OSError:
-        import shutil
-
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(path)
-            except OSError as e:
-                print(f"arl: could not move {path.name} out of the control folder: {e.strerror}", flush=True)

@@ -88,7 +88,9 @@ def test_plain_init(repo: Path) -> None:
         assert (lab / name).is_file()
     assert (lab / "results.tsv").read_text() == header_line()
     # the hooks go to the repository's hooks folder, wherever the lab sits in it
-    assert "arl-managed-hook" in (repo / ".git" / "hooks" / "pre-commit").read_text()
+    pre, post = ((repo / ".git" / "hooks" / h).read_text() for h in ("pre-commit", "post-commit"))
+    assert "arl-managed-hook" in pre and "@" not in pre.replace("$@", "")  # rendered: no placeholder left
+    assert pre.replace("pre-commit", "post-commit") == post  # one template: only the hook's name differs
     # the template backend evaluates a main.py that prints its score
     (lab / "src" / "main.py").write_text("print('log line')\nprint(0.25)\n")
     (lab / "data").mkdir()

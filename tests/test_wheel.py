@@ -75,4 +75,4 @@ def test_editable_install_finds_templates_and_hooks() -> None:
     assert Path(out[0]) == ROOT / "arl" / "__init__.py"
     assert Path(out[1]) == ROOT / "templates" and Path(out[2]) == ROOT / "hooks"
     assert (Path(out[1]) / "examples" / "curve-fit" / "lab.toml").is_file()
-    assert (Path(out[2]) / "pre-commit").is_file() and (Path(out[2]) / "post-commit").is_file()
+    assert (Path(out[2]) / "hook.tmpl").is_file()  # one template, rendered per hook type

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from .. import containers, experiments, faults, results, slots, state, timing, verdicts
+from .. import channel, containers, experiments, faults, results, slots, state, timing, verdicts
 from ..config import LabConfig
 from ..text import clean
 from ..workspace import workspace
@@ -67,8 +67,8 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any, slot: int = 0
                 "`arl eval` ran): run `arl eval` again, then `arl verdict`",
             )
     if isinstance(v, verdicts.Rejected):
-        verdicts.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
-        verdicts.archive(path, cfg.state_dir / "verdicts")
+        channel.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
+        channel.archive(path, cfg.state_dir / "verdicts")
         print(f"[verdict {v.tag}] rejected: {clean(v.reason)}", flush=True)
         return None
     # Journal first: a run killed from here on is repaired by the next preflight.
@@ -126,9 +126,9 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any, slot: int = 0
         holder = next((r for r in rows if r["id"] == best_id), None)
         ack.update(best_experiment=best_id, best_notes=str(holder["notes"] or "")[:500] if holder else "")
     with timing.phase("ack"):
-        verdicts.answer(control, v.seq, ack)
+        channel.answer(control, v.seq, ack)
     faults.point("decide:after-ack")
-    verdicts.archive(path, cfg.state_dir / "verdicts")
+    channel.archive(path, cfg.state_dir / "verdicts")
     # A verdict is progress: the outage, idle-session and crash counters start over.
     for key in ("outage_since", "outage_attempts", "idle_ends", "last_end"):
         sl.pop(key, None)
@@ -140,7 +140,7 @@ def process_verdict(cfg: LabConfig, st: dict[str, Any], path: Any, slot: int = 0
         deciding=None,
     )
     st.update(iterations=st.get("iterations", 0) + 1, phase="running")
-    verdicts.write_control(control / "expected.json", {"seq": sl["seq"]})
+    channel.write_control(control / "expected.json", {"seq": sl["seq"]})
     return row
 
 
@@ -170,7 +170,7 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     control = slots.control_dir(cfg, slot)
     # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
     expected = control / f"verdict-{sl['seq']}.json"
-    verdicts.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
+    channel.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
     if os.path.lexists(expected):
         landed = _mtime(expected)
         row = process_verdict(cfg, st, expected, slot)

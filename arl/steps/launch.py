@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, sh, slots, state, verdicts
+from .. import channel, containers, sh, slots, state
 from ..agents.launch import context
 from ..agents.registry import get_adapter
 from ..config import LabConfig
@@ -38,9 +38,9 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
         )
     control = slots.control_dir(cfg, slot)
     control.mkdir(parents=True, exist_ok=True)
-    verdicts.make_way(control / "prompt.md")  # the channel is the agent's to write: take nothing for granted
+    channel.make_way(control / "prompt.md")  # the channel is the agent's to write: take nothing for granted
     atomic_write(control / "prompt.md", ctx.prompt, fsync=False)
-    verdicts.write_control(control / "expected.json", {"seq": sl["seq"]})
+    channel.write_control(control / "expected.json", {"seq": sl["seq"]})
     write_results_view(cfg)
     name = container_name(cfg, st["run"], launches)
     containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)

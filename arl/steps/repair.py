@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, experiments, gitobjects, gitops, results, sh, slots, state, verdicts
+from .. import channel, containers, experiments, gitobjects, gitops, results, sh, slots, state, verdicts
 from ..config import LabConfig
 from ..workspace import sync_worktree, workspace
 
@@ -85,14 +85,14 @@ def _answer_and_salvage(cfg: LabConfig, old: dict[str, Any], slot: int, why: str
             if done is not None:
                 # Recorded before the crash (steps 2 and 4 finish its git side): only the ack was missing.
                 sh.say(f"  verdict {seq} was already recorded as experiment {done['id']}")
-                verdicts.answer(
+                channel.answer(
                     control,
                     seq,
                     {"seq": int(seq), "experiment": done["id"], "outcome": done["outcome"], "reason": "recovered"},
                 )
-                verdicts.archive(path, cfg.state_dir / "verdicts")
+                channel.archive(path, cfg.state_dir / "verdicts")
                 sl["seq"] = max(sl.get("seq", 0), int(seq) + 1)
-        verdicts.tidy(control, sl.get("seq", 0), cfg.state_dir / "verdicts")
+        channel.tidy(control, sl.get("seq", 0), cfg.state_dir / "verdicts")
         expected = control / f"verdict-{sl.get('seq', 0)}.json"
         if os.path.lexists(expected):
             sh.say(f"  processing the unanswered verdict {expected.name}" + (f" of slot {slot}" if slot else ""))
