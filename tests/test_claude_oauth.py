@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from tests.fake_anthropic import Turn, bash, text
 
 from .loophelpers import containers_of, rows
+from .test_broker import Seen, Upstream
 from .test_claude_sandbox import (
     DONE_TURN,
     KEEP_TURN,
@@ -48,39 +48,31 @@ ATTACK_TURN = Turn([text("Where is the login kept?"), bash(ATTACK, "look around"
 
 
 class TokenServer:
-    """The OAuth token endpoint (Anthropic's console, faked): answers a refresh grant with new tokens."""
+    """The OAuth token endpoint (Anthropic's console, faked on test_broker's recording upstream): answers a refresh
+    grant with new tokens."""
 
     def __init__(self, access: str, refresh: str) -> None:
         self.access, self.refresh = access, refresh
-        self.grants: list[dict[str, Any]] = []
-        outer = self
+        self.upstream = Upstream(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    def _answer(self, h: BaseHTTPRequestHandler, seen: Seen) -> None:
+        data = json.dumps({"access_token": self.access, "refresh_token": self.refresh, "expires_in": 28800}).encode()
+        h.send_response(200)
+        h.send_header("content-type", "application/json")
+        h.send_header("content-length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                outer.grants.append(body)
-                data = json.dumps(
-                    {"access_token": outer.access, "refresh_token": outer.refresh, "expires_in": 28800}
-                ).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def grants(self) -> list[dict[str, Any]]:
+        return [json.loads(seen.body) for seen in self.upstream.seen]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/oauth/token"
+        return f"{self.upstream.url}/v1/oauth/token"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.upstream.close()
 
 
 @pytest.fixture
