@@ -8,13 +8,13 @@ __all__ = ["EvalBackend", "EvalResult", "SampleResult", "__version__"]
 __version__ = "0.3.0"
 
 if TYPE_CHECKING:
-    from .api import EvalBackend, EvalResult, SampleResult
+    from arl.evaluation.api import EvalBackend, EvalResult, SampleResult
 
 
 def __getattr__(name: str) -> Any:
     # The backend API loads on first use: the loop's steps start many times per experiment and never need it.
     if name in ("EvalBackend", "EvalResult", "SampleResult"):
-        from . import api
+        from arl.evaluation import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'arl' has no attribute {name!r}")

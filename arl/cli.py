@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import ArlError, UsageError
+from arl.errors import ArlError, UsageError
 
 FROM_LAB = "default: from lab.toml"
 
@@ -115,7 +115,7 @@ def _results(p: argparse.ArgumentParser) -> None:
 
 
 def _plot(p: argparse.ArgumentParser) -> None:
-    from .commands.plot import add_arguments
+    from arl.commands.plot import add_arguments
 
     add_arguments(p)
 
@@ -189,7 +189,7 @@ def chosen(argv: Sequence[str], names: Sequence[str]) -> str | None:
 
 def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
     """The parser of `arl`: every command is listed, and with everything=False only `only`'s options are built."""
-    from . import __version__
+    from arl import __version__
 
     common = _common(sub=True)
     parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])

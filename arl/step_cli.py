@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from .cli import _common, _Parser, add_run_flags, chosen, exit_now, handle_errors
+from arl.cli import _common, _Parser, add_run_flags, chosen, exit_now, handle_errors
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
@@ -57,7 +57,7 @@ def _options(name: str, p: argparse.ArgumentParser) -> None:
 
 def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
     """The parser of `arl-step`: every step is listed, and with everything=False only `only`'s options are built."""
-    from . import __version__
+    from arl import __version__
 
     common = _common(sub=True)
     epilog = "steps:\n" + "\n".join(f"  {n:13} {d}\n  {'':13} exit: {c}" for n, (_, d, c) in STEPS.items())

@@ -90,7 +90,7 @@ def docker_engine() -> None:
 @pytest.fixture(scope="session")
 def base_image(docker_engine: None) -> str:
     """arl-agent-base, built from a debootstrap Debian base when the engine has nothing (cached in the engine)."""
-    from arl import images
+    from arl.sandbox import images
 
     return images.ensure_base(base_from=os.environ.get("ARL_TEST_BASE_FROM", "debootstrap"))
 

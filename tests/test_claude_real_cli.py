@@ -67,8 +67,8 @@ def claude_binary() -> Path:
     """Claude Code from arl's cache, fetched from the claude-agent-sdk wheel the first time."""
     if os.environ.get("ARL_CLAUDE_BIN"):
         return Path(os.environ["ARL_CLAUDE_BIN"])
-    from arl.images import cache_dir
-    from arl.images_debootstrap import claude_binary as fetch
+    from arl.sandbox.images import cache_dir
+    from arl.sandbox.images_debootstrap import claude_binary as fetch
 
     arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
     try:

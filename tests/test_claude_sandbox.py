@@ -33,9 +33,9 @@ from arl.agents.base import AgentContext, StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.claude_auth import NO_CREDENTIALS
 from arl.agents.pricing import claude_cost
-from arl.broker_usage import usage_cost
 from arl.errors import ArlError
-from arl.lab import open_lab
+from arl.lab.context import open_lab
+from arl.sandbox.broker_usage import usage_cost
 from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, error_turn, text
 
 from .conftest import BIN, arl, git, make_repo, run, skip_unless_required
@@ -127,7 +127,7 @@ def claude_image(docker_engine: None) -> str:
     """arl-agent-claude on a debootstrap base, Claude Code from the claude-agent-sdk wheel (cached by arl)."""
     if platform.system() != "Linux":
         pytest.skip("the sandbox image is built for Linux here")
-    from arl import images
+    from arl.sandbox import images
 
     from .test_claude_real_cli import pypi_reachable
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from arl.agents.pricing import openai_cost
-from arl.broker_usage import usage_cost
+from arl.sandbox.broker_usage import usage_cost
 
 from .conftest import ROOT, arl, run
 from .fake_openai import FakeOpenAI, Reply
@@ -45,7 +45,7 @@ SCRIPT = [
 @pytest.fixture(scope="module")
 def codex_image(docker_engine: None) -> Iterator[str]:
     """arl-agent-codex as arl would accept it (its labels), with the fake codex as /usr/local/bin/codex."""
-    from arl import images
+    from arl.sandbox import images
 
     base = images.ensure_base("debootstrap")
     base_id = run(["docker", "image", "inspect", base, "--format", "{{.Id}}"]).stdout.strip()

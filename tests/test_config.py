@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from arl import config
 from arl.errors import ArlError
+from arl.lab import config
 from tests.conftest import arl
 
 MINIMAL_BACKEND = """

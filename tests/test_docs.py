@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from arl.config_schema import SCHEMA
+from arl.lab.schema import SCHEMA
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from arl import faults
+from arl.util import faults
 
 from .conftest import arl, git, make_repo, summary_table
 from .loophelpers import cleanup_containers, containers_of, kill_agent, rows, set_toml, start, stop_proc, wait_for

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from arl import config
-from arl.results import COLUMNS, header_line
+from arl.lab import config
+from arl.lab.results import COLUMNS, header_line
 from tests.conftest import ROOT, arl, git, make_repo, run
 from tests.test_config import one_line_error
 

@@ -75,7 +75,7 @@ def test_the_alias_is_arls_api() -> None:
 
 
 def test_the_sandbox_image_carries_the_alias(tmp_path: Path) -> None:
-    from arl import images
+    from arl.sandbox import images
 
     images._write_base_context(tmp_path / "ctx")
     assert (tmp_path / "ctx/rootfs/opt/arl/lib/autoresearch_lab/harness/backend.py").is_file()

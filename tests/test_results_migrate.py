@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arl import results
+from arl.lab import results
 from tests.conftest import arl, git
 from tests.loophelpers import cleanup_containers
 from tests.test_config import write_lab

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from arl import results
 from arl.errors import ArlError
+from arl.lab import results
 from tests.conftest import arl
 
 HEADER = results.header_line()

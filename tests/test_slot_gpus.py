@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl import sandbox, slots
-from arl.lab import open_lab
+from arl.lab import slots
+from arl.lab.context import open_lab
+from arl.sandbox import docker_run as sandbox
 
 from .conftest import BIN, git, make_repo, run
 from .test_config import write_lab

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arl import results
+from arl.lab import results
 
 from .conftest import arl, git, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, stop_proc, wait_for

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from arl import results
+from arl.lab import results
 from arl.steps.common import readable
-from arl.text import clean
+from arl.util.text import clean
 from tests.conftest import arl
 from tests.test_results_cmd import row
 

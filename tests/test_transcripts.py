@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from arl import containers, sh
+from arl.sandbox import containers
+from arl.util import sh
 
 pytestmark = pytest.mark.docker
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arl import gitobjects, gitops
-from arl.config import LabConfig, load
-from arl.gittree import LINK, empty_tree, scan
-from arl.workspace import LocalWorkspace, checkout, sync_worktree
+from arl.lab import gitobjects, gitops
+from arl.lab.config import LabConfig, load
+from arl.lab.gittree import LINK, empty_tree, scan
+from arl.sandbox.workspace import LocalWorkspace, checkout, sync_worktree
 
 from .conftest import arl, git
 

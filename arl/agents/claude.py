@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..brokerproc import MOUNT as BROKER_MOUNT
-from ..brokerproc import SOCKET as BROKER_SOCKET
-from .base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
-from .claude_auth import add_credentials as _add_credentials
-from .claude_auth import broker_credentials
-from .pricing import claude_cost
-from .stream import as_int, content_text, end_without_final, first_line, json_object, tool_summary
+from arl.agents.base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
+from arl.agents.claude_auth import add_credentials as _add_credentials
+from arl.agents.claude_auth import broker_credentials
+from arl.agents.pricing import claude_cost
+from arl.agents.stream import as_int, content_text, end_without_final, first_line, json_object, tool_summary
+from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
+from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
 
 FINAL = "arl_final"  # marks a usage entry that holds the message's final counts (from its message_delta)
 _STREAM_EVENT = '{"type":"stream_event"'  # how Claude Code starts a partial-message line

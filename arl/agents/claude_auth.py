@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import ArlError
-from .base import AgentContext, LaunchSpec, Mount
-from .stream import json_object
+from arl.agents.base import AgentContext, LaunchSpec, Mount
+from arl.agents.stream import json_object
+from arl.errors import ArlError
 
 CONFIG_DIR = "/tmp/claude-config"  # CLAUDE_CONFIG_DIR in the sandbox (/tmp is a tmpfs there)
 KEYCHAIN_ITEM = "Claude Code-credentials"

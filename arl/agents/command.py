@@ -5,9 +5,9 @@ any language can read it when it wants to. Its output is free text: every non-em
 
 from __future__ import annotations
 
-from ..errors import ArlError
-from .base import AgentContext, Event, LaunchSpec, StreamAccount
-from .stream import end_without_final
+from arl.agents.base import AgentContext, Event, LaunchSpec, StreamAccount
+from arl.agents.stream import end_without_final
+from arl.errors import ArlError
 
 PROMPT_FILE = "/workspace/control/prompt.md"
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..config import LabConfig
-from .base import StreamAccount
+from arl.agents.base import StreamAccount
+from arl.lab.config import LabConfig
 
 
 def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None, slot: int = 0) -> str:
     """ "api_error", "done", "limit" or "crash"."""
-    from .. import state
-    from .registry import get_adapter
+    from arl.agents.registry import get_adapter
+    from arl.lab import state
 
     adapter = get_adapter(st["settings"]["agent"])
     acc = StreamAccount()
@@ -39,7 +39,7 @@ def outage_retry_after(cfg: LabConfig, session: dict[str, Any]) -> float:
 
 
 def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
-    from ..brokerproc import usage_file
+    from arl.sandbox.brokerproc import usage_file
 
     out = []
     try:

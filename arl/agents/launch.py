@@ -6,15 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..brokerproc import mode
-from ..config import LabConfig
-from .base import AgentContext, LaunchSpec
+from arl.agents.base import AgentContext, LaunchSpec
+from arl.lab.config import LabConfig
+from arl.sandbox.brokerproc import mode
 
 
 def context(
     cfg: LabConfig, settings: dict[str, Any], seed: int | None = None, st: dict[str, Any] | None = None
 ) -> AgentContext:
-    from .prompt import budget_line, build_prompt
+    from arl.agents.prompt import budget_line, build_prompt
 
     agent_md = cfg.agent_instructions.read_text() if cfg.agent_instructions.is_file() else ""
     return AgentContext(
@@ -46,7 +46,7 @@ def context(
 
 def check_agent(cfg: LabConfig, settings: dict[str, Any]) -> LaunchSpec:
     """Resolve the adapter and its credentials; a missing credential is an ArlError raised here."""
-    from .registry import get_adapter
+    from arl.agents.registry import get_adapter
 
     return get_adapter(settings["agent"]).launch(context(cfg, settings))
 
@@ -55,9 +55,9 @@ def broker_auth(cfg: LabConfig, settings: dict[str, Any]) -> tuple[str, Path | N
     """The credential the host's API broker holds for this agent (for the message), and the file it reads, if any."""
     ctx = context(cfg, settings)
     if settings["agent"] == "codex":
-        from .codex import host_key
+        from arl.agents.codex import host_key
 
         return f"{host_key(ctx)} (environment)", None
-    from .claude_auth import broker_credentials
+    from arl.agents.claude_auth import broker_credentials
 
     return broker_credentials(ctx)

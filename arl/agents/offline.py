@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import AgentContext, Event, LaunchSpec, StreamAccount
+from arl.agents.base import AgentContext, Event, LaunchSpec, StreamAccount
 
 # Module-level UPPER_CASE = number lines, the knobs a researcher leaves in a pipeline.
 CONSTANT = re.compile(
@@ -104,7 +104,7 @@ def main() -> int:
     pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))
     seed = int(os.environ.get("ARL_SEED", "0"))
     rng = random.Random(seed)
-    from ..config import find_lab, load
+    from arl.lab.config import find_lab, load
 
     maximize = load(find_lab()).maximize
     emit("started", f"offline hill-climber, seed {seed}")

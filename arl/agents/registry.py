@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from ..errors import ArlError
-from .base import AgentAdapter
+from arl.agents.base import AgentAdapter
+from arl.errors import ArlError
 
 KNOWN = {
     "claude": "arl.agents.claude:ClaudeAdapter",

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import LabConfig
-from ..errors import UsageError
-from ..evaluate import evaluate
-from ..lab import open_lab
-from .evalcmd import service_around
-from .tables import simple_table
+from arl.commands.evalcmd import service_around
+from arl.commands.tables import simple_table
+from arl.errors import UsageError
+from arl.evaluation.evaluate import evaluate
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
 
 TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:

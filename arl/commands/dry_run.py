@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import gitops, sh
-from ..agents.launch import check_agent, context
-from ..config import LabConfig
-from ..sandbox import agent_run, container_name, verify_run
-from ..steps.preflight import resolve_settings
-from ..workspace import LocalWorkspace
+from arl.agents.launch import check_agent, context
+from arl.lab import gitops
+from arl.lab.config import LabConfig
+from arl.sandbox.docker_run import agent_run, container_name, verify_run
+from arl.sandbox.workspace import LocalWorkspace
+from arl.steps.preflight import resolve_settings
+from arl.util import sh
 
 
 def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:

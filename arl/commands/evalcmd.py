@@ -9,10 +9,10 @@ import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ..config import LabConfig
-from ..errors import ArlError, UsageError
-from ..evaluate import evaluate
-from ..lab import in_sandbox, last_eval_path, open_lab
+from arl.errors import ArlError, UsageError
+from arl.evaluation.evaluate import evaluate
+from arl.lab.config import LabConfig
+from arl.lab.context import in_sandbox, last_eval_path, open_lab
 
 
 def service_around(cfg: LabConfig, data: Path | None = None) -> AbstractContextManager[None]:
@@ -20,7 +20,7 @@ def service_around(cfg: LabConfig, data: Path | None = None) -> AbstractContextM
     its module is not imported."""
     if cfg.host_service is None:
         return contextlib.nullcontext()
-    from ..service import host_service
+    from arl.sandbox.service import host_service
 
     return host_service(cfg, data)
 
@@ -32,7 +32,7 @@ def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool,
     with service_around(cfg, data):
         result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
     if seen is not None:
-        from ..fsutil import write_json
+        from arl.util.fsutil import write_json
 
         # What `arl verdict` sends with the proposal: the agent's own claim, which the host re-checks; the tree
         # id is computed with the host's import rules, so the host can tell whether it imports what was evaluated.
@@ -50,8 +50,8 @@ def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
     """(tree id, "") of the workspace, or ("", why the host would refuse to import it)."""
     import os
 
-    from ..gittree import scan
-    from ..workspace import limits
+    from arl.lab.gittree import scan
+    from arl.sandbox.workspace import limits
 
     found = scan(cfg.pipeline_dir, limits(cfg), algo=os.environ.get("ARL_OBJECT_FORMAT", "sha1"))
     return found.tree, (found.problems[0] if found.problems else "")

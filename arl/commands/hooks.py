@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import hooks
-from ..config import find_lab
+from arl.lab import githooks as hooks
+from arl.lab.config import find_lab
 
 
 def hooks_command(action: str, where: Path) -> int:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..config import LabConfig, find_lab, load
-from ..errors import ArlError
+from arl.errors import ArlError
+from arl.lab.config import LabConfig, find_lab, load
 
 
 def build_images(
     cfg_or_none: LabConfig | None, base_from: str | None, agent: str | None, force: bool, force_all: bool = False
 ) -> int:
-    from .. import images
+    from arl.sandbox import images
 
     if cfg_or_none is not None:
         kind = agent or cfg_or_none.agent_kind

@@ -8,10 +8,11 @@ import re
 import shlex
 from pathlib import Path
 
-from .. import hooks, results
-from ..errors import ArlError
-from ..fsutil import resource_dir
-from ..toml_out import toml_str
+from arl.errors import ArlError
+from arl.lab import githooks as hooks
+from arl.lab import results
+from arl.util.fsutil import resource_dir
+from arl.util.toml_out import toml_str
 
 LAB_FILES = ("lab.toml", "backend.py", "AGENT.md", "Makefile")
 IGNORE_LINES = (".arl/", "__pycache__/")

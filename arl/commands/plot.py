@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import config
-from .. import results as res
-from ..config import LabConfig
-from ..errors import ArlError, UsageError
+from arl.errors import ArlError, UsageError
+from arl.lab import config
+from arl.lab import results as res
+from arl.lab.config import LabConfig
 
 _KEPT = ("baseline", "keep")
 DEFAULT_OUTPUT = "progress.png"
@@ -141,7 +141,7 @@ def legend_label(s: Series) -> str:
 
 def note_label(notes: str) -> str:
     """A kept experiment's annotation: the first line of its notes, cut short, control characters gone."""
-    from ..text import clean
+    from arl.util.text import clean
 
     first = clean(notes.strip().splitlines()[0]) if notes.strip() else ""
     return first if len(first) <= NOTE_CHARS else first[: NOTE_CHARS - 1] + "…"
@@ -258,6 +258,6 @@ def from_args(args: argparse.Namespace) -> int:
         if args.lab or not files:
             raise
         return plot(None, args.output, files, style)
-    from ..lab import open_lab
+    from arl.lab.context import open_lab
 
     return plot(open_lab(str(lab_file)), args.output, files, style)

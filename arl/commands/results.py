@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from .. import results as res
-from ..config import LabConfig
-from ..errors import UsageError
-from ..lab import open_lab
-from ..text import clean
-from .tables import simple_table
+from arl.commands.tables import simple_table
+from arl.errors import UsageError
+from arl.lab import results as res
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
+from arl.util.text import clean
 
 TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:

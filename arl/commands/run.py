@@ -7,18 +7,19 @@ import os
 import signal
 from types import FrameType
 
-from .. import faults, results, sh, state
-from ..errors import ArlError
-from ..lab import open_lab
-from ..steps.baseline import baseline
-from ..steps.common import OK, STOP
-from ..steps.image import image
-from ..steps.launch import launch
-from ..steps.next_step import next_turn
-from ..steps.preflight import preflight
-from ..steps.service import service_up
-from ..steps.should_stop import should_stop
-from ..steps.teardown import teardown
+from arl.errors import ArlError
+from arl.lab import results, state
+from arl.lab.context import open_lab
+from arl.steps.baseline import baseline
+from arl.steps.common import OK, STOP
+from arl.steps.image import image
+from arl.steps.launch import launch
+from arl.steps.next_step import next_turn
+from arl.steps.preflight import preflight
+from arl.steps.service import service_up
+from arl.steps.should_stop import should_stop
+from arl.steps.teardown import teardown
+from arl.util import faults, sh
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -27,7 +28,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run_loop(lab: str | None, args: argparse.Namespace) -> int:
     if args.dry_run:
-        from .dry_run import dry_run
+        from arl.commands.dry_run import dry_run
 
         return dry_run(open_lab(lab), args)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` tears down like Ctrl-C

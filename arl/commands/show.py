@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import gitops, results, sh, state
-from ..config import LabConfig
-from ..errors import ArlError
-from ..lab import open_lab
-from ..text import clean
+from arl.errors import ArlError
+from arl.lab import gitops, results, state
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
+from arl.util import sh
+from arl.util.text import clean
 
 
 def show(cfg: LabConfig, exp_id: int) -> int:
@@ -60,7 +61,7 @@ def transcript_excerpt(cfg: LabConfig, exp_id: int, limit: int = 40) -> str:
     with open(log, "rb") as f:
         f.seek(start)
         chunk = f.read(max(this.get("log_bytes", 0) - start, 0)).decode(errors="replace")
-    from ..steps.common import readable
+    from arl.steps.common import readable
 
     agent = next((r.get("agent") for r in results.read(cfg.results_file).rows if r["id"] == exp_id), None)
     lines = readable(agent or "command", chunk.splitlines())[-limit:]

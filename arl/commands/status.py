@@ -7,10 +7,10 @@ import json
 import time
 from typing import Any
 
-from .. import results, slots, state
-from ..config import LabConfig
-from ..lab import open_lab
-from ..text import clean
+from arl.lab import results, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
+from arl.util.text import clean
 
 
 def status_of(cfg: LabConfig) -> dict[str, Any]:

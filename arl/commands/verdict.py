@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArlError
-from ..fsutil import write_json
-from ..lab import last_eval_path, open_lab
+from arl.errors import ArlError
+from arl.lab.context import last_eval_path, open_lab
+from arl.util.fsutil import write_json
 
 
 def propose(action: str, notes: str, timeout: float | None) -> int:
@@ -29,7 +29,7 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
     except (OSError, ValueError):
         pass
     if action == "keep":
-        from .evalcmd import workspace_tree
+        from arl.commands.evalcmd import workspace_tree
 
         tree, problem = workspace_tree(open_lab(None))
         if problem:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import experiments, gitops, results, state
-from ..errors import ArlError
-from ..gitobjects import pipeline_tree
-from .common import OK, data_dir, open_run
-from .verify import check_backend, host_evaluate
+from arl.errors import ArlError
+from arl.lab import experiments, gitops, results, state
+from arl.lab.gitobjects import pipeline_tree
+from arl.steps.common import OK, data_dir, open_run
+from arl.steps.verify import check_backend, host_evaluate
 
 
 def baseline(lab: str | None) -> int:

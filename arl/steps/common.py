@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, results, slots, state
-from ..config import LabConfig
-from ..errors import ArlError
-from ..lab import open_lab
+from arl.errors import ArlError
+from arl.lab import results, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
+from arl.sandbox import containers
 
 # Exit codes of the steps, shown by `arl-step --help` and used by the lab's Makefile.
 OK, ERROR, GONE, TIMED_OUT = 0, 1, 3, 4
@@ -123,9 +124,9 @@ _ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, Stre
 def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path, slot: int = 0) -> float:
     """The agent's own count from its stream; with the API broker, the broker's count of this session when it is
     higher (an agent killed mid-turn never reported what its last calls cost)."""
-    from .. import brokerproc
-    from ..agents.base import StreamAccount
-    from ..agents.registry import get_adapter
+    from arl.agents.base import StreamAccount
+    from arl.agents.registry import get_adapter
+    from arl.sandbox import brokerproc
 
     agent = st["settings"]["agent"]
     adapter = get_adapter(agent)
@@ -148,9 +149,9 @@ def container_cost(cfg: LabConfig, st: dict[str, Any], path: Path, slot: int = 0
 def readable(agent: str, lines: list[str]) -> list[str]:
     """The short view of a stream: what the agent says, which tool it runs with the first line of its input,
     its control characters escaped (these lines go to the user's terminal)."""
-    from ..agents.base import StreamAccount
-    from ..agents.registry import get_adapter
-    from ..text import clean
+    from arl.agents.base import StreamAccount
+    from arl.agents.registry import get_adapter
+    from arl.util.text import clean
 
     adapter = get_adapter(agent)
     acc = StreamAccount()

@@ -8,12 +8,14 @@ import os
 import time
 from typing import Any
 
-from .. import channel, containers, experiments, faults, results, slots, state, timing, verdicts
-from ..config import LabConfig
-from ..text import clean
-from ..workspace import workspace
-from .common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
-from .verify import host_evaluate
+from arl.lab import channel, experiments, results, slots, state, verdicts
+from arl.lab.config import LabConfig
+from arl.sandbox import containers
+from arl.sandbox.workspace import workspace
+from arl.steps.common import OK, account_cost, data_dir, open_run, stop_reason, write_results_view
+from arl.steps.verify import host_evaluate
+from arl.util import faults, timing
+from arl.util.text import clean
 
 
 def judge_keep(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import state
-from .common import OK, open_run
+from arl.lab import state
+from arl.steps.common import OK, open_run
 
 
 def image(lab: str | None) -> int:
     cfg, st = open_run(lab)
-    from .. import images
+    from arl.sandbox import images
 
     base_from = os.environ.get("ARL_BASE_FROM") or None
     st["image"] = images.ensure_lab_image(cfg, st["settings"]["agent"], base_from)

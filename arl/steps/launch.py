@@ -7,16 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import channel, containers, sh, slots, state
-from ..agents.launch import context
-from ..agents.registry import get_adapter
-from ..config import LabConfig
-from ..errors import ArlError
-from ..fsutil import atomic_write
-from ..gitobjects import pipeline_tree
-from ..sandbox import agent_run, container_name, secret_env
-from ..workspace import workspace
-from .common import OK, data_dir, open_run, results_view, transcript_path, write_results_view
+from arl.agents.launch import context
+from arl.agents.registry import get_adapter
+from arl.errors import ArlError
+from arl.lab import channel, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.gitobjects import pipeline_tree
+from arl.sandbox import containers
+from arl.sandbox.docker_run import agent_run, container_name, secret_env
+from arl.sandbox.workspace import workspace
+from arl.steps.common import OK, data_dir, open_run, results_view, transcript_path, write_results_view
+from arl.util import sh
+from arl.util.fsutil import atomic_write
 
 
 def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: bool = True) -> str:
@@ -78,8 +80,8 @@ def start_container(cfg: LabConfig, st: dict[str, Any], slot: int = 0, reseed: b
 
 def relaunch_preamble(cfg: LabConfig, st: dict[str, Any], slot: int = 0) -> str:
     """What a relaunched session needs to know first: it is not the first, why the last one ended, where things are."""
-    from .. import results
-    from ..text import clean
+    from arl.lab import results
+    from arl.util.text import clean
 
     rows = results.read(cfg.results_file).rows
     best, _ = results.best_of(cfg, rows)

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import containers, experiments, gitobjects, results, slots, state
-from ..config import LabConfig
-from ..errors import ArlError
-from ..workspace import workspace
-from .common import OK, account_cost, data_dir, open_run
-from .verify import host_evaluate
+from arl.errors import ArlError
+from arl.lab import experiments, gitobjects, results, slots, state
+from arl.lab.config import LabConfig
+from arl.sandbox import containers
+from arl.sandbox.workspace import workspace
+from arl.steps.common import OK, account_cost, data_dir, open_run
+from arl.steps.verify import host_evaluate
 
 
 @contextmanager

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from .. import faults
-from .common import OK, open_run, stop_rule
-from .decide import decide
-from .restart import restart
-from .wait import wait
+from arl.steps.common import OK, open_run, stop_rule
+from arl.steps.decide import decide
+from arl.steps.restart import restart
+from arl.steps.wait import wait
+from arl.util import faults
 
 
 def next_turn(lab: str | None) -> int:

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import gitops, results, sh, slots, state
-from ..config import LabConfig
-from ..errors import ArlError
-from ..lab import open_lab
-from .common import OK
+from arl.errors import ArlError
+from arl.lab import gitops, results, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.context import open_lab
+from arl.steps.common import OK
+from arl.util import sh
 
 
 def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -68,14 +69,14 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
     if not cfg.pipeline_dir.is_dir():
         raise ArlError(f"pipeline folder {cfg.pipeline_dir} does not exist ([lab] pipeline_dir in {cfg.path})")
     settings = resolve_settings(cfg, args)
-    from ..agents.launch import check_agent
+    from arl.agents.launch import check_agent
 
     check_agent(cfg, settings)  # credentials first: nothing is built or launched without them
     stale = state.acquire_lock(cfg, owner_pid)
     try:
         old = state.load(cfg)
         if stale is not None or old.get("active"):
-            from .repair import repair
+            from arl.steps.repair import repair
 
             sh.say(
                 f"found an earlier run (run {old.get('run', '?')}, pid {(stale or {}).get('pid', '?')}) that "

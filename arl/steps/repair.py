@@ -8,15 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import channel, containers, experiments, gitobjects, gitops, results, sh, slots, state, verdicts
-from ..config import LabConfig
-from ..workspace import sync_worktree, workspace
+from arl.lab import channel, experiments, gitobjects, gitops, results, slots, state, verdicts
+from arl.lab.config import LabConfig
+from arl.sandbox import containers
+from arl.sandbox.workspace import sync_worktree, workspace
+from arl.util import sh
 
 
 def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
     """A run that died: reconcile what it left, then mark it ended."""
     reconcile(cfg, old, "[arl] the run died mid-experiment")
-    from .. import brokerproc
+    from arl.sandbox import brokerproc
 
     brokerproc.stop(cfg)  # its own session: it outlived the run; the next run starts one with current credentials
     old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
@@ -33,7 +35,7 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
         sl = slots.of(old, k)
         if not sl.get("container"):
             continue
-        from .common import close_container_cost
+        from arl.steps.common import close_container_cost
 
         # Stopped before its transcript is read: an agent told to stop (SIGINT) may still report its cost.
         containers.stop(sl["container"], grace=3, remove=False)
@@ -71,7 +73,7 @@ def _answer_and_salvage(cfg: LabConfig, old: dict[str, Any], slot: int, why: str
     control = slots.control_dir(cfg, slot)
     sl = slots.of(old, slot)
     if old.get("settings") and verdicts.pending(control):
-        from .decide import process_verdict
+        from arl.steps.decide import process_verdict
 
         rows = results.read(cfg.results_file).rows
         answered = {

@@ -13,11 +13,13 @@ import random
 import time
 from typing import Any
 
-from .. import containers, experiments, faults, slots, state
-from ..agents.ending import end_of, outage_retry_after
-from ..config import LabConfig
-from .common import OK, close_container_cost, open_run, stop_reason
-from .launch import start_container
+from arl.agents.ending import end_of, outage_retry_after
+from arl.lab import experiments, slots, state
+from arl.lab.config import LabConfig
+from arl.sandbox import containers
+from arl.steps.common import OK, close_container_cost, open_run, stop_reason
+from arl.steps.launch import start_container
+from arl.util import faults
 
 
 def restart(lab: str | None, slot: int | None = None) -> int:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from .. import brokerproc, service, state
-from ..lab import open_lab
-from .common import OK, open_run
+from arl.lab import state
+from arl.lab.context import open_lab
+from arl.sandbox import brokerproc, service
+from arl.steps.common import OK, open_run
 
 
 def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
     agent = st["settings"]["agent"]
     if brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS and not brokerproc.running(cfg):
-        from ..agents.launch import broker_auth
+        from arl.agents.launch import broker_auth
 
         auth, creds = broker_auth(cfg, st["settings"])
         pid = brokerproc.start(cfg, agent, creds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import open_run, stop_rule
+from arl.steps.common import open_run, stop_rule
 
 
 def should_stop(lab: str | None) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .. import brokerproc, service, state
-from ..lab import open_lab
-from .common import OK
-from .repair import reconcile
+from arl.lab import state
+from arl.lab.context import open_lab
+from arl.sandbox import brokerproc, service
+from arl.steps.common import OK
+from arl.steps.repair import reconcile
 
 
 def teardown(lab: str | None, cause: str | None = None) -> int:

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, sh, slots
-from ..config import LabConfig
-from ..errors import ArlError
-from ..sandbox import container_name, verify_run
-from ..workspace import discard_checkout, fresh_checkout, workspace
-from .common import OK, open_run, parse_eval_json
+from arl.errors import ArlError
+from arl.lab import slots
+from arl.lab.config import LabConfig
+from arl.sandbox import containers
+from arl.sandbox.docker_run import container_name, verify_run
+from arl.sandbox.workspace import discard_checkout, fresh_checkout, workspace
+from arl.steps.common import OK, open_run, parse_eval_json
+from arl.util import sh
 
 _counter = itertools.count()
 
@@ -68,8 +70,8 @@ def _evaluate(
 
 # Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.
 _CHECK = """import os, sys
-from arl.config import find_lab, load
-from arl.evalchild import BackendProblem, load_backend_class
+from arl.lab.config import find_lab, load
+from arl.evaluation.child import BackendProblem, load_backend_class
 cfg = load(find_lab())
 try:
     load_backend_class(cfg.backend_module, cfg.backend_class)()

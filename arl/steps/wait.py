@@ -8,9 +8,10 @@ import os
 import time
 from typing import Any
 
-from .. import containers, service, slots, state, verdicts
-from ..config import LabConfig
-from .common import GONE, OK, TIMED_OUT, open_run, sync_transcript
+from arl.lab import slots, state, verdicts
+from arl.lab.config import LabConfig
+from arl.sandbox import containers, service
+from arl.steps.common import GONE, OK, TIMED_OUT, open_run, sync_transcript
 
 POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
 CHECK_CONTAINER = 0.5  # asking the engine is not

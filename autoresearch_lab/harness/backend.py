@@ -11,13 +11,13 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import arl.api
-from arl.api import EvalResult, SampleResult
+import arl.evaluation.api
+from arl.evaluation.api import EvalResult, SampleResult
 
 __all__ = ["EvalBackend", "EvalResult", "SampleResult"]
 
 
-class EvalBackend(arl.api.EvalBackend):
+class EvalBackend(arl.evaluation.api.EvalBackend):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("evaluate")

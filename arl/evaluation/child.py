@@ -1,0 +1,200 @@
+"""Runs a lab's backend in a child process, so a hung evaluation can be killed.
+
+Entered by arl.evaluation.evaluate, never by people: in a forked child through run_forked, or in a fresh interpreter
+(`[backend] isolation = "spawn"`) through main, with the request and response files as open descriptors."""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arl.evaluation.api import EvalBackend, EvalResult, SampleResult
+
+
+class _Terminated(BaseException):
+    """Raised in the backend on SIGTERM; a BaseException so a backend's `except Exception` cannot swallow it."""
+
+
+class BackendProblem(Exception):
+    """A problem arl found with the backend (as opposed to an exception the backend raised)."""
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise _Terminated("terminated: the evaluation ran past eval_timeout")
+
+
+def load_backend_class(module_path: Path, class_name: str) -> type:
+    if not module_path.is_file():
+        raise BackendProblem(f"backend module {module_path} does not exist")
+    # The backend may import modules that sit beside it.
+    sys.path.insert(0, str(module_path.parent))
+    spec = importlib.util.spec_from_file_location("arl_lab_backend", module_path)
+    if spec is None or spec.loader is None:
+        raise BackendProblem(f"cannot import {module_path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise BackendProblem(f"importing {module_path.name} failed: {type(e).__name__}: {e}")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise BackendProblem(f"{module_path.name} has no class {class_name!r} ([backend] class in lab.toml)")
+    if not isinstance(cls, type):
+        raise BackendProblem(f"{module_path.name}: {class_name} is not a class")
+    return cls
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, non-finite floats to strings."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            value = value.item()
+        except Exception:
+            value = str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _py(value: Any) -> Any:
+    """numpy scalars to plain Python numbers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _check(result: Any, cls_name: str) -> dict[str, Any]:
+    if not isinstance(result, EvalResult):
+        raise BackendProblem(f"{cls_name}.evaluate returned {type(result).__name__}, not EvalResult")
+    score = _py(result.score)
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise BackendProblem(f"{cls_name}.evaluate returned a score of type {type(score).__name__}, not a number")
+    if not math.isfinite(score):
+        raise BackendProblem(f"{cls_name}.evaluate returned a non-finite score ({score})")
+    if not isinstance(result.metrics, dict):
+        raise BackendProblem(f"{cls_name}.evaluate returned metrics that are not a dict")
+    samples = []
+    for s in result.sample_results or []:
+        if not isinstance(s, SampleResult):
+            raise BackendProblem(f"{cls_name}.evaluate returned a sample result of type {type(s).__name__}")
+        sc = _py(s.score)
+        ok = isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc)
+        samples.append(
+            {
+                "sample_id": str(s.sample_id),
+                "score": float(sc) if ok else None,
+                "error": s.error if ok else (s.error or f"non-finite or missing score ({sc!r})"),
+                "extra": clean(s.extra or {}),
+            }
+        )
+    return {"score": float(score), "metrics": clean(result.metrics), "sample_results": samples}
+
+
+class _Phase:
+    name = "loading"
+
+
+def run(request: dict[str, Any], phase: _Phase | None = None) -> dict[str, Any]:
+    phase = phase or _Phase()
+    cls = load_backend_class(Path(request["module"]), request["class"])
+    phase.name = f"{request['class']}()"
+    backend = cls()
+    if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
+        raise BackendProblem(f"{request['class']} does not implement evaluate()")
+    samples = request.get("samples") or None
+    runs: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    # setup and teardown are paired: once setup() has been entered, teardown() runs, whatever happens
+    # (a half-done setup is the teardown's to clean). A teardown error never hides the first failure.
+    try:
+        phase.name = f"{request['class']}.setup()"
+        backend.setup()
+        for _ in range(int(request.get("repeats", 1))):
+            phase.name = f"{request['class']}.evaluate()"
+            out = backend.evaluate(Path(request["pipeline"]), Path(request["data"]), samples)
+            runs.append(_check(out, request["class"]))
+    except BaseException:
+        try:
+            backend.teardown()
+        except Exception:
+            pass
+        raise
+    phase.name = f"{request['class']}.teardown()"
+    backend.teardown()
+    first = runs[0]
+    scores = [r["score"] for r in runs]
+    return {
+        "ok": True,
+        "score": sum(scores) / len(scores),
+        "scores": scores,
+        "metrics": first["metrics"],
+        "sample_results": first["sample_results"],
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def answer(request: dict[str, Any], out_fd: int) -> None:
+    """Run the request and write the response to out_fd: any failure of user code is reported, not raised."""
+    signal.signal(signal.SIGTERM, _on_term)
+    phase = _Phase()
+    try:
+        response = run(request, phase)
+    except BaseException as e:
+        if isinstance(e, (BackendProblem, _Terminated)):
+            msg = str(e)
+        else:
+            where = "the backend" if phase.name == "loading" else phase.name
+            msg = f"{where} raised {type(e).__name__}: {e}".rstrip(": ")
+        import traceback  # only on failure: it costs a few milliseconds to import
+
+        tb = traceback.format_exc()
+        response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
+    with os.fdopen(out_fd, "w", closefd=False) as f:
+        f.write(json.dumps(response, allow_nan=False, default=str))
+
+
+def run_forked(request: dict[str, Any], cwd: Path, out_fd: int, to_stderr: bool) -> int:
+    """The forked child: become what a spawned child would be (own session, stdin empty, stdout on stderr, in the
+    pipeline folder, which must not shadow modules), answer, and return the exit code for os._exit."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2 if to_stderr else null, 1)
+    os.chdir(cwd)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The parent's exit handlers (temporary folders among them) are not the child's to run; the backend's are.
+    atexit._clear()
+    answer(request, out_fd)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    return 0
+
+
+def main() -> int:
+    with os.fdopen(int(sys.argv[1]), "rb") as f:
+        request = json.loads(f.read())
+    answer(request, int(sys.argv[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

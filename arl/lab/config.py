@@ -1,0 +1,288 @@
+"""lab.toml: loading into a frozen, typed config, and finding the lab."""
+
+from __future__ import annotations
+
+import marshal
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arl.errors import ArlError
+from arl.lab.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
+
+TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
+if TYPE_CHECKING:
+    from typing import Any
+
+LAB_FILE = "lab.toml"
+
+
+@dataclass(frozen=True)
+class HostService:
+    command: list[str]
+    port: int
+
+
+@dataclass(frozen=True)
+class RunDefaults:
+    max_iterations: int = 50
+    max_hours: float = 8
+    max_cost: float = 0
+    target_score: float | None = None
+    plateau_threshold: int = 10
+    max_restarts: int = 3
+    max_api_outage_minutes: float = 60
+    iteration_timeout: float = 900
+    verify: bool = True
+    min_improvement: float = 0.0
+    repeats: int = 1
+    agents: int = 1  # parallel slots, each with its own agent container and workspace
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    path: Path  # the lab.toml file
+    name: str
+    pipeline_dir: Path
+    agent_instructions: Path
+    results_file: Path
+    direction: str
+    backend_module: Path
+    backend_class: str
+    eval_timeout: float
+    host_service: HostService | None
+    agent_kind: str
+    agent_model: str
+    agent_command: list[str]
+    dockerfile: Path | None
+    build_context: Path
+    memory: str
+    cpus: str
+    pids_limit: int
+    gpus: str
+    env: list[str]
+    max_depth: int = 64
+    max_files: int = 10_000
+    max_workspace_mb: float = 200
+    network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
+    allow_web: bool = False
+    isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
+    backend_files: tuple[str, ...] = ()  # what the backend reads beside it: globs relative to its folder
+    slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
+    run: RunDefaults = field(default_factory=RunDefaults)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".arl"
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def better(self, a: float, b: float | None, margin: float = 0.0) -> bool:
+        """Is score a better than b by more than margin (in the lab's direction)?"""
+        if b is None:
+            return True
+        return a > b + margin if self.maximize else a < b - margin
+
+
+def find_lab(start: Path | None = None, explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The lab.toml for --lab PATH, $ARL_LAB, or the first one walking up from the current folder."""
+    given = explicit or os.environ.get("ARL_LAB")
+    if given:
+        p = Path(given).expanduser().resolve()
+        f = p / LAB_FILE if p.is_dir() else p
+        if not f.is_file():
+            raise ArlError(f"no {LAB_FILE} at {p} (--lab takes the lab folder or its lab.toml)")
+        return f
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / LAB_FILE).is_file():
+            return d / LAB_FILE
+    raise ArlError(f"no {LAB_FILE} in {here} or any folder above it; run `arl init` or pass --lab PATH")
+
+
+def _toml() -> Any:
+    """The TOML parser, imported on first use: finding a lab or reading the run state needs none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # pyright: ignore[reportMissingImports]
+    return tomllib
+
+
+def __getattr__(name: str) -> Any:
+    if name == "tomllib":  # `config.tomllib`, as other modules spell it
+        return _toml()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """lab.toml as tomllib reads it. Every command and step loads it first, and importing tomllib (with the typing
+    module it needs) costs more than much of a short step: what tomllib made of it is kept in the lab's
+    `.arl/cache`, and used only while lab.toml's bytes are exactly the ones it was made from."""
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as e:
+        raise ArlError(f"cannot read {path}: {e.strerror}")
+    except UnicodeDecodeError:
+        raise ArlError(f"{path}: not UTF-8 text")
+    from arl.lab import results_cache
+
+    cache = results_cache.cache_file(path)
+    if cache is not None:
+        try:
+            version, seen, raw = marshal.loads(cache.read_bytes())
+            if (version, seen) == (1, data) and isinstance(raw, dict):
+                return raw
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+    if "\r" in text:  # the universal newlines of read_text, as lab.toml was always read
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    tomllib = _toml()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ArlError(f"{path}: invalid TOML{toml_place(path, str(e))}: {e}")
+    if cache is not None:
+        try:
+            results_cache.write_atomic(cache, marshal.dumps((1, data, raw)))
+        except ValueError:  # a value marshal cannot hold (a TOML date): no cache
+            pass
+    return raw
+
+
+def load(path: Path) -> LabConfig:
+    tables = validate(path, read_toml(path))
+    root = path.parent.resolve()
+    lab, be, ag, sb, rn = (tables[t] for t in ("lab", "backend", "agent", "sandbox", "run"))
+
+    def where(table: str, key: str) -> str:
+        return f"{path}: [{table}] {key}"
+
+    if lab["direction"] not in ("minimize", "maximize"):
+        raise ArlError(f'{where("lab", "direction")} must be "minimize" or "maximize", not {lab["direction"]!r}')
+    for table, key in NUMBERS:
+        value = tables[table][key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ArlError(f"{where(table, key)} must be a finite number, not {value}")
+    if be["isolation"] not in ("fork", "spawn"):
+        raise ArlError(f'{where("backend", "isolation")} must be "fork" or "spawn", not {be["isolation"]!r}')
+    if be["eval_timeout"] <= 0:
+        raise ArlError(f"{where('backend', 'eval_timeout')} must be a positive number of seconds")
+    for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
+        if rn[key] < (1 if key == "repeats" else 0):
+            raise ArlError(f"{where('run', key)} must not be negative" + (" or zero" if key == "repeats" else ""))
+    for key in ("max_hours", "max_cost", "iteration_timeout", "min_improvement", "max_api_outage_minutes"):
+        if rn[key] < 0:
+            raise ArlError(f"{where('run', key)} must not be negative")
+    target = rn["target_score"]
+    if isinstance(target, str):
+        if target.strip():
+            try:
+                target = float(target)
+            except ValueError:
+                raise ArlError(f'{where("run", "target_score")} must be a number or "" (unset)')
+        else:
+            target = None
+    elif target is not None:
+        target = float(target)
+    kind = ag["kind"]
+    if kind not in AGENT_KINDS and not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", kind):
+        raise ArlError(
+            f"{where('agent', 'kind')} is {kind!r}: use one of {', '.join(AGENT_KINDS)} or a dotted path "
+            f"module:Class{hint(kind, AGENT_KINDS)}"
+        )
+    pipeline = (root / lab["pipeline_dir"]).resolve()
+    if pipeline == root or root.is_relative_to(pipeline) or (root / be["module"]).resolve().is_relative_to(pipeline):
+        raise ArlError(
+            f"{where('lab', 'pipeline_dir')} must be a folder inside the lab that holds neither lab.toml "
+            f"nor the backend (the agent may change everything in it)"
+        )
+    if sb["network"] not in ("", "none", "broker", "bridge"):
+        raise ArlError(f'{where("sandbox", "network")} must be "none", "broker" or "bridge", not {sb["network"]!r}')
+    for key in ("max_depth", "max_files", "max_workspace_mb"):
+        if sb[key] <= 0:
+            raise ArlError(f"{where('sandbox', key)} must be a positive number")
+    agent_cmd = ag["command"]
+    agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
+    str_list(agent_cmd, where("agent", "command"))
+    str_list(sb["env"], where("sandbox", "env"))
+    str_list(sb["slot_gpus"], where("sandbox", "slot_gpus"))
+    str_list(be["files"], where("backend", "files"))
+    if sb["slot_gpus"] and sb["gpus"]:
+        raise ArlError(f"{where('sandbox', 'slot_gpus')} and gpus both set: slot_gpus gives each slot its own")
+    if rn["agents"] < 1:
+        raise ArlError(f"{where('run', 'agents')} must be at least 1")
+    service = None
+    if "backend.host_service" in tables:
+        hs = tables["backend.host_service"]
+        cmd = hs["command"]
+        cmd = cmd.split() if isinstance(cmd, str) else cmd
+        str_list(cmd, where("backend.host_service", "command"))
+        if not cmd:
+            raise ArlError(f"{where('backend.host_service', 'command')} is empty")
+        if not 0 < hs["port"] < 65536:
+            raise ArlError(f"{where('backend.host_service', 'port')} must be between 1 and 65535")
+        service = HostService(command=cmd, port=hs["port"])
+    return LabConfig(
+        path=path.resolve(),
+        name=lab["name"] or root.name,
+        pipeline_dir=_under(root, lab["pipeline_dir"]),
+        agent_instructions=_under(root, lab["agent_instructions"]),
+        results_file=_under(root, lab["results_file"]),
+        direction=lab["direction"],
+        backend_module=_under(root, be["module"]),
+        backend_class=be["class"],
+        eval_timeout=float(be["eval_timeout"]),
+        host_service=service,
+        agent_kind=ag["kind"],
+        agent_model=ag["model"],
+        agent_command=list(agent_cmd),
+        dockerfile=_under(root, sb["dockerfile"]) if sb["dockerfile"] else None,
+        build_context=_under(root, sb["build_context"]),
+        memory=sb["memory"],
+        cpus=str(sb["cpus"]),
+        pids_limit=sb["pids_limit"],
+        gpus=sb["gpus"],
+        env=list(sb["env"]),
+        max_depth=sb["max_depth"],
+        max_files=sb["max_files"],
+        max_workspace_mb=float(sb["max_workspace_mb"]),
+        network=sb["network"],
+        allow_web=ag["allow_web"],
+        isolation=be["isolation"],
+        slot_gpus=tuple(sb["slot_gpus"]),
+        backend_files=tuple(be["files"]),
+        run=RunDefaults(
+            max_iterations=rn["max_iterations"],
+            max_hours=float(rn["max_hours"]),
+            max_cost=float(rn["max_cost"]),
+            target_score=target,
+            plateau_threshold=rn["plateau_threshold"],
+            max_restarts=rn["max_restarts"],
+            max_api_outage_minutes=float(rn["max_api_outage_minutes"]),
+            iteration_timeout=float(rn["iteration_timeout"]),
+            verify=rn["verify"],
+            min_improvement=float(rn["min_improvement"]),
+            repeats=rn["repeats"],
+            agents=rn["agents"],
+        ),
+    )
+
+
+def _under(root: Path, rel: str) -> Path:
+    """A path from lab.toml: relative to the lab's folder (absolute ones stay), `..` folded, links untouched."""
+    return Path(os.path.normpath(root / Path(rel).expanduser()))
+
+
+def load_lab(explicit: str | None = None) -> LabConfig:
+    return load(find_lab(explicit=explicit))

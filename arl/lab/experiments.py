@@ -1,0 +1,239 @@
+"""Recording one experiment: its snapshot ref, its results row, the pipeline restored.
+
+Every outcome goes through here, so no path of the loop can forget one of the three."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from arl.lab import gitobjects, gitops, results, slots, state
+from arl.lab.config import LabConfig
+from arl.sandbox.workspace import sync_worktree, workspace
+from arl.util import faults
+from arl.util.timing import phase
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def row_for(
+    cfg: LabConfig,
+    st: dict[str, Any],
+    exp_id: int,
+    outcome: str,
+    *,
+    score: float | None = None,
+    verified: float | None = None,
+    holdout: float | None = None,
+    cost: float = 0.0,
+    commit: str = "",
+    notes: str = "",
+    metrics: dict[str, Any] | None = None,
+    best: float | None = None,
+    slot: int = 0,
+) -> dict[str, Any]:
+    return {
+        "id": exp_id,
+        "run": st.get("run", 0),
+        "time": now_iso(),
+        "outcome": outcome,
+        "score": score,
+        "verified_score": verified,
+        "holdout_score": holdout,
+        "best": best,
+        "cost_usd": round(cost, 6),
+        "commit": commit,
+        "agent": st.get("settings", {}).get("agent", ""),
+        "notes": notes,
+        "metrics": metrics or {},
+        "slot": slot,
+    }
+
+
+def record_failed(
+    cfg: LabConfig,
+    st: dict[str, Any],
+    outcome: str,
+    notes: str,
+    tree: str,
+    *,
+    score: float | None = None,
+    verified: float | None = None,
+    cost: float = 0.0,
+    metrics: dict[str, Any] | None = None,
+    slot: int = 0,
+) -> dict[str, Any]:
+    """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
+    the slot's workspace to the best tree (the newest best, whichever slot set it)."""
+    hist = results.read(cfg.results_file)
+    exp_id = hist.next_id
+    with phase("git"):
+        sha = gitops.snapshot(
+            cfg,
+            exp_id,
+            tree,
+            f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(notes)}\n\nArl-Experiment: {exp_id}",
+        )
+    faults.point("discard:after-snapshot")
+    best, _ = results.best_of(cfg, hist.rows)
+    row = row_for(
+        cfg,
+        st,
+        exp_id,
+        outcome,
+        score=score,
+        verified=verified,
+        cost=cost,
+        commit=sha,
+        notes=notes,
+        metrics=metrics,
+        best=best,
+        slot=slot,
+    )
+    with phase("results"):
+        results.append(cfg.results_file, row)
+    faults.point("discard:after-row")
+    note_transcript(cfg, st, exp_id, slot)
+    with phase("restore"):
+        restore(cfg, slot)
+    faults.point("discard:after-restore")
+    return row
+
+
+def salvage(cfg: LabConfig, slot: int = 0) -> tuple[str, str]:
+    """(tree, note) of whatever a crashed or interrupted attempt left in the workspace: what can be imported is,
+    what cannot is named in the note. Nothing an agent wrote is lost unless git cannot hold it."""
+    found = workspace(cfg, slot).import_tree(strict=False)
+    tree = found.tree or gitobjects.pipeline_tree(cfg)
+    if not found.problems:
+        return tree, ""
+    more = f" (and {len(found.problems) - 3} more)" if len(found.problems) > 3 else ""
+    return tree, "\n[arl] left out of the snapshot: " + "; ".join(found.problems[:3]) + more
+
+
+def restore(cfg: LabConfig, slot: int = 0) -> None:
+    """The workspace back to the best tree (HEAD's pipeline), in place."""
+    workspace(cfg, slot).seed(gitobjects.pipeline_tree(cfg))
+
+
+def record_keep(
+    cfg: LabConfig,
+    st: dict[str, Any],
+    notes: str,
+    tree: str,
+    *,
+    score: float | None,
+    verified: float | None,
+    holdout: float | None,
+    cost: float,
+    metrics: dict[str, Any],
+    slot: int = 0,
+) -> tuple[dict[str, Any], str]:
+    """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`.
+
+    The user's pipeline folder is brought to the kept tree before the commit, so `make guard` sees it."""
+    hist = results.read(cfg.results_file)
+    exp_id = hist.next_id
+    settings = st.get("settings", {})
+    message = gitops.keep_message(exp_id, st.get("run", 0), settings.get("agent", ""), score, verified, notes)
+    best_tree = gitobjects.pipeline_tree(cfg)
+    with phase("git"):
+        sha = gitops.snapshot(cfg, exp_id, tree, message)
+    faults.point("keep:after-snapshot")
+    new_best = verified if verified is not None else score
+    row = row_for(
+        cfg,
+        st,
+        exp_id,
+        "keep",
+        score=score,
+        verified=verified,
+        holdout=holdout,
+        cost=cost,
+        commit=sha,
+        notes=notes,
+        metrics=metrics,
+        best=new_best,
+        slot=slot,
+    )
+    size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
+    with phase("results"):
+        results.append(cfg.results_file, row)
+    faults.point("keep:after-row")
+    with phase("git"):
+        sync_worktree(cfg, best_tree, tree)
+    faults.point("keep:after-worktree")
+    return _commit_or_veto(cfg, st, row, message, size, best_tree)
+
+
+def complete_keep(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
+    """A keep whose row was written but whose commit never happened (the run died): commit it now."""
+    message = gitops.keep_message(
+        row["id"], row["run"] or 0, row["agent"] or "", row["score"], row["verified_score"], row["notes"] or ""
+    )
+    text = cfg.results_file.read_bytes()
+    size = text.rstrip(b"\n").rfind(b"\n") + 1  # where the keep's row starts
+    best_tree = gitobjects.pipeline_tree(cfg)
+    sync_worktree(cfg, best_tree, gitobjects.pipeline_tree(cfg, row["commit"]))
+    _commit_or_veto(cfg, st, row, message, size, best_tree)
+
+
+def _commit_or_veto(
+    cfg: LabConfig, st: dict[str, Any], row: dict[str, Any], message: str, size: int, best_tree: str
+) -> tuple[dict[str, Any], str]:
+    with phase("git"):
+        committed, output = gitops.commit_keep(cfg, row["commit"], message)
+    faults.point("keep:after-commit")
+    note_transcript(cfg, st, row["id"], int(row.get("slot") or 0))
+    if committed:
+        return row, ""
+    # The hook said no: the row was never committed; replace it by a vetoed one.
+    slot = int(row.get("slot") or 0)
+    sync_worktree(cfg, gitobjects.pipeline_tree(cfg, row["commit"]), best_tree)
+    with open(cfg.results_file, "rb+") as f:
+        f.truncate(size)
+    # the guard's own last lines say why; the hook's closing line only says that it failed
+    tail = [ln.strip() for ln in output.splitlines() if ln.strip() and "`make guard` failed" not in ln][-5:]
+    reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")
+    vetoed = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
+    vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
+    results.append(cfg.results_file, vetoed)
+    restore(cfg, slot)
+    return vetoed, reason
+
+
+def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int, slot: int = 0) -> None:
+    """Remember where this experiment's part of the agent transcript ends, for `arl show`."""
+    name = slots.of(st, slot).get("container")
+    size = 0
+    if name:
+        log = state.logs_dir(cfg) / f"{name}.jsonl"
+        size = log.stat().st_size if log.exists() else 0
+    state.log_event(
+        cfg, {"event": "experiment", "id": exp_id, "run": st.get("run"), "container": name, "log_bytes": size}
+    )
+
+
+def progress(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
+    elapsed = int(time.time() - st.get("started", time.time()))
+    h, rem = divmod(elapsed, 3600)
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.6g}"
+
+    shown = row["verified_score"] if row["verified_score"] is not None else row["score"]
+    print(
+        f"[exp {row['id']:>4}] {row['outcome']:<11} score {f(shown):>10}  best {f(row['best']):>10}  "
+        f"elapsed {h}:{rem // 60:02d}:{rem % 60:02d}  cost ${st.get('cost', 0.0):.4f}",
+        flush=True,
+    )
+    if row["outcome"] in ("crash", "vetoed", "interrupted") and row.get("notes"):
+        from arl.util.text import clean
+
+        # arl's own reason (the last "[arl] ..." line) when there is one, else what the agent wrote
+        lines = [ln for ln in str(row["notes"]).splitlines() if ln.strip()]
+        why = next((ln for ln in reversed(lines) if ln.startswith("[arl]")), lines[-1] if lines else "")
+        print(f"           why: {clean(why.removeprefix('[arl] '))[:400]}", flush=True)

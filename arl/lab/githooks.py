@@ -1,0 +1,81 @@
+"""Installing arl's git hooks the careful way: marked, chaining a foreign hook, removing only ours."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from arl.errors import ArlError
+from arl.util import sh
+from arl.util.fsutil import resource_dir
+
+MARKER = "arl-managed-hook"
+HOOKS = ("pre-commit", "post-commit")
+CHAINED = ".arl-chained"
+
+
+def repo_root(path: Path) -> Path:
+    code, out, _ = sh.run(sh.git(path)["rev-parse", "--show-toplevel"], ok=None, quiet=True)
+    if code != 0:
+        raise ArlError(f"{path} is not inside a git repository (run `git init` first)")
+    return Path(out.strip())
+
+
+def hooks_dir(repo: Path) -> Path:
+    _, hooks_path, _ = sh.run(sh.git(repo)["config", "--get", "core.hooksPath"], ok=(0, 1), quiet=True)
+    _, out, _ = sh.run(sh.git(repo)["rev-parse", "--path-format=absolute", "--git-path", "hooks"], quiet=True)
+    target = Path(out.strip())
+    if hooks_path.strip():
+        # A hooks folder inside the repository is the project's choice: respect it. One outside is
+        # shared with other repositories or owned by another tool: writing there would surprise someone.
+        if not target.resolve().is_relative_to(repo.resolve()):
+            raise ArlError(
+                f"core.hooksPath is set to {hooks_path.strip()}, outside this repository; arl will not write "
+                f"there. Call `python -m arl.lab.hookrun pre-commit` and `... post-commit` from those hooks, or "
+                f"`git config --unset core.hooksPath` and rerun `arl hooks install`"
+            )
+    return target
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(errors="replace")[:400]
+    except OSError:
+        return False
+
+
+def install(repo: Path) -> list[Path]:
+    target = hooks_dir(repo)
+    target.mkdir(parents=True, exist_ok=True)
+    template = (resource_dir("templates") / "hooks" / "hook.tmpl").read_text()
+    written = []
+    for name in HOOKS:
+        dest = target / name
+        if (dest.exists() or dest.is_symlink()) and not is_ours(dest):
+            chained = target / (name + CHAINED)
+            if chained.exists():
+                raise ArlError(f"both {dest} and {chained} exist; merge them by hand, then rerun")
+            os.replace(dest, chained)
+            sh.say(f"kept your {name} hook as {chained.name}; arl's hook runs it first")
+        # one template for every hook type (as pre-commit does): only its name and arl's python differ
+        text = template.replace("@HOOK@", name).replace("@ARL_PYTHON@", shlex.quote(sys.executable))
+        dest.write_text(text)
+        dest.chmod(0o755)
+        written.append(dest)
+    return written
+
+
+def uninstall(repo: Path) -> list[Path]:
+    target = hooks_dir(repo)
+    removed = []
+    for name in HOOKS:
+        dest = target / name
+        if dest.exists() and is_ours(dest):
+            dest.unlink()
+            removed.append(dest)
+            chained = target / (name + CHAINED)
+            if chained.exists():
+                os.replace(chained, dest)
+    return removed

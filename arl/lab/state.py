@@ -1,0 +1,118 @@
+"""The run state in `.arl/`: one JSON file written atomically, and the one-run-per-lab lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from arl.errors import ArlError
+from arl.lab.config import LabConfig
+from arl.util.fsutil import atomic_write, write_json
+
+
+def state_path(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "state.json"
+
+
+def lock_path(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "lock"
+
+
+def logs_dir(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "logs"
+
+
+def load(cfg: LabConfig) -> dict[str, Any]:
+    try:
+        return json.loads(state_path(cfg).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise ArlError(f"{state_path(cfg)} is not valid JSON; move it away to start fresh")
+
+
+def save(cfg: LabConfig, st: dict[str, Any]) -> None:
+    write_json(state_path(cfg), st)
+
+
+def update(cfg: LabConfig, **changes: Any) -> dict[str, Any]:
+    st = load(cfg)
+    st.update(changes)
+    save(cfg, st)
+    return st
+
+
+def require_run(cfg: LabConfig) -> dict[str, Any]:
+    st = load(cfg)
+    if not st.get("active"):
+        raise ArlError("no run is active in this lab; start one with `arl-step preflight --data DIR` or `arl run`")
+    return st
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_lock(cfg: LabConfig) -> dict[str, Any] | None:
+    try:
+        return json.loads(lock_path(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def acquire_lock(cfg: LabConfig, pid: int) -> dict[str, Any] | None:
+    """Take the lab's lock for `pid`. Returns the stale lock it replaced, if any."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    stale = None
+    held = read_lock(cfg)
+    if held is not None:
+        if held.get("pid") == pid:
+            return None
+        if pid_alive(held.get("pid")):
+            raise ArlError(
+                f"a run is already active in this lab (pid {held.get('pid')}); stop it first "
+                f"(`kill -INT {held.get('pid')}`) or wait for it"
+            )
+        stale = held
+    write_json(lock_path(cfg), {"pid": pid, "since": time.time()})
+    return stale
+
+
+def release_lock(cfg: LabConfig) -> None:
+    lock_path(cfg).unlink(missing_ok=True)
+
+
+def active_run_pid(lab_root: Path) -> int | None:
+    """The pid holding a lab's lock, if alive (used by the pre-commit hook)."""
+    try:
+        pid = json.loads((lab_root / ".arl" / "lock").read_text()).get("pid")
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def log_event(cfg: LabConfig, event: dict[str, Any]) -> None:
+    """Append to .arl/runs.jsonl: run starts, stops and their reasons."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.state_dir / "runs.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+
+def touch(path: Path, text: str = "") -> None:
+    atomic_write(path, text, fsync=False)

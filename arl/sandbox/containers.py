@@ -1,0 +1,153 @@
+"""Our containers: their state, output, freezing and removal.
+
+The docker CLI does all of it (one way to do each thing, each line printable); the SDK only waits on a container
+with a timeout, which the CLI cannot. Keeping `import docker` out of the per-verdict steps keeps them quick."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arl.errors import ArlError
+from arl.util import sh
+
+
+@dataclass
+class State:
+    exists: bool
+    status: str = "missing"  # created | running | paused | exited | dead | missing
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.status in ("created", "running", "paused", "restarting")
+
+
+def state(name: str) -> State:
+    if not name:
+        return State(exists=False)
+    code, out, _ = sh.run(sh.docker()["inspect", "--type", "container", "--format", "{{json .State}}", name],
+                          ok=None, quiet=True)  # fmt: skip
+    if code != 0:
+        return State(exists=False)
+    s = json.loads(out)
+    return State(
+        exists=True,
+        status=s.get("Status", "unknown"),
+        exit_code=s.get("ExitCode"),
+        oom_killed=bool(s.get("OOMKilled")),
+        error=s.get("Error", ""),
+    )
+
+
+def run_attached(cmd: Any, name: str, dest: Path, env: dict[str, str] | None = None, timeout: float = 120) -> int:
+    """Start `docker run` (not detached) in its own session with the container's stdout appended to DEST: the
+    stream lands in a host file as it is written, from its first byte, and the engine's log rotation (a daemon
+    with max-size) can never lose or misalign a line of it. Returns once the container exists; the docker client
+    (its pid is returned) ends with the container. A `docker run` that fails is an ArlError with its message."""
+    sh.echo(f"{sh.line(cmd)} >> {dest} &")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    err_path = dest.with_suffix(".docker-run.err")
+    with open(dest, "ab") as out, open(err_path, "wb") as err:
+        # subprocess, not plumbum's popen: that object's finaliser waits on the process and swallows a Ctrl-C
+        proc = subprocess.Popen(
+            list(cmd.formulate()),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    deadline = time.monotonic() + timeout
+    interrupted = False
+    # A Ctrl-C meanwhile waits for the container to exist: one created after teardown looked would escape it.
+    while True:
+        try:
+            if state(name).exists:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                detail = err_path.read_text(errors="replace").strip().splitlines()
+                raise ArlError(f"`{sh.line(cmd)}` failed: {detail[-1] if detail else 'no container was created'}")
+            time.sleep(0.02)
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+    return int(proc.pid)
+
+
+def follower_done(pid: int | None, timeout: float) -> bool:
+    """Wait for a follower to end (its container has stopped): True when it has written everything."""
+    from arl.lab.state import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # ours (in `arl run`): reap it, or it stays a zombie
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not pid or not pid_alive(pid)
+
+
+def stderr_tail(name: str, lines: int = 5) -> str:
+    code, _, err = sh.run(sh.docker()["logs", "--tail", str(lines), name], ok=None, quiet=True)
+    return err.strip() if code == 0 else ""
+
+
+def pause(name: str) -> bool:
+    """Freeze the container; False when it is not running (gone, exited, already paused)."""
+    code, _, _ = sh.run(sh.docker()["pause", name], ok=None)
+    return code == 0
+
+
+def unpause(name: str) -> None:
+    sh.run(sh.docker()["unpause", name], ok=None)
+
+
+def _wait_exit(name: str, grace: float) -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=30).containers.get(name).wait(timeout=grace)
+        return True
+    except Exception:  # timed out, gone, engine trouble: the caller escalates
+        return False
+
+
+def stop(name: str, grace: float = 5.0, remove: bool = True) -> None:
+    """SIGINT (agents save and exit), then docker stop (SIGTERM, SIGKILL), then remove. --init forwards them."""
+    st = state(name)
+    if not st.exists:
+        return
+    # A frozen agent stays frozen: thawing it to say goodbye would let it start one more edit.
+    if st.status == "running":
+        sh.run(sh.docker()["kill", "--signal", "INT", name], ok=None)
+        if not _wait_exit(name, grace):
+            sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
+    elif st.status == "paused":
+        remove = True  # it cannot say goodbye (or print) while frozen: removed, its client ends and the log is whole
+    if remove:
+        sh.run(sh.docker()["rm", "--force", name], ok=None)
+
+
+def ours(lab_root: str) -> list[str]:
+    """Names of the containers of this lab (by label), running or not."""
+    code, out, err = sh.run(
+        sh.docker()["ps", "--all", "--filter", f"label=arl.root={lab_root}", "--format", "{{.Names}}"],
+        ok=None,
+        quiet=True,
+    )
+    if code != 0:
+        raise ArlError(f"cannot list containers: {err.strip() or out.strip()}")
+    return [n for n in out.split() if n]

@@ -1,0 +1,113 @@
+"""Running docker and git command lines through plumbum, printing each one first."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from typing import Any
+
+from arl.errors import ArlError
+
+# ARL_QUIET=1 hides the command lines (benchmarks); they are printed by default so a user can replay them.
+_QUIET = os.environ.get("ARL_QUIET") == "1"
+
+
+def echo(line: str) -> None:
+    if not _QUIET:
+        print(f"+ {line}", file=sys.stderr, flush=True)
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def tool(name: str) -> Any:
+    """Look a program up lazily, so `arl --help` works without docker installed."""
+    from plumbum import local
+    from plumbum.commands.processes import CommandNotFound
+
+    try:
+        return local[name]
+    except CommandNotFound:
+        raise ArlError(f"`{name}` is not installed or not on PATH")
+
+
+def git(repo: os.PathLike[str] | str) -> Any:
+    return tool("git")["-C", str(repo)]
+
+
+def docker() -> Any:
+    return tool("docker")
+
+
+def line(cmd: Any) -> str:
+    """The shell line of a plumbum command, with the full path of the program shortened to its name."""
+    parts = list(cmd.formulate())
+    if parts:
+        parts[0] = os.path.basename(parts[0])
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(
+    cmd: Any,
+    *,
+    ok: tuple[int, ...] | None = (0,),
+    timeout: float | None = None,
+    quiet: bool = False,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """Run a command; return (code, stdout, stderr). A code not in `ok` is an ArlError naming the command.
+
+    The command runs in its own session and a Ctrl-C waits for it to finish: a `git commit` or `docker run`
+    is never cut in half (a half-created container would escape the teardown that follows)."""
+    code, out, err = run_bytes(
+        cmd, ok=ok, timeout=timeout, quiet=quiet, stdin=None if stdin is None else stdin.encode(), env=env
+    )
+    return code, out.decode("utf-8", "replace"), err
+
+
+def run_bytes(
+    cmd: Any,
+    *,
+    ok: tuple[int, ...] | None = (0,),
+    timeout: float | None = None,
+    quiet: bool = False,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, bytes, str]:
+    """`run` with stdin and stdout as bytes (file names and file contents need not be UTF-8)."""
+    if not quiet:
+        echo(line(cmd))
+    if env:
+        cmd = cmd.with_env(**env)
+    try:
+        proc = cmd.popen(new_session=True, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+    except OSError as e:
+        raise ArlError(f"cannot run {line(cmd)}: {e.strerror}")
+    data = stdin
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interrupted = False
+    while True:
+        try:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            out_b, err_b = proc.communicate(input=data, timeout=left)
+            break
+        except KeyboardInterrupt:
+            interrupted, data = True, None
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise ArlError(f"timed out after {timeout:g} s: {line(cmd)}")
+    if interrupted:
+        raise KeyboardInterrupt
+    code = proc.returncode
+    out = out_b or b""
+    err = (err_b or b"").decode("utf-8", "replace")
+    if ok is not None and code not in ok:
+        detail = (err or out.decode("utf-8", "replace") or "").strip().splitlines()
+        raise ArlError(f"`{line(cmd)}` failed (exit {code}){': ' + detail[-1] if detail else ''}")
+    return int(code), out, err
