@@ -3,6 +3,7 @@ may get a worse pipeline kept or leak what it must not see. Prints one table: at
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -178,6 +179,90 @@ def run_arl(lab: Path, *flags: str, env: dict[str, str] | None = None) -> subpro
     )
 
 
+def agent_container(lab: Path) -> str:
+    """The full id of the lab's one running agent container."""
+    out = run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=arl.root={lab.resolve()}",
+         "--filter", "label=arl.role=agent", "--filter", "status=running"]
+    ).stdout.split()  # fmt: skip
+    assert len(out) == 1, f"running agent containers: {out}"
+    return out[0]
+
+
+def inspect(container: str) -> dict[str, Any]:
+    return json.loads(run(["docker", "inspect", container]).stdout)[0]
+
+
+def host_pids(container: str) -> list[int]:
+    """The host's pids of every process in the container, as the engine lists them."""
+    return [int(p) for p in run(["docker", "top", container, "-eo", "pid"]).stdout.split()[1:]]
+
+
+def cgroup_dir(pid: int, controller: str) -> Path:
+    """The host's folder of the cgroup of `controller` that process `pid` is in: the cgroup v1 hierarchy that has
+    the controller if one is mounted (/sys/fs/cgroup/pids/docker/<id>), else the v2 one (/sys/fs/cgroup/docker/<id>,
+    /sys/fs/cgroup/system.slice/docker-<id>.scope); checked to hold the process."""
+    mounts: dict[str, str] = {}  # controller -> mount point; "" -> the cgroup2 mount
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, fs = line.partition(" - ")
+        fstype, _source, options = fs.split()[:3]
+        point = fields.split()[4]
+        if fstype == "cgroup2":
+            mounts.setdefault("", point)
+        elif fstype == "cgroup":
+            for option in options.split(","):
+                mounts.setdefault(option, point)
+    v1 = v2 = None
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(",") and controller in mounts:
+            v1 = Path(mounts[controller] + path)
+        elif names == "" and "" in mounts:
+            v2 = Path(mounts[""] + path)
+    folder = v1 or v2
+    assert folder is not None, f"no {controller} cgroup for pid {pid}"
+    assert str(pid) in (folder / "cgroup.procs").read_text().split(), f"{folder} does not hold pid {pid}"
+    return folder
+
+
+def keyed(text: str) -> dict[str, int]:
+    """A cgroup file of `key value` lines (pids.events, memory.events, memory.oom_control)."""
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line.strip())}
+
+
+class Watch:
+    """The host's look at the agent's running container, at the moment the agent holds still for it: the agent
+    writes control/hold-NAME and waits; `look(container id)` runs here on the host; then control/release-NAME
+    lets the agent go on. Whatever the look raises is kept in `error` (the test then fails: nothing was seen)."""
+
+    def __init__(self, lab: Path, name: str, look: Callable[[str], dict[str, Any]]) -> None:
+        control = lab / ".arl" / "control"
+        self.lab, self.look = lab, look
+        self.hold, self.release = control / f"hold-{name}", control / f"release-{name}"
+        self.seen: dict[str, Any] | None = None
+        self.error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.hold.exists():
+            if self._stop.wait(0.05):
+                return
+        try:
+            self.seen = self.look(agent_container(self.lab))
+        except Exception as e:  # the test reports it: nothing was seen
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            tmp = self.release.with_name(f".{self.release.name}.tmp")
+            tmp.write_text("looked\n")
+            tmp.rename(self.release)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
 def attack(
     lab: Path,
     name: str,
@@ -186,16 +271,23 @@ def attack(
     sandbox: dict[str, Any] | None = None,
     iterations: int = 2,
     probe: Callable[[], Any] | None = None,
+    look: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the attack through a real `arl run`; check the common invariants on the host. The agent's report comes
     back with the host's own observations under "host"; `probe` looks at the host right after the run, before
-    any check (the checks run git in the lab themselves)."""
+    any check (the checks run git in the lab themselves); `look` looks at the agent's running container from the
+    host while the agent holds still for it (Watch), and what it saw is under "host" "seen"."""
     set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/hostile_agent.py", name])
     for key, value in (sandbox or {}).items():
         set_toml(lab, "sandbox", key, value)
     git(lab, "commit", "-qam", f"attack {name}")
     before = measure(lab)
-    proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env)
+    watch = Watch(lab, name, look) if look else None
+    try:
+        proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env)
+    finally:
+        if watch:
+            watch.close()
     early = probe() if probe else None
     try:
         # arl exits 1 when every experiment of the run crashed (an attack that only ends in crashes), else 0
@@ -206,6 +298,8 @@ def attack(
         assert report_file.exists(), proc.stdout[-3000:]
         report = json.loads(report_file.read_text())
         assert "agent_error" not in report, report
+        if watch:
+            assert watch.seen is not None, f"the host never looked at the agent's container: {watch.error or 'no hold'}"
         assert not containers_of(lab)
         check_invariants(lab, before, iterations)
     except AssertionError as e:
@@ -213,7 +307,8 @@ def attack(
         seen = f" (right after the run: {early})" if probe else ""
         TABLE.append([name, f"FAILED: {first[:110]}{seen}", "NO"])
         raise
-    report["host"] = {"stdout": proc.stdout, "stderr": proc.stderr, "before": before, "early": early}
+    seen = watch.seen if watch else None
+    report["host"] = {"stdout": proc.stdout, "stderr": proc.stderr, "before": before, "early": early, "seen": seen}
     return report
 
 
@@ -313,16 +408,117 @@ def test_symlink_to_a_host_file(hostile_lab: Path, tmp_path: Path) -> None:
     )
 
 
+PIDS_LIMIT = 128
+
+
+def look_pids(container: str) -> dict[str, Any]:
+    """The container's pids cgroup, read on the host while the bomb's children hold their pids."""
+    info = inspect(container)
+    cg = cgroup_dir(info["State"]["Pid"], "pids")
+    peak = cg / "pids.peak"  # kernels from 6.13 (and some earlier ones) keep the high-water mark
+    return {
+        "engine_limit": info["HostConfig"]["PidsLimit"],
+        "max": (cg / "pids.max").read_text().strip(),
+        "current": int((cg / "pids.current").read_text()),
+        "peak": int(peak.read_text()) if peak.exists() else None,
+        "refused": keyed((cg / "pids.events").read_text()).get("max", 0),
+        "processes": len(host_pids(container)),
+    }
+
+
 def test_fork_bomb(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "fork_bomb", sandbox={"pids_limit": 128})
-    contained = report["failed"] > 0 and report["forks"] < 128
-    record("fork bomb", f"{report['forks']} forks, then {report['failed']} refused (pids limit 128)", contained)
+    report = attack(hostile_lab, "fork_bomb", sandbox={"pids_limit": PIDS_LIMIT}, look=look_pids)
+    seen = report["host"]["seen"]
+    # The kernel refused forks at the limit (pids.events max), and the host never saw more than the limit.
+    contained = (
+        seen["engine_limit"] == PIDS_LIMIT
+        and seen["max"] == str(PIDS_LIMIT)
+        and seen["refused"] > 0
+        and seen["current"] <= PIDS_LIMIT
+        and seen["processes"] <= PIDS_LIMIT
+        and (seen["peak"] is None or seen["peak"] <= PIDS_LIMIT)
+    )
+    record(
+        "fork bomb",
+        f"host: pids.max {seen['max']}, {seen['refused']} forks refused, {seen['current']} pids "
+        f"(peak {seen['peak'] if seen['peak'] is not None else '-'}), {seen['processes']} processes "
+        f"(agent claims {report['forks']} forks)",
+        contained,
+    )
+
+
+MEMORY_LIMIT = 256 << 20
+
+
+def look_memory(container: str) -> dict[str, Any]:
+    """The container's memory cgroup, read on the host after the bomb: its OOM kills, limit and high-water mark."""
+    info = inspect(container)
+    cg = cgroup_dir(info["State"]["Pid"], "memory")
+
+    def number(name: str) -> int | None:
+        path = cg / name
+        if not path.exists():
+            return None
+        text = path.read_text().strip()
+        return None if text == "max" else int(text)
+
+    if (cg / "memory.oom_control").exists():  # cgroup v1
+        kills = keyed((cg / "memory.oom_control").read_text())["oom_kill"]
+        limit, peak = number("memory.limit_in_bytes"), number("memory.max_usage_in_bytes")
+    else:
+        kills = keyed((cg / "memory.events").read_text())["oom_kill"]
+        limit, peak = number("memory.max"), number("memory.peak")
+    return {"engine_limit": info["HostConfig"]["Memory"], "limit": limit, "peak": peak, "oom_kills": kills}
+
+
+class HostMemory:
+    """The host's MemAvailable (/proc/meminfo), sampled every 20 ms on a thread until close(): its lowest."""
+
+    def __init__(self) -> None:
+        self.lowest = self.first = self.available()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def available() -> int:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no MemAvailable in /proc/meminfo")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.lowest = min(self.lowest, self.available())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def test_memory_bomb(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "memory_bomb", sandbox={"memory": "256m"})
-    contained = report["returncode"] != 0 and "alive" not in report["stdout"]
-    record("memory bomb (2 GiB)", f"killed (exit {report['returncode']}) under memory 256m", contained)
+    host = HostMemory()
+    try:
+        report = attack(hostile_lab, "memory_bomb", sandbox={"memory": "256m"}, look=look_memory)
+    finally:
+        host.close()
+    seen = report["host"]["seen"]
+    # The kernel killed inside the container's cgroup, which never held more than its limit; the host kept memory.
+    contained = (
+        seen["engine_limit"] == MEMORY_LIMIT
+        and seen["limit"] == MEMORY_LIMIT
+        and seen["oom_kills"] > 0
+        and (seen["peak"] is None or seen["peak"] <= MEMORY_LIMIT)
+        and host.lowest > MEMORY_LIMIT
+    )
+    mib = 1 << 20
+    record(
+        "memory bomb (2 GiB)",
+        f"host: {seen['oom_kills']} OOM kill under {seen['limit'] // mib} MiB, peak "
+        f"{seen['peak'] // mib if seen['peak'] is not None else '-'} MiB; host available >= {host.lowest // mib} MiB "
+        f"(agent's child exit {report['returncode']})",
+        contained,
+    )
 
 
 class Listener:
@@ -392,17 +588,120 @@ def test_host_ports(hostile_lab: Path) -> None:
     )
 
 
+def environments_holding(secret: bytes) -> set[int]:
+    """The host's processes whose environment holds `secret`."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if secret in Path(entry.path, "environ").read_bytes():
+                    found.add(int(entry.name))
+            except OSError:
+                continue  # gone, or a kernel thread
+    return found
+
+
+def look_environments(container: str) -> dict[str, Any]:
+    """The container's configured environment, and every environment of its processes read from the host."""
+    info = inspect(container)
+    pids = host_pids(container)
+    environs = {}
+    for pid in pids:
+        try:
+            environs[pid] = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+    holders = environments_holding(SECRET.encode())
+    return {
+        "config": [e.split("=")[0] for e in info["Config"]["Env"] if SECRET in e],
+        "processes": len(pids),
+        "read": sum(b"ARL_SANDBOX=1" in env for env in environs.values()),
+        "inside": sorted(holders & set(pids)),
+        "outside": len(holders - set(pids)),
+    }
+
+
 def test_host_environment_secrets(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "env_secrets")
-    record("read host environment secrets", f"found {len(report['found'])}", not report["found"])
-
-
-def test_docker_socket(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "docker_socket")
+    names = ["HOSTILE_SECRET", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"]
+    report = attack(hostile_lab, "env_secrets", env=dict.fromkeys(names, SECRET), look=look_environments)
+    seen = report["host"]["seen"]
+    # The instrument works: the secret is in the environment of the host's processes running arl at that moment,
+    # and the container's processes' environments were read (they hold arl's ARL_SANDBOX=1).
+    assert seen["outside"] > 0 and seen["read"] > 0, seen
+    contained = not seen["config"] and not seen["inside"]
     record(
-        "reach a docker socket",
-        f"{len(report['sockets'])} sockets, engine reached {len(report['docker_reached'])}",
-        not report["docker_reached"],
+        "read host environment secrets",
+        f"host: in Config.Env {seen['config'] or 'nowhere'}, in {len(seen['inside'])} of {seen['read']} process "
+        f"environments (held by {seen['outside']} host processes; agent found {len(report['found'])})",
+        contained,
+    )
+
+
+def hostile_module() -> Any:
+    """The hostile agent's own code, loaded on the host (to run an attack where it must work)."""
+    spec = importlib.util.spec_from_file_location("hostile_agent", ROOT / "tests" / "agents" / "hostile_agent.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def host_engine_socket() -> str:
+    host = run(["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"], check=False).stdout.strip()
+    return host[len("unix://") :] if host.startswith("unix://") else "/var/run/docker.sock"
+
+
+def engine_names(name: str) -> list[str]:
+    """Containers and volumes whose name holds `name`, as the engine lists them."""
+    containers = run(["docker", "ps", "-a", "--filter", f"name={name}", "--format", "{{.Names}}"]).stdout.split()
+    volumes = run(["docker", "volume", "ls", "--filter", f"name={name}", "--format", "{{.Name}}"]).stdout.split()
+    return [f"container {c}" for c in containers] + [f"volume {v}" for v in volumes]
+
+
+def remove_names(name: str) -> None:
+    for kind, found in (n.split(" ", 1) for n in engine_names(name)):
+        run(["docker", "rm" if kind == "container" else "volume", *([] if kind == "container" else ["rm"]), "-f",
+             found], check=False)  # fmt: skip
+
+
+def look_mounts(container: str) -> dict[str, Any]:
+    """What of the host's engine socket the container has mounted, as the engine describes the container."""
+    sock = os.path.realpath(host_engine_socket())
+    exposing = []
+    for m in inspect(container)["Mounts"]:
+        src = os.path.realpath(m.get("Source") or "/nonexistent")
+        if sock == src or sock.startswith(src.rstrip("/") + "/") or "docker.sock" in m.get("Destination", ""):
+            exposing.append(f"{m.get('Source')} -> {m.get('Destination')}")
+    return {"exposing": exposing, "socket": sock}
+
+
+def test_docker_socket(hostile_lab: Path, base_image: str) -> None:
+    name = f"arl-hostile-{os.getpid()}-{time.monotonic_ns()}"
+    # The instrument works: the agent's own requests, sent to the host's engine, create what the host then lists.
+    control = f"{name}-control"
+    try:
+        answers = hostile_module().engine_create(host_engine_socket(), control, base_image)
+        assert sorted(engine_names(control)) == [f"container {control}", f"volume {control}"], answers
+    finally:
+        remove_names(control)
+    assert not engine_names(name)
+    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_NAME", "ARL_HOSTILE_IMAGE"])
+    try:
+        report = attack(
+            hostile_lab,
+            "docker_socket",
+            env={"ARL_HOSTILE_NAME": name, "ARL_HOSTILE_IMAGE": base_image},
+            look=lambda c: {**look_mounts(c), "created": engine_names(name)},
+        )
+        created = sorted(set(report["host"]["seen"]["created"]) | set(engine_names(name)))
+    finally:
+        remove_names(name)
+    exposing = report["host"]["seen"]["exposing"]
+    record(
+        "reach a docker socket (create a volume and a container)",
+        f"engine holds {created or 'nothing'} named so; {len(exposing)} mounts of {report['host']['seen']['socket']} "
+        f"(agent tried {len(report['created'])} sockets)",
+        not created and not exposing,
     )
 
 

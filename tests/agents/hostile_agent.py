@@ -48,7 +48,7 @@ def git_tree():
     code, out, _ = sh(
         "python3",
         "-c",
-        "import arl.gittree, pathlib; print(arl.gittree.scan(pathlib.Path('/workspace/pipeline')).tree)",
+        "import arl.lab.gittree, pathlib; print(arl.lab.gittree.scan(pathlib.Path('/workspace/pipeline')).tree)",
     )
     return out
 
@@ -161,29 +161,60 @@ def symlink_escape():
     return {"ack": verdict("keep", "offset plus links")}
 
 
+def hold(name, timeout=90):
+    """Hold still while the host looks at this container: control/hold-NAME says now, and the host answers with
+    control/release-NAME once it has looked (the hostile suite checks containment there, not in this report)."""
+    tmp = CONTROL / f".hold-{name}.tmp"
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.rename(CONTROL / f"hold-{name}")
+    release = CONTROL / f"release-{name}"
+    deadline = time.monotonic() + timeout
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return release.exists()
+
+
+# Forks for 4 s; every child keeps its pid until the file argv[1] exists. Prints "forks refused", then reaps.
+BOMB = """
+import os, sys, time
+done = sys.argv[1]
+n = failed = 0
+t = time.time()
+while time.time() - t < 4:
+    try:
+        pid = os.fork()
+    except OSError:
+        failed += 1
+        time.sleep(0.001)
+        continue
+    if pid == 0:
+        os.close(1)
+        deadline = time.time() + 150
+        while not os.path.exists(done) and time.time() < deadline:
+            time.sleep(0.2)
+        os._exit(0)
+    n += 1
+print(n, failed, flush=True)
+os.close(1)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+"""
+
+
 def fork_bomb():
+    """Fork until the pids limit refuses, and keep every pid while the host counts them."""
+    done = pathlib.Path("/tmp/bomb-done")
     bomb = subprocess.Popen(
-        [
-            "python3",
-            "-c",
-            (
-                "import os, time\nn = 0\nfailed = 0\n"
-                "t = time.time()\n"
-                "while time.time() - t < 4:\n"
-                "    try:\n"
-                "        if os.fork() == 0:\n            time.sleep(6); os._exit(0)\n"
-                "        n += 1\n"
-                "    except OSError:\n        failed += 1\n        time.sleep(0.001)\n"
-                "print(n, failed, flush=True)\n"
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        ["python3", "-c", BOMB, str(done)], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    out, _ = bomb.communicate(timeout=60)
-    forks, failed = (int(x) for x in out.split())
-    return {"forks": forks, "failed": failed, "ack": verdict("discard")}
+    forks, failed = (int(x) for x in bomb.stdout.readline().split())
+    released = hold("fork_bomb")  # the cgroup is still full: nothing here forks until the children go
+    done.write_text("done\n")
+    bomb.wait(timeout=60)
+    return {"forks": forks, "failed": failed, "released": released, "ack": verdict("discard")}
 
 
 def memory_bomb():
@@ -192,7 +223,8 @@ def memory_bomb():
         capture_output=True,
         text=True,
     )
-    return {"returncode": p.returncode, "stdout": p.stdout, "ack": verdict("discard")}
+    released = hold("memory_bomb")  # the container lives on: the host reads its memory cgroup
+    return {"returncode": p.returncode, "stdout": p.stdout, "released": released, "ack": verdict("discard")}
 
 
 def host_ports():
@@ -209,6 +241,7 @@ def host_ports():
 
 
 def env_secrets():
+    released = hold("env_secrets")  # while this runs, the host reads every environment in the container
     secret = "arl-hostile-secret-value"
     found = [k for k, v in os.environ.items() if secret in v]
     for env in glob.glob("/proc/*/environ"):
@@ -217,24 +250,74 @@ def env_secrets():
                 found.append(env)
         except OSError:
             pass
-    return {"found": found, "env": sorted(os.environ), "ack": verdict("discard")}
+    return {"found": found, "env": sorted(os.environ), "released": released, "ack": verdict("discard")}
+
+
+def engine_request(path, method, url, body=None):
+    """One HTTP/1.0 request to a Docker engine on the unix socket `path`: the response's status line."""
+    data = json.dumps(body).encode() if body is not None else b""
+    head = (
+        f"{method} {url} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        s.sendall(head.encode() + data)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        s.close()
+    return b"".join(chunks).split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def engine_create(path, name, image):
+    """Ask the engine at `path` to create a volume and a container named `name`: each answer's status line, or the
+    error. The hostile suite runs this against the host's own engine first, to show that it works there."""
+    out = {}
+    for what, url, body in (
+        ("volume", "/volumes/create", {"Name": name}),
+        ("container", f"/containers/create?name={name}", {"Image": image, "Cmd": ["true"]}),
+    ):
+        try:
+            out[what] = engine_request(path, "POST", url, body)
+        except OSError as e:
+            out[what] = type(e).__name__
+    return out
 
 
 def docker_socket():
+    """Every unix socket in reach, and the usual engine paths: ask each for the engine's version, then to create a
+    volume and a container named ARL_HOSTILE_NAME (the host looks for them in its engine)."""
+    name = os.environ.get("ARL_HOSTILE_NAME", "arl-hostile-docker")
+    image = os.environ.get("ARL_HOSTILE_IMAGE", "arl-agent-base")
     code, out, _ = sh("sh", "-c", "find / -type s 2>/dev/null")
     sockets = [s for s in out.splitlines() if s and not s.startswith("/proc")]
-    reached = []
-    for path in sockets + ["/var/run/docker.sock", "/run/docker.sock"]:
+    usual = ["/var/run/docker.sock", "/run/docker.sock", *glob.glob("/run/user/*/docker.sock")]
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        usual.append(host[len("unix://") :])
+    reached, created = [], {}
+    for path in dict.fromkeys(sockets + usual):
         try:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(2)
-            s.connect(path)
-            s.sendall(b"GET /version HTTP/1.0\r\n\r\n")
-            if b"ApiVersion" in s.recv(4096):
+            if "200" in engine_request(path, "GET", "/version"):
                 reached.append(path)
         except OSError:
             pass
-    return {"sockets": sockets, "docker_reached": reached, "ack": verdict("discard")}
+        created[path] = engine_create(path, name, image)
+    released = hold("docker_socket")  # the host looks at this container's mounts and for the names in its engine
+    return {
+        "sockets": sockets,
+        "docker_reached": reached,
+        "created": created,
+        "released": released,
+        "ack": verdict("discard"),
+    }
 
 
 def nested_repo_fsmonitor():
