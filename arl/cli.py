@@ -15,14 +15,14 @@ from arl.errors import ArlError, UsageError
 FROM_LAB = "default: from lab.toml"
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
 
-def _common(sub: bool = False) -> _Parser:
+def common_options(sub: bool = False) -> Parser:
     """--lab and --debug, accepted before and after the command; a sub-command's copy must not reset them."""
-    p = _Parser(add_help=False)
+    p = Parser(add_help=False)
     default: str | None = argparse.SUPPRESS if sub else None
     p.add_argument("--lab", default=default, help="the lab folder or its lab.toml (default: $ARL_LAB, else the "
                    "first lab.toml walking up from here)")  # fmt: skip
@@ -187,15 +187,17 @@ def chosen(argv: Sequence[str], names: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
+def build_parser(only: str | None = None, everything: bool = True) -> Parser:
     """The parser of `arl`: every command is listed, and with everything=False only `only`'s options are built."""
     from arl import __version__
 
-    common = _common(sub=True)
-    parser = _Parser(prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[_common()])
+    common = common_options(sub=True)
+    parser = Parser(
+        prog="arl", description="Autonomous research loops with a sandboxed agent.", parents=[common_options()]
+    )
     parser.add_argument("--version", action="version", version=f"arl {__version__}", help="print arl's version")
     # prog given: computing it formats a usage line, which imports shutil for the terminal width
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, prog="arl")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, prog="arl")
     for name, (line, description, options) in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=line, description=description)
         if everything or name == only:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from arl.cli import _common, _Parser, add_run_flags, chosen, exit_now, handle_errors
+from arl.cli import Parser, add_run_flags, chosen, common_options, exit_now, handle_errors
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
@@ -55,21 +55,21 @@ def _options(name: str, p: argparse.ArgumentParser) -> None:
         _slot_flag(p, None, "the slot whose workspace to verify (default: 0)")
 
 
-def build_parser(only: str | None = None, everything: bool = True) -> _Parser:
+def build_parser(only: str | None = None, everything: bool = True) -> Parser:
     """The parser of `arl-step`: every step is listed, and with everything=False only `only`'s options are built."""
     from arl import __version__
 
-    common = _common(sub=True)
+    common = common_options(sub=True)
     epilog = "steps:\n" + "\n".join(f"  {n:13} {d}\n  {'':13} exit: {c}" for n, (_, d, c) in STEPS.items())
-    parser = _Parser(
+    parser = Parser(
         prog="arl-step",
         description="One step of the research loop.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_common()],
+        parents=[common_options()],
     )
     parser.add_argument("--version", action="version", version=f"arl-step {__version__}", help="print arl's version")
-    sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser, prog="arl-step")
+    sub = parser.add_subparsers(dest="step", metavar="STEP", parser_class=Parser, prog="arl-step")
     for name, (_, desc, codes) in STEPS.items():
         p = sub.add_parser(name, parents=[common], help=f"{desc} (exit: {codes})", description=f"{desc}. Exit: {codes}")
         if everything or name == only:

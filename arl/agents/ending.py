@@ -8,9 +8,10 @@ from typing import Any
 
 from arl.agents.base import StreamAccount
 from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState, SlotState
 
 
-def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None, slot: int = 0) -> str:
+def end_of(cfg: LabConfig, st: RunState, name: str, exit_code: int | None, slot: int = 0) -> str:
     """ "api_error", "done", "limit" or "crash"."""
     from arl.agents.registry import get_adapter
     from arl.lab import state
@@ -30,7 +31,7 @@ def end_of(cfg: LabConfig, st: dict[str, Any], name: str, exit_code: int | None,
     return end if end in ("api_error", "done", "limit") else "crash"
 
 
-def outage_retry_after(cfg: LabConfig, session: dict[str, Any]) -> float:
+def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
     """The longest Retry-After the API sent during this session (a slot's state; seconds), 0 when none."""
     return max(
         (float(f.get("retry_after") or 0) for f in _upstream_failures(cfg, session.get("launched_at", 0.0))),

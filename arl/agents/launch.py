@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from arl.agents.base import AgentContext, LaunchSpec
 from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState, Settings
 from arl.sandbox.brokerproc import mode
 
 
-def context(
-    cfg: LabConfig, settings: dict[str, Any], seed: int | None = None, st: dict[str, Any] | None = None
-) -> AgentContext:
+def context(cfg: LabConfig, settings: Settings, seed: int | None = None, st: RunState | None = None) -> AgentContext:
     from arl.agents.prompt import budget_line, build_prompt
 
     agent_md = cfg.agent_instructions.read_text() if cfg.agent_instructions.is_file() else ""
@@ -44,14 +42,14 @@ def context(
     )
 
 
-def check_agent(cfg: LabConfig, settings: dict[str, Any]) -> LaunchSpec:
+def check_agent(cfg: LabConfig, settings: Settings) -> LaunchSpec:
     """Resolve the adapter and its credentials; a missing credential is an ArlError raised here."""
     from arl.agents.registry import get_adapter
 
     return get_adapter(settings["agent"]).launch(context(cfg, settings))
 
 
-def broker_auth(cfg: LabConfig, settings: dict[str, Any]) -> tuple[str, Path | None]:
+def broker_auth(cfg: LabConfig, settings: Settings) -> tuple[str, Path | None]:
     """The credential the host's API broker holds for this agent (for the message), and the file it reads, if any."""
     ctx = context(cfg, settings)
     if settings["agent"] == "codex":

@@ -6,7 +6,7 @@ reason to game `arl eval` and every reason to make real, one-at-a-time changes."
 
 from __future__ import annotations
 
-from typing import Any
+from arl.lab.runstate import Settings
 
 PROTOCOL = """\
 You are the research agent of an arl loop for the lab "{lab_name}". You improve a pipeline, one experiment at a \
@@ -85,7 +85,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.3g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
 
 
-def budget_line(settings: dict[str, Any], started: float | None, cost: float) -> str:
+def budget_line(settings: Settings, started: float | None, cost: float) -> str:
     """What is left of the run when this session starts: its time and its money."""
     import time
 

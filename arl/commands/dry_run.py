@@ -8,9 +8,9 @@ from pathlib import Path
 from arl.agents.launch import check_agent, context
 from arl.lab import gitops
 from arl.lab.config import LabConfig
+from arl.lab.runstate import resolve_settings
 from arl.sandbox.docker_run import agent_run, container_name, verify_run
 from arl.sandbox.workspace import LocalWorkspace
-from arl.steps.preflight import resolve_settings
 from arl.util import sh
 
 

@@ -10,11 +10,11 @@ from types import FrameType
 from arl.errors import ArlError
 from arl.lab import results, state
 from arl.lab.context import open_lab
+from arl.loop.launching import launch
+from arl.loop.run import OK, STOP
+from arl.loop.turn import next_turn
 from arl.steps.baseline import baseline
-from arl.steps.common import OK, STOP
 from arl.steps.image import image
-from arl.steps.launch import launch
-from arl.steps.next_step import next_turn
 from arl.steps.preflight import preflight
 from arl.steps.service import service_up
 from arl.steps.should_stop import should_stop

@@ -61,7 +61,7 @@ def transcript_excerpt(cfg: LabConfig, exp_id: int, limit: int = 40) -> str:
     with open(log, "rb") as f:
         f.seek(start)
         chunk = f.read(max(this.get("log_bytes", 0) - start, 0)).decode(errors="replace")
-    from arl.steps.common import readable
+    from arl.loop.costs import readable
 
     agent = next((r.get("agent") for r in results.read(cfg.results_file).rows if r["id"] == exp_id), None)
     lines = readable(agent or "command", chunk.splitlines())[-limit:]

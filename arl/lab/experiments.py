@@ -10,6 +10,7 @@ from typing import Any
 
 from arl.lab import gitobjects, gitops, results, slots, state
 from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
 from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import faults
 from arl.util.timing import phase
@@ -21,7 +22,7 @@ def now_iso() -> str:
 
 def row_for(
     cfg: LabConfig,
-    st: dict[str, Any],
+    st: RunState,
     exp_id: int,
     outcome: str,
     *,
@@ -55,7 +56,7 @@ def row_for(
 
 def record_failed(
     cfg: LabConfig,
-    st: dict[str, Any],
+    st: RunState,
     outcome: str,
     notes: str,
     tree: str,
@@ -121,7 +122,7 @@ def restore(cfg: LabConfig, slot: int = 0) -> None:
 
 def record_keep(
     cfg: LabConfig,
-    st: dict[str, Any],
+    st: RunState,
     notes: str,
     tree: str,
     *,
@@ -169,7 +170,7 @@ def record_keep(
     return _commit_or_veto(cfg, st, row, message, size, best_tree)
 
 
-def complete_keep(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
+def complete_keep(cfg: LabConfig, st: RunState, row: dict[str, Any]) -> None:
     """A keep whose row was written but whose commit never happened (the run died): commit it now."""
     message = gitops.keep_message(
         row["id"], row["run"] or 0, row["agent"] or "", row["score"], row["verified_score"], row["notes"] or ""
@@ -182,7 +183,7 @@ def complete_keep(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> No
 
 
 def _commit_or_veto(
-    cfg: LabConfig, st: dict[str, Any], row: dict[str, Any], message: str, size: int, best_tree: str
+    cfg: LabConfig, st: RunState, row: dict[str, Any], message: str, size: int, best_tree: str
 ) -> tuple[dict[str, Any], str]:
     with phase("git"):
         committed, output = gitops.commit_keep(cfg, row["commit"], message)
@@ -205,7 +206,7 @@ def _commit_or_veto(
     return vetoed, reason
 
 
-def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int, slot: int = 0) -> None:
+def note_transcript(cfg: LabConfig, st: RunState, exp_id: int, slot: int = 0) -> None:
     """Remember where this experiment's part of the agent transcript ends, for `arl show`."""
     name = slots.of(st, slot).get("container")
     size = 0
@@ -217,7 +218,7 @@ def note_transcript(cfg: LabConfig, st: dict[str, Any], exp_id: int, slot: int =
     )
 
 
-def progress(cfg: LabConfig, st: dict[str, Any], row: dict[str, Any]) -> None:
+def progress(cfg: LabConfig, st: RunState, row: dict[str, Any]) -> None:
     elapsed = int(time.time() - st.get("started", time.time()))
     h, rem = divmod(elapsed, 3600)
 

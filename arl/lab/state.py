@@ -6,11 +6,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
-from arl.util.fsutil import atomic_write, write_json
+from arl.lab.runstate import RunState, SlotState
+from arl.util.fsutil import write_json
 
 
 def state_path(cfg: LabConfig) -> Path:
@@ -25,27 +26,27 @@ def logs_dir(cfg: LabConfig) -> Path:
     return cfg.state_dir / "logs"
 
 
-def load(cfg: LabConfig) -> dict[str, Any]:
+def load(cfg: LabConfig) -> RunState:
+    """The run state on disk ({} when no run ever started here). A state written by an arl without slots has its
+    slot-0 keys at the top level: they move under slots["0"], so that a run it left is repaired by this one."""
     try:
-        return json.loads(state_path(cfg).read_text())
+        st = json.loads(state_path(cfg).read_text())
     except FileNotFoundError:
-        return {}
+        return cast(RunState, {})
     except ValueError:
-        raise ArlError(f"{state_path(cfg)} is not valid JSON; move it away to start fresh")
+        raise ArlError(f"{state_path(cfg)} is not valid JSON; move it away to start fresh") from None
+    if not isinstance(st, dict):
+        raise ArlError(f"{state_path(cfg)} is not a run state (a JSON object); move it away to start fresh")
+    if not st.get("slots") and any(k in st for k in SlotState.__annotations__):
+        st["slots"] = {"0": {k: st.pop(k) for k in SlotState.__annotations__ if k in st}}
+    return cast(RunState, st)
 
 
-def save(cfg: LabConfig, st: dict[str, Any]) -> None:
+def save(cfg: LabConfig, st: RunState) -> None:
     write_json(state_path(cfg), st)
 
 
-def update(cfg: LabConfig, **changes: Any) -> dict[str, Any]:
-    st = load(cfg)
-    st.update(changes)
-    save(cfg, st)
-    return st
-
-
-def require_run(cfg: LabConfig) -> dict[str, Any]:
+def require_run(cfg: LabConfig) -> RunState:
     st = load(cfg)
     if not st.get("active"):
         raise ArlError("no run is active in this lab; start one with `arl-step preflight --data DIR` or `arl run`")
@@ -112,7 +113,3 @@ def log_event(cfg: LabConfig, event: dict[str, Any]) -> None:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     with open(cfg.state_dir / "runs.jsonl", "a") as f:
         f.write(json.dumps({"time": time.time(), **event}) + "\n")
-
-
-def touch(path: Path, text: str = "") -> None:
-    atomic_write(path, text, fsync=False)

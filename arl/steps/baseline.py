@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from arl.errors import ArlError
+from arl.evaluation.verification import VerificationFailed, check_backend, host_evaluate
 from arl.lab import experiments, gitops, results, state
 from arl.lab.gitobjects import pipeline_tree
-from arl.steps.common import OK, data_dir, open_run
-from arl.steps.verify import check_backend, host_evaluate
+from arl.loop.run import OK, data_dir, open_run
 
 
 def baseline(lab: str | None) -> int:
@@ -26,26 +26,30 @@ def baseline(lab: str | None) -> int:
     st["phase"] = "baseline"
     state.save(cfg, st)
     tree = pipeline_tree(cfg)  # the committed pipeline, from git objects (never the folder's untracked files)
-    res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], tree)
-    if "error" in res:
-        raise ArlError(f"the unmodified pipeline does not evaluate, so there is no baseline: {res['error']}")
+    try:
+        res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], tree)
+    except VerificationFailed as e:
+        raise ArlError(f"the unmodified pipeline does not evaluate, so there is no baseline: {e}") from None
     holdout = None
-    if st["settings"].get("holdout"):
-        h = host_evaluate(cfg, st, Path(st["settings"]["holdout"]), 1, tree)
-        holdout = h.get("score")
+    hidden = st["settings"]["holdout"]
+    if hidden:
+        try:
+            holdout = host_evaluate(cfg, st, Path(hidden), 1, tree).score
+        except VerificationFailed:
+            pass  # as for every experiment: no holdout score, nothing else lost
     sha = gitops.snapshot(cfg, 0, tree, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
     row = experiments.row_for(
         cfg,
         st,
         0,
         "baseline",
-        score=res["score"],
-        verified=res["score"],
+        score=res.score,
+        verified=res.score,
         holdout=holdout,
         commit=sha,
         notes="baseline: the unmodified pipeline, evaluated by the host",
-        metrics=res.get("metrics"),
-        best=res["score"],
+        metrics=res.metrics,
+        best=res.score,
     )
     results.append(cfg.results_file, row)
     experiments.progress(cfg, st, row)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from arl.lab import state
-from arl.steps.common import OK, open_run
+from arl.loop.run import OK, open_run
 
 
 def image(lab: str | None) -> int:

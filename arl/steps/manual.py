@@ -8,19 +8,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from arl.errors import ArlError
+from arl.evaluation.verification import VerificationFailed, host_evaluate
 from arl.lab import experiments, gitobjects, results, slots, state
 from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.costs import account_cost
+from arl.loop.run import OK, data_dir, open_run
 from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
-from arl.steps.common import OK, account_cost, data_dir, open_run
-from arl.steps.verify import host_evaluate
 
 
 @contextmanager
-def _frozen(st: dict[str, Any], slot: int) -> Iterator[None]:
+def _frozen(st: RunState, slot: int) -> Iterator[None]:
     name = slots.of(st, slot).get("container")
     frozen = bool(name) and containers.pause(name)
     try:
@@ -42,18 +43,21 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
         if imported.tree == gitobjects.pipeline_tree(cfg):
             print("the workspace has no changes; nothing to commit")
             return OK
-        res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree, slot)
+        try:
+            res = host_evaluate(cfg, st, data_dir(st), st["settings"]["repeats"], imported.tree, slot)
+        except VerificationFailed as e:
+            res, failure = None, str(e)
         best = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
-        worse = "error" not in res and best is not None and not cfg.better(res["score"], best)
-        if worse and not force:
+        worse = res is not None and best is not None and not cfg.better(res.score, best)
+        if res is not None and worse and not force:
             raise ArlError(
-                f"the workspace verifies at {res['score']:.6g}, not better than the best {best:.6g}: nothing was "
+                f"the workspace verifies at {res.score:.6g}, not better than the best {best:.6g}: nothing was "
                 "recorded; pass --force to commit it anyway (the branch's head is then worse than the best score)"
             )
-        if worse:
-            print(f"arl: warning: committing a regression by hand ({res['score']:.6g}, best was {best:.6g})")
-        if "error" in res:
-            why = f"{notes}\n[arl] {res['error']}".strip()
+        if res is not None and worse:
+            print(f"arl: warning: committing a regression by hand ({res.score:.6g}, best was {best:.6g})")
+        if res is None:
+            why = f"{notes}\n[arl] {failure}".strip()
             row = experiments.record_failed(cfg, st, "vetoed", why, imported.tree, slot=slot)
         else:
             row, _ = experiments.record_keep(
@@ -62,10 +66,10 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
                 notes,
                 imported.tree,
                 score=None,
-                verified=res["score"],
+                verified=res.score,
                 holdout=None,
                 cost=account_cost(cfg, st, slot),
-                metrics=res.get("metrics", {}),
+                metrics=res.metrics,
                 slot=slot,
             )
         state.save(cfg, st)

@@ -6,8 +6,8 @@ import argparse
 
 from arl.lab import state
 from arl.lab.context import open_lab
+from arl.loop.run import OK, open_run
 from arl.sandbox import brokerproc, service
-from arl.steps.common import OK, open_run
 
 
 def service_up(lab: str | None) -> int:

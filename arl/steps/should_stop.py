@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from arl.steps.common import open_run, stop_rule
+from arl.loop.run import open_run
+from arl.loop.stopping import stop_rule
 
 
 def should_stop(lab: str | None) -> int:

@@ -6,9 +6,9 @@ import argparse
 
 from arl.lab import state
 from arl.lab.context import open_lab
+from arl.loop.repair import reconcile
+from arl.loop.run import OK
 from arl.sandbox import brokerproc, service
-from arl.steps.common import OK
-from arl.steps.repair import reconcile
 
 
 def teardown(lab: str | None, cause: str | None = None) -> int:
@@ -24,7 +24,7 @@ def teardown(lab: str | None, cause: str | None = None) -> int:
     service.stop(cfg)
     brokerproc.stop(cfg)
     reason = st.get("stop_reason") or cause or "interrupted (teardown before a stopping condition)"
-    st.update(active=False, phase="stopped", container=None, stop_reason=reason)
+    st.update(active=False, phase="stopped", stop_reason=reason)
     state.save(cfg, st)
     state.log_event(cfg, {"event": "end", "run": st.get("run"), "reason": reason, "cost": st.get("cost", 0.0)})
     state.release_lock(cfg)

@@ -6,43 +6,44 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from arl.lab import channel, experiments, gitobjects, gitops, results, slots, state, verdicts
 from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.costs import close_container_cost
+from arl.loop.decision import process_verdict
 from arl.sandbox import containers
 from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import sh
 
 
-def repair(cfg: LabConfig, old: dict[str, Any]) -> None:
+def repair(cfg: LabConfig, old: RunState) -> None:
     """A run that died: reconcile what it left, then mark it ended."""
     reconcile(cfg, old, "[arl] the run died mid-experiment")
     from arl.sandbox import brokerproc
 
     brokerproc.stop(cfg)  # its own session: it outlived the run; the next run starts one with current credentials
-    old.update(active=False, container=None, stop_reason=old.get("stop_reason") or "died (repaired)")
+    old.update(active=False, stop_reason=old.get("stop_reason") or "died (repaired)")
     state.save(cfg, old)
     state.log_event(cfg, {"event": "repaired", "run": old.get("run")})
 
 
-def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
+def reconcile(cfg: LabConfig, old: RunState, why: str) -> None:
     """Leave no container, no half-done keep, no unanswered verdict and no unrecorded attempt behind."""
     # 1. No container of the run survives; its transcript is saved first.
     numbers = slots.numbers(old) if old.get("settings") else [0]
     known = {slots.of(old, k).get("container") for k in numbers}
     for k in numbers if old.get("settings") else []:
         sl = slots.of(old, k)
-        if not sl.get("container"):
+        name = sl.get("container")
+        if not name:
             continue
-        from arl.steps.common import close_container_cost
-
         # Stopped before its transcript is read: an agent told to stop (SIGINT) may still report its cost.
-        containers.stop(sl["container"], grace=3, remove=False)
+        containers.stop(name, grace=3, remove=False)
         try:
             close_container_cost(cfg, old, k)
         except Exception as e:  # a transcript we cannot read must not block the repair
-            sh.say(f"  could not save the transcript of {sl['container']}: {e}")
+            sh.say(f"  could not save the transcript of {name}: {e}")
         sl["container"] = None  # its cost is closed: counted once
     for name in containers.ours(str(cfg.root)):
         if name not in known:  # the run's own agents, stopped above, are no leftovers: removed without a word
@@ -68,13 +69,11 @@ def reconcile(cfg: LabConfig, old: dict[str, Any], why: str) -> None:
         _answer_and_salvage(cfg, old, k, why)
 
 
-def _answer_and_salvage(cfg: LabConfig, old: dict[str, Any], slot: int, why: str) -> None:
+def _answer_and_salvage(cfg: LabConfig, old: RunState, slot: int, why: str) -> None:
     # 3. The verdict the dead run never answered is answered now (one: the expected seq; others are rejected).
     control = slots.control_dir(cfg, slot)
     sl = slots.of(old, slot)
     if old.get("settings") and verdicts.pending(control):
-        from arl.steps.decide import process_verdict
-
         rows = results.read(cfg.results_file).rows
         answered = {
             r["metrics"].get("verdict_seq"): r
@@ -133,7 +132,7 @@ def _trailer_experiment(cfg: LabConfig) -> int | None:
         return None
 
 
-def _remove_stale_git_locks(cfg: LabConfig, old: dict[str, Any]) -> bool:
+def _remove_stale_git_locks(cfg: LabConfig, old: RunState) -> bool:
     """Remove the lock files a git command of the dead run left; True if the index's lock was one of them.
 
     arl's own index files in .arl/ are arl's alone (we hold the run's lock). In the repository's git dir only the

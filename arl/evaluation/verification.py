@@ -1,0 +1,119 @@
+"""The host's own evaluation of a tree: checked out from git objects into a fresh host-owned folder, evaluated in a
+fresh network-less container that mounts it read-only. What is verified is what gets committed, by construction."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arl.errors import ArlError
+from arl.lab import slots
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState, image_of
+from arl.sandbox import containers
+from arl.sandbox.docker_run import container_name, verify_run
+from arl.sandbox.workspace import discard_checkout, fresh_checkout
+from arl.util import sh
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The host's measurement of a tree: the score that counts (the mean of `scores` over the repeats)."""
+
+    score: float
+    scores: list[float]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def spread(self) -> float:
+        return max(self.scores) - min(self.scores)
+
+
+class VerificationFailed(ArlError):
+    """The tree did not evaluate on the host (its backend failed, timed out or printed no result)."""
+
+
+def host_evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, tree: str, slot: int = 0) -> Verification:
+    """Evaluate `tree` as the host sees it, on the slot's GPU. Raises VerificationFailed with the reason."""
+    pipeline = fresh_checkout(cfg, tree, "verify")
+    try:
+        return _evaluate(cfg, st, data, repeats, pipeline, slot)
+    finally:
+        discard_checkout(pipeline)
+
+
+def _evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, pipeline: Path, slot: int) -> Verification:
+    name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
+    cmd = verify_run(cfg, image=image_of(st), name=name, run=st["run"], data=data, repeats=repeats, pipeline=pipeline,
+                     gpus=slots.gpu_for(cfg, slot))  # fmt: skip
+    # arl eval inside enforces eval_timeout per evaluation; this outer limit also covers container start-up.
+    limit = cfg.eval_timeout * repeats + 60
+    t0 = time.monotonic()
+    try:
+        code, out, err = sh.run(cmd, ok=None, timeout=limit)
+    except ArlError as e:
+        containers.stop(name, grace=1)
+        raise VerificationFailed(f"verification failed: {e}") from None
+    try:
+        obj = parse_eval_json(out)
+    except ArlError:
+        tail = (err or out).strip().splitlines()
+        raise VerificationFailed(f"verification failed (exit {code}): {tail[-1] if tail else 'no output'}") from None
+    if "error" in obj or code != 0:
+        raise VerificationFailed(str(obj.get("error", f"verification exited {code}")))
+    return Verification(
+        score=float(obj["score"]),
+        scores=[float(s) for s in obj.get("scores", [obj["score"]])],
+        metrics=dict(obj.get("metrics") or {}),
+        seconds=time.monotonic() - t0,
+    )
+
+
+def parse_eval_json(out: str) -> dict[str, Any]:
+    for line in reversed(out.strip().splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    raise ArlError(f"no JSON from the evaluation: {out.strip()[-200:]!r}")
+
+
+# Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.
+_CHECK = """import os, sys
+from arl.lab.config import find_lab, load
+from arl.evaluation.child import BackendProblem, load_backend_class
+cfg = load(find_lab())
+try:
+    load_backend_class(cfg.backend_module, cfg.backend_class)()
+except BackendProblem as e:
+    sys.exit(f"{e}")
+except Exception as e:
+    sys.exit(f"{cfg.backend_class}() failed: {type(e).__name__}: {e}")
+"""
+
+
+def check_backend(cfg: LabConfig, st: RunState, tree: str) -> str | None:
+    """Why the lab's backend cannot be imported and instantiated in the sandbox, or None when it can."""
+    pipeline = fresh_checkout(cfg, tree, "check")
+    name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
+    try:
+        cmd = verify_run(cfg, image=image_of(st), name=name, run=st["run"], data=Path(st["settings"]["data"]),
+                         repeats=1, pipeline=pipeline, command=["python3", "-c", _CHECK])  # fmt: skip
+        code, out, err = sh.run(cmd, ok=None, timeout=cfg.eval_timeout + 60)
+    except ArlError as e:
+        containers.stop(name, grace=1)
+        return str(e)
+    finally:
+        discard_checkout(pipeline)
+    lines = (err or out).strip().splitlines()
+    return None if code == 0 else (lines[-1] if lines else f"the backend check exited {code}")

@@ -1,0 +1,111 @@
+"""What the agents cost, from their transcripts under .arl/logs/ (and the API broker's count), and the live view of
+what they say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from arl.lab import slots, state
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.sandbox import containers
+
+
+def transcript_path(cfg: LabConfig, container: str) -> Path:
+    return state.logs_dir(cfg) / f"{container}.jsonl"
+
+
+def sync_transcript(cfg: LabConfig, st: RunState, slot: int = 0, live: bool = False) -> float:
+    """The slot's container's cost so far, from its transcript under .arl/logs/ (written by the attached
+    `docker run` as the agent streams); the live view prints the complete lines that are new."""
+    sl = slots.of(st, slot)
+    name = sl.get("container")
+    if not name:
+        return 0.0
+    path = transcript_path(cfg, name)
+    if live and path.exists():
+        shown = sl.get("shown_bytes", 0)
+        with open(path, "rb") as f:
+            f.seek(shown)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        if complete:
+            _live_view(st, complete, slot)
+            sl["shown_bytes"] = shown + len(complete)
+    return container_cost(cfg, st, path, slot)
+
+
+_ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, StreamAccount): parse only what is new
+
+
+def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> float:
+    """The agent's own count from its stream; with the API broker, the broker's count of this session when it is
+    higher (an agent killed mid-turn never reported what its last calls cost)."""
+    from arl.agents.base import StreamAccount
+    from arl.agents.registry import get_adapter
+    from arl.sandbox import brokerproc
+
+    agent = st["settings"]["agent"]
+    adapter = get_adapter(agent)
+    done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
+    if path.exists():
+        with open(path, "rb") as f:
+            f.seek(done)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a half-written last line waits for the next call
+        for line in complete.decode(errors="replace").splitlines():
+            adapter.parse_line(line, acc)
+        _ACCOUNTS[path] = (done + len(complete), acc)
+    own = float(adapter.cost(acc))
+    # one broker serves every slot: its count is this session's only when no other slot runs beside it
+    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker" and slots.count(st) == 1:
+        return max(own, brokerproc.session_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0)))
+    return own
+
+
+def readable(agent: str, lines: list[str]) -> list[str]:
+    """The short view of a stream: what the agent says, which tool it runs with the first line of its input,
+    its control characters escaped (these lines go to the user's terminal)."""
+    from arl.agents.base import StreamAccount
+    from arl.agents.registry import get_adapter
+    from arl.util.text import clean
+
+    adapter = get_adapter(agent)
+    acc = StreamAccount()
+    out = []
+    for line in lines:
+        for ev in adapter.parse_line(line, acc):
+            text = ev.text.strip()
+            if ev.kind in ("text", "tool_call", "retry", "final") and text:
+                out.append(f"agent {ev.kind}: {clean(text.splitlines()[0][:300])}")
+    return out
+
+
+def _live_view(st: RunState, new: bytes, slot: int = 0) -> None:
+    prefix = f"  [slot {slot}] " if slots.count(st) > 1 else "  "
+    for line in readable(st["settings"]["agent"], new.decode(errors="replace").splitlines()):
+        print(f"{prefix}{line}", flush=True)
+
+
+def account_cost(cfg: LabConfig, st: RunState, slot: int = 0) -> float:
+    """Bring the slot's and the run's cost up to date; return the slot's part not yet attributed to an experiment."""
+    sl = slots.of(st, slot)
+    current = sync_transcript(cfg, st, slot, live=True)
+    sl["cost"] = sl.get("cost_closed", 0.0) + current  # its closed containers + the live one
+    unattributed = sl["cost"] - sl.get("cost_attributed", 0.0)
+    sl["cost_attributed"] = sl["cost"]
+    st["cost"] = slots.total_cost(st)
+    return max(unattributed, 0.0)
+
+
+def close_container_cost(cfg: LabConfig, st: RunState, slot: int = 0) -> None:
+    """The slot's container is going away (stopped first): its final cost joins the closed total, once. Its
+    follower has written the last lines when it ends with the container."""
+    sl = slots.of(st, slot)
+    name = sl.get("container")
+    if name and not containers.follower_done(sl.get("follower"), 10.0):
+        print(f"arl: the transcript of {name} may be missing its last lines", flush=True)
+    current = sync_transcript(cfg, st, slot)
+    sl["cost"] = sl["cost_closed"] = sl.get("cost_closed", 0.0) + current
+    st["cost"] = slots.total_cost(st)

@@ -1,0 +1,220 @@
+"""Answering a verdict: freeze the agent's container, check the claim, verify a keep on the host, commit or revert,
+write the ack, thaw (or leave it frozen when the run is over)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
+from arl.lab import channel, experiments, results, slots, state, verdicts
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.costs import account_cost
+from arl.loop.launching import write_results_view
+from arl.loop.run import OK, data_dir, open_run
+from arl.loop.stopping import stop_reason
+from arl.sandbox import containers
+from arl.sandbox.workspace import workspace
+from arl.util import faults, timing
+from arl.util.text import clean
+
+
+class Judgement(NamedTuple):
+    """The host's answer to a proposed keep."""
+
+    accepted: bool
+    score: float | None  # the score that counts: the host's when it verifies, else the agent's
+    reason: str  # why it was vetoed ("" when accepted)
+    verification: Verification | None  # None when verification is off or failed
+
+
+def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slot: int = 0) -> Judgement:
+    s = st["settings"]
+    best, _ = results.best_of(cfg, results.read(cfg.results_file).rows)
+    if not s["verify"]:
+        if v.score is None:
+            return Judgement(False, None, "no score in the verdict (run `arl eval` before `arl verdict`)", None)
+        ok = cfg.better(v.score, best, s["min_improvement"])
+        return Judgement(ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", None)
+    try:
+        with timing.phase("verify"):
+            res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree, slot)
+    except VerificationFailed as e:
+        return Judgement(False, None, str(e), None)
+    margin = s["min_improvement"]
+    if s["repeats"] > 1:
+        margin = max(margin, res.spread)  # noise-aware: the gain must exceed the measured spread too
+    if cfg.better(res.score, best, margin):
+        return Judgement(True, res.score, "", res)
+    reason = (
+        f"the host measured {res.score:.6g} (you reported {v.score if v.score is not None else 'nothing'}); "
+        f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}"
+    )
+    return Judgement(False, res.score, reason, res)
+
+
+def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> dict[str, Any] | None:
+    """Handle one verdict file of the slot; returns the results row, or None when the verdict was rejected."""
+    control = slots.control_dir(cfg, slot)
+    sl = slots.of(st, slot)
+    v = verdicts.read(path, sl["seq"])
+    tree = ""
+    if isinstance(v, verdicts.Verdict):
+        # The workspace is imported as data: the host never runs git, or anything that reads config, inside it.
+        with timing.phase("import"):
+            imported = workspace(cfg, slot).import_tree(strict=True)
+        tree = imported.tree
+        if not imported.ok:
+            v = verdicts.Rejected(str(v.seq), f"the workspace cannot be imported: {imported.problems[0]}")
+        elif v.action == "keep" and v.tree != tree:
+            v = verdicts.Rejected(
+                str(v.seq),
+                "the pipeline changed after the `arl eval` this verdict reports (or no "
+                "`arl eval` ran): run `arl eval` again, then `arl verdict`",
+            )
+    if isinstance(v, verdicts.Rejected):
+        channel.answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
+        channel.archive(path, cfg.state_dir / "verdicts")
+        print(f"[verdict {v.tag}] rejected: {clean(v.reason)}", flush=True)
+        return None
+    # Journal first: a run killed from here on is repaired by the next preflight.
+    st.update(phase="deciding")
+    sl["deciding"] = v.seq
+    state.save(cfg, st)
+    faults.point("decide:after-journal")
+    cost = account_cost(cfg, st, slot)
+    notes = v.notes
+    if v.action == "keep":
+        ok, counted, reason, res = judge_keep(cfg, st, v, tree, slot)
+        faults.point("decide:after-verify")
+        # The verdict's seq rides in the row, so a repair can tell an answered verdict from a new one.
+        metrics = {**((res and res.metrics) or v.metrics), "verdict_seq": v.seq}
+        if res and len(res.scores) > 1:
+            metrics = {**metrics, "verify_scores": res.scores, "verify_spread": res.spread}
+        verified = counted if st["settings"]["verify"] else None
+        if ok:
+            holdout = _holdout(cfg, st, tree, slot)
+            row, reason = experiments.record_keep(
+                cfg, st, notes, tree, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics,
+                slot=slot,
+            )  # fmt: skip
+        else:
+            row = experiments.record_failed(
+                cfg,
+                st,
+                "vetoed",
+                f"{notes}\n[arl] {reason}".strip(),
+                tree,
+                score=v.score,
+                verified=verified,
+                cost=cost,
+                metrics=metrics,
+                slot=slot,
+            )
+    else:
+        row = experiments.record_failed(
+            cfg, st, "discard", notes, tree, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq},
+            slot=slot,
+        )  # fmt: skip
+        reason = ""
+    rows = results.read(cfg.results_file).rows
+    best, best_id = results.best_of(cfg, rows)
+    ack = {
+        "seq": v.seq,
+        "experiment": row["id"],
+        "outcome": row["outcome"],
+        "score": row["score"],
+        "verified_score": row["verified_score"],
+        "best": best,
+        "reason": reason,
+    }
+    if slots.count(st) > 1:  # the best may have moved under this slot: which experiment holds it, and why
+        holder = next((r for r in rows if r["id"] == best_id), None)
+        ack.update(best_experiment=best_id, best_notes=str(holder["notes"] or "")[:500] if holder else "")
+    with timing.phase("ack"):
+        channel.answer(control, v.seq, ack)
+    faults.point("decide:after-ack")
+    channel.archive(path, cfg.state_dir / "verdicts")
+    # A verdict is progress: the outage, idle-session and crash counters start over.
+    for key in ("outage_since", "outage_attempts", "idle_ends", "last_end"):
+        sl.pop(key, None)
+    sl.update(
+        verdicts_since_launch=sl.get("verdicts_since_launch", 0) + 1,
+        seq=v.seq + 1,
+        restarts=0,
+        last_progress=time.time(),
+        deciding=None,
+    )
+    st.update(iterations=st.get("iterations", 0) + 1, phase="running")
+    channel.write_control(control / "expected.json", {"seq": sl["seq"]})
+    return row
+
+
+def _holdout(cfg: LabConfig, st: RunState, tree: str, slot: int) -> float | None:
+    h = st["settings"].get("holdout")
+    if not h:
+        return None
+    try:
+        return host_evaluate(cfg, st, Path(h), 1, tree, slot).score
+    except VerificationFailed:
+        return None  # a holdout that does not evaluate hides nothing and decides nothing
+
+
+def decide(lab: str | None, slot: int | None = None) -> int:
+    """One verdict: the slot's (default: the one `wait` found, else the oldest pending). Only that slot's container
+    is frozen meanwhile; the others go on working."""
+    cfg, st = open_run(lab)
+    if slot is None:
+        ready = st.get("ready") or {}
+        slot = int(ready.get("slot", 0)) if ready.get("why") == "verdict" else oldest_pending(cfg, st)
+    sl = slots.of(st, slot)
+    name = sl.get("container")
+    timing.take()
+    with timing.phase("freeze"):
+        frozen = bool(name) and containers.pause(name)  # no edit can race the commit
+    faults.point("decide:after-pause")
+    control = slots.control_dir(cfg, slot)
+    # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
+    expected = control / f"verdict-{sl['seq']}.json"
+    channel.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
+    if os.path.lexists(expected):
+        landed = _mtime(expected)
+        row = process_verdict(cfg, st, expected, slot)
+        st.pop("ready", None)
+        state.save(cfg, st)
+        if row is not None:
+            experiments.progress(cfg, st, row)
+            timing.current["detect"] = max(sl.get("detected_at", landed) - landed, 0.0)
+            timing.current["verdict_to_ack"] = max(_mtime(control / f"ack-{row_seq(row)}.json") - landed, 0.0)
+    with timing.phase("results"):
+        write_results_view(cfg)
+    # When the run is over, leave the agent frozen: it cannot start an edit that teardown would interrupt.
+    with timing.phase("unfreeze"):
+        if frozen and name and stop_reason(cfg, st) is None:
+            containers.unpause(name)
+    state.log_event(cfg, {"event": "timing", "run": st["run"], **timing.take()})
+    return OK
+
+
+def oldest_pending(cfg: LabConfig, st: RunState) -> int:
+    """The slot whose expected verdict landed first (0 when none is pending)."""
+    landed = []
+    for k in slots.numbers(st):
+        path = slots.control_dir(cfg, k) / f"verdict-{slots.of(st, k).get('seq', 0)}.json"
+        if os.path.lexists(path):
+            landed.append((_mtime(path), k))
+    return min(landed)[1] if landed else 0
+
+
+def _mtime(path: Any) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def row_seq(row: dict[str, Any]) -> Any:
+    return row.get("metrics", {}).get("verdict_seq")

@@ -1,0 +1,111 @@
+"""A slot's agent's container ended or went silent. How it ended decides what happens:
+
+- an API outage (its own retries ran out) is no experiment and spends no iteration: wait (30 s doubling to 10 min,
+  with jitter, at least the API's Retry-After) and relaunch, until `max_api_outage_minutes` of failure;
+- a clean end (it said it was done, or hit a turn limit) relaunches at once with a preamble on what happened so
+  far; only sessions that end again and again without a verdict back off, and stop after `max_restarts`;
+- anything else (a crash, the iteration timeout) saves what it left as a `crash`, restores, relaunches."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from arl.agents.ending import end_of, outage_retry_after
+from arl.lab import experiments, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.costs import close_container_cost
+from arl.loop.launching import start_container
+from arl.loop.run import OK, open_run
+from arl.loop.stopping import stop_reason
+from arl.sandbox import containers
+from arl.util import faults
+
+
+def restart(lab: str | None, slot: int | None = None) -> int:
+    """The slot's container (default: the one `wait` found gone or silent) ended: record, then relaunch."""
+    cfg, st = open_run(lab)
+    ready = st.pop("ready", None) or {}
+    if slot is None:
+        slot = int(ready.get("slot", 0)) if ready.get("why") in ("gone", "timeout") else 0
+    sl = slots.of(st, slot)
+    name = sl.get("container") or ""
+    cs = containers.state(name)
+    timed_out = cs.exists and cs.alive
+    if not cs.exists:
+        why = "the container disappeared"
+    elif timed_out:
+        why = f"no verdict within the iteration timeout ({st['settings']['iteration_timeout']:g} s)"
+    elif cs.oom_killed:
+        why = f"the container ran out of memory (limit {cfg.memory or 'none'})"
+    else:
+        tail = containers.stderr_tail(name, 3).replace("\n", " | ")
+        why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
+    cost_before = sl.get("cost_attributed", 0.0)
+    containers.stop(name, grace=2)  # first: its follower then writes the stream's last lines and ends
+    close_container_cost(cfg, st, slot)
+    end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code, slot)
+    if end in ("api_error", "done", "limit"):
+        return _relaunch(cfg, st, slot, end, why)
+    cost = max(sl.get("cost", 0.0) - cost_before, 0.0)
+    sl["cost_attributed"] = sl.get("cost", 0.0)
+    tree, left_out = experiments.salvage(cfg, slot)
+    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost, slot=slot)
+    faults.point("restart:after-record")
+    experiments.progress(cfg, st, row)
+    sl.pop("last_end", None)  # the next session starts a new attempt from the best tree, not where this one was
+    sl.update(container=None, restarts=sl.get("restarts", 0) + 1, last_progress=time.time())
+    st["iterations"] = st.get("iterations", 0) + 1
+    state.save(cfg, st)
+    if stop_reason(cfg, st) is None:
+        start_container(cfg, st, slot, reseed=False)  # record_failed has just restored the workspace to the best
+    return OK
+
+
+def _relaunch(cfg: LabConfig, st: RunState, slot: int, end: str, why: str) -> int:
+    """No experiment is recorded: the workspace stays as the agent left it, for the next session to go on."""
+    now = time.time()
+    sl = slots.of(st, slot)
+    sl["container"] = None
+    if end == "api_error":
+        since = sl.setdefault("outage_since", now)
+        attempts = sl["outage_attempts"] = sl.get("outage_attempts", 0) + 1
+        limit = st["settings"].get("max_api_outage_minutes", 60) * 60
+        if now - since >= limit:
+            st["fatal"] = f"max_api_outage_minutes: the API has failed for {(now - since) / 60:.0f} min"
+            state.save(cfg, st)
+            return OK
+        delay = min(30 * 2 ** (attempts - 1), 600) * random.uniform(0.8, 1.2)
+        delay = min(max(delay, outage_retry_after(cfg, sl)), since + limit - now)
+        _wait(cfg, st, delay, f"the agent stopped on API errors ({why})")
+    else:
+        sl["idle_ends"] = sl.get("idle_ends", 0) + (0 if sl.get("verdicts_since_launch") else 1)
+        if sl["idle_ends"] > st["settings"]["max_restarts"]:
+            st["fatal"] = (
+                f"max_restarts: the agent's sessions ended {sl['idle_ends']} times in a row without a verdict "
+                f"(last: {end}, {why})"
+            )
+            state.save(cfg, st)
+            return OK
+        if sl["idle_ends"] > 1:
+            _wait(cfg, st, min(30 * 2 ** (sl["idle_ends"] - 2), 600), f"the agent's session ended ({end})")
+    sl["last_end"] = f"{end}: {why}"
+    sl["last_progress"] = time.time()
+    state.save(cfg, st)
+    if stop_reason(cfg, st) is None:
+        print(f"relaunching the agent after its session ended ({end})", flush=True)
+        start_container(cfg, st, slot, reseed=False)
+    return OK
+
+
+def _wait(cfg: LabConfig, st: RunState, delay: float, what: str) -> None:
+    """Sleep until the retry, in short steps: the stop rule (max_hours...) and a Ctrl-C still act meanwhile."""
+    st["phase"] = "waiting for the API" if "API" in what else "backing off"
+    st["retry_at"] = time.time() + delay
+    state.save(cfg, st)
+    m, s = divmod(int(delay), 60)
+    print(f"{what}; waiting for the API (retry in {m}m {s}s)" if "API" in what else f"{what}; retry in {m}m {s}s")
+    while time.time() < st["retry_at"] and stop_reason(cfg, st) is None:
+        time.sleep(min(1.0, max(st["retry_at"] - time.time(), 0.0)))
+    st.pop("retry_at", None)

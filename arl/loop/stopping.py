@@ -1,0 +1,60 @@
+"""When the run stops: the stopping conditions, checked after every experiment, as one pure function of the state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from arl.lab import results, slots, state
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.run import GO_ON, STOP
+from arl.sandbox import containers
+
+
+def stop_reason(cfg: LabConfig, st: RunState, rows: list[dict[str, Any]] | None = None) -> str | None:
+    """The first stopping condition that holds, as a short reason, or None. A pure function of the state."""
+    s = st["settings"]
+    fatal = st.get("fatal")
+    if fatal:
+        return fatal
+    if s["max_iterations"] and st.get("iterations", 0) >= s["max_iterations"]:
+        return f"max_iterations: {st['iterations']} experiments in this run"
+    if s["max_hours"] and time.time() - st["started"] >= s["max_hours"] * 3600:
+        return f"max_hours: {s['max_hours']:g} h elapsed"
+    if s["max_cost"] and st.get("cost", 0.0) >= s["max_cost"]:
+        return f"max_cost: ${st.get('cost', 0.0):.4f} spent (limit ${s['max_cost']:g})"
+    restarts = max(slots.of(st, k).get("restarts", 0) for k in slots.numbers(st))
+    if restarts > s["max_restarts"]:
+        return f"max_restarts: {restarts} container failures in a row (limit {s['max_restarts']})"
+    rows = results.read(cfg.results_file).rows if rows is None else rows
+    target = s.get("target_score")
+    b = results.best_of(cfg, rows)[0]
+    if target is not None and b is not None and (b >= target if cfg.maximize else b <= target):
+        return f"target_score: best {b:.6g} reached the target {target:g}"
+    plateau = results.plateau(cfg, rows)
+    if s["plateau_threshold"] and plateau >= s["plateau_threshold"]:
+        return (
+            f"plateau_threshold: {plateau} experiments in a row without beating the best "
+            f"(to go on: --plateau-threshold {plateau + s['plateau_threshold']}, or 0 for no limit)"
+        )
+    return None
+
+
+def stop_rule(cfg: LabConfig, st: RunState) -> int:
+    """STOP (and the reason printed, logged once, every slot frozen) when a stopping condition holds, else GO_ON.
+    `should-stop` is this alone; `next` ends with it."""
+    reason = stop_reason(cfg, st)
+    if reason is None:
+        return GO_ON
+    if st.get("stop_reason") != reason:
+        st["stop_reason"] = reason
+        state.save(cfg, st)
+        state.log_event(cfg, {"event": "stop", "run": st["run"], "reason": reason})
+    print(f"stop: {reason}", flush=True)
+    # Every slot is frozen now: none starts another verdict; teardown answers those already written.
+    for k in slots.numbers(st):
+        name = slots.of(st, k).get("container")
+        if name and containers.state(name).status == "running":
+            containers.pause(name)
+    return STOP

@@ -1,0 +1,103 @@
+"""Waiting for the next thing to decide: a slot's verdict (the oldest first), a container gone, an agent silent past
+the iteration timeout, or a host service that died."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from arl.lab import slots, state, verdicts
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState
+from arl.loop.costs import sync_transcript
+from arl.loop.run import GONE, OK, TIMED_OUT, open_run
+from arl.sandbox import containers, service
+
+POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
+
+
+CHECK_CONTAINER = 0.5  # asking the engine is not
+
+
+LIVE_VIEW = 2.0  # `docker logs` returns the whole stream so far: fetch it for the live view only now and then
+
+
+def wait(lab: str | None) -> int:
+    """Until some slot has a verdict (the oldest first), or a slot's container is gone or silent past the
+    iteration timeout. Which slot, and why, is kept in the state for `decide` / `restart` (and printed)."""
+    cfg, st = open_run(lab)
+    limit = st["settings"]["iteration_timeout"]  # 0: no timeout (an agent may think as long as it needs)
+    next_check = next_view = 0.0
+    st["phase"] = "waiting"
+    state.save(cfg, st)
+    while True:
+        ready = _oldest_verdict(cfg, st)
+        if ready is not None:
+            return _ready(cfg, st, ready, "verdict", OK)
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + CHECK_CONTAINER
+            for k in slots.numbers(st):
+                name = slots.of(st, k).get("container") or ""
+                if not containers.state(name).alive:
+                    if verdicts.pending(slots.control_dir(cfg, k)):
+                        return _ready(cfg, st, k, "verdict", OK)  # written just before the container died
+                    print(f"container {name} is gone{_which(st, k)}", flush=True)
+                    return _ready(cfg, st, k, "gone", GONE)
+            if now >= next_view:
+                next_view = now + LIVE_VIEW
+                for k in slots.numbers(st):
+                    sync_transcript(cfg, st, k, live=True)
+            if cfg.host_service is not None and not service_healthy(cfg, st):
+                return OK  # nothing to decide; should-stop reports why the run must end
+        for k in slots.numbers(st):
+            deadline = slots.of(st, k).get("last_progress", time.time()) + limit if limit else math.inf
+            if time.time() >= deadline:
+                print(f"no verdict within the iteration timeout ({limit:g} s){_which(st, k)}", flush=True)
+                return _ready(cfg, st, k, "timeout", TIMED_OUT)
+        time.sleep(POLL)
+
+
+def _oldest_verdict(cfg: LabConfig, st: RunState) -> int | None:
+    """The slot whose pending verdict arrived first (decisions go in arrival order)."""
+    best: tuple[float, int] | None = None
+    for k in slots.numbers(st):
+        for path in verdicts.pending(slots.control_dir(cfg, k)):
+            try:
+                landed = os.lstat(path).st_mtime
+            except OSError:
+                continue
+            if best is None or (landed, k) < best:
+                best = (landed, k)
+    return None if best is None else best[1]
+
+
+def _ready(cfg: LabConfig, st: RunState, slot: int, why: str, code: int) -> int:
+    st["ready"] = {"slot": slot, "why": why}
+    if why == "verdict":
+        slots.of(st, slot)["detected_at"] = time.time()
+    state.save(cfg, st)
+    return code
+
+
+def _which(st: RunState, slot: int) -> str:
+    return f" (slot {slot})" if slots.count(st) > 1 else ""
+
+
+def service_healthy(cfg: LabConfig, st: RunState) -> bool:
+    """A host service that died is restarted once; a second death ends the run with the reason."""
+    if service.running_pid(cfg) is not None:
+        return True
+    log = cfg.state_dir / "logs" / "service.log"
+    if st.get("service_restarts", 0) >= 1:
+        st["fatal"] = f"the host service died again after one restart; see {log}"
+        state.save(cfg, st)
+        print(st["fatal"], flush=True)
+        return False
+    print(f"the host service died; restarting it once (see {log})", flush=True)
+    service.stop(cfg)
+    service.up(cfg)
+    st["service_restarts"] = st.get("service_restarts", 0) + 1
+    state.save(cfg, st)
+    return True
