@@ -258,22 +258,34 @@ def exit_now(code: int) -> int:
     os._exit(code)
 
 
-def _main(argv: list[str]) -> int:
-    name = chosen(argv, list(COMMANDS))
-    # no command named: `arl`, `arl --help` need no command's options; a word that is no command (an error to
-    # come, or a spelling the scan does not know) gets the full parser, so that argparse says what it always said
-    parser = build_parser(name, everything=name is None and any(not a.startswith("-") for a in argv))
+def parse(argv: list[str], names: list[str], build: Callable[..., Parser], dest: str) -> argparse.Namespace | None:
+    """argv parsed by a parser built for the one command it names; None (after printing the help) when it names
+    none. A word that is no command (an error to come, or a spelling the scan does not know) gets the full parser,
+    so that argparse says what it always said; `--help` alone needs no command's options."""
+    name = chosen(argv, names)
+    parser = build(name, everything=name is None and any(not a.startswith("-") for a in argv))
     args = parser.parse_args(argv)
-    if not args.command:
+    if not getattr(args, dest):
         parser.print_help()
-        return 2
-    return _dispatch(args)
+        return None
+    return args
+
+
+def entry(prog: str, argv: Sequence[str] | None, body: Callable[[list[str]], int]) -> int:
+    """A console script's main: called as a function (tests, other tools), an ordinary return; as the script, the
+    fast exit once the output is flushed."""
+    if argv is not None:
+        return handle_errors(prog, list(argv), body)
+    return exit_now(handle_errors(prog, sys.argv[1:], body))
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(argv, list(COMMANDS), build_parser, "command")
+    return 2 if args is None else _dispatch(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is not None:  # called as a function (tests, other tools): an ordinary return
-        return handle_errors("arl", list(argv), _main)
-    return exit_now(handle_errors("arl", sys.argv[1:], _main))
+    return entry("arl", argv, _main)
 
 
 if __name__ == "__main__":

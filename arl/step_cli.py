@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from arl.cli import Parser, add_run_flags, chosen, common_options, exit_now, handle_errors
+from arl.cli import Parser, add_run_flags, common_options, entry, parse
 
 # name -> (module in arl.steps, what it does, its exit codes)
 STEPS: dict[str, tuple[str, str, str]] = {
@@ -78,20 +78,15 @@ def build_parser(only: str | None = None, everything: bool = True) -> Parser:
 
 
 def _main(argv: list[str]) -> int:
-    name = chosen(argv, list(STEPS))
-    parser = build_parser(name, everything=name is None and any(not a.startswith("-") for a in argv))
-    args = parser.parse_args(argv)
-    if not args.step:
-        parser.print_help()
+    args = parse(argv, list(STEPS), build_parser, "step")
+    if args is None:
         return 2
     module = import_module(f"arl.steps.{STEPS[args.step][0]}")
     return int(module.from_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is not None:  # called as a function: an ordinary return
-        return handle_errors("arl-step", list(argv), _main)
-    return exit_now(handle_errors("arl-step", sys.argv[1:], _main))
+    return entry("arl-step", argv, _main)
 
 
 if __name__ == "__main__":

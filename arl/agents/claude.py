@@ -27,7 +27,7 @@ from arl.agents.base import AgentContext, Event, LaunchSpec, Mount, StreamAccoun
 from arl.agents.claude_auth import add_credentials as _add_credentials
 from arl.agents.claude_auth import broker_credentials
 from arl.agents.pricing import claude_cost
-from arl.agents.stream import as_int, content_text, end_without_final, first_line, json_object, tool_summary
+from arl.agents.stream import JsonLinesReader, as_int, content_text, first_line, tool_summary
 from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
 from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
 
@@ -37,7 +37,7 @@ LIMIT_SUBTYPES = {"error_max_turns", "error_max_budget_usd", "error_max_structur
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
-class ClaudeAdapter:
+class ClaudeAdapter(JsonLinesReader):
     name = "claude"
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
@@ -77,29 +77,23 @@ class ClaudeAdapter:
         head = line.lstrip()
         if head.startswith(_STREAM_EVENT) and '"message_start"' not in head and '"message_delta"' not in head:
             return []  # a content delta: most of a partial-message stream, and nothing in it counts
-        obj = json_object(line)
-        if obj is None:
-            return []  # a terminal, wrapper or runtime printed something that is not ours: ignore it
+        return super().parse_line(line, acc)
+
+    def events(self, obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
         kind = obj.get("type")
         if kind == "system":
-            events = _system(obj, acc)
-        elif kind == "assistant":
-            events = _assistant(obj, acc)
-        elif kind == "user":
-            events = _user(obj)
-        elif kind == "result":
-            events = _result(obj, acc)
-        elif kind == "stream_event":
-            events = _stream_event(obj, acc)
-        else:
-            events = []
-        acc.events += len(events)
-        return events
+            return _system(obj, acc)
+        if kind == "assistant":
+            return _assistant(obj, acc)
+        if kind == "user":
+            return _user(obj)
+        if kind == "result":
+            return _result(obj, acc)
+        if kind == "stream_event":
+            return _stream_event(obj, acc)
+        return []
 
-    def end_class(self, acc: StreamAccount, exit_code: int | None) -> str:
-        final = acc.final
-        if final is None:
-            return end_without_final(exit_code)
+    def final_end(self, final: dict[str, Any], acc: StreamAccount, exit_code: int | None) -> str:
         if final.get("subtype") in LIMIT_SUBTYPES or final.get("terminal_reason") in ("max_turns", "budget_exhausted"):
             return "limit"
         if final.get("terminal_reason") == "api_error" and _outage(final.get("api_error_status")):

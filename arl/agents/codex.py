@@ -18,7 +18,7 @@ from typing import Any
 
 from arl.agents.base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
 from arl.agents.pricing import openai_cost
-from arl.agents.stream import as_int, end_without_final, first_line, json_object
+from arl.agents.stream import JsonLinesReader, as_int, first_line
 from arl.errors import ArlError
 from arl.sandbox.brokerproc import CODEX_PORT
 from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
@@ -50,7 +50,7 @@ def host_key(ctx: AgentContext) -> str:
     raise ArlError(NO_KEY)
 
 
-class CodexAdapter:
+class CodexAdapter(JsonLinesReader):
     name = "codex"
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
@@ -77,40 +77,28 @@ class CodexAdapter:
         spec.auth, spec.secrets, spec.network = f"{var} (environment)", ["CODEX_API_KEY"], ctx.network
         return spec
 
-    def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
-        obj = json_object(line)
-        if obj is None:
-            return []
+    def events(self, obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
         kind = str(obj.get("type", ""))
         if kind == "arl.model":
             acc.model = str(obj.get("model") or acc.model)
-            events: list[Event] = []
-        elif kind in ("thread.started", "thread.resumed"):
-            events = [
-                Event("started", f"Codex thread {obj.get('thread_id', '?')}", {"thread_id": obj.get("thread_id")})
-            ]
-        elif kind.startswith("item.") and isinstance(obj.get("item"), dict):
-            events = _item(kind, obj["item"])
-        elif kind == "turn.completed":
-            events = _turn_completed(obj, acc)
-        elif kind == "turn.failed":
-            events = _turn_failed(obj, acc)
-        elif kind == "error":
-            message = str(obj.get("message", ""))
-            if _RETRYING.search(message):
-                events = [Event("retry", first_line(message), {"message": message})]
-            else:
-                acc.is_error = True
-                events = [Event("text", f"error: {first_line(message)}", {"error": message})]
-        else:
-            events = []
-        acc.events += len(events)
-        return events
+            return []
+        if kind in ("thread.started", "thread.resumed"):
+            return [Event("started", f"Codex thread {obj.get('thread_id', '?')}", {"thread_id": obj.get("thread_id")})]
+        if kind.startswith("item.") and isinstance(obj.get("item"), dict):
+            return _item(kind, obj["item"])
+        if kind == "turn.completed":
+            return _turn_completed(obj, acc)
+        if kind == "turn.failed":
+            return _turn_failed(obj, acc)
+        if kind != "error":
+            return []
+        message = str(obj.get("message", ""))
+        if _RETRYING.search(message):
+            return [Event("retry", first_line(message), {"message": message})]
+        acc.is_error = True
+        return [Event("text", f"error: {first_line(message)}", {"error": message})]
 
-    def end_class(self, acc: StreamAccount, exit_code: int | None) -> str:
-        final = acc.final
-        if final is None:
-            return end_without_final(exit_code)
+    def final_end(self, final: dict[str, Any], acc: StreamAccount, exit_code: int | None) -> str:
         if final.get("type") == "turn.failed":
             return "limit" if _LIMIT.search(_error_message(final)) else "error"
         return "error" if acc.is_error and exit_code not in (None, 0) else "done"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from arl.agents.base import Event, StreamAccount
+
 # Fields that say best what a tool call does, in the order they are tried (Bash command, Read/Edit path, ...)
 _SUMMARY_KEYS = ("command", "file_path", "notebook_path", "path", "pattern", "url", "query", "prompt", "description")
 
@@ -66,3 +68,27 @@ def end_without_final(exit_code: int | None) -> str:
     if exit_code == 124:
         return "timeout"
     return "error"
+
+
+class JsonLinesReader:
+    """The reading half of an adapter whose agent prints one JSON object a line: each object becomes events (by
+    `events`, the adapter's own), counted; the end is classified from the agent's final event (by `final_end`)."""
+
+    def events(self, obj: dict[str, Any], acc: StreamAccount) -> list[Event]:
+        raise NotImplementedError
+
+    def final_end(self, final: dict[str, Any], acc: StreamAccount, exit_code: int | None) -> str:
+        raise NotImplementedError
+
+    def parse_line(self, line: str, acc: StreamAccount) -> list[Event]:
+        obj = json_object(line)
+        if obj is None:
+            return []  # a terminal, wrapper or runtime printed something that is not ours: ignore it
+        found = self.events(obj, acc)
+        acc.events += len(found)
+        return found
+
+    def end_class(self, acc: StreamAccount, exit_code: int | None) -> str:
+        if acc.final is None:
+            return end_without_final(exit_code)
+        return self.final_end(acc.final, acc, exit_code)

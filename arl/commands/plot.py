@@ -9,12 +9,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arl.errors import ArlError, UsageError
 from arl.lab import config
 from arl.lab import results as res
 from arl.lab.config import LabConfig
+
+if TYPE_CHECKING:
+    from arl.lab.results import Row
 
 _KEPT = ("baseline", "keep")
 DEFAULT_OUTPUT = "progress.png"
@@ -28,7 +31,7 @@ class Series:
     label: str
     path: Path
     maximize: bool
-    rows: list[dict[str, Any]]
+    rows: list[Row]
 
 
 @dataclass
@@ -93,7 +96,7 @@ def _better(a: float, b: float | None, maximize: bool) -> bool:
     return b is None or (a > b if maximize else a < b)
 
 
-def _running_best(rows: list[dict[str, Any]], maximize: bool) -> tuple[list[int], list[float]]:
+def _running_best(rows: list[Row], maximize: bool) -> tuple[list[int], list[float]]:
     xs: list[int] = []
     ys: list[float] = []
     best: float | None = None
@@ -154,7 +157,7 @@ def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style, by
     seen = sorted({int(r.get("slot") or 0) for r in scored})
     by_slot = by_slot and len(seen) > 1
 
-    def hue(rows: list[dict[str, Any]]) -> Any:
+    def hue(rows: list[Row]) -> Any:
         return [COLOURS[(int(r.get("slot") or 0) + 1) % len(COLOURS)] for r in rows] if by_slot else colour
 
     kept = [r for r in scored if r["outcome"] in _KEPT]

@@ -17,18 +17,20 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
+    from arl.lab.results import Row
+
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "slot", "score", "verified_score", "holdout_score", "best", "cost_usd"}
 
 
 def select(
     cfg: LabConfig,
-    rows: list[dict[str, Any]],
+    rows: list[Row],
     last: int | None,
     best: bool,
     run: int | None = None,
     slot: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """The rows shown: the whole history unless --run, --slot, --last or --best narrows it."""
     if best:
         kept = [r for r in rows if r["outcome"] == "keep"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arl.lab import results, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
 from arl.lab.runstate import RunState
 from arl.util.text import clean
+
+if TYPE_CHECKING:
+    from arl.lab.results import Row
 
 
 def status_of(cfg: LabConfig) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
     }
 
 
-def _slot(st: RunState, k: int, rows: list[dict[str, Any]], active: bool) -> dict[str, Any]:
+def _slot(st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]:
     sl = slots.of(st, k)
     mine = [r for r in rows if int(r.get("slot") or 0) == k and r["run"] == st.get("run")]
     if not active:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from arl.lab import gitobjects, gitops, results, slots, state
 from arl.lab.config import LabConfig
@@ -15,91 +16,64 @@ from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import faults
 from arl.util.timing import phase
 
+if TYPE_CHECKING:
+    from arl.lab.results import Row
+
 
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def row_for(
-    cfg: LabConfig,
-    st: RunState,
-    exp_id: int,
-    outcome: str,
-    *,
-    score: float | None = None,
-    verified: float | None = None,
-    holdout: float | None = None,
-    cost: float = 0.0,
-    commit: str = "",
-    notes: str = "",
-    metrics: dict[str, Any] | None = None,
-    best: float | None = None,
-    slot: int = 0,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Attempt:
+    """What one experiment tried and what was measured of it: its row, before arl gives it an id and a commit."""
+
+    tree: str  # the pipeline's git tree, imported from the workspace
+    notes: str = ""
+    score: float | None = None  # the agent's claim
+    verified: float | None = None  # the host's measurement
+    holdout: float | None = None
+    cost: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    slot: int = 0
+
+
+def row_for(st: RunState, exp_id: int, outcome: str, a: Attempt, commit: str, best: float | None) -> Row:
+    settings = st.get("settings")
     return {
         "id": exp_id,
         "run": st.get("run", 0),
         "time": now_iso(),
         "outcome": outcome,
-        "score": score,
-        "verified_score": verified,
-        "holdout_score": holdout,
+        "score": a.score,
+        "verified_score": a.verified,
+        "holdout_score": a.holdout,
         "best": best,
-        "cost_usd": round(cost, 6),
+        "cost_usd": round(a.cost, 6),
         "commit": commit,
-        "agent": st.get("settings", {}).get("agent", ""),
-        "notes": notes,
-        "metrics": metrics or {},
-        "slot": slot,
+        "agent": settings["agent"] if settings else "",
+        "notes": a.notes,
+        "metrics": a.metrics,
+        "slot": a.slot,
     }
 
 
-def record_failed(
-    cfg: LabConfig,
-    st: RunState,
-    outcome: str,
-    notes: str,
-    tree: str,
-    *,
-    score: float | None = None,
-    verified: float | None = None,
-    cost: float = 0.0,
-    metrics: dict[str, Any] | None = None,
-    slot: int = 0,
-) -> dict[str, Any]:
+def record_failed(cfg: LabConfig, st: RunState, outcome: str, a: Attempt) -> Row:
     """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
     the slot's workspace to the best tree (the newest best, whichever slot set it)."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
+    message = f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(a.notes)}\n\nArl-Experiment: {exp_id}"
     with phase("git"):
-        sha = gitops.snapshot(
-            cfg,
-            exp_id,
-            tree,
-            f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(notes)}\n\nArl-Experiment: {exp_id}",
-        )
+        sha = gitops.snapshot(cfg, exp_id, a.tree, message)
     faults.point("discard:after-snapshot")
-    best, _ = results.best_of(cfg, hist.rows)
-    row = row_for(
-        cfg,
-        st,
-        exp_id,
-        outcome,
-        score=score,
-        verified=verified,
-        cost=cost,
-        commit=sha,
-        notes=notes,
-        metrics=metrics,
-        best=best,
-        slot=slot,
-    )
+    row = row_for(st, exp_id, outcome, a, sha, results.best_of(cfg, hist.rows)[0])
     with phase("results"):
         results.append(cfg.results_file, row)
     faults.point("discard:after-row")
-    note_transcript(cfg, st, exp_id, slot)
+    note_transcript(cfg, st, exp_id, a.slot)
     with phase("restore"):
-        restore(cfg, slot)
+        restore(cfg, a.slot)
     faults.point("discard:after-restore")
     return row
 
@@ -120,86 +94,60 @@ def restore(cfg: LabConfig, slot: int = 0) -> None:
     workspace(cfg, slot).seed(gitobjects.pipeline_tree(cfg))
 
 
-def record_keep(
-    cfg: LabConfig,
-    st: RunState,
-    notes: str,
-    tree: str,
-    *,
-    score: float | None,
-    verified: float | None,
-    holdout: float | None,
-    cost: float,
-    metrics: dict[str, Any],
-    slot: int = 0,
-) -> tuple[dict[str, Any], str]:
-    """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed`.
+def record_keep(cfg: LabConfig, st: RunState, a: Attempt) -> tuple[Row, str]:
+    """Commit a keep through `git commit` (hooks run). A failing pre-commit hook turns it into `vetoed` (then the
+    reason is returned with the row).
 
     The user's pipeline folder is brought to the kept tree before the commit, so `make guard` sees it."""
     hist = results.read(cfg.results_file)
     exp_id = hist.next_id
-    settings = st.get("settings", {})
-    message = gitops.keep_message(exp_id, st.get("run", 0), settings.get("agent", ""), score, verified, notes)
+    settings = st.get("settings")
+    agent = settings["agent"] if settings else ""
+    message = gitops.keep_message(exp_id, st.get("run", 0), agent, a.score, a.verified, a.notes)
     best_tree = gitobjects.pipeline_tree(cfg)
     with phase("git"):
-        sha = gitops.snapshot(cfg, exp_id, tree, message)
+        sha = gitops.snapshot(cfg, exp_id, a.tree, message)
     faults.point("keep:after-snapshot")
-    new_best = verified if verified is not None else score
-    row = row_for(
-        cfg,
-        st,
-        exp_id,
-        "keep",
-        score=score,
-        verified=verified,
-        holdout=holdout,
-        cost=cost,
-        commit=sha,
-        notes=notes,
-        metrics=metrics,
-        best=new_best,
-        slot=slot,
-    )
+    row = row_for(st, exp_id, "keep", a, sha, a.verified if a.verified is not None else a.score)
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
     with phase("results"):
         results.append(cfg.results_file, row)
     faults.point("keep:after-row")
     with phase("git"):
-        sync_worktree(cfg, best_tree, tree)
+        sync_worktree(cfg, best_tree, a.tree)
     faults.point("keep:after-worktree")
     return _commit_or_veto(cfg, st, row, message, size, best_tree)
 
 
-def complete_keep(cfg: LabConfig, st: RunState, row: dict[str, Any]) -> None:
+def complete_keep(cfg: LabConfig, st: RunState, row: Row) -> None:
     """A keep whose row was written but whose commit never happened (the run died): commit it now."""
     message = gitops.keep_message(
-        row["id"], row["run"] or 0, row["agent"] or "", row["score"], row["verified_score"], row["notes"] or ""
+        row["id"] or 0, row["run"] or 0, row["agent"] or "", row["score"], row["verified_score"], row["notes"] or ""
     )
     text = cfg.results_file.read_bytes()
     size = text.rstrip(b"\n").rfind(b"\n") + 1  # where the keep's row starts
     best_tree = gitobjects.pipeline_tree(cfg)
-    sync_worktree(cfg, best_tree, gitobjects.pipeline_tree(cfg, row["commit"]))
+    sync_worktree(cfg, best_tree, gitobjects.pipeline_tree(cfg, row["commit"] or "HEAD"))
     _commit_or_veto(cfg, st, row, message, size, best_tree)
 
 
-def _commit_or_veto(
-    cfg: LabConfig, st: RunState, row: dict[str, Any], message: str, size: int, best_tree: str
-) -> tuple[dict[str, Any], str]:
+def _commit_or_veto(cfg: LabConfig, st: RunState, row: Row, message: str, size: int, best_tree: str) -> tuple[Row, str]:
+    snapshot = row["commit"] or ""
     with phase("git"):
-        committed, output = gitops.commit_keep(cfg, row["commit"], message)
+        committed, output = gitops.commit_keep(cfg, snapshot, message)
     faults.point("keep:after-commit")
-    note_transcript(cfg, st, row["id"], int(row.get("slot") or 0))
+    note_transcript(cfg, st, row["id"] or 0, int(row.get("slot") or 0))
     if committed:
         return row, ""
     # The hook said no: the row was never committed; replace it by a vetoed one.
     slot = int(row.get("slot") or 0)
-    sync_worktree(cfg, gitobjects.pipeline_tree(cfg, row["commit"]), best_tree)
+    sync_worktree(cfg, gitobjects.pipeline_tree(cfg, snapshot), best_tree)
     with open(cfg.results_file, "rb+") as f:
         f.truncate(size)
     # the guard's own last lines say why; the hook's closing line only says that it failed
     tail = [ln.strip() for ln in output.splitlines() if ln.strip() and "`make guard` failed" not in ln][-5:]
     reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")
-    vetoed = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
+    vetoed: Row = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
     vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
     results.append(cfg.results_file, vetoed)
     restore(cfg, slot)
@@ -218,7 +166,7 @@ def note_transcript(cfg: LabConfig, st: RunState, exp_id: int, slot: int = 0) ->
     )
 
 
-def progress(cfg: LabConfig, st: RunState, row: dict[str, Any]) -> None:
+def progress(cfg: LabConfig, st: RunState, row: Row) -> None:
     elapsed = int(time.time() - st.get("started", time.time()))
     h, rem = divmod(elapsed, 3600)
 

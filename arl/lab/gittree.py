@@ -18,6 +18,7 @@ from pathlib import Path
 
 from arl.lab.gitnames import name_problem
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 FILE, EXEC, LINK, DIR = b"100644", b"100755", b"120000", b"40000"
 # One folder being walked: its fd, its path from the root, the names still to visit, the entries made so far.
 _Frame = tuple[int, bytes, list[bytes], list[tuple[bytes, bytes, str]]]
@@ -112,7 +113,7 @@ def scan(
     left out and listed, and the rest is imported (salvaging a crashed attempt)."""
     result = Scan(tree="")
     try:
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        root_fd = os.open(root, _DIR_FLAGS)
     except OSError as e:
         result.problems.append(f"the workspace folder cannot be read ({e.strerror})")
         return result
@@ -207,23 +208,19 @@ def _loop(
         if why:
             problem(path, why)
             continue
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            folder = stat.S_ISDIR(st.st_mode)
+            if not folder and not _count(out, limits, 0, path, problem):
+                continue
+            try:  # a folder is opened (never followed), a link read: either may be gone or unreadable by now
+                got = os.open(name, _DIR_FLAGS, dir_fd=fd) if folder else os.readlink(name, dir_fd=fd)
             except OSError as e:
-                problem(path, f"unreadable folder ({e.strerror})")
+                problem(path, f"unreadable {'folder' if folder else 'symlink'} ({e.strerror})")
                 continue
-            enter(sub, path)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            if not _count(out, limits, 0, path, problem):
-                continue
-            try:
-                target = os.readlink(name, dir_fd=fd)
-            except OSError as e:
-                problem(path, f"unreadable symlink ({e.strerror})")
-                continue
-            made.append((name, LINK, put(b"blob", os.fsencode(target))))
+            if isinstance(got, int):
+                enter(got, path)
+            else:
+                made.append((name, LINK, put(b"blob", os.fsencode(got))))
             continue
         if not stat.S_ISREG(st.st_mode):
             kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"

@@ -20,12 +20,20 @@ def _make(lab: str, target: str) -> int:
     return subprocess.run(["make", "-s", "-C", lab, target]).returncode
 
 
-def pre_commit() -> int:
+def _keep_target(target: str, failed: str) -> int | None:
+    """During a keep's commit (arl sets ARL_KEEP_LAB): the lab's `make TARGET`, its exit code. None otherwise."""
     keep_lab = os.environ.get("ARL_KEEP_LAB")
-    if keep_lab:
-        rc = _make(keep_lab, "guard")
-        if rc != 0:
-            print(f"arl: `make guard` failed in {keep_lab} (exit {rc}): the keep is vetoed", file=sys.stderr)
+    if not keep_lab:
+        return None
+    rc = _make(keep_lab, target)
+    if rc != 0:
+        print(f"arl: `make {target}` failed in {keep_lab} (exit {rc}){failed}", file=sys.stderr)
+    return rc
+
+
+def pre_commit() -> int:
+    rc = _keep_target("guard", ": the keep is vetoed")
+    if rc is not None:
         return rc
     if os.environ.get("ARL_ALLOW_PIPELINE_COMMIT") == "1":
         return 0
@@ -58,11 +66,7 @@ def pre_commit() -> int:
 
 
 def post_commit() -> int:
-    keep_lab = os.environ.get("ARL_KEEP_LAB")
-    if keep_lab:
-        rc = _make(keep_lab, "on-keep")
-        if rc != 0:
-            print(f"arl: `make on-keep` failed in {keep_lab} (exit {rc}); the keep stands", file=sys.stderr)
+    _keep_target("on-keep", "; the keep stands")  # the commit is made: a failure here changes nothing
     return 0
 
 

@@ -16,7 +16,26 @@ from arl.lab.config import LabConfig
 
 TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypedDict
+
+    class Row(TypedDict):
+        """One experiment of results.tsv, parsed (an empty cell is None)."""
+
+        id: int | None
+        run: int | None
+        time: str | None
+        outcome: str | None
+        score: float | None  # the agent's claim
+        verified_score: float | None  # the host's measurement
+        holdout_score: float | None
+        best: float | None  # the best score when it was recorded
+        cost_usd: float | None
+        commit: str | None  # the experiment's snapshot commit (a keep's is on the branch)
+        agent: str | None
+        notes: str
+        metrics: dict[str, Any]
+        slot: int | None
+
 
 COLUMNS = [
     "id",
@@ -66,7 +85,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_row(row: dict[str, Any]) -> str:
+def format_row(row: Row) -> str:
     cells = [_cell(row.get(c)) for c in COLUMNS]
     cells[COLUMNS.index("notes")] = escape(str(row.get("notes") or ""))
     cells[COLUMNS.index("metrics")] = json.dumps(row.get("metrics") or {}, sort_keys=True, default=str)
@@ -75,7 +94,7 @@ def format_row(row: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
+def parse_row(raw: dict[str, str], where: str) -> Row:
     row: dict[str, Any] = {}
     for c in COLUMNS:
         v = raw.get(c)
@@ -93,29 +112,29 @@ def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
                 row[c] = v or None
         except ValueError:
             raise ArlError(f"{where}: column {c!r} has an unreadable value {v[:40]!r}")
-    return row
+    return row  # type: ignore[return-value]  # every column converted to its type above
 
 
 @dataclass
 class History:
     """The parsed history of a lab, with the figures the loop needs."""
 
-    rows: list[dict[str, Any]]
+    rows: list[Row]
 
     @property
     def next_id(self) -> int:
         return max((r["id"] for r in self.rows if r["id"] is not None), default=-1) + 1
 
     def ids(self) -> set[int]:
-        return {r["id"] for r in self.rows}
+        return {r["id"] for r in self.rows if r["id"] is not None}
 
 
-def effective(row: dict[str, Any]) -> float | None:
+def effective(row: Row) -> float | None:
     """The score that counts: the host's when it has one."""
     return row["verified_score"] if row.get("verified_score") is not None else row.get("score")
 
 
-def best_of(cfg: LabConfig, rows: list[dict[str, Any]]) -> tuple[float | None, int | None]:
+def best_of(cfg: LabConfig, rows: list[Row]) -> tuple[float | None, int | None]:
     """Best score among the baseline and the kept experiments, and its id."""
     best: float | None = None
     best_id: int | None = None
@@ -127,7 +146,7 @@ def best_of(cfg: LabConfig, rows: list[dict[str, Any]]) -> tuple[float | None, i
     return best, best_id
 
 
-def plateau(cfg: LabConfig, rows: list[dict[str, Any]]) -> int:
+def plateau(cfg: LabConfig, rows: list[Row]) -> int:
     """Experiments in a row, most recent last, that did not beat the best before them."""
     best: float | None = None
     count = 0
@@ -160,8 +179,8 @@ def ensure_file(path: Path) -> None:
 
 # Parsed histories by path: a long-running loop re-reads results.tsv several times per verdict, and it only ever
 # grows at the end, so the rows of an unchanged prefix are reused and only the new lines are parsed.
-_parsed: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-_views: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
+_parsed: dict[str, tuple[str, list[Row]]] = {}
+_views: dict[str, tuple[list[Row], list[str]]] = {}
 
 
 def read(path: Path) -> History:
@@ -208,7 +227,7 @@ def read(path: Path) -> History:
     return History(list(rows))
 
 
-def read_last(path: Path, last: int | None, texts: bool = False) -> tuple[list[dict[str, Any]], list[str] | None]:
+def read_last(path: Path, last: int | None, texts: bool = False) -> tuple[list[Row], list[str] | None]:
     """The last `last` rows (every row for None) and, when asked for and the parsed-history cache holds them, each
     as `arl results --format json` prints it. With a cache entry that matches the whole file (its bytes, checked),
     only the blocks holding those rows are loaded; otherwise the file is read as read() reads it, errors included."""
@@ -228,13 +247,13 @@ def read_last(path: Path, last: int | None, texts: bool = False) -> tuple[list[d
     return (rows[-last:] if last else rows), None
 
 
-def _parse(path: Path, text: str, body: str, first: int) -> list[dict[str, Any]]:
+def _parse(path: Path, text: str, body: str, first: int) -> list[Row]:
     """The rows of `body`, the part of `text` that starts at line `first`."""
     fast = results_fast.by_position(body, unescape)
     return fast if fast is not None else _parse_precisely(path, text, body, first)
 
 
-def _parse_precisely(path: Path, text: str, body: str, first: int) -> list[dict[str, Any]]:
+def _parse_precisely(path: Path, text: str, body: str, first: int) -> list[Row]:
     rows = []
     for n, cells in enumerate(csv.reader(io.StringIO(body), delimiter="\t"), start=first):
         if not cells:
@@ -264,7 +283,7 @@ def view_text(path: Path) -> str:
     return header_line() + "".join(lines)
 
 
-def append(path: Path, row: dict[str, Any]) -> None:
+def append(path: Path, row: Row) -> None:
     ensure_file(path)
     with open(path, "rb+") as f:
         f.seek(0, os.SEEK_END)

@@ -21,7 +21,9 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
-    Rows = list[dict[str, Any]]
+    from arl.lab.results import Row
+
+    Rows = list[Row]
 
 _VERSION = 2
 BLOCK = 500

@@ -10,18 +10,20 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
+    from arl.lab.results import Row
+
 
 WIDTH = 14  # the columns of arl.lab.results.COLUMNS, in that order
 
 
-def by_position(body: str, unescape: Callable[[str], str]) -> list[dict[str, Any]] | None:
+def by_position(body: str, unescape: Callable[[str], str]) -> list[Row] | None:
     """The rows of a well-formed body, read by position: a line is 14 tab-separated cells (notes are escaped and
     metrics are JSON, so no cell holds a tab or a newline). None at the first line that is anything else (a torn
     line, a cell csv would read differently, a value that does not convert): the precise parser then reads the
     whole body, with the errors it has always given."""
     if "\r" in body:
         return None
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     add = rows.append
     try:
         for line in body.split("\n"):

@@ -16,10 +16,13 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from arl.errors import ArlError
 from arl.lab.results import format_row, header_line
+
+if TYPE_CHECKING:
+    from arl.lab.results import Row
 
 HEADER = ["experiment_id", "timestamp", "score", "metrics", "kept", "commit_sha", "notes"]
 SUFFIX = ".autoresearch-lab"
@@ -57,13 +60,13 @@ def _free_name(path: Path) -> Path:
     raise ArlError(f"{path}: too many earlier copies named {path.name}{SUFFIX}.N")
 
 
-def _rows(path: Path, text: str) -> list[dict[str, Any]]:
+def _rows(path: Path, text: str) -> list[Row]:
     records = [r for r in csv.reader(io.StringIO(text), delimiter="\t") if r][1:]
     numbers = [_number(r[0]) for r in records]
     known = [n for n in numbers if n is not None]
     # its ids are `exp_NNN`; anything else, or ids that do not rise, are numbered in file order
     rising = len(known) == len(numbers) and all(a < b for a, b in zip(known, known[1:]))
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     best: float | None = None
     for k, cells in enumerate(records):
         where = f"{path}: line {k + 2}"
@@ -89,10 +92,15 @@ def _rows(path: Path, text: str) -> list[dict[str, Any]]:
                 "time": _utc(stamp),
                 "outcome": outcome,
                 "score": score,
+                "verified_score": None,
+                "holdout_score": None,
                 "best": best,
+                "cost_usd": None,
+                "commit": None,
                 "agent": "autoresearch-lab",
                 "notes": notes,
                 "metrics": metrics,
+                "slot": None,
             }
         )
     return rows

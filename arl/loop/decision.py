@@ -3,14 +3,16 @@ write the ack, thaw (or leave it frozen when the run is over)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
 from arl.lab import channel, experiments, results, slots, state, verdicts
 from arl.lab.config import LabConfig
+from arl.lab.experiments import Attempt
 from arl.lab.runstate import RunState
 from arl.loop.costs import account_cost
 from arl.loop.launching import write_results_view
@@ -20,6 +22,9 @@ from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
 from arl.util import faults, timing
 from arl.util.text import clean
+
+if TYPE_CHECKING:
+    from arl.lab.results import Row
 
 
 class Judgement(NamedTuple):
@@ -56,7 +61,7 @@ def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slo
     return Judgement(False, res.score, reason, res)
 
 
-def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> dict[str, Any] | None:
+def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> Row | None:
     """Handle one verdict file of the slot; returns the results row, or None when the verdict was rejected."""
     control = slots.control_dir(cfg, slot)
     sl = slots.of(st, slot)
@@ -95,30 +100,17 @@ def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> d
         if res and len(res.scores) > 1:
             metrics = {**metrics, "verify_scores": res.scores, "verify_spread": res.spread}
         verified = counted if st["settings"]["verify"] else None
+        attempt = Attempt(tree, notes, v.score, verified, cost=cost, metrics=metrics, slot=slot)
         if ok:
-            holdout = _holdout(cfg, st, tree, slot)
-            row, reason = experiments.record_keep(
-                cfg, st, notes, tree, score=v.score, verified=verified, holdout=holdout, cost=cost, metrics=metrics,
-                slot=slot,
-            )  # fmt: skip
+            attempt = dataclasses.replace(attempt, holdout=_holdout(cfg, st, tree, slot))
+            row, reason = experiments.record_keep(cfg, st, attempt)
         else:
-            row = experiments.record_failed(
-                cfg,
-                st,
-                "vetoed",
-                f"{notes}\n[arl] {reason}".strip(),
-                tree,
-                score=v.score,
-                verified=verified,
-                cost=cost,
-                metrics=metrics,
-                slot=slot,
-            )
+            attempt = dataclasses.replace(attempt, notes=f"{notes}\n[arl] {reason}".strip())
+            row = experiments.record_failed(cfg, st, "vetoed", attempt)
     else:
-        row = experiments.record_failed(
-            cfg, st, "discard", notes, tree, score=v.score, cost=cost, metrics={**v.metrics, "verdict_seq": v.seq},
-            slot=slot,
-        )  # fmt: skip
+        metrics = {**v.metrics, "verdict_seq": v.seq}
+        row = experiments.record_failed(cfg, st, "discard", Attempt(tree, notes, v.score, cost=cost, metrics=metrics,
+                                                                    slot=slot))  # fmt: skip
         reason = ""
     rows = results.read(cfg.results_file).rows
     best, best_id = results.best_of(cfg, rows)
@@ -216,5 +208,5 @@ def _mtime(path: Any) -> float:
         return 0.0
 
 
-def row_seq(row: dict[str, Any]) -> Any:
+def row_seq(row: Row) -> Any:
     return row.get("metrics", {}).get("verdict_seq")

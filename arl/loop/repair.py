@@ -120,7 +120,9 @@ def _answer_and_salvage(cfg: LabConfig, old: RunState, slot: int, why: str) -> N
             # Whatever the agent had half-written is an `interrupted` experiment: saved, never lost.
             cost = max(sl.get("cost", 0.0) - sl.get("cost_attributed", 0.0), 0.0)
             sl["cost_attributed"] = sl.get("cost", 0.0)
-            row = experiments.record_failed(cfg, old, "interrupted", why + left_out, tree, cost=cost, slot=slot)
+            row = experiments.record_failed(
+                cfg, old, "interrupted", experiments.Attempt(tree, why + left_out, cost=cost, slot=slot)
+            )
             experiments.progress(cfg, old, row)
 
 

@@ -51,7 +51,9 @@ def restart(lab: str | None, slot: int | None = None) -> int:
     cost = max(sl.get("cost", 0.0) - cost_before, 0.0)
     sl["cost_attributed"] = sl.get("cost", 0.0)
     tree, left_out = experiments.salvage(cfg, slot)
-    row = experiments.record_failed(cfg, st, "crash", f"[arl] {why}{left_out}", tree, cost=cost, slot=slot)
+    row = experiments.record_failed(
+        cfg, st, "crash", experiments.Attempt(tree, f"[arl] {why}{left_out}", cost=cost, slot=slot)
+    )
     faults.point("restart:after-record")
     experiments.progress(cfg, st, row)
     sl.pop("last_end", None)  # the next session starts a new attempt from the best tree, not where this one was

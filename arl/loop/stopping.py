@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from arl.lab import results, slots, state
 from arl.lab.config import LabConfig
@@ -11,8 +11,11 @@ from arl.lab.runstate import RunState
 from arl.loop.run import GO_ON, STOP
 from arl.sandbox import containers
 
+if TYPE_CHECKING:
+    from arl.lab.results import Row
 
-def stop_reason(cfg: LabConfig, st: RunState, rows: list[dict[str, Any]] | None = None) -> str | None:
+
+def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> str | None:
     """The first stopping condition that holds, as a short reason, or None. A pure function of the state."""
     s = st["settings"]
     fatal = st.get("fatal")

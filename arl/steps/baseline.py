@@ -38,19 +38,9 @@ def baseline(lab: str | None) -> int:
         except VerificationFailed:
             pass  # as for every experiment: no holdout score, nothing else lost
     sha = gitops.snapshot(cfg, 0, tree, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
-    row = experiments.row_for(
-        cfg,
-        st,
-        0,
-        "baseline",
-        score=res.score,
-        verified=res.score,
-        holdout=holdout,
-        commit=sha,
-        notes="baseline: the unmodified pipeline, evaluated by the host",
-        metrics=res.metrics,
-        best=res.score,
-    )
+    notes = "baseline: the unmodified pipeline, evaluated by the host"
+    attempt = experiments.Attempt(tree, notes, res.score, res.score, holdout, metrics=res.metrics)
+    row = experiments.row_for(st, 0, "baseline", attempt, commit=sha, best=res.score)
     results.append(cfg.results_file, row)
     experiments.progress(cfg, st, row)
     return OK

@@ -13,6 +13,7 @@ from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, host_evaluate
 from arl.lab import experiments, gitobjects, results, slots, state
 from arl.lab.config import LabConfig
+from arl.lab.experiments import Attempt
 from arl.lab.runstate import RunState
 from arl.loop.costs import account_cost
 from arl.loop.run import OK, data_dir, open_run
@@ -58,20 +59,11 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
             print(f"arl: warning: committing a regression by hand ({res.score:.6g}, best was {best:.6g})")
         if res is None:
             why = f"{notes}\n[arl] {failure}".strip()
-            row = experiments.record_failed(cfg, st, "vetoed", why, imported.tree, slot=slot)
+            row = experiments.record_failed(cfg, st, "vetoed", Attempt(imported.tree, why, slot=slot))
         else:
-            row, _ = experiments.record_keep(
-                cfg,
-                st,
-                notes,
-                imported.tree,
-                score=None,
-                verified=res.score,
-                holdout=None,
-                cost=account_cost(cfg, st, slot),
-                metrics=res.metrics,
-                slot=slot,
-            )
+            cost = account_cost(cfg, st, slot)
+            keep = Attempt(imported.tree, notes, verified=res.score, cost=cost, metrics=res.metrics, slot=slot)
+            row, _ = experiments.record_keep(cfg, st, keep)
         state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK
@@ -91,7 +83,7 @@ def revert(lab: str | None, notes: str, slot: int = 0) -> int:
             print("the workspace has no changes; nothing to revert")
             return OK
         cost = account_cost(cfg, st, slot)
-        row = experiments.record_failed(cfg, st, "discard", notes + left_out, tree, cost=cost, slot=slot)
+        row = experiments.record_failed(cfg, st, "discard", Attempt(tree, notes + left_out, cost=cost, slot=slot))
         state.save(cfg, st)
     experiments.progress(cfg, st, row)
     return OK
