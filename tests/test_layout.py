@@ -1,0 +1,101 @@
+"""The layout README's "Layout" section promises, read from the source: packages import only from the layers below
+them, no step imports another, no module reaches into another's private names, no module is over 300 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+ARL = ROOT / "arl"
+# Lowest first: a package may import from its own layer and the ones before it. The top-level modules are the
+# error class (used everywhere), the two console scripts and the old import paths kept for users.
+LAYERS = ["util", "lab", "sandbox", "evaluation", "agents", "loop", "steps", "commands"]
+TOP_LEVEL_LOW = {"errors"}  # below every package
+
+
+def modules(root: Path = ARL) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def arl_imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of every import of arl's own code in the file, nested ones included."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"{path}:{node.lineno}: relative import (arl's imports are absolute)")
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "arl":
+            out.append((node.lineno, node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, []) for a in node.names if a.name.split(".")[0] == "arl"]
+    return out
+
+
+def layer(module: str) -> int | None:
+    """The layer of `arl.X...` (None for the top-level modules that are not below everything)."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] in TOP_LEVEL_LOW:
+        return -1
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
+
+
+def upward_imports(root: Path) -> list[str]:
+    wrong = []
+    for path in modules(root):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2:
+            continue  # the top-level modules: the console scripts sit above everything
+        mine = LAYERS.index(rel.parts[0])
+        for line, module, names in arl_imports(path):
+            targets = [f"{module}.{n}" for n in names] if module.count(".") == 0 else [module]
+            for target in targets:
+                theirs = layer(target)
+                if theirs is None or theirs > mine:
+                    wrong.append(f"arl/{rel}:{line} imports {target}")
+    return wrong
+
+
+def private_imports(root: Path) -> list[str]:
+    return [
+        f"arl/{path.relative_to(root)}:{line} imports {module}.{name}"
+        for path in modules(root)
+        for line, module, names in arl_imports(path)
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
+
+
+def test_every_package_imports_only_from_its_layer_and_below() -> None:
+    wrong = upward_imports(ARL)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_step_imports_another_step() -> None:
+    wrong = [
+        f"{path.name}:{line} imports {module}"
+        for path in (ARL / "steps").glob("*.py")
+        for line, module, _ in arl_imports(path)
+        if module.startswith("arl.steps")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    wrong = private_imports(ARL)
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ARL)))
+def test_no_module_is_over_300_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 300
+
+
+def test_the_checks_see_a_violation(tmp_path: Path) -> None:
+    """The checks find what they claim to: an upward import and a private name, in a file made to hold them."""
+    (tmp_path / "util").mkdir()
+    (tmp_path / "util" / "probe.py").write_text("from arl.loop.run import OK\nfrom arl.util.sh import _echo\n")
+    assert upward_imports(tmp_path) == ["arl/util/probe.py:1 imports arl.loop.run"]
+    assert private_imports(tmp_path) == ["arl/util/probe.py:2 imports arl.util.sh._echo"]
