@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from arl.sandbox.spec import LaunchSpec, Mount
+
+__all__ = ["AgentAdapter", "AgentContext", "Event", "LaunchSpec", "Mount", "StreamAccount"]
+
 EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "usage", "retry", "final")
 END_CLASSES = ("done", "error", "limit", "timeout", "killed", "api_error")
 
@@ -18,13 +22,6 @@ class Event:
     kind: str  # one of EVENT_KINDS
     text: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Mount:
-    host: Path
-    container: str
-    read_only: bool = True
 
 
 @dataclass
@@ -44,19 +41,6 @@ class AgentContext:
     state_dir: Path | None = None  # the lab's .arl/: where an adapter keeps what it mounts (agent config, credentials)
     network: str = "bridge"  # "broker": the API only, through the host's broker; "bridge": docker's network; "none"
     allow_web: bool = False  # [agent] allow_web: the agent's own web tools (fetching pages, searching)
-
-
-@dataclass
-class LaunchSpec:
-    argv: list[str]  # the program and its arguments inside the container
-    env: dict[str, str]  # exactly the variables the agent needs
-    mounts: list[Mount] = field(default_factory=list)
-    stdin_prompt: bool = False  # feed the prompt file (/workspace/control/prompt.md) on stdin
-    auth: str = "none"  # which credential was found, for `arl run --dry-run`
-    image_layer: str | None = None  # agent layer to build on arl-agent-base (e.g. "claude"), None = base
-    secrets: list[str] = field(default_factory=list)  # names in env holding credentials: pass by name, never print
-    # An agent that calls an LLM API needs the network; one that does not gets none (nothing to reach).
-    network: str = "bridge"  # "bridge" | "none"
 
 
 @dataclass

@@ -3,7 +3,6 @@ broker's record of upstream failures. The loop treats an outage, a clean end and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from arl.agents.base import StreamAccount
@@ -40,33 +39,11 @@ def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
 
 
 def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
+    from arl.sandbox.broker_usage import epoch, records
     from arl.sandbox.brokerproc import usage_file
 
-    out = []
-    try:
-        lines = usage_file(cfg).read_text(errors="replace").splitlines()
-    except OSError:
-        return out
-    for line in lines[-2000:]:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict) or _epoch(rec.get("time")) < since:
-            continue
+    def failed(rec: dict[str, Any]) -> bool:
         status = rec.get("status")
-        if rec.get("error") or (isinstance(status, int) and (status == 429 or status >= 500)):
-            out.append(rec)
-    return out
+        return bool(rec.get("error")) or (isinstance(status, int) and (status == 429 or status >= 500))
 
-
-def _epoch(value: Any) -> float:
-    """A record's time: seconds since the epoch, or ISO-8601 (the broker writes `...Z`)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        import datetime as dt
-
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return [rec for rec in records(usage_file(cfg)) if epoch(rec.get("time")) >= since and failed(rec)]

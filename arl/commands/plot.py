@@ -17,7 +17,7 @@ from arl.lab import results as res
 from arl.lab.config import LabConfig
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 _KEPT = ("baseline", "keep")
 DEFAULT_OUTPUT = "progress.png"

@@ -17,7 +17,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "slot", "score", "verified_score", "holdout_score", "best", "cost_usd"}

@@ -14,7 +14,7 @@ from arl.lab.runstate import RunState
 from arl.util.text import clean
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 
 def status_of(cfg: LabConfig) -> dict[str, Any]:

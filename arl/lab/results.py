@@ -16,25 +16,9 @@ from arl.lab.config import LabConfig
 
 TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any, TypedDict
+    from typing import Any
 
-    class Row(TypedDict):
-        """One experiment of results.tsv, parsed (an empty cell is None)."""
-
-        id: int | None
-        run: int | None
-        time: str | None
-        outcome: str | None
-        score: float | None  # the agent's claim
-        verified_score: float | None  # the host's measurement
-        holdout_score: float | None
-        best: float | None  # the best score when it was recorded
-        cost_usd: float | None
-        commit: str | None  # the experiment's snapshot commit (a keep's is on the branch)
-        agent: str | None
-        notes: str
-        metrics: dict[str, Any]
-        slot: int | None
+    from arl.lab.runstate import Row
 
 
 COLUMNS = [

@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
     Rows = list[Row]
 

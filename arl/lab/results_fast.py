@@ -10,7 +10,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the ty
 if TYPE_CHECKING:
     from typing import Any
 
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 
 WIDTH = 14  # the columns of arl.lab.results.COLUMNS, in that order

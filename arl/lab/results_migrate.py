@@ -22,7 +22,7 @@ from arl.errors import ArlError
 from arl.lab.results import format_row, header_line
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 HEADER = ["experiment_id", "timestamp", "score", "metrics", "kept", "commit_sha", "notes"]
 SUFFIX = ".autoresearch-lab"

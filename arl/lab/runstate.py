@@ -1,5 +1,6 @@
-"""The run state's shape: what `.arl/state.json` holds, typed. Preflight builds it (`new_run`) from the settings
-(`resolve_settings`: lab.toml's [run] under the command's flags); every step reads and extends it."""
+"""The shapes of what arl keeps, typed: a row of results.tsv, and the run state (`.arl/state.json`). Preflight
+builds the state (`new_run`) from the settings (`resolve_settings`: lab.toml's [run] under the command's flags);
+every step reads and extends it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ from typing import Any, TypedDict
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
+
+
+class Row(TypedDict):
+    """One experiment of results.tsv, parsed (an empty cell is None)."""
+
+    id: int | None
+    run: int | None
+    time: str | None
+    outcome: str | None
+    score: float | None  # the agent's claim
+    verified_score: float | None  # the host's measurement
+    holdout_score: float | None
+    best: float | None  # the best score when it was recorded
+    cost_usd: float | None
+    commit: str | None  # the experiment's snapshot commit (a keep's is on the branch)
+    agent: str | None
+    notes: str
+    metrics: dict[str, Any]
+    slot: int | None
 
 
 class Settings(TypedDict):

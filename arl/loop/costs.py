@@ -10,6 +10,7 @@ from arl.lab import slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.sandbox import containers
+from arl.util.fsutil import appended_lines
 
 
 def transcript_path(cfg: LabConfig, container: str) -> Path:
@@ -24,15 +25,12 @@ def sync_transcript(cfg: LabConfig, st: RunState, slot: int = 0, live: bool = Fa
     if not name:
         return 0.0
     path = transcript_path(cfg, name)
-    if live and path.exists():
+    if live:
         shown = sl.get("shown_bytes", 0)
-        with open(path, "rb") as f:
-            f.seek(shown)
-            chunk = f.read()
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        if complete:
-            _live_view(st, complete, slot)
-            sl["shown_bytes"] = shown + len(complete)
+        new = appended_lines(path, shown)
+        if new:
+            _live_view(st, new, slot)
+            sl["shown_bytes"] = shown + len(new)
     return container_cost(cfg, st, path, slot)
 
 
@@ -49,19 +47,28 @@ def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> f
     agent = st["settings"]["agent"]
     adapter = get_adapter(agent)
     done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
-    if path.exists():
-        with open(path, "rb") as f:
-            f.seek(done)
-            chunk = f.read()
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a half-written last line waits for the next call
-        for line in complete.decode(errors="replace").splitlines():
-            adapter.parse_line(line, acc)
-        _ACCOUNTS[path] = (done + len(complete), acc)
+    new = appended_lines(path, done)
+    for line in new.decode(errors="replace").splitlines():
+        adapter.parse_line(line, acc)
+    _ACCOUNTS[path] = (done + len(new), acc)
     own = float(adapter.cost(acc))
     # one broker serves every slot: its count is this session's only when no other slot runs beside it
     if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker" and slots.count(st) == 1:
-        return max(own, brokerproc.session_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0)))
+        return max(own, broker_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0)))
     return own
+
+
+def broker_cost(cfg: LabConfig, agent: str, since: float) -> float:
+    """USD of every answer the broker relayed since `since` (epoch seconds), priced for the agent's provider.
+    The broker's count needs no word from the agent: it holds for a process killed mid-turn (codex reports its
+    tokens only when a turn ends, a killed Claude never prints its total)."""
+    from arl.agents.pricing import claude_cost, openai_cost
+    from arl.sandbox import brokerproc
+    from arl.sandbox.broker_usage import epoch, records
+
+    price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
+    used = records(brokerproc.usage_file(cfg))
+    return sum(price(str(r.get("model") or ""), r) for r in used if epoch(r.get("time")) >= since)
 
 
 def readable(agent: str, lines: list[str]) -> list[str]:

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
-from arl.lab import channel, experiments, results, slots, state, verdicts
+from arl.lab import channel, results, slots, state, verdicts
 from arl.lab.config import LabConfig
-from arl.lab.experiments import Attempt
 from arl.lab.runstate import RunState
+from arl.loop import experiments
 from arl.loop.costs import account_cost
+from arl.loop.experiments import Attempt
 from arl.loop.launching import write_results_view
 from arl.loop.run import OK, data_dir, open_run
 from arl.loop.stopping import stop_reason
@@ -24,7 +25,7 @@ from arl.util import faults, timing
 from arl.util.text import clean
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 
 class Judgement(NamedTuple):

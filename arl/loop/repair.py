@@ -7,9 +7,10 @@ import os
 import time
 from pathlib import Path
 
-from arl.lab import channel, experiments, gitobjects, gitops, results, slots, state, verdicts
+from arl.lab import channel, gitobjects, gitops, results, slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
+from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.decision import process_verdict
 from arl.sandbox import containers

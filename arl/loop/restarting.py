@@ -12,9 +12,10 @@ import random
 import time
 
 from arl.agents.ending import end_of, outage_retry_after
-from arl.lab import experiments, slots, state
+from arl.lab import slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
+from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import start_container
 from arl.loop.run import OK, open_run

@@ -12,7 +12,7 @@ from arl.loop.run import GO_ON, STOP
 from arl.sandbox import containers
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 
 def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> str | None:

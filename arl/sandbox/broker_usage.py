@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from arl.util.fsutil import appended_lines
+
 MAX_BODY = 32 * 1024 * 1024
 _write_lock = threading.Lock()
 
@@ -100,15 +102,43 @@ class UsageMeter:
         }
 
 
-def read_usage(path: Path | str) -> list[dict[str, Any]]:
-    """The usage lines; a torn last line (the broker killed mid-write) is skipped."""
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines() if Path(path).exists() else []:
+_READ: dict[Path, tuple[int, list[dict[str, Any]]]] = {}  # usage file -> (bytes read, its records)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a usage file, parsed once per process: a call reads only what was appended since the last
+    (a line being written waits for the next call; a torn or foreign line is skipped)."""
+    done, seen = _READ.get(path, (0, []))
+    try:
+        if path.stat().st_size < done:  # a new file under the same name: start over
+            done, seen = 0, []
+    except OSError:
+        return seen
+    new = appended_lines(path, done)
+    for line in new.splitlines():
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except ValueError:
             continue
-    return [x for x in out if isinstance(x, dict)]
+        if isinstance(rec, dict):
+            seen.append(rec)
+    _READ[path] = (done + len(new), seen)
+    return seen
+
+
+def epoch(value: Any) -> float:
+    """A record's time in seconds since the epoch (the broker writes ISO-8601 `...Z`; a number is taken as it is)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def read_usage(path: Path | str) -> list[dict[str, Any]]:
+    """The usage records of a file (a copy)."""
+    return list(records(Path(path)))
 
 
 def usage_cost(path: Path | str, price: Callable[[str, dict[str, Any]], float]) -> float:

@@ -5,7 +5,6 @@ The broker (arl/broker.py) holds the credential and is the agent's only way out:
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -109,35 +108,3 @@ def stop(cfg: LabConfig) -> None:
     from arl.sandbox.service import stop_group
 
     stop_group(pid_file(cfg))
-
-
-_PRICED: dict[Path, tuple[int, list[tuple[float, float]]]] = {}  # usage file -> (bytes read, [(epoch, usd)])
-
-
-def session_cost(cfg: LabConfig, agent: str, since: float) -> float:
-    """USD of every answer the broker relayed since `since` (epoch seconds), priced for the agent's provider.
-    The broker's count needs no word from the agent: it holds for a process killed mid-turn (codex reports its
-    tokens only when a turn ends, a killed Claude never prints its total)."""
-    import datetime as dt
-
-    from arl.agents.pricing import claude_cost, openai_cost
-
-    price = openai_cost if UPSTREAMS[agent][0] == "openai" else claude_cost
-    path = usage_file(cfg)
-    done, priced = _PRICED.get(path, (0, []))
-    try:
-        with open(path, "rb") as f:
-            f.seek(done)
-            chunk = f.read()
-    except OSError:
-        chunk = b""
-    complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits for the next call
-    for line in complete.splitlines():
-        try:
-            rec = json.loads(line)
-            when = dt.datetime.fromisoformat(str(rec["time"]).replace("Z", "+00:00")).timestamp()
-            priced.append((when, price(str(rec.get("model") or ""), rec)))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
-    _PRICED[path] = (done + len(complete), priced)
-    return sum(usd for when, usd in priced if when >= since)

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from arl.agents.base import LaunchSpec, Mount
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
+from arl.sandbox.spec import LaunchSpec, Mount
 from arl.util import sh
 
 WORK = "/workspace"

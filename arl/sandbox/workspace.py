@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from arl.agents.base import Mount
 from arl.lab import gitobjects, treefs
 from arl.lab.config import LabConfig
 from arl.lab.gittree import HashCache, Limits, Scan, scan
+from arl.sandbox.spec import Mount
 from arl.util import sh
 
 MOUNT = "/workspace/pipeline"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, check_backend, host_evaluate
-from arl.lab import experiments, gitops, results, state
+from arl.lab import gitops, results, state
 from arl.lab.gitobjects import pipeline_tree
+from arl.loop import experiments
 from arl.loop.run import OK, data_dir, open_run
 
 

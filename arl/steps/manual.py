@@ -11,11 +11,12 @@ from contextlib import contextmanager
 
 from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, host_evaluate
-from arl.lab import experiments, gitobjects, results, slots, state
+from arl.lab import gitobjects, results, slots, state
 from arl.lab.config import LabConfig
-from arl.lab.experiments import Attempt
 from arl.lab.runstate import RunState
+from arl.loop import experiments
 from arl.loop.costs import account_cost
+from arl.loop.experiments import Attempt
 from arl.loop.run import OK, data_dir, open_run
 from arl.sandbox import containers
 from arl.sandbox.workspace import workspace

@@ -56,3 +56,15 @@ def resource_dir(name: str) -> Path:
     from arl.errors import ArlError
 
     raise ArlError(f"arl is installed without its {name}/ folder (looked in {pkg} and {pkg.parent})")
+
+
+def appended_lines(path: Path, offset: int) -> bytes:
+    """The complete lines written to `path` after byte `offset` (b"" when none, or when the file cannot be read).
+    A line still being written waits for the next call: the caller moves its offset by what it got."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+    except OSError:
+        return b""
+    return chunk[: chunk.rfind(b"\n") + 1]

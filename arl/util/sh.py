@@ -43,6 +43,9 @@ def docker() -> Any:
     return tool("docker")
 
 
+_Result = tuple[int, bytes, str]  # exit code, stdout, stderr (decoded)
+
+
 def line(cmd: Any) -> str:
     """The shell line of a plumbum command, with the full path of the program shortened to its name."""
     parts = list(cmd.formulate())
@@ -64,22 +67,19 @@ def run(
 
     The command runs in its own session and a Ctrl-C waits for it to finish: a `git commit` or `docker run`
     is never cut in half (a half-created container would escape the teardown that follows)."""
-    code, out, err = run_bytes(
-        cmd, ok=ok, timeout=timeout, quiet=quiet, stdin=None if stdin is None else stdin.encode(), env=env
-    )
+    code, out, err = _execute(cmd, None if stdin is None else stdin.encode(), timeout, quiet, env)
+    _check(cmd, ok, code, out, err)
     return code, out.decode("utf-8", "replace"), err
 
 
-def run_bytes(
-    cmd: Any,
-    *,
-    ok: tuple[int, ...] | None = (0,),
-    timeout: float | None = None,
-    quiet: bool = False,
-    stdin: bytes | None = None,
-    env: dict[str, str] | None = None,
-) -> tuple[int, bytes, str]:
-    """`run` with stdin and stdout as bytes (file names and file contents need not be UTF-8)."""
+def run_bytes(cmd: Any, *, stdin: bytes | None = None, quiet: bool = False) -> tuple[int, bytes, str]:
+    """`run` with stdin and stdout as bytes (file names and file contents need not be UTF-8); exit 0 or an error."""
+    code, out, err = _execute(cmd, stdin, None, quiet, None)
+    _check(cmd, (0,), code, out, err)
+    return code, out, err
+
+
+def _execute(cmd: Any, stdin: bytes | None, timeout: float | None, quiet: bool, env: dict[str, str] | None) -> _Result:
     if not quiet:
         echo(line(cmd))
     if env:
@@ -104,10 +104,10 @@ def run_bytes(
             raise ArlError(f"timed out after {timeout:g} s: {line(cmd)}")
     if interrupted:
         raise KeyboardInterrupt
-    code = proc.returncode
-    out = out_b or b""
-    err = (err_b or b"").decode("utf-8", "replace")
+    return int(proc.returncode), out_b or b"", (err_b or b"").decode("utf-8", "replace")
+
+
+def _check(cmd: Any, ok: tuple[int, ...] | None, code: int, out: bytes, err: str) -> None:
     if ok is not None and code not in ok:
         detail = (err or out.decode("utf-8", "replace") or "").strip().splitlines()
         raise ArlError(f"`{line(cmd)}` failed (exit {code}){': ' + detail[-1] if detail else ''}")
-    return int(code), out, err

@@ -17,7 +17,7 @@ from arl.util import faults
 from arl.util.timing import phase
 
 if TYPE_CHECKING:
-    from arl.lab.results import Row
+    from arl.lab.runstate import Row
 
 
 def now_iso() -> str:
