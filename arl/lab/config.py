@@ -282,7 +282,3 @@ def load(path: Path) -> LabConfig:
 def _under(root: Path, rel: str) -> Path:
     """A path from lab.toml: relative to the lab's folder (absolute ones stay), `..` folded, links untouched."""
     return Path(os.path.normpath(root / Path(rel).expanduser()))
-
-
-def load_lab(explicit: str | None = None) -> LabConfig:
-    return load(find_lab(explicit=explicit))
