@@ -14,9 +14,33 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from arl.evaluation.api import EvalBackend, EvalResult, SampleResult
+
+# What arl.evaluation.evaluate asks of the child (as JSON: "class" is no Python name, hence this form).
+Request = TypedDict(
+    "Request",
+    {"module": str, "class": str, "pipeline": str, "data": str, "samples": "list[str] | None", "repeats": int},
+)
+
+
+class Success(TypedDict):
+    ok: Literal[True]
+    score: float  # the mean over the repeats
+    scores: list[float]
+    metrics: dict[str, Any]
+    sample_results: list[dict[str, Any]]
+    seconds: float
+
+
+class Failure(TypedDict):
+    ok: Literal[False]
+    error: str
+    traceback: str  # the backend's, shown with --debug
+
+
+Response = Success | Failure  # the child's answer, as JSON
 
 
 class _Terminated(BaseException):
@@ -107,7 +131,7 @@ class _Phase:
     name = "loading"
 
 
-def run(request: dict[str, Any], phase: _Phase | None = None) -> dict[str, Any]:
+def run(request: Request, phase: _Phase | None = None) -> Response:
     phase = phase or _Phase()
     cls = load_backend_class(Path(request["module"]), request["class"])
     phase.name = f"{request['class']}()"
@@ -146,7 +170,7 @@ def run(request: dict[str, Any], phase: _Phase | None = None) -> dict[str, Any]:
     }
 
 
-def answer(request: dict[str, Any], out_fd: int) -> None:
+def answer(request: Request, out_fd: int) -> None:
     """Run the request and write the response to out_fd: any failure of user code is reported, not raised."""
     signal.signal(signal.SIGTERM, _on_term)
     phase = _Phase()
@@ -161,12 +185,12 @@ def answer(request: dict[str, Any], out_fd: int) -> None:
         import traceback  # only on failure: it costs a few milliseconds to import
 
         tb = traceback.format_exc()
-        response = {"ok": False, "error": msg or type(e).__name__, "traceback": tb}
+        response: Response = Failure(ok=False, error=msg or type(e).__name__, traceback=tb)
     with os.fdopen(out_fd, "w", closefd=False) as f:
         f.write(json.dumps(response, allow_nan=False, default=str))
 
 
-def run_forked(request: dict[str, Any], cwd: Path, out_fd: int, to_stderr: bool) -> int:
+def run_forked(request: Request, cwd: Path, out_fd: int, to_stderr: bool) -> int:
     """The forked child: become what a spawned child would be (own session, stdin empty, stdout on stderr, in the
     pipeline folder, which must not shadow modules), answer, and return the exit code for os._exit."""
     os.setsid()

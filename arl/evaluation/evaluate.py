@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import subprocess
     from typing import Any
 
+    from arl.evaluation.child import Request, Response
+
 
 class EvalFailed(ArlError):
     """The backend raised, returned garbage, or ran past eval_timeout."""
@@ -94,7 +96,7 @@ def evaluate(
     if not cfg.backend_module.is_file():
         raise ArlError(f"backend module {cfg.backend_module} does not exist ([backend] module in {cfg.path})")
     limit = cfg.eval_timeout if timeout is None else timeout
-    request = {
+    request: Request = {
         "module": str(cfg.backend_module),
         "class": cfg.backend_class,
         "pipeline": str(pipeline),
@@ -104,10 +106,10 @@ def evaluate(
     }
     t0 = time.monotonic()
     out = _run_child(request, pipeline, limit, fork=cfg.isolation == "fork" and _fork_safe())
-    if not out.get("ok"):
+    if out["ok"] is False:
         # One line for people; the backend's own traceback is the cause, shown with --debug.
-        raise EvalFailed(f"evaluation failed: {one_line(str(out.get('error') or 'unknown error'))}") from (
-            BackendTraceback(out["traceback"]) if out.get("traceback") else None
+        raise EvalFailed(f"evaluation failed: {one_line(str(out['error'] or 'unknown error'))}") from (
+            BackendTraceback(out["traceback"]) if out["traceback"] else None
         )
     return Evaluation(
         score=float(out["score"]),
@@ -135,7 +137,7 @@ def _unnamed_file() -> int:
             return os.dup(f.fileno())
 
 
-def _run_child(request: dict[str, Any], cwd: Path, limit: float, fork: bool) -> dict[str, Any]:
+def _run_child(request: Request, cwd: Path, limit: float, fork: bool) -> Response:
     # The answer goes to an unnamed file, not a pipe: a large answer never blocks the child while we wait on it.
     with open(_unnamed_file(), "rb") as resp:
         reap: Callable[[], int]
@@ -160,12 +162,15 @@ def _run_child(request: dict[str, Any], cwd: Path, limit: float, fork: bool) -> 
         resp.seek(0)
         raw = resp.read()
     try:
-        return json.loads(raw)
+        out = json.loads(raw)
     except ValueError:
+        out = None
+    if not isinstance(out, dict) or out.get("ok") not in (True, False):
         raise EvalFailed(f"evaluation failed: the evaluation process died (exit code {code}) without a result")
+    return out  # type: ignore[return-value]  # as the child wrote it (arl.evaluation.child.answer)
 
 
-def _fork(request: dict[str, Any], cwd: Path, out_fd: int) -> int:
+def _fork(request: Request, cwd: Path, out_fd: int) -> int:
     """Fork the evaluation process; in the child, run the backend and leave with os._exit, never returning."""
     to_stderr = _has_fileno(sys.stderr)
     for stream in (sys.stdout, sys.stderr):  # or the child would print what this process had buffered, again
@@ -185,7 +190,7 @@ def _fork(request: dict[str, Any], cwd: Path, out_fd: int) -> int:
         os._exit(code)
 
 
-def _spawn(request: dict[str, Any], cwd: Path, resp: int) -> subprocess.Popen[bytes]:
+def _spawn(request: Request, cwd: Path, resp: int) -> subprocess.Popen[bytes]:
     import subprocess
 
     with open(_unnamed_file(), "r+b") as req:

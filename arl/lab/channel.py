@@ -7,12 +7,28 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from arl.lab.verdicts import SEQ, Rejected, read
 from arl.util.fsutil import write_json
 
 MAX_FILES, MAX_CONTROL_BYTES = 64, 4 * 1024 * 1024
+
+
+class Ack(TypedDict, total=False):
+    """The host's answer to a verdict (ack-<seq>.json; docs/protocol.md): how it was recorded, or why not."""
+
+    seq: int | str  # the verdict's seq (its file's tag when it was rejected before it could be read)
+    outcome: str | None  # keep, vetoed, discard (as its row says), or rejected (nothing recorded)
+    reason: str
+    experiment: int | None
+    score: float | None
+    verified_score: float | None
+    best: float | None
+    best_experiment: int | None  # with parallel agents: which experiment holds the best, and its notes
+    best_notes: str
+
+
 _HOST_FILES = ("expected.json", "prompt.md")
 
 
@@ -83,7 +99,7 @@ def _remove(path: Path) -> None:
         pass
 
 
-def answer(control: Path, tag: str | int, ack: dict[str, Any]) -> None:
+def answer(control: Path, tag: str | int, ack: Ack) -> None:
     """Write ack-<tag>.json. A failure to answer is reported, never the end of the loop."""
     try:
         write_control(control / f"ack-{tag}.json", ack)

@@ -6,12 +6,19 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState, SlotState
 from arl.util.fsutil import write_json
+
+
+class Lock(TypedDict, total=False):
+    """`.arl/lock`: the process that owns the lab's run (the lock is as the file says: any key may be missing)."""
+
+    pid: int
+    since: float
 
 
 def state_path(cfg: LabConfig) -> Path:
@@ -70,14 +77,14 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def read_lock(cfg: LabConfig) -> dict[str, Any] | None:
+def read_lock(cfg: LabConfig) -> Lock | None:
     try:
         return json.loads(lock_path(cfg).read_text())
     except (OSError, ValueError):
         return None
 
 
-def acquire_lock(cfg: LabConfig, pid: int) -> dict[str, Any] | None:
+def acquire_lock(cfg: LabConfig, pid: int) -> Lock | None:
     """Take the lab's lock for `pid`. Returns the stale lock it replaced, if any."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     stale = None

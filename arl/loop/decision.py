@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
 from arl.lab import channel, results, slots, state, verdicts
+from arl.lab.channel import Ack
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.loop import experiments
@@ -115,7 +116,7 @@ def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> R
         reason = ""
     rows = results.read(cfg.results_file).rows
     best, best_id = results.best_of(cfg, rows)
-    ack = {
+    ack: Ack = {
         "seq": v.seq,
         "experiment": row["id"],
         "outcome": row["outcome"],
