@@ -20,19 +20,19 @@ import pytest
 
 from tests.fake_anthropic import Turn, bash, text
 
-from .loophelpers import containers_of, rows
-from .test_broker import Seen, Upstream
-from .test_claude_sandbox import (
+from .claude_lab import (
     DONE_TURN,
     KEEP_TURN,
     PROBE_TURN,
     RAISE_TURN,
     arl_run,
-    claude_image,  # noqa: F401  (a fixture)
+    claude_image_fixture,  # noqa: F401  (a fixture)
+    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
-    lab,  # noqa: F401  (a fixture)
     u,
 )
+from .loophelpers import containers_of, rows
+from .test_broker import Seen, Upstream
 
 pytestmark = pytest.mark.docker
 

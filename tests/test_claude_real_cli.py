@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from arl.agents.base import AgentContext, StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.prompt import build_prompt
 from arl.errors import ArlError
-from tests.conftest import skip_unless_required
+from tests.conftest import pypi_reachable, skip_unless_required
 from tests.fake_anthropic import FakeAnthropic, Turn, Usage, bash, text
 
 # USD per million tokens: input, output, 5-minute cache write, 1-hour cache write, cache read (Anthropic's list
@@ -51,16 +49,6 @@ def scripted_cost(model: str) -> float:
         total += u.input_tokens * i + u.output_tokens * o + five * w5 + u.cache_write_1h * w1h
         total += u.cache_read_input_tokens * r
     return total / 1e6
-
-
-def pypi_reachable() -> bool:
-    try:
-        urllib.request.urlopen("https://pypi.org/simple/claude-agent-sdk/", timeout=10).close()
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def claude_binary() -> Path:

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import git
-from .loophelpers import check_history, containers_of, set_toml
-from .test_claude_sandbox import (
+from .claude_lab import (
     DONE_TURN,
     KEEP_TURN,
     RAISE_TURN,
     Secrets,
     arl_run,
-    claude_image,  # noqa: F401  (a fixture)
+    claude_image_fixture,  # noqa: F401  (a fixture)
+    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
-    lab,  # noqa: F401  (a fixture)
     lab_name,
     priced,
     served_cost,
     status,
 )
+from .conftest import git
+from .loophelpers import check_history, containers_of, set_toml
 
 pytestmark = pytest.mark.docker
 

@@ -19,10 +19,10 @@ import pytest
 from arl.agents.pricing import openai_cost
 from arl.sandbox.broker_usage import usage_cost
 
+from .claude_lab import RAISE, rename
 from .conftest import ROOT, arl, run
 from .fake_openai import FakeOpenAI, Reply
 from .loophelpers import cleanup_containers, containers_of, rows
-from .test_claude_sandbox import RAISE, rename
 
 pytestmark = pytest.mark.docker
 
