@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -136,9 +137,32 @@ def stop(name: str, grace: float = 5.0, remove: bool = True) -> None:
         if not _wait_exit(name, grace):
             sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
     elif st.status == "paused":
+        _kill_frozen(name)
         remove = True  # it cannot say goodbye (or print) while frozen: removed, its client ends and the log is whole
     if remove:
         sh.run(sh.docker()["rm", "--force", name], ok=None)
+
+
+def _kill_frozen(name: str) -> None:
+    """SIGKILL to every process of a frozen container, from the host, before anything thaws it: each then dies as
+    it thaws, without running one more instruction of its own. `docker rm --force` alone kills the container's
+    first process and thaws the rest, which may act for a few milliseconds before the kernel reaps them: time
+    enough for an agent to read the ack it was frozen waiting for and write the next edit. Only processes that
+    are this container's (by their cgroup) and ours to signal; the rest is left to `docker rm --force`."""
+    code, out, _ = sh.run(sh.docker()["inspect", "--format", "{{.Id}}", name], ok=None, quiet=True)
+    cid = out.strip()
+    if code != 0 or not cid:
+        return
+    _, out, _ = sh.run(sh.docker()["top", name, "-o", "pid"], ok=None, quiet=True)
+    for word in out.split()[1:]:
+        try:
+            pid = int(word)
+            with open(f"/proc/{pid}/cgroup") as f:
+                if cid not in f.read():  # an engine in another pid namespace: its pids are not ours
+                    continue
+            os.kill(pid, signal.SIGKILL)
+        except (ValueError, OSError):
+            continue
 
 
 def ours(lab_root: str) -> list[str]:
