@@ -176,17 +176,13 @@ class Secrets:
         }
 
 
+# `arl run` as every test here starts it (the agent's plateau never stops a scripted run)
+RUN_ARGS = ["run", "--data", "data", "--agent", "claude", "--model", MODEL, "--plateau-threshold", "0"]
+
+
 def arl_run(lab: Path, env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return arl(
-        "run",
-        "--data",
-        "data",
-        "--agent",
-        "claude",
-        "--model",
-        MODEL,
-        "--plateau-threshold",
-        "0",
+        *RUN_ARGS,
         *args,
         cwd=lab,
         env=env,
