@@ -48,6 +48,7 @@ from .claude_lab import (
     Secrets,
     adapter_env_names,
     arl_run,
+    claude_image_fixture,  # noqa: F401  (a fixture)
     claude_lab_fixture,  # noqa: F401  (a fixture)
     costs,
     docker_lines,
