@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -289,3 +290,19 @@ def test_python_api_import_names() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert proc.stdout.strip() == "{} [] None {}"
+
+
+def test_a_state_written_before_slots_is_read_as_slot_0s(tmp_path: Path) -> None:
+    """An arl without slots kept its agent's bookkeeping at the top of state.json: it moves under slots["0"] on
+    read (so that a run it left is repaired), and the run's own keys, its total cost among them, stay where they are."""
+    from arl.lab import slots, state
+
+    cfg = config.load(write_lab(tmp_path / "lab") / "lab.toml")
+    old = {"active": True, "run": 3, "cost": 1.25, "seq": 7, "container": "arl-old-agent1", "cost_closed": 0.5}
+    old |= {"retry_at": 99.0, "settings": {"agent": "offline"}}
+    cfg.state_dir.mkdir(parents=True)
+    (cfg.state_dir / "state.json").write_text(json.dumps(old))
+    st = state.load(cfg)
+    assert st["slots"] == {"0": {"seq": 7, "container": "arl-old-agent1", "cost_closed": 0.5, "retry_at": 99.0}}
+    assert st["cost"] == 1.25 and st["run"] == 3 and slots.count(st) == 1
+    assert slots.of(st, 0)["seq"] == 7

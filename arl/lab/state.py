@@ -10,7 +10,7 @@ from typing import Any, TypedDict, cast
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, SlotState
+from arl.lab.runstate import RunState
 from arl.util.fsutil import write_json
 
 
@@ -19,6 +19,15 @@ class Lock(TypedDict, total=False):
 
     pid: int
     since: float
+
+
+# What a state written before slots kept at its top level for its one agent (slot 0). Not SlotState's keys: a slot's
+# "cost" is new, and the top-level "cost" of such a state is the run's, which stays where it is.
+_PRE_SLOT_KEYS = (
+    "container", "follower", "launched_at", "last_progress", "shown_bytes", "seq", "verdicts_since_launch",
+    "idle_ends", "retry_at", "outage_attempts", "outage_since", "last_end", "detected_at", "restarts", "deciding",
+    "cost_closed", "cost_attributed",
+)  # fmt: skip
 
 
 def state_path(cfg: LabConfig) -> Path:
@@ -44,8 +53,8 @@ def load(cfg: LabConfig) -> RunState:
         raise ArlError(f"{state_path(cfg)} is not valid JSON; move it away to start fresh") from None
     if not isinstance(st, dict):
         raise ArlError(f"{state_path(cfg)} is not a run state (a JSON object); move it away to start fresh")
-    if not st.get("slots") and any(k in st for k in SlotState.__annotations__):
-        st["slots"] = {"0": {k: st.pop(k) for k in SlotState.__annotations__ if k in st}}
+    if not st.get("slots") and any(k in st for k in _PRE_SLOT_KEYS):
+        st["slots"] = {"0": {k: st.pop(k) for k in _PRE_SLOT_KEYS if k in st}}
     return cast(RunState, st)
 
 
