@@ -39,11 +39,11 @@ def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
 
 
 def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
-    from arl.sandbox.broker_usage import epoch, records
+    from arl.sandbox.broker_usage import records
     from arl.sandbox.brokerproc import usage_file
 
     def failed(rec: dict[str, Any]) -> bool:
         status = rec.get("status")
         return bool(rec.get("error")) or (isinstance(status, int) and (status == 429 or status >= 500))
 
-    return [rec for rec in records(usage_file(cfg)) if epoch(rec.get("time")) >= since and failed(rec)]
+    return [rec for when, rec in records(usage_file(cfg)) if when >= since and failed(rec)]

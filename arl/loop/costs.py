@@ -64,11 +64,11 @@ def broker_cost(cfg: LabConfig, agent: str, since: float) -> float:
     tokens only when a turn ends, a killed Claude never prints its total)."""
     from arl.agents.pricing import claude_cost, openai_cost
     from arl.sandbox import brokerproc
-    from arl.sandbox.broker_usage import epoch, records
+    from arl.sandbox.broker_usage import records
 
     price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
     used = records(brokerproc.usage_file(cfg))
-    return sum(price(str(r.get("model") or ""), r) for r in used if epoch(r.get("time")) >= since)
+    return sum(price(str(r.get("model") or ""), r) for when, r in used if when >= since)
 
 
 def readable(agent: str, lines: list[str]) -> list[str]:

@@ -102,12 +102,13 @@ class UsageMeter:
         }
 
 
-_READ: dict[Path, tuple[int, list[dict[str, Any]]]] = {}  # usage file -> (bytes read, its records)
+_READ: dict[Path, tuple[int, list[tuple[float, dict[str, Any]]]]] = {}  # file -> (bytes read, its records)
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a usage file, parsed once per process: a call reads only what was appended since the last
-    (a line being written waits for the next call; a torn or foreign line is skipped)."""
+def records(path: Path) -> list[tuple[float, dict[str, Any]]]:
+    """Every record of a usage file with its time (epoch seconds), parsed once per process: a call reads only what
+    was appended since the last (a line being written waits for the next call; a torn or foreign line is skipped).
+    The loop asks every few seconds for the records since a session began: a time is parsed once, not each time."""
     done, seen = _READ.get(path, (0, []))
     try:
         if path.stat().st_size < done:  # a new file under the same name: start over
@@ -121,7 +122,7 @@ def records(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(rec, dict):
-            seen.append(rec)
+            seen.append((epoch(rec.get("time")), rec))
     _READ[path] = (done + len(new), seen)
     return seen
 
@@ -138,7 +139,7 @@ def epoch(value: Any) -> float:
 
 def read_usage(path: Path | str) -> list[dict[str, Any]]:
     """The usage records of a file (a copy)."""
-    return list(records(Path(path)))
+    return [rec for _, rec in records(Path(path))]
 
 
 def usage_cost(path: Path | str, price: Callable[[str, dict[str, Any]], float]) -> float:

@@ -25,6 +25,7 @@ class State:
     exit_code: int | None = None
     oom_killed: bool = False
     error: str = ""
+    id: str = ""
 
     @property
     def alive(self) -> bool:
@@ -34,12 +35,14 @@ class State:
 def state(name: str) -> State:
     if not name:
         return State(exists=False)
-    code, out, _ = sh.run(sh.docker()["inspect", "--type", "container", "--format", "{{json .State}}", name],
+    code, out, _ = sh.run(sh.docker()["inspect", "--type", "container", "--format", "{{.Id}} {{json .State}}", name],
                           ok=None, quiet=True)  # fmt: skip
     if code != 0:
         return State(exists=False)
-    s = json.loads(out)
+    cid, _, raw = out.partition(" ")
+    s = json.loads(raw)
     return State(
+        id=cid,
         exists=True,
         status=s.get("Status", "unknown"),
         exit_code=s.get("ExitCode"),
@@ -137,21 +140,19 @@ def stop(name: str, grace: float = 5.0, remove: bool = True) -> None:
         if not _wait_exit(name, grace):
             sh.run(sh.docker()["stop", "--time", str(int(grace)), name], ok=None)
     elif st.status == "paused":
-        _kill_frozen(name)
+        _kill_frozen(name, st.id)
         remove = True  # it cannot say goodbye (or print) while frozen: removed, its client ends and the log is whole
     if remove:
         sh.run(sh.docker()["rm", "--force", name], ok=None)
 
 
-def _kill_frozen(name: str) -> None:
+def _kill_frozen(name: str, cid: str) -> None:
     """SIGKILL to every process of a frozen container, from the host, before anything thaws it: each then dies as
     it thaws, without running one more instruction of its own. `docker rm --force` alone kills the container's
     first process and thaws the rest, which may act for a few milliseconds before the kernel reaps them: time
     enough for an agent to read the ack it was frozen waiting for and write the next edit. Only processes that
     are this container's (by their cgroup) and ours to signal; the rest is left to `docker rm --force`."""
-    code, out, _ = sh.run(sh.docker()["inspect", "--format", "{{.Id}}", name], ok=None, quiet=True)
-    cid = out.strip()
-    if code != 0 or not cid:
+    if not cid:
         return
     _, out, _ = sh.run(sh.docker()["top", name, "-o", "pid"], ok=None, quiet=True)
     for word in out.split()[1:]:
