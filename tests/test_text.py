@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from arl.lab import results
-from arl.loop.costs import readable
+from arl.report.transcript import readable
 from arl.util.text import clean
 from tests.conftest import arl
 from tests.test_results_cmd import row

@@ -15,23 +15,16 @@ from arl.errors import ArlError, UsageError
 from arl.lab import config
 from arl.lab import results as res
 from arl.lab.config import LabConfig
+from arl.report.series import KEPT as _KEPT
+from arl.report.series import Series, legend_label, note_label, parse_spec
+from arl.report.series import running_best as _running_best
 
 if TYPE_CHECKING:
     from arl.lab.runstate import Row
 
-_KEPT = ("baseline", "keep")
 DEFAULT_OUTPUT = "progress.png"
 # tab:orange is left out: with one lab it marks the holdout line
 COLOURS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-NOTE_CHARS = 40
-
-
-@dataclass
-class Series:
-    label: str
-    path: Path
-    maximize: bool
-    rows: list[Row]
 
 
 @dataclass
@@ -71,45 +64,6 @@ def _figsize(text: str) -> tuple[float, float]:
     return w, h
 
 
-def parse_spec(spec: str, maximize: bool) -> Series:
-    """LABEL:PATH (or just PATH). The label and the direction come from a lab.toml beside the file, if any."""
-    label, sep, path_text = spec.partition(":")
-    if not sep or Path(spec).is_file():
-        label, path_text = "", spec
-    if not path_text:
-        raise UsageError(f"{spec!r}: expected LABEL:PATH (a results.tsv file)")
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise ArlError(f"no results file at {path} (given as {spec!r}; expected LABEL:PATH)")
-    name = path.resolve().parent.name
-    beside = path.resolve().parent / config.LAB_FILE
-    if beside.is_file():
-        try:
-            cfg = config.load(beside)
-            maximize, name = cfg.maximize, cfg.name
-        except ArlError:
-            pass  # a foreign or broken lab.toml: keep the direction we were given
-    return Series(label or name, path, maximize, res.read(path).rows)
-
-
-def _better(a: float, b: float | None, maximize: bool) -> bool:
-    return b is None or (a > b if maximize else a < b)
-
-
-def _running_best(rows: list[Row], maximize: bool) -> tuple[list[int], list[float]]:
-    xs: list[int] = []
-    ys: list[float] = []
-    best: float | None = None
-    for r in rows:
-        s = res.effective(r)
-        if r["outcome"] in _KEPT and s is not None and _better(s, best, maximize):
-            best = s
-        if best is not None and r["id"] is not None:
-            xs.append(r["id"])
-            ys.append(best)
-    return xs, ys
-
-
 def display_available() -> bool:
     """Whether a window can open: macOS and Windows always; elsewhere an X11 or Wayland display."""
     if sys.platform in ("darwin", "win32"):
@@ -134,20 +88,6 @@ def _interactive(plt: Any) -> bool:
 
     backend = str(plt.get_backend()).lower()
     return backend not in {b.lower() for b in getattr(rcsetup, "non_interactive_bk", ["agg"])}
-
-
-def legend_label(s: Series) -> str:
-    experiments = sum(1 for r in s.rows if r["outcome"] != "baseline")
-    kept = sum(1 for r in s.rows if r["outcome"] == "keep")
-    return f"{s.label} ({experiments} experiment{'s' * (experiments != 1)}, {kept} kept)"
-
-
-def note_label(notes: str) -> str:
-    """A kept experiment's annotation: the first line of its notes, cut short, control characters gone."""
-    from arl.util.text import clean
-
-    first = clean(notes.strip().splitlines()[0]) if notes.strip() else ""
-    return first if len(first) <= NOTE_CHARS else first[: NOTE_CHARS - 1] + "…"
 
 
 def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style, by_slot: bool = False) -> list[float]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from arl.errors import ArlError
-from arl.lab import gitops, results, state
+from arl.lab import gitops, results
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
 from arl.util import sh
@@ -39,33 +38,10 @@ def show(cfg: LabConfig, exp_id: int) -> int:
 
 
 def transcript_excerpt(cfg: LabConfig, exp_id: int, limit: int = 40) -> str:
-    events = []
-    path = cfg.state_dir / "runs.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    marks = [e for e in events if e.get("event") == "experiment"]
-    this = next((e for e in reversed(marks) if e.get("id") == exp_id), None)
-    if not this or not this.get("container"):
-        return ""
-    earlier = [
-        e for e in marks if e.get("container") == this["container"] and e.get("log_bytes", 0) < this.get("log_bytes", 0)
-    ]
-    start = max((e["log_bytes"] for e in earlier), default=0)
-    log = state.logs_dir(cfg) / f"{this['container']}.jsonl"
-    if not log.exists():
-        return ""
-    with open(log, "rb") as f:
-        f.seek(start)
-        chunk = f.read(max(this.get("log_bytes", 0) - start, 0)).decode(errors="replace")
-    from arl.loop.costs import readable
+    from arl.report import transcript
 
     agent = next((r.get("agent") for r in results.read(cfg.results_file).rows if r["id"] == exp_id), None)
-    lines = readable(agent or "command", chunk.splitlines())[-limit:]
-    return "\n".join("  " + ln for ln in lines)
+    return transcript.excerpt(cfg, exp_id, agent or "command", transcript.marks(cfg), limit)
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from arl.lab import slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
+from arl.report.transcript import readable
 from arl.sandbox import containers
 from arl.util.fsutil import appended_lines
 
@@ -69,24 +70,6 @@ def broker_cost(cfg: LabConfig, agent: str, since: float) -> float:
     price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
     used = records(brokerproc.usage_file(cfg))
     return sum(price(str(r.get("model") or ""), r) for when, r in used if when >= since)
-
-
-def readable(agent: str, lines: list[str]) -> list[str]:
-    """The short view of a stream: what the agent says, which tool it runs with the first line of its input,
-    its control characters escaped (these lines go to the user's terminal)."""
-    from arl.agents.base import StreamAccount
-    from arl.agents.registry import get_adapter
-    from arl.util.text import clean
-
-    adapter = get_adapter(agent)
-    acc = StreamAccount()
-    out = []
-    for line in lines:
-        for ev in adapter.parse_line(line, acc):
-            text = ev.text.strip()
-            if ev.kind in ("text", "tool_call", "retry", "final") and text:
-                out.append(f"agent {ev.kind}: {clean(text.splitlines()[0][:300])}")
-    return out
 
 
 def _live_view(st: RunState, new: bytes, slot: int = 0) -> None:
