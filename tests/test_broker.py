@@ -268,12 +268,13 @@ def raw_exchange(sock: Path, request: bytes) -> bytes:
 
 def test_only_the_inference_endpoints_are_forwarded(work: Path) -> None:
     with FakeAnthropic([]) as api, broker(work, api.base_url) as b:
-        conn = UnixHTTPConnection(b.sock, timeout=10)  # one connection: a refusal leaves it usable
+        conn = UnixHTTPConnection(b.sock, timeout=10)  # a refusal of a request without a body leaves it usable
         for method, path in REFUSED:
-            conn.request(method, path, b"{}" if method == "POST" else None, CLIENT_HEADERS)
+            sent = b"{}" if method == "POST" else None  # a body is never read on a refused path: it closes
+            conn.request(method, path, sent, CLIENT_HEADERS)
             resp = conn.getresponse()
             body = json.loads(resp.read())
-            assert resp.status == 403 and resp.getheader("connection") != "close", (method, path)
+            assert resp.status == 403 and (resp.getheader("connection") == "close") == bool(sent), (method, path)
             assert body["type"] == "error" and body["error"]["type"] == "permission_error"
         assert api.requests == []
         # the allowed side endpoint does go through (so the refusals above are not a broker that refuses all)

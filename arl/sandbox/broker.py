@@ -1,13 +1,16 @@
 """The host-side API broker: the sandboxed agent's only way to its LLM API, and the holder of the real credential.
 
-    python -m arl.sandbox.broker --socket PATH --upstream URL --log PATH --usage PATH [--provider anthropic|openai]
-                         [--tcp HOST:PORT] [--credentials-file PATH] [--oauth-token-url URL]
+    python -m arl.sandbox.broker --socket PATH [--socket PATH...] --upstream URL --log PATH --usage PATH
+        [--provider anthropic|openai] [--tcp HOST:PORT] [--credentials-file PATH] [--oauth-token-url URL]
+        [--models M,M...] [--allow-web]   (and, run by arl.agents.brokered: --max-cost USD --spent USD --spent-file P)
 
 The agent runs with `--network none` and a placeholder credential, and reaches the broker through a unix socket
-mounted into the container. The broker forwards only the inference endpoints, swaps the client's credential for the
-host's, streams answers back as they arrive and counts token usage itself, failures included (the usage file).
-Request bodies need a Content-Length (chunked uploads get 411: Claude Code and codex always send a length) and are read
-whole, capped at MAX_BODY. A response without Content-Length is re-framed chunked for HTTP/1.1 clients (their
+mounted into the container: one socket per slot (the Nth --socket is slot N), so every count is per slot. The broker
+forwards only the inference endpoints, swaps the client's credential for the host's, streams answers back as they
+arrive and counts token usage itself, failures included (the usage file). Method, path and head are checked before
+any body byte is read (broker_policy); bodies need a Content-Length (chunked uploads get 411: Claude Code and codex
+always send a length), are capped at MAX_BODY and read within BODY_DEADLINE; each slot's connections and body bytes
+held are capped (broker_serve). A response without Content-Length is re-framed chunked for HTTP/1.1 clients (their
 connection stays reusable), close-delimited for HTTP/1.0 ones. One thread and one upstream connection per request."""
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ import http.client
 import json
 import os
 import re
-import signal
-import socket
-import socketserver
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from arl.sandbox.broker_auth import OAUTH_BETA, OAUTH_TOKEN_URL, Credentials, open_connection
+from arl.sandbox.broker_policy import Budget, Policy, dropped, head_problem
+from arl.sandbox.broker_serve import MAX_HEAD, MAX_INFLIGHT, HeadLimit, SlotLimits, serve
+from arl.sandbox.broker_serve import UnixHTTPConnection as UnixHTTPConnection  # the clients' (tests') import path
+from arl.sandbox.broker_serve import request_unix as request_unix
 from arl.sandbox.broker_usage import MAX_BODY, UsageMeter, append_jsonl, now_iso
 
 ALLOWED = {
@@ -41,6 +44,7 @@ TOKEN_KEYS = {
 }
 CHUNK = 64 * 1024
 READ_TIMEOUT = 600.0  # reads: the API sends pings while a long answer is being thought out
+BODY_DEADLINE = 120.0  # the whole request body: a client that trickles it does not hold its bytes for long
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
 CREDENTIAL_HEADERS = {"x-api-key", "authorization", "cookie", "proxy-authorization", "proxy-authenticate", "set-cookie"}
 # Accept-Encoding as well: the broker reads the body to count usage, so the upstream must answer uncompressed
@@ -55,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = READ_TIMEOUT  # an idle keep-alive client does not hold its thread forever
     provider, upstream, log_file, usage_file = "anthropic", "", Path(os.devnull), Path(os.devnull)
     credentials: Credentials
+    policy: Policy
 
     def __getattr__(self, name: str) -> Callable[[], None]:
         if name.startswith("do_"):  # every method, CONNECT and invented ones too, goes through the allow-list
@@ -69,6 +74,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _log(self, status: int, start: float, **extra: Any) -> None:
         line = {"time": now_iso(), "method": self.command, "path": self.path[:300], "status": status}
+        line["slot"] = self.server.limits.slot  # type: ignore[attr-defined]
         append_jsonl(self.log_file, {**line, "duration": round(time.monotonic() - start, 3), **extra})
 
     def _refuse(self, start: float, status: int, kind: str, message: str, reason: str, close: bool = False) -> None:
@@ -83,25 +89,71 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def handle_one_request(self) -> None:
+        self.rfile.left = MAX_HEAD  # type: ignore[attr-defined]  # the request line and headers, each request
+        super().handle_one_request()
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = HeadLimit(self.rfile)  # type: ignore[assignment]
+
     def _handle(self) -> None:
         start = time.monotonic()
-        length = self.headers.get("Content-Length", "")  # none and no Transfer-Encoding: no body
-        sized = "Transfer-Encoding" not in self.headers and (length == "" or length.isdigit())
-        # read even a body about to be refused: the client is not cut off mid-send and may reuse the connection
-        body = self.rfile.read(int(length or 0)) if sized and int(length or 0) <= MAX_BODY else None
-        if body is not None and len(body) < int(length or 0):  # the client hung up mid-body: nothing to answer
-            self.close_connection = True
-            return
         base, _, query = self.path.partition("?")
+        # Everything about the head is checked before a byte of the body is read: a refused request costs nothing.
         if self.command != "POST" or base not in ALLOWED[self.provider] or not _QUERY_OK.fullmatch(query):
             msg = f"{self.command} {self.path[:100]} is not allowed"
-            return self._refuse(start, 403, "permission_error", msg, "endpoint not allowed", close=body is None)
-        if not sized or not length:
+            unread = "Transfer-Encoding" in self.headers or self.headers.get("Content-Length", "0") not in ("", "0")
+            return self._refuse(start, 403, "permission_error", msg, "endpoint not allowed", close=unread)
+        if problem := head_problem(self.headers):
+            return self._refuse(start, 400, "invalid_request_error", problem, "bad head", close=True)
+        length = self.headers.get("Content-Length")
+        if "Transfer-Encoding" in self.headers or not length or not int(length):
             msg = "the request body needs a Content-Length (chunked uploads are not supported)"
-            return self._refuse(start, 411, "invalid_request_error", msg, "no content-length", close=not sized)
-        if body is None:
+            return self._refuse(start, 411, "invalid_request_error", msg, "no content-length", close=True)
+        if int(length) > MAX_BODY:
             msg = f"request body over {MAX_BODY} bytes"
             return self._refuse(start, 413, "request_too_large", msg, "body too large", close=True)
+        limits: SlotLimits = self.server.limits  # type: ignore[attr-defined]
+        if not limits.reserve(int(length)):
+            msg = f"this slot's requests hold over {MAX_INFLIGHT} body bytes at once; retry when they are sent"
+            return self._refuse(start, 429, "rate_limit_error", msg, "body bytes in flight", close=True)
+        try:
+            self._forward(start, base, limits.slot, int(length))
+        finally:
+            limits.release(int(length))
+
+    def _read_body(self, n: int) -> bytes | None:
+        """The whole body within BODY_DEADLINE, or None (timed out or cut: the connection is closed)."""
+        chunks, got, deadline = [], 0, time.monotonic() + BODY_DEADLINE
+        try:
+            while got < n:
+                self.connection.settimeout(max(deadline - time.monotonic(), 0.001))
+                data = self.rfile.read1(min(CHUNK * 16, n - got))  # type: ignore[attr-defined]
+                if not data or time.monotonic() > deadline:
+                    break
+                chunks.append(data)
+                got += len(data)
+        except OSError:
+            pass
+        finally:
+            self.connection.settimeout(self.timeout)
+        return b"".join(chunks) if got == n else None
+
+    def _forward(self, start: float, base: str, slot: int, length: int) -> None:
+        body = self._read_body(length)
+        if body is None:
+            self.close_connection = True
+            self._log(408, start, reason=f"body not received within {BODY_DEADLINE:g} s")
+            return
+        if problem := self.policy.body_problem(body):
+            return self._refuse(start, 400, "invalid_request_error", problem, "refused body")
+        if self.policy.budget.exhausted():
+            msg = (
+                f"this run's budget (max_cost ${self.policy.budget.limit:g}) is spent; no more API calls are "
+                "forwarded. Stop working: the run is ending"
+            )
+            return self._refuse(start, 400, "invalid_request_error", msg, "budget spent")
         conn, prefix = open_connection(self.upstream)  # the URL was checked at start
         try:
             conn.connect()
@@ -134,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _upstream_headers(self) -> list[tuple[str, str]]:
         named = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}  # more hop-by-hop
-        out = [(k, v) for k, v in self.headers.items() if k.lower() not in STRIPPED | named]
+        out = [(k, v) for k, v in self.headers.items() if k.lower() not in STRIPPED | named and not dropped(k)]
         added = self.credentials.current()
         if self.credentials.oauth:  # merged into the client's betas, which are kept
             betas = [t.strip() for k, v in out if k.lower() == "anthropic-beta" for t in v.split(",") if t.strip()]
@@ -184,7 +236,8 @@ class Handler(BaseHTTPRequestHandler):
                 model = str(json.loads(request).get("model") or "")
             except (ValueError, AttributeError):
                 pass
-        line: dict[str, Any] = {"time": now_iso(), "model": model}
+        slot: int = self.server.limits.slot  # type: ignore[attr-defined]
+        line: dict[str, Any] = {"time": now_iso(), "model": model, "slot": slot}
         for key in TOKEN_KEYS[self.provider]:
             line[key] = u[key] if isinstance(u.get(key), int) else 0
         line.update({k: u[k] for k in ("cache_creation", "server_tool_use", "inference_geo") if k in u})  # pricing
@@ -196,92 +249,44 @@ class Handler(BaseHTTPRequestHandler):
         if extra.get("complete") is False:
             line["incomplete"] = True
         append_jsonl(self.usage_file, line)
+        self.policy.budget.add(slot, model, line)
 
 
-class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True  # a stream in flight must not hold up shutdown
+Price = Callable[[str, Mapping[str, Any]], float]
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a unix socket: the Host header says localhost, the bytes go to `socket_path`."""
-
-    def __init__(self, socket_path: str | Path, timeout: float = 60.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = str(socket_path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-def request_unix(
-    socket_path: str | Path, method: str, path: str, body: bytes | None = None,
-    headers: Mapping[str, str] | None = None, timeout: float = 60.0,
-) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-    """One request through a unix socket: (status, headers with lower-cased names, body)."""
-    conn = UnixHTTPConnection(socket_path, timeout)
-    try:
-        conn.request(method, path, body, dict(headers or {}))
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def serve_unix(path: Path, handler: type[BaseHTTPRequestHandler]) -> UnixHTTPServer:
-    """Bind and listen on a side name, then rename into place: the socket appears only once it accepts."""
-    side = path.with_name(f".broker-{os.getpid()}.sock")
-    side.unlink(missing_ok=True)
-    server = UnixHTTPServer(str(side), handler)
-    os.chmod(side, 0o666)  # the container's user is not ours; the folder's mode decides who gets this far
-    os.replace(side, path)
-    server.server_address = str(path)
-    return server
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prices: Mapping[str, Price] | None = None) -> int:
+    """`prices`: provider -> the price of one usage line (arl.agents.brokered passes arl's): what a budget needs."""
     p = argparse.ArgumentParser(prog="python -m arl.sandbox.broker", description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--socket", type=Path, required=True)
+    p.add_argument("--socket", type=Path, required=True, action="append", help="one per slot, slot 0 first")
     p.add_argument("--upstream", required=True, help="e.g. https://api.anthropic.com")
     p.add_argument("--log", type=Path, required=True, help="JSON lines: every request, forwarded or refused")
     p.add_argument("--usage", type=Path, required=True, help="JSON lines: tokens per message, and API failures")
     p.add_argument("--provider", choices=sorted(ALLOWED), default="anthropic")
-    p.add_argument("--tcp", help="HOST:PORT to listen on as well (port 0: any; the ready line says which)")
+    p.add_argument("--tcp", help="HOST:PORT to listen on as well, as slot 0 (port 0: any; the ready line says which)")
     p.add_argument("--credentials-file", type=Path, help="Claude OAuth credentials (JSON), refreshed in place")
     p.add_argument("--oauth-token-url", default=OAUTH_TOKEN_URL)
+    p.add_argument("--models", help="comma-separated model ids, globs or aliases the requests may name (default: any)")
+    p.add_argument("--allow-web", action="store_true", help="forward the provider's server-side tools too")
+    p.add_argument("--max-cost", type=float, default=0.0, help="USD the run may spend (0: no limit)")
+    p.add_argument("--spent", type=float, default=0.0, help="USD the run had spent before this broker started")
+    p.add_argument("--spent-file", type=Path, help="written once the budget is spent")
     args = p.parse_args(argv)
     try:
         open_connection(args.upstream)
     except ValueError as e:
         p.error(str(e))
+    price = (prices or {}).get(args.provider)
+    if args.max_cost and price is None:
+        p.error("--max-cost needs arl's prices: run arl.agents.brokered")
+    budget = Budget(args.max_cost, args.spent, price, args.spent_file)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    policy = Policy(args.provider, models, args.allow_web, budget)
     creds = Credentials(args.provider, os.environ, args.credentials_file, args.oauth_token_url)
     config = {"provider": args.provider, "upstream": args.upstream, "log_file": args.log, "usage_file": args.usage}
-    handler = type("BrokerHandler", (Handler,), {**config, "credentials": creds})
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    servers: list[socketserver.BaseServer] = []
-    try:
-        where = [f"unix:{args.socket}"]
-        if args.tcp:
-            host, _, port = args.tcp.rpartition(":")
-            tcp = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
-            servers.append(tcp)
-            where.append(f"tcp:{tcp.server_address[0]}:{tcp.server_address[1]}")
-        servers.append(serve_unix(args.socket, handler))
-        for server in servers:
-            threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
-        print(f"arl.broker: {args.provider} -> {args.upstream}, listening on {' '.join(where)}", flush=True)
-        while not stop.wait(1.0):  # a timed wait, so the signal handler gets to run
-            pass
-        for server in servers:
-            server.shutdown()  # waits for serve_forever to return: only for servers that are serving
-    finally:
-        for server in servers:
-            server.server_close()
-        if any(isinstance(s, UnixHTTPServer) for s in servers):  # ours: a failed bind must not remove another's
-            args.socket.unlink(missing_ok=True)
+    handler = type("BrokerHandler", (Handler,), {**config, "credentials": creds, "policy": policy})
+    where = f"{args.provider} -> {args.upstream}"
+    serve(args.socket, args.tcp, handler, lambda listening: print(f"arl.broker: {where}, listening on {listening}"))
     return 0
 
 
