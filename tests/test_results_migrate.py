@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arl.lab import results
-from tests.conftest import arl, git
+from tests.conftest import arl, git, run
 from tests.loophelpers import cleanup_containers
 from tests.test_config import write_lab
 
@@ -42,14 +43,12 @@ def ar_lab(tmp_path: Path) -> Path:
     return lab
 
 
-def test_converted_once_with_the_original_kept(ar_lab: Path) -> None:
+def test_read_only_commands_read_it_as_it_is_and_a_run_converts_it_once(ar_lab: Path) -> None:
     original = (ar_lab / "results.tsv").read_bytes()
     proc = arl("results", "--format", "json", cwd=ar_lab)
-    said = [line for line in proc.stderr.splitlines() if line]
-    assert len(said) == 1 and "converted results.tsv from autoresearch-lab's format" in said[0], proc.stderr
-    assert "results.tsv.autoresearch-lab" in said[0] and "4 experiments" in said[0]
-    assert (ar_lab / "results.tsv.autoresearch-lab").read_bytes() == original
-    assert (ar_lab / "results.tsv").read_text().startswith(results.header_line())
+    assert proc.stderr == ""
+    assert (ar_lab / "results.tsv").read_bytes() == original  # `arl results` writes nothing
+    assert not (ar_lab / "results.tsv.autoresearch-lab").exists()
     rows = json.loads(proc.stdout)
     assert [(r["id"], r["run"], r["outcome"], r["score"]) for r in rows] == [
         (1, 0, "keep", 2.5), (2, 0, "discard", 2.9), (3, 0, "keep", 2.1), (4, 0, "discard", 2.3)
@@ -63,10 +62,22 @@ def test_converted_once_with_the_original_kept(ar_lab: Path) -> None:
                                   "autoresearch_lab_commit": "b" * 40}  # fmt: skip
     assert "autoresearch_lab_commit" not in rows[1]["metrics"] and rows[1]["commit"] is None
     assert {r["agent"] for r in rows} == {"autoresearch-lab"}
-    # once: the next command reads arl's file and says nothing
+    # a run, before it appends, converts it: once, the original kept beside it, one line said
+    said = _ensure(ar_lab)
+    assert "converted results.tsv from autoresearch-lab's format" in said and "4 experiments" in said, said
+    assert "results.tsv.autoresearch-lab" in said
+    assert (ar_lab / "results.tsv.autoresearch-lab").read_bytes() == original
+    assert (ar_lab / "results.tsv").read_text().startswith(results.header_line())
     again = arl("results", "--format", "json", cwd=ar_lab)
     assert again.stderr == "" and json.loads(again.stdout) == rows
-    assert not (ar_lab / "results.tsv.autoresearch-lab.1").exists()
+    assert _ensure(ar_lab) == "" and not (ar_lab / "results.tsv.autoresearch-lab.1").exists()
+
+
+def _ensure(lab: Path) -> str:
+    """What the host does before it appends a row (preflight), in its own process; returns its stderr."""
+    path = str(lab / "results.tsv")
+    code = f"from pathlib import Path; from arl.lab import results; results.ensure_file(Path({path!r}))"
+    return run([sys.executable, "-c", code], cwd=lab).stderr
 
 
 def test_ids_that_are_not_exp_numbers_are_numbered_in_order(ar_lab: Path) -> None:
@@ -90,17 +101,18 @@ def test_a_broken_autoresearch_file_is_a_clear_error_and_left_alone(ar_lab: Path
 def test_a_history_that_cannot_be_rewritten_is_read_without_converting(ar_lab: Path) -> None:
     (ar_lab / ".results.tsv.converting").mkdir()  # where the converted file would be written first
     before = (ar_lab / "results.tsv").read_bytes()
-    proc = arl("results", "--format", "json", cwd=ar_lab)
-    assert len(json.loads(proc.stdout)) == 4 and "could not convert" in proc.stderr
+    assert "could not convert" in _ensure(ar_lab)
+    assert len(json.loads(arl("results", "--format", "json", cwd=ar_lab).stdout)) == 4
     assert (ar_lab / "results.tsv").read_bytes() == before
     assert not (ar_lab / "results.tsv.autoresearch-lab").exists()
 
 
 def test_plot_reads_it(ar_lab: Path) -> None:
     pytest.importorskip("matplotlib")
+    before = (ar_lab / "results.tsv").read_bytes()
     arl("plot", "-o", "progress.png", cwd=ar_lab)
     assert (ar_lab / "progress.png").stat().st_size > 0
-    assert (ar_lab / "results.tsv.autoresearch-lab").exists()
+    assert (ar_lab / "results.tsv").read_bytes() == before  # plotting converts nothing
 
 
 @pytest.fixture

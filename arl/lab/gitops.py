@@ -89,8 +89,38 @@ def snapshot(cfg: LabConfig, exp_id: int, tree: str, message: str) -> str:
     g = _git(cfg)
     _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", root, "-p", "HEAD", "-m", message)])
     sha = sha.strip()
-    sh.run(g["update-ref", ref_name(cfg, exp_id), sha])
+    # create-only (an empty old value): an experiment's ref is never moved, whatever the worktree went through
+    code, _, err = sh.run(g["update-ref", ref_name(cfg, exp_id), sha, ""], ok=None)
+    if code != 0:
+        raise ArlError(f"cannot create {ref_name(cfg, exp_id)} (an experiment's ref is never moved): {err.strip()}")
     return sha
+
+
+def experiment_refs(cfg: LabConfig) -> dict[int, str]:
+    """The lab's experiment refs: id -> commit."""
+    prefix = ref_name(cfg, 0)[:-1]
+    _, out, _ = sh.run(_git(cfg)["for-each-ref", "--format=%(objectname) %(refname)", prefix], quiet=True)
+    found: dict[int, str] = {}
+    for line in out.splitlines():
+        sha, _, name = line.partition(" ")
+        tail = name[len(prefix) :]
+        if tail.isascii() and tail.isdigit():
+            found[int(tail)] = sha
+    return found
+
+
+def claim_id(cfg: LabConfig, after_rows: int, tree: str) -> tuple[int, str | None]:
+    """The id of the next experiment, and the commit to reuse for it if it already has one. Never an id that has a
+    ref (a stash, a reset or an old checkout of results.tsv must not hand out saved ids again): past the highest
+    ref. One exception: the newest ref is the next row's and holds this very tree, i.e. a run killed between the
+    snapshot and the row; that snapshot is the experiment's, reused as it is (nothing moves, no id is skipped)."""
+    from arl.lab.gitobjects import pipeline_tree
+
+    refs = experiment_refs(cfg)
+    top_id = max(refs, default=-1)
+    if top_id == after_rows and pipeline_tree(cfg, refs[top_id]) == tree:
+        return top_id, refs[top_id]
+    return max(after_rows, top_id + 1), None
 
 
 def commit_keep(cfg: LabConfig, snapshot_sha: str, message: str) -> tuple[bool, str]:

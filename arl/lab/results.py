@@ -145,15 +145,25 @@ def plateau(cfg: LabConfig, rows: list[Row]) -> int:
 
 
 def ensure_file(path: Path) -> None:
-    """The file exists with today's header: a history from before the slot column gets it (every old row: slot 0),
-    rewritten once, atomically, before anything is appended to it."""
-    if not path.exists():
+    """The file exists with today's header, before anything is appended to it: an empty file (autoresearch-lab's
+    `arl init` makes one) is a new history; one from before the slot column gets it (every old row: slot 0), and
+    one of autoresearch-lab's is converted, each rewritten once, atomically."""
+    if not path.exists() or not path.read_bytes().strip():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header_line())
         return
     with open(path, "rb") as f:
         head = f.readline()
-    if head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t") != OLD_COLUMNS:
+    cells = head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
+    if cells[:1] == ["experiment_id"]:
+        from arl.lab.results_migrate import HEADER, convert
+
+        if cells == HEADER:
+            data = path.read_bytes()
+            convert(path, data.decode("utf-8", "replace").replace("\r\n", "\n"), data, write=True)
+            _parsed.pop(str(path), None)
+        return
+    if cells != OLD_COLUMNS:
         return
     rows = read(path).rows
     tmp = path.with_name(f".{path.name}.slot-column.tmp")

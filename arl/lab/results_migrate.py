@@ -28,11 +28,14 @@ HEADER = ["experiment_id", "timestamp", "score", "metrics", "kept", "commit_sha"
 SUFFIX = ".autoresearch-lab"
 
 
-def convert(path: Path, text: str, data: bytes) -> str:
-    """arl's text for the autoresearch-lab history `text` (the bytes `data`, as read from `path`). The file is
-    rewritten (atomically, the original kept beside it) when it can be; otherwise it is converted in memory only."""
+def convert(path: Path, text: str, data: bytes, write: bool = False) -> str:
+    """arl's text for the autoresearch-lab history `text` (the bytes `data`, as read from `path`). Reading converts
+    in memory only (a read-only command writes nothing); with `write` (a run is about to append) the file is
+    rewritten, atomically, the original kept beside it, when it can be."""
     rows = _rows(path, text)
     new = header_line() + "".join(format_row(r) for r in rows)
+    if not write:
+        return new
     tmp = path.with_name(f".{path.name}.converting")
     try:
         tmp.write_text(new, encoding="utf-8")

@@ -62,10 +62,10 @@ def record_failed(cfg: LabConfig, st: RunState, outcome: str, a: Attempt) -> Row
     """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
     the slot's workspace to the best tree (the newest best, whichever slot set it)."""
     hist = results.read(cfg.results_file)
-    exp_id = hist.next_id
+    exp_id, sha = gitops.claim_id(cfg, hist.next_id, a.tree)
     message = f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(a.notes)}\n\nArl-Experiment: {exp_id}"
     with phase("git"):
-        sha = gitops.snapshot(cfg, exp_id, a.tree, message)
+        sha = sha or gitops.snapshot(cfg, exp_id, a.tree, message)
     faults.point("discard:after-snapshot")
     row = row_for(st, exp_id, outcome, a, sha, results.best_of(cfg, hist.rows)[0])
     with phase("results"):
@@ -100,13 +100,13 @@ def record_keep(cfg: LabConfig, st: RunState, a: Attempt) -> tuple[Row, str]:
 
     The user's pipeline folder is brought to the kept tree before the commit, so `make guard` sees it."""
     hist = results.read(cfg.results_file)
-    exp_id = hist.next_id
+    exp_id, sha = gitops.claim_id(cfg, hist.next_id, a.tree)
     settings = st.get("settings")
     agent = settings["agent"] if settings else ""
     message = gitops.keep_message(exp_id, st.get("run", 0), agent, a.score, a.verified, a.notes)
     best_tree = gitobjects.pipeline_tree(cfg)
     with phase("git"):
-        sha = gitops.snapshot(cfg, exp_id, a.tree, message)
+        sha = sha or gitops.snapshot(cfg, exp_id, a.tree, message)
     faults.point("keep:after-snapshot")
     row = row_for(st, exp_id, "keep", a, sha, a.verified if a.verified is not None else a.score)
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0

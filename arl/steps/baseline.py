@@ -38,10 +38,12 @@ def baseline(lab: str | None) -> int:
             holdout = host_evaluate(cfg, st, Path(hidden), 1, tree).score
         except VerificationFailed:
             pass  # as for every experiment: no holdout score, nothing else lost
-    sha = gitops.snapshot(cfg, 0, tree, "arl: experiment 0 (baseline)\n\nArl-Experiment: 0")
+    # experiment 0, unless its id is taken (a history begun elsewhere, or lost to a stash: ids are never reused)
+    exp_id, sha = gitops.claim_id(cfg, 0 if 0 not in hist.ids() else hist.next_id, tree)
+    sha = sha or gitops.snapshot(cfg, exp_id, tree, f"arl: experiment {exp_id} (baseline)\n\nArl-Experiment: {exp_id}")
     notes = "baseline: the unmodified pipeline, evaluated by the host"
     attempt = experiments.Attempt(tree, notes, res.score, res.score, holdout, metrics=res.metrics)
-    row = experiments.row_for(st, 0, "baseline", attempt, commit=sha, best=res.score)
+    row = experiments.row_for(st, exp_id, "baseline", attempt, commit=sha, best=res.score)
     results.append(cfg.results_file, row)
     experiments.progress(cfg, st, row)
     return OK

@@ -1,0 +1,100 @@
+"""What a user ordinarily does around a lab loses no history and never moves the branch backwards, in a repository
+with its own Makefile and staged, unstaged and untracked work of its own, the lab in a subfolder (real git, the real
+engine): an empty results.tsv, a `git stash` between runs, a second `make research`, a pipeline tuned by hand."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import arl, git, make_repo
+from .loophelpers import check_history, cleanup_containers, rows
+
+pytestmark = pytest.mark.docker
+ENV = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
+FLAGS = ["--data", "data", "--agent", "offline", "--plateau-threshold", "0"]
+
+
+def busy_repo(path: Path) -> Path:
+    """A repository with work of its own: a root Makefile, a staged file, an unstaged change, an untracked file."""
+    repo = make_repo(path)
+    (repo / "Makefile").write_text("all:\n\t@echo the user's own build\nDATA = user-data\n")
+    (repo / "notes.txt").write_text("v1\n")
+    git(repo, "add", "Makefile", "notes.txt")
+    git(repo, "commit", "-qm", "the user's project")
+    (repo / "staged.txt").write_text("staged work\n")
+    git(repo, "add", "staged.txt")
+    (repo / "notes.txt").write_text("v2, not staged\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    return repo
+
+
+def own_work_intact(repo: Path) -> None:
+    status = git(repo, "status", "--porcelain", "--", "staged.txt", "notes.txt", "scratch.txt", "Makefile")
+    assert sorted(status.splitlines()) == [" M notes.txt", "?? scratch.txt", "A  staged.txt"], status
+    assert (repo / "notes.txt").read_text() == "v2, not staged\n"
+
+
+def lab_paths(lab: Path) -> list[str]:
+    """The lab's files, as `arl init` lists them (the line it prints says what to commit)."""
+    return ["lab.toml", "backend.py", "AGENT.md", "Makefile", "results.tsv", ".gitignore", "pipeline", "data"]
+
+
+@pytest.fixture
+def busy_lab(tmp_path: Path, base_image: str) -> Iterator[Path]:
+    repo = busy_repo(tmp_path / "repo")
+    lab = repo / "research"
+    lab.mkdir()
+    arl("init", "--example", "curve-fit", cwd=lab)
+    git(lab, "add", "--", *lab_paths(lab))
+    git(lab, "commit", "-qm", "lab", "--", *lab_paths(lab))
+    own_work_intact(repo)
+    yield lab
+    cleanup_containers(lab)
+
+
+def arl_run(lab: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return arl("run", *FLAGS, *args, cwd=lab, check=False, timeout=600, env=ENV)
+
+
+def refs(lab: Path) -> dict[str, str]:
+    out = git(lab, "for-each-ref", "--format=%(refname) %(objectname)", "refs/arl/")
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_an_empty_results_file_is_a_new_history(busy_lab: Path) -> None:
+    (busy_lab / "results.tsv").write_text("")  # what autoresearch-lab's `arl init` leaves
+    git(busy_lab, "commit", "-qm", "empty history", "--", "results.tsv")
+    proc = arl_run(busy_lab, "--max-iterations", "1", "--seed", "1")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (busy_lab / "results.tsv").read_text().startswith("id\trun\ttime\toutcome\t")
+    assert [r["outcome"] for r in rows(busy_lab)][0] == "baseline"
+    for cmd in (["results"], ["status"]):
+        assert arl(*cmd, cwd=busy_lab, check=False).returncode == 0, cmd
+    assert not (busy_lab / ".arl" / "lock").exists()
+    check_history(busy_lab)
+    own_work_intact(busy_lab.parent)
+
+
+def test_a_stash_between_runs_reuses_no_id_and_moves_no_ref(busy_lab: Path) -> None:
+    proc = arl_run(busy_lab, "--max-iterations", "3", "--seed", "2")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    first = refs(busy_lab)
+    first_rows = rows(busy_lab)
+    assert len(first) == len(first_rows) >= 4
+    # results.tsv holds the rows of the discards since the last keep, uncommitted: a stash takes them away
+    assert git(busy_lab, "status", "--porcelain", "--", "results.tsv").strip()
+    git(busy_lab, "stash", "push", "-q", "--", "results.tsv")
+    assert len(rows(busy_lab)) < len(first_rows)
+    proc = arl_run(busy_lab, "--max-iterations", "2", "--seed", "5")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    after = refs(busy_lab)
+    assert all(after[name] == sha for name, sha in first.items()), "an experiment's ref was moved"
+    new_ids = [int(r["id"]) for r in rows(busy_lab) if r["run"] == "2"]
+    old_ids = {int(r["id"]) for r in first_rows}
+    assert new_ids and not set(new_ids) & old_ids, (new_ids, old_ids)
+    for r in rows(busy_lab):
+        assert after[f"refs/arl/curve-fit/experiments/{r['id']}"] == r["commit"]
