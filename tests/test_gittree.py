@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from arl.lab import treefs
-from arl.lab.gittree import EXEC, FILE, LINK, HashCache, Limits, LooseStore, name_problem, object_id, scan
+from arl.lab.gittree import DIR, EXEC, FILE, LINK, HashCache, Limits, LooseStore, name_problem, object_id, scan
 
 NOBODY = 65534
 ROOT = os.geteuid() == 0
@@ -414,7 +414,6 @@ EQUAL: dict[str, tuple[Spec, bool]] = {
             ".gitkeep": b"",
             ".gitmodules-not": Link(b"x"),
             "gitmod~5": Link(b"x"),  # not one of git's short names for .gitmodules (those stop at ~4)
-            ".gitmodules": b'[submodule "x"]\n\tpath = x\n\turl = https://example.com/x\n',  # a file is fine
             "ctrl\x01\x7f": b"14",
         },
         True,
@@ -438,12 +437,11 @@ EQUAL: dict[str, tuple[Spec, bool]] = {
     ),
     "gitattributes": (
         {
-            ".gitattributes": b"* text eol=crlf\n*.id ident\n",
+            ".gitattributes": b"* text\n*.bin binary\n[attr]plain -diff\n",
             "crlf.txt": b"one\r\ntwo\r\n",
             "lf.txt": b"a\nb\n",
-            "v.id": b"$Id: 0123456789abcdef $\n",
         },
-        False,  # git add turns CRLF into LF and collapses $Id$: the scan keeps the bytes
+        False,  # git add turns CRLF into LF: the scan keeps the bytes
     ),
     "64-deep-and-1024-byte-path": (
         {
@@ -678,6 +676,7 @@ def mk(spec: Spec) -> Callable[[Path], object]:
 
 
 DOTGIT = "named like .git"
+OWN_FILE = "not a regular file, named"
 PROBLEMS: dict[str, Bad] = {
     ".git-folder-depth-3": Bad(plus(lambda r: git(r / "sub" / "deeper", "init", "-q")), "sub/deeper/.git", DOTGIT),
     ".git-file-gitdir": Bad(plus(mk({"sub/.git": b"gitdir: ../../.git\n"})), "sub/.git", DOTGIT),
@@ -699,6 +698,31 @@ PROBLEMS: dict[str, Bad] = {
     "link-.mailmap": Bad(plus(mk({".mailmap": Link(b"/etc/passwd")})), ".mailmap", "symlink named .mailmap"),
     "link-gitmod~1": Bad(plus(mk({"gitmod~1": Link(b"keep.txt")})), "gitmod~1", "symlink named .gitmodules"),
     "link-.gitmodules.": Bad(plus(mk({".gitmodules.": Link(b"keep.txt")})), ".gitmodules.", "symlink named .gitmod"),
+    "file-.gitmodules": Bad(
+        plus(mk({".gitmodules": b'[submodule "x"]\n\tupdate = !touch /tmp/x\n'})), ".gitmodules", "a .gitmodules"
+    ),
+    "file-gitmod~1": Bad(plus(mk({"sub/gitmod~1": b"[core]\n"})), "sub/gitmod~1", "a .gitmodules"),
+    "folder-.gitmodules": Bad(plus(mk({".gitmodules/x": b"x"})), ".gitmodules", "a .gitmodules"),
+    "folder-.gitattributes": Bad(plus(mk({"sub/.gitattributes/x": b"x"})), "sub/.gitattributes", OWN_FILE),
+    "folder-.GitIgnore": Bad(plus(mk({".GitIgnore/x": b"x"})), ".GitIgnore", OWN_FILE),
+    "folder-.mailmap": Bad(plus(mk({"sub/.mailmap/x": b"x"})), "sub/.mailmap", OWN_FILE),
+    "fifo-.gitattributes": Bad(plus(lambda r: os.mkfifo(r / "sub" / ".gitattributes")), "sub/.gitattributes", OWN_FILE),
+    "export-subst": Bad(plus(mk({".gitattributes": b"*.py export-subst\n"})), ".gitattributes", "export-subst"),
+    "export-ignore-in-a-macro": Bad(
+        plus(mk({"sub/.gitattributes": b"# hide it\n[attr]hide export-ignore\nsecret.py hide\n"})),
+        "sub/.gitattributes",
+        "export-ignore",
+    ),
+    "quoted-unset-export-ignore": Bad(
+        plus(mk({".gitattributes": b'"a b.py"\t-export-ignore\n'})), ".gitattributes", "export-ignore"
+    ),
+    "ident": Bad(plus(mk({".gitattributes": b"*.py ident\n"})), ".gitattributes", "attribute ident"),
+    "filter": Bad(plus(mk({".gitattributes": b"* filter=lfs\n"})), ".gitattributes", "attribute filter"),
+    "eol": Bad(plus(mk({".gitattributes": b"*.py text eol=crlf\n"})), ".gitattributes", "attribute eol"),
+    "encoding": Bad(plus(mk({"gitatt~1": b"*.py working-tree-encoding=UTF-16\n"})), "gitatt~1", "working-tree"),
+    "2048-byte-attributes-line": Bad(
+        plus(mk({".gitattributes": b"*" + b" " * 2047 + b"\n"})), ".gitattributes", "2048 bytes or more"
+    ),
     "fifo": Bad(plus(lambda r: os.mkfifo(r / "sub" / "fifo")), "sub/fifo", "a FIFO"),
     "socket": Bad(plus(lambda r: bind_socket(r / "sub" / "sock")), "sub/sock", "a socket"),
     "device": Bad(plus(device), "dev", "a device", who="root"),
@@ -828,6 +852,9 @@ NAMES: list[tuple[bytes, bool, bool]] = [
             b".git.",
             b".git ",
             b".git. . ",
+            b".gitmodules",  # any .gitmodules: submodule settings that fsck and hosting servers refuse
+            b"gitmod~1",
+            b".GitModules",
             b".git::$INDEX_ALLOCATION",
             b".git:stream",
             b"git~1",
@@ -854,11 +881,9 @@ NAMES: list[tuple[bytes, bool, bool]] = [
             b" .git",
             b".git.x",
             b"\xff.git",
-            b".gitmodules",
             b".gitattributes",
             b".gitignore",
             b".mailmap",
-            b"gitmod~1",
             ".g\u202fit".encode(),  # a narrow no-break space is not one HFS ignores
         ]
     ],
@@ -919,10 +944,41 @@ def git_refuses(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[bytes, bo
 
 @pytest.mark.parametrize(("name", "is_link", "refused"), NAMES, ids=[repr(n)[2:-1] + "@" * s for n, s, _ in NAMES])
 def test_name_corpus(git_refuses: set[tuple[bytes, bool]], name: bytes, is_link: bool, refused: bool) -> None:
-    why = name_problem(name, is_link)
+    why = name_problem(name, stat.S_IFLNK if is_link else stat.S_IFREG)
     assert (why is not None) == refused, why
     if (name, is_link) in git_refuses:
         assert why is not None, "git refuses this name: the scan must too"
+
+
+def test_git_flags_the_metadata_the_scan_refuses(repo: Path) -> None:
+    """The instrument: what the scan refuses beyond names, git really flags. `git fsck --strict` reports a
+    .gitmodules with a command, a folder named .gitattributes and a 2,048-byte attributes line; `git archive`
+    of a tree with export-subst writes other bytes than the tree holds; a harmless .gitattributes passes."""
+
+    def fsck_of(mode: bytes, name: bytes, data: bytes) -> str:
+        """`git fsck --strict`'s complaints about a commit holding one entry (a folder holds a file `x`)."""
+        probe = init_repo(repo.parent / f"probe-{os.urandom(4).hex()}")  # fsck reads every object: one repo each
+        oid = git(probe, "hash-object", "-w", "--stdin", input=data).strip()
+        if mode == DIR:
+            oid = git(probe, "mktree", "-z", input=FILE + b" blob " + oid + b"\tx\0").strip()
+        kind = b"tree" if mode == DIR else b"blob"
+        tree = git(probe, "mktree", "-z", input=mode + b" " + kind + b" " + oid + b"\t" + name + b"\0").strip()
+        ident = ("-c", "user.name=t", "-c", "user.email=t@t")
+        commit = git(probe, *ident, "commit-tree", tree, "-m", "t").strip()
+        git(probe, "update-ref", "HEAD", commit)
+        proc = git_proc(probe, "fsck", "--strict", "--no-dangling")
+        return (proc.stdout + proc.stderr).decode() if proc.returncode else ""
+
+    assert "gitmodulesUpdate" in fsck_of(FILE, b".gitmodules", b'[submodule "x"]\n\tpath = x\n\tupdate = !id\n')
+    assert "gitattributesBlob" in fsck_of(DIR, b".gitattributes", b"x")
+    assert "gitattributesLineLength" in fsck_of(FILE, b".gitattributes", b"*" + b" " * 2047 + b"\n")
+    assert fsck_of(FILE, b".gitattributes", b"*" + b" " * 2046 + b"\n* text\n") == ""
+    spec: Spec = {".gitattributes": b"v.txt export-subst\n", "v.txt": b"$Format:%H$\n"}
+    assert "export-subst" in scan(build(repo / "ws", spec)).problems[0]
+    tree = git_tree(repo, repo / "ws", "raw", write=True)
+    commit = git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit-tree", tree, "-m", "t").strip()
+    archived = git(repo, "archive", "--format=tar", commit.decode())
+    assert b"$Format:%H$" not in archived  # git rewrote the file: the archive is not the tree
 
 
 def test_git_refuses_what_it_should(git_refuses: set[tuple[bytes, bool]]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arl.lab.gitnames import name_problem
+from arl.lab.gitnames import attributes_problem, is_attributes, name_problem
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 FILE, EXEC, LINK, DIR = b"100644", b"100755", b"120000", b"40000"
@@ -204,7 +204,7 @@ def _loop(
         except OSError as e:
             problem(path, f"cannot be read ({e.strerror})")
             continue
-        why = name_problem(name, stat.S_ISLNK(st.st_mode))
+        why = name_problem(name, st.st_mode)
         if why:
             problem(path, why)
             continue
@@ -229,10 +229,15 @@ def _loop(
         if not _count(out, limits, st.st_size, path, problem):
             continue
         key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        oid = cache.get(key) if cache is not None else None
+        attributes = is_attributes(name)  # read every time: its content decides whether it may be kept
+        oid = cache.get(key) if cache is not None and not attributes else None
         if oid is None or (store is not None and not store.has(oid)):
             data = _read(fd, name, st, path, problem)
             if data is None:
+                continue
+            why = attributes_problem(data) if attributes else None
+            if why:
+                problem(path, why)
                 continue
             oid = put(b"blob", data)
             if cache is not None:
