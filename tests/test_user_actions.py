@@ -4,14 +4,15 @@ engine): an empty results.tsv, a `git stash` between runs, a second `make resear
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import arl, git, make_repo
-from .loophelpers import check_history, cleanup_containers, rows
+from .conftest import arl, git, make_repo, run
+from .loophelpers import check_history, cleanup_containers, containers_of, rows, start, stop_proc, wait_for
 
 pytestmark = pytest.mark.docker
 ENV = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
@@ -98,3 +99,27 @@ def test_a_stash_between_runs_reuses_no_id_and_moves_no_ref(busy_lab: Path) -> N
     assert new_ids and not set(new_ids) & old_ids, (new_ids, old_ids)
     for r in rows(busy_lab):
         assert after[f"refs/arl/curve-fit/experiments/{r['id']}"] == r["commit"]
+
+
+def test_a_second_make_research_is_refused_and_leaves_the_first_run_alone(busy_lab: Path, tmp_path: Path) -> None:
+    research = ["make", "research", "DATA=data", "ARGS=--agent offline --plateau-threshold 0 --max-iterations 500"]
+    first = start(research, busy_lab, tmp_path / "first.log")
+    try:
+        wait_for(lambda: len(rows(busy_lab)) >= 2, 240, "the first run's first experiment")
+        lock = json.loads((busy_lab / ".arl" / "lock").read_text())
+        names = containers_of(busy_lab)
+        second = run(research, cwd=busy_lab, check=False, env=ENV, timeout=120)
+        assert second.returncode != 0 and "a run is already active in this lab" in second.stderr, second.stderr
+        assert json.loads((busy_lab / ".arl" / "lock").read_text()) == lock  # still the first run's
+        assert json.loads((busy_lab / ".arl" / "state.json").read_text())["active"] is True
+        assert set(names) <= set(containers_of(busy_lab)) or first.poll() is not None
+        assert "crash" not in {r["outcome"] for r in rows(busy_lab)}
+        seen = len(rows(busy_lab))
+        wait_for(lambda: len(rows(busy_lab)) > seen + 1, 240, "the first run to go on deciding")
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        stop_proc(first)
+    assert not (busy_lab / ".arl" / "lock").exists() and not containers_of(busy_lab)
+    outcomes = [r["outcome"] for r in check_history(busy_lab)]
+    assert "crash" not in outcomes and outcomes[-1] in ("keep", "discard", "interrupted", "vetoed"), outcomes
+    own_work_intact(busy_lab.parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from arl.lab import state
 from arl.lab.context import open_lab
@@ -11,9 +12,16 @@ from arl.loop.run import OK
 from arl.sandbox import brokerproc, service
 
 
-def teardown(lab: str | None, cause: str | None = None) -> int:
-    """`cause`: why the run is ending when no stopping condition said so (an error in a step)."""
+def teardown(lab: str | None, cause: str | None = None, owner_pid: int | None = None) -> int:
+    """`cause`: why the run is ending when no stopping condition said so (an error in a step). `owner_pid`: the
+    process this teardown speaks for; a run whose lock another live process holds is not its to end (a second
+    `make research`, refused at preflight, runs its trap's teardown too)."""
     cfg = open_lab(lab)
+    held = state.read_lock(cfg)
+    holder = held.get("pid") if held else None
+    if owner_pid is not None and holder not in (None, owner_pid) and state.pid_alive(holder):
+        print(f"teardown: the run in this lab belongs to pid {holder}, still running; left as it is", flush=True)
+        return OK
     st = state.load(cfg)
     if not st.get("active"):
         service.stop(cfg)
@@ -33,4 +41,5 @@ def teardown(lab: str | None, cause: str | None = None) -> int:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return teardown(args.lab)
+    # the same owner as preflight's: in `make research`, the recipe's shell that runs every step and the trap
+    return teardown(args.lab, owner_pid=int(os.environ.get("ARL_RUN_PID") or os.getppid()))
