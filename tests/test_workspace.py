@@ -4,6 +4,7 @@ writing the user's pipeline folder only from objects. Real git in temporary repo
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from arl.lab import gitobjects, gitops
@@ -108,3 +109,42 @@ def test_a_checkout_of_the_empty_tree_is_an_empty_folder(example_lab: Path, tmp_
 def test_arl_eval_outside_the_sandbox_still_works_after_the_change(example_lab: Path) -> None:
     out = arl("eval", "--json", "--data", "data", cwd=example_lab).stdout
     assert '"score"' in out
+
+
+def objects_bytes(repo: Path) -> int:
+    return sum(f.stat().st_size for f in (repo / ".git" / "objects").rglob("*") if f.is_file())
+
+
+def test_imports_grow_the_repository_only_for_recorded_snapshots(example_lab: Path) -> None:
+    """Ten imports of a 4 MB workspace that nothing records (stale or rejected keeps) leave `.git/objects` as it was;
+    the one that is recorded moves exactly its objects in, and the repository stays sound (fsck --strict)."""
+    cfg = lab_cfg(example_lab)
+    ws = LocalWorkspace(cfg, 0)
+    ws.seed(gitobjects.pipeline_tree(cfg))
+    before = objects_bytes(example_lab)
+    trees = []
+    for i in range(10):
+        (ws.path / "big.bin").write_bytes(os.urandom(4 << 20))  # incompressible: 4 MB per import if stored
+        (ws.path / "sub").mkdir(exist_ok=True)
+        (ws.path / "sub" / "n.txt").write_text(f"import {i}\n")
+        found = ws.import_tree()
+        assert found.ok, found.problems
+        trees.append(found.tree)
+    assert objects_bytes(example_lab) - before < 1 << 20
+    missing = subprocess.run(["git", "-C", str(example_lab), "cat-file", "-e", trees[-1]], capture_output=True)
+    assert missing.returncode != 0  # not in the repository until recorded
+    sha = gitops.snapshot(cfg, 1, trees[-1], "arl: experiment 1 (discard)")
+    grew = objects_bytes(example_lab) - before
+    assert 4 << 20 <= grew < 5 << 20, grew
+    assert gitobjects.pipeline_tree(cfg, sha) == trees[-1]
+    fsck = subprocess.run(["git", "-C", str(example_lab), "fsck", "--strict", "--no-dangling"], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # An earlier import's objects were dropped with the next import: they are gone, not waiting somewhere.
+    assert subprocess.run(["git", "-C", str(example_lab), "cat-file", "-e", trees[0]]).returncode != 0
+    # A verification checkout of an unrecorded import works too (it moves the objects in first).
+    ws.path.joinpath("sub", "n.txt").write_text("verified\n")
+    found = ws.import_tree()
+    dest = example_lab / ".arl" / "checkout-test"
+    dest.mkdir()
+    checkout(cfg, found.tree, dest)
+    assert (dest / "sub" / "n.txt").read_text() == "verified\n"

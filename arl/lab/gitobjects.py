@@ -6,11 +6,14 @@ writes refs: no attributes, filters or hooks apply to anything an agent wrote.""
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import zlib
 from pathlib import Path
 
 from arl.lab.config import LabConfig
 from arl.lab.gitops import rel, top
-from arl.lab.gittree import DIR, LooseStore, empty_tree, tree_bytes
+from arl.lab.gittree import DIR, LooseStore, empty_tree, object_id, tree_bytes
 from arl.util import sh
 
 Entry = tuple[bytes, bytes, str]  # (path or name, mode, object id)
@@ -36,6 +39,70 @@ def algo(cfg: LabConfig) -> str:
 def store(cfg: LabConfig) -> LooseStore:
     fmt, objects = _repo_info(top(cfg))
     return LooseStore(objects, fmt)
+
+
+class Quarantine(LooseStore):
+    """Where an import writes the objects the repository lacks: beside it, not in it. Only a recorded snapshot
+    (or a verification) moves a tree's objects into the repository (`promote`); a rejected verdict's are dropped
+    with the slot's next import, so stale or refused keeps never grow `.git/objects`."""
+
+    def __init__(self, real: LooseStore, folder: Path) -> None:
+        super().__init__(folder, real.algo)
+        self.real = real
+
+    def has(self, oid: str) -> bool:
+        return self.real.has(oid) or super().has(oid)
+
+    def put(self, kind: bytes, data: bytes, oid: str | None = None) -> str:
+        oid = oid or object_id(kind, data, self.algo)
+        return oid if self.real.has(oid) else super().put(kind, data, oid)
+
+
+def quarantines(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "quarantine"
+
+
+def quarantine(cfg: LabConfig, slot: int) -> Quarantine:
+    """The slot's quarantine, emptied: what its last import wrote was either promoted by now or never will be."""
+    folder = quarantines(cfg) / str(slot)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(quarantines(cfg), 0o700)
+    return Quarantine(store(cfg), folder)
+
+
+def promote(cfg: LabConfig, tree: str) -> None:
+    """Move every object of `tree` that sits in a quarantine into the repository, each folder's entries before
+    the folder itself: a repository tree is always complete, so a tree already there ends the walk."""
+    try:
+        folders = [quarantines(cfg) / name for name in os.listdir(quarantines(cfg))]
+    except OSError:
+        return
+    real = store(cfg)
+    stack: list[tuple[str, bool, bool]] = [(tree, True, False)]  # (id, is a tree, its entries are done)
+    while stack:
+        oid, is_tree, done = stack.pop()
+        if real.has(oid):
+            continue
+        found = next((p for p in (f / oid[:2] / oid[2:] for f in folders) if p.exists()), None)
+        if found is None:
+            continue  # in neither: git says so when it reads it
+        if is_tree and not done:
+            stack.append((oid, True, True))
+            raw = zlib.decompress(found.read_bytes())
+            for _, mode, child in parse_tree(raw[raw.index(b"\0") + 1 :], len(oid)):
+                if mode != b"160000":
+                    stack.append((child, mode == DIR, False))
+            continue
+        target = real.path(oid)
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(found, target)
+        except OSError:  # another file system: copy, then rename into place
+            tmp = target.parent / f"tmp_obj_{os.getpid()}_{oid[:8]}"
+            shutil.copyfile(found, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
 
 
 def read(cfg: LabConfig, specs: list[str], quiet: bool = True) -> list[tuple[str, bytes] | None]:
@@ -75,8 +142,6 @@ def pipeline_tree(cfg: LabConfig, rev: str = "HEAD") -> str:
     got = read(cfg, [f"{rev}:{rel(cfg, cfg.pipeline_dir)}"])[0]
     if got is None or got[0] != "tree":
         return empty_tree(algo(cfg))
-    from arl.lab.gittree import object_id
-
     return object_id(b"tree", got[1], algo(cfg))
 
 

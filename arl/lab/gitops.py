@@ -83,8 +83,9 @@ def use_branch(cfg: LabConfig, branch: str | None) -> str:
 def snapshot(cfg: LabConfig, exp_id: int, tree: str, message: str) -> str:
     """A commit on top of HEAD whose pipeline is exactly `tree`, under the experiment's ref. Built from objects:
     neither the index, nor HEAD, nor any folder is read or touched."""
-    from arl.lab.gitobjects import with_path
+    from arl.lab.gitobjects import promote, with_path
 
+    promote(cfg, tree)  # the import's objects leave their quarantine: this tree is recorded
     root = with_path(cfg, "HEAD", rel(cfg, cfg.pipeline_dir), tree)
     g = _git(cfg)
     _, sha, _ = sh.run(g[(*identity_args(cfg), "commit-tree", root, "-p", "HEAD", "-m", message)])

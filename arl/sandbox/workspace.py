@@ -33,7 +33,7 @@ class Workspace(Protocol):
         ...
 
     def import_tree(self, strict: bool = True) -> Scan:
-        """Build the workspace's git tree as data and store its objects in the repository."""
+        """Build the workspace's git tree as data; its objects wait in a quarantine until a snapshot records it."""
         ...
 
     def exists(self) -> bool: ...
@@ -99,7 +99,8 @@ class LocalWorkspace:
         if not self.exists():
             return Scan(tree="", problems=["the workspace folder is missing"])
         cache = self._load_cache()
-        result = scan(self.path, limits(self.cfg), strict=strict, store=gitobjects.store(self.cfg), cache=cache)
+        store = gitobjects.quarantine(self.cfg, self.slot)  # into the repository only once recorded (promote)
+        result = scan(self.path, limits(self.cfg), strict=strict, store=store, cache=cache)
         self._save_cache(cache)
         return result
 
@@ -125,6 +126,7 @@ def workspace(cfg: LabConfig, slot: int = 0) -> LocalWorkspace:
 
 def checkout(cfg: LabConfig, tree: str, dest: Path) -> None:
     """Write every file of `tree` under `dest` (empty or host-owned) from git objects."""
+    gitobjects.promote(cfg, tree)  # an import verified (or restored) before it is recorded
     entries = gitobjects.list_tree(cfg, tree)
     blobs = gitobjects.read(cfg, sorted({oid for _, _, oid in entries}))
     content = {oid: got[1] for oid, got in zip(sorted({oid for _, _, oid in entries}), blobs) if got}
