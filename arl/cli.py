@@ -86,11 +86,22 @@ def _eval(p: argparse.ArgumentParser) -> None:
                    "(default: every sample)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON (default: on when stdout is not a terminal)")
     p.add_argument("--repeats", type=int, default=1, help="evaluations; the mean is the score (default: 1)")
+    _local_flag(p)
+    p.add_argument("--phase", choices=["prepare", "run", "score", "evaluate"], help="one part, as the host's "
+                   "containers run it, with --inputs/--outputs DIR (default: all)")  # fmt: skip
+    p.add_argument("--inputs", help=argparse.SUPPRESS)
+    p.add_argument("--outputs", help=argparse.SUPPRESS)
+
+
+def _local_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--local", action="store_true", help="run the pipeline in this process's machine even when the "
+                   "lab holds an agent's kept code (default: then in the sandbox image)")  # fmt: skip
 
 
 def _diagnose(p: argparse.ArgumentParser) -> None:
     _data_flag(p)
     p.add_argument("--top", type=int, help="show only the N worst samples (default: all)")
+    _local_flag(p)
     p.add_argument("--sample", action="append", default=[], help="only this sample id; repeatable (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
 
@@ -116,6 +127,12 @@ def _results(p: argparse.ArgumentParser) -> None:
 
 def _plot(p: argparse.ArgumentParser) -> None:
     from arl.commands.plot import add_arguments
+
+    add_arguments(p)
+
+
+def _report(p: argparse.ArgumentParser) -> None:
+    from arl.commands.report import add_arguments
 
     add_arguments(p)
 
@@ -159,6 +176,9 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
                 "narrow it) as a table, TSV, JSON or Markdown.", _results),
     "plot": ("plot the score per experiment", "Plot the score per experiment of this lab, and of other results "
              "files to compare (needs matplotlib: pip install 'arl-research[plot]').", _plot),
+    "report": ("an HTML page of the lab's history", "Write one self-contained HTML page of the lab's history: the "
+               "progress chart, the table, each experiment's diff and transcript, the runs; more labs compared.",
+               _report),
     "show": ("one experiment: diff, notes, scores, transcript", "Show one experiment: its scores, notes, the "
              "diff of what it tried, and an excerpt of the agent's transcript.", _show),
     "status": ("is a run active, and how is it doing", "Say whether a run is active, its phase, experiment, best "

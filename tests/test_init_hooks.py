@@ -91,11 +91,20 @@ def test_plain_init(repo: Path) -> None:
     pre, post = ((repo / ".git" / "hooks" / h).read_text() for h in ("pre-commit", "post-commit"))
     assert "arl-managed-hook" in pre and "@" not in pre.replace("$@", "")  # rendered: no placeholder left
     assert pre.replace("pre-commit", "post-commit") == post  # one template: only the hook's name differs
-    # the template backend evaluates a main.py that prints its score
-    (lab / "src" / "main.py").write_text("print('log line')\nprint(0.25)\n")
-    (lab / "data").mkdir()
+    # the template backend runs `main.py INPUTS OUTPUTS` and scores each output against the sample's expected.json
+    (lab / "src" / "main.py").write_text(
+        "import json, pathlib, sys\n"
+        "ins, outs = map(pathlib.Path, sys.argv[1:3])\n"
+        "for s in ins.iterdir():\n"
+        "    x = json.loads((s / 'input.json').read_text())\n"
+        "    (outs / s.name / 'output.json').write_text(json.dumps(x * 2))\n"
+    )
+    for name, x, expected in (("a", 1, 2), ("b", 2, 4), ("c", 3, 7), ("d", 4, 8)):
+        (lab / "data" / name).mkdir(parents=True)
+        (lab / "data" / name / "input.json").write_text(json.dumps(x))
+        (lab / "data" / name / "expected.json").write_text(json.dumps(expected))
     out = json.loads(arl("eval", "--data", "data", "--json", cwd=lab).stdout)
-    assert out["score"] == 0.25
+    assert out["score"] == 0.25  # c's answer differs
 
 
 def test_init_refuses_outside_a_git_repository(tmp_path: Path) -> None:

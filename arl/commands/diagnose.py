@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from arl.commands.evalcmd import service_around
+from arl.commands.evalcmd import measure
 from arl.commands.tables import simple_table
 from arl.errors import UsageError
-from arl.evaluation.evaluate import evaluate
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
 
@@ -30,11 +29,14 @@ def worst_first(cfg: LabConfig, samples: list[dict[str, Any]]) -> list[dict[str,
     return sorted(samples, key=key)
 
 
-def diagnose(cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool) -> int:
+def diagnose(
+    cfg: LabConfig, data: Path, top: int | None, samples: list[str], as_json: bool, local: bool = False
+) -> int:
     if top is not None and top < 1:
         raise UsageError(f"--top must be at least 1, not {top}")
-    with service_around(cfg, data):
-        result = evaluate(cfg, data, samples=samples or None)
+    result = measure(cfg, data, samples, 1, local)
+    if samples:  # a single-phase backend may not filter by itself (autoresearch-lab's evaluate had no sample_ids)
+        result.sample_results = [s for s in result.sample_results if s["sample_id"] in samples]
     rows = worst_first(cfg, result.sample_results)
     if top is not None:
         rows = rows[:top]
@@ -71,4 +73,4 @@ def _is_number(cell: str) -> bool:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return diagnose(open_lab(args.lab), Path(args.data), args.top, args.sample, args.json)
+    return diagnose(open_lab(args.lab), Path(args.data), args.top, args.sample, args.json, args.local)

@@ -10,9 +10,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from arl.errors import ArlError, UsageError
-from arl.evaluation.evaluate import evaluate
+from arl.evaluation.evaluate import SINGLE_PHASE_WARNING, Evaluation, evaluate
 from arl.lab.config import LabConfig
 from arl.lab.context import in_sandbox, last_eval_path, open_lab
+from arl.util import sh
 
 
 def service_around(cfg: LabConfig, data: Path | None = None) -> AbstractContextManager[None]:
@@ -25,12 +26,41 @@ def service_around(cfg: LabConfig, data: Path | None = None) -> AbstractContextM
     return host_service(cfg, data)
 
 
-def eval_pipeline(cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1) -> int:
+def measure(cfg: LabConfig, data: Path, samples: list[str], repeats: int, local: bool) -> Evaluation:
+    """The pipeline's evaluation: in this machine's processes in the sandbox or with --local (and for a lab that has
+    kept nothing an agent wrote), otherwise in the lab's sandbox image, the host's way, as verification does."""
+    if in_sandbox() or local or not has_agent_keeps(cfg):
+        with service_around(cfg, data):
+            result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
+    else:
+        from arl.evaluation import contained
+        from arl.sandbox.images import ensure_lab_image
+
+        sh.say("arl: the lab holds an agent's kept code: evaluating it in the sandbox image (--local: in this process)")
+        box = contained.Box(cfg, ensure_lab_image(cfg, "command"), 0)
+        with service_around(cfg, data):
+            result = contained.evaluate(box, data, cfg.pipeline_dir, repeats, samples or None)
+    if not result.split and not in_sandbox():
+        sh.say("arl: warning: " + SINGLE_PHASE_WARNING.format(cls=cfg.backend_class))
+    return result
+
+
+def has_agent_keeps(cfg: LabConfig) -> bool:
+    """Whether results.tsv records a keep: then the pipeline holds code an agent wrote."""
+    try:
+        lines = cfg.results_file.read_text(errors="replace").splitlines()[1:]
+    except OSError:
+        return False
+    return any(line.split("\t")[3:4] == ["keep"] for line in lines)
+
+
+def eval_pipeline(
+    cfg: LabConfig, data: Path, samples: list[str], as_json: bool, repeats: int = 1, local: bool = False
+) -> int:
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     seen = workspace_tree(cfg) if in_sandbox() else None
-    with service_around(cfg, data):
-        result = evaluate(cfg, data, samples=samples or None, repeats=repeats)
+    result = measure(cfg, data, samples, repeats, local)
     if seen is not None:
         from arl.util.fsutil import write_json
 
@@ -60,7 +90,11 @@ def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
 def from_args(args: argparse.Namespace) -> int:
     as_json = bool(args.json) or not sys.stdout.isatty()
     try:
-        return eval_pipeline(open_lab(args.lab), Path(args.data), args.sample, as_json, args.repeats)
+        if args.phase:
+            from arl.commands.evalphase import one_phase
+
+            return one_phase(open_lab(args.lab), args)
+        return eval_pipeline(open_lab(args.lab), Path(args.data), args.sample, as_json, args.repeats, args.local)
     except ArlError as e:
         # Scripts read {"error": ...} on stdout; people read the one `arl: error:` line on stderr (the CLI's).
         if as_json:

@@ -16,21 +16,47 @@ import time
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from arl.evaluation.api import EvalBackend, EvalResult, SampleResult
+from arl.evaluation.api import EvalBackend, EvalResult, SampleResult, SplitBackend
 
-# What arl.evaluation.evaluate asks of the child (as JSON: "class" is no Python name, hence this form).
+# What arl.evaluation.evaluate asks of the child (as JSON: "class" is no Python name, hence this form). `phase`:
+# "evaluate" (a single-phase backend: everything in one process), or a SplitBackend's "prepare", "run", "score".
 Request = TypedDict(
     "Request",
-    {"module": str, "class": str, "pipeline": str, "data": str, "samples": "list[str] | None", "repeats": int},
+    {
+        "module": str,
+        "class": str,
+        "phase": str,
+        "pipeline": str,
+        "data": str,
+        "inputs": str,
+        "outputs": str,
+        "samples": "list[str] | None",
+        "repeats": int,
+        "max_output_bytes": int,
+    },
 )
 
 
 class Success(TypedDict):
     ok: Literal[True]
+    kind: Literal["scored"]
     score: float  # the mean over the repeats
     scores: list[float]
     metrics: dict[str, Any]
     sample_results: list[dict[str, Any]]
+    seconds: float
+
+
+class Prepared(TypedDict):
+    ok: Literal[True]
+    kind: Literal["split", "single"]  # single: the backend has only evaluate(); nothing was prepared
+    samples: list[str]
+    seconds: float
+
+
+class Ran(TypedDict):
+    ok: Literal[True]
+    kind: Literal["ran"]
     seconds: float
 
 
@@ -40,7 +66,7 @@ class Failure(TypedDict):
     traceback: str  # the backend's, shown with --debug
 
 
-Response = Success | Failure  # the child's answer, as JSON
+Response = Success | Prepared | Ran | Failure  # the child's answer, as JSON
 
 
 class _Terminated(BaseException):
@@ -134,40 +160,65 @@ class _Phase:
 def run(request: Request, phase: _Phase | None = None) -> Response:
     phase = phase or _Phase()
     cls = load_backend_class(Path(request["module"]), request["class"])
-    phase.name = f"{request['class']}()"
+    name = request["class"]
+    phase.name = f"{name}()"
     backend = cls()
     if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
-        raise BackendProblem(f"{request['class']} does not implement evaluate()")
-    samples = request.get("samples") or None
-    runs: list[dict[str, Any]] = []
+        raise BackendProblem(f"{name} does not implement evaluate()")
+    if request["phase"] == "prepare" and not isinstance(backend, SplitBackend):
+        return Prepared(ok=True, kind="single", samples=[], seconds=0.0)  # nothing to prepare: no setup either
     t0 = time.monotonic()
     # setup and teardown are paired: once setup() has been entered, teardown() runs, whatever happens
     # (a half-done setup is the teardown's to clean). A teardown error never hides the first failure.
     try:
-        phase.name = f"{request['class']}.setup()"
+        phase.name = f"{name}.setup()"
         backend.setup()
-        for _ in range(int(request.get("repeats", 1))):
-            phase.name = f"{request['class']}.evaluate()"
-            out = backend.evaluate(Path(request["pipeline"]), Path(request["data"]), samples)
-            runs.append(_check(out, request["class"]))
+        response = _phase(backend, request, phase, t0)
     except BaseException:
         try:
             backend.teardown()
         except Exception:
             pass
         raise
-    phase.name = f"{request['class']}.teardown()"
+    phase.name = f"{name}.teardown()"
     backend.teardown()
-    first = runs[0]
+    return response
+
+
+def _phase(backend: Any, request: Request, phase: _Phase, t0: float) -> Response:
+    from arl.evaluation import phases
+
+    name, what = request["class"], request["phase"]
+    samples = request.get("samples") or None
+    repeats = int(request.get("repeats", 1))
+    data, inputs, outputs = Path(request["data"]), Path(request["inputs"]), Path(request["outputs"])
+    if what == "prepare":
+        phase.name = f"{name}.samples() / write_inputs()"
+        ids = phases.prepare(backend, data, inputs, samples)
+        return Prepared(ok=True, kind="split", samples=ids, seconds=time.monotonic() - t0)
+    if what == "run":
+        phase.name = f"{name}.run() (the pipeline)"
+        phases.run(backend, Path(request["pipeline"]), inputs, outputs, repeats)
+        return Ran(ok=True, kind="ran", seconds=time.monotonic() - t0)
+    runs: list[dict[str, Any]] = []
+    for k in range(repeats):
+        if what == "score":
+            phase.name = f"{name}.score()"
+            out = phases.score(backend, data, outputs, k, samples, request["max_output_bytes"])
+        else:
+            phase.name = f"{name}.evaluate()"
+            out = backend.evaluate(Path(request["pipeline"]), data, samples)
+        runs.append(_check(out, name))
     scores = [r["score"] for r in runs]
-    return {
-        "ok": True,
-        "score": sum(scores) / len(scores),
-        "scores": scores,
-        "metrics": first["metrics"],
-        "sample_results": first["sample_results"],
-        "seconds": time.monotonic() - t0,
-    }
+    return Success(
+        ok=True,
+        kind="scored",
+        score=sum(scores) / len(scores),
+        scores=scores,
+        metrics=runs[0]["metrics"],
+        sample_results=runs[0]["sample_results"],
+        seconds=time.monotonic() - t0,
+    )
 
 
 def answer(request: Request, out_fd: int) -> None:
@@ -177,7 +228,9 @@ def answer(request: Request, out_fd: int) -> None:
     try:
         response = run(request, phase)
     except BaseException as e:
-        if isinstance(e, (BackendProblem, _Terminated)):
+        from arl.evaluation.phases import PhaseProblem
+
+        if isinstance(e, (BackendProblem, _Terminated, PhaseProblem)):
             msg = str(e)
         else:
             where = "the backend" if phase.name == "loading" else phase.name

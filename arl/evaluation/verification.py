@@ -4,14 +4,14 @@ fresh network-less container that mounts it read-only. What is verified is what 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from arl.errors import ArlError
+from arl.evaluation import contained
+from arl.evaluation.contained import Box
 from arl.lab import slots
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState, image_of
@@ -31,6 +31,7 @@ class Verification:
     scores: list[float]
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    split: bool = True  # False: a single-phase backend, whose score the pipeline could have forged
 
     @property
     def spread(self) -> float:
@@ -44,48 +45,16 @@ class VerificationFailed(ArlError):
 def host_evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, tree: str, slot: int = 0) -> Verification:
     """Evaluate `tree` as the host sees it, on the slot's GPU. Raises VerificationFailed with the reason."""
     pipeline = fresh_checkout(cfg, tree, "verify")
+    box = Box(cfg, image_of(st), st["run"], slots.gpu_for(cfg, slot), cache=True)
     try:
-        return _evaluate(cfg, st, data, repeats, pipeline, slot)
+        got = contained.evaluate(box, data, pipeline, repeats)
+    except ArlError as e:
+        raise VerificationFailed(
+            str(e) if str(e).startswith(("evaluation", "verification")) else f"verification failed: {e}"
+        ) from None
     finally:
         discard_checkout(pipeline)
-
-
-def _evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, pipeline: Path, slot: int) -> Verification:
-    name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
-    cmd = verify_run(cfg, image=image_of(st), name=name, run=st["run"], data=data, repeats=repeats, pipeline=pipeline,
-                     gpus=slots.gpu_for(cfg, slot))  # fmt: skip
-    # arl eval inside enforces eval_timeout per evaluation; this outer limit also covers container start-up.
-    limit = cfg.eval_timeout * repeats + 60
-    t0 = time.monotonic()
-    try:
-        code, out, err = sh.run(cmd, ok=None, timeout=limit)
-    except ArlError as e:
-        containers.stop(name, grace=1)
-        raise VerificationFailed(f"verification failed: {e}") from None
-    try:
-        obj = parse_eval_json(out)
-    except ArlError:
-        tail = (err or out).strip().splitlines()
-        raise VerificationFailed(f"verification failed (exit {code}): {tail[-1] if tail else 'no output'}") from None
-    if "error" in obj or code != 0:
-        raise VerificationFailed(str(obj.get("error", f"verification exited {code}")))
-    return Verification(
-        score=float(obj["score"]),
-        scores=[float(s) for s in obj.get("scores", [obj["score"]])],
-        metrics=dict(obj.get("metrics") or {}),
-        seconds=time.monotonic() - t0,
-    )
-
-
-def parse_eval_json(out: str) -> dict[str, Any]:
-    for line in reversed(out.strip().splitlines()):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    raise ArlError(f"no JSON from the evaluation: {out.strip()[-200:]!r}")
+    return Verification(score=got.score, scores=got.scores, metrics=got.metrics, seconds=got.seconds, split=got.split)
 
 
 # Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.

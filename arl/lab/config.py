@@ -69,6 +69,8 @@ class LabConfig:
     max_workspace_mb: float = 200
     network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
     allow_web: bool = False
+    agent_models: tuple[str, ...] = ()  # the models the API broker forwards; empty: the model and cheap siblings
+    max_output_mb: float = 100  # what a SplitBackend's pipeline may write as outputs, in all
     isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
     backend_files: tuple[str, ...] = ()  # what the backend reads beside it: globs relative to its folder
     slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
@@ -178,6 +180,8 @@ def load(path: Path) -> LabConfig:
         raise ArlError(f'{where("backend", "isolation")} must be "fork" or "spawn", not {be["isolation"]!r}')
     if be["eval_timeout"] <= 0:
         raise ArlError(f"{where('backend', 'eval_timeout')} must be a positive number of seconds")
+    if be["max_output_mb"] <= 0:
+        raise ArlError(f"{where('backend', 'max_output_mb')} must be a positive number of MB")
     for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
         if rn[key] < (1 if key == "repeats" else 0):
             raise ArlError(f"{where('run', key)} must not be negative" + (" or zero" if key == "repeats" else ""))
@@ -216,6 +220,7 @@ def load(path: Path) -> LabConfig:
     agent_cmd = agent_cmd.split() if isinstance(agent_cmd, str) else agent_cmd
     str_list(agent_cmd, where("agent", "command"))
     str_list(sb["env"], where("sandbox", "env"))
+    str_list(ag["models"], where("agent", "models"))
     str_list(sb["slot_gpus"], where("sandbox", "slot_gpus"))
     str_list(be["files"], where("backend", "files"))
     if sb["slot_gpus"] and sb["gpus"]:
@@ -243,6 +248,7 @@ def load(path: Path) -> LabConfig:
         backend_module=_under(root, be["module"]),
         backend_class=be["class"],
         eval_timeout=float(be["eval_timeout"]),
+        max_output_mb=float(be["max_output_mb"]),
         host_service=service,
         agent_kind=ag["kind"],
         agent_model=ag["model"],
@@ -259,6 +265,7 @@ def load(path: Path) -> LabConfig:
         max_workspace_mb=float(sb["max_workspace_mb"]),
         network=sb["network"],
         allow_web=ag["allow_web"],
+        agent_models=tuple(ag["models"]),
         isolation=be["isolation"],
         slot_gpus=tuple(sb["slot_gpus"]),
         backend_files=tuple(be["files"]),

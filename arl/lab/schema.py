@@ -27,6 +27,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "class": ((str,), None, True),
         "eval_timeout": (_NUM, 600, False),
         "isolation": ((str,), "fork", False),
+        "max_output_mb": (_NUM, 100, False),
         "files": ((list,), ["*.json", "*.yaml", "*.yml", "*.toml", "*.txt", "*.csv"], False),
     },
     "backend.host_service": {
@@ -38,6 +39,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "model": ((str,), "", False),
         "command": ((list, str), [], False),
         "allow_web": ((bool,), False, False),
+        "models": ((list,), [], False),
     },
     "sandbox": {
         "dockerfile": ((str,), "", False),

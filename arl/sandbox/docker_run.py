@@ -222,17 +222,30 @@ def verify_run(
     command: list[str] | None = None,
     gpus: str | None = None,
 ) -> Any:
-    """A fresh container: the checked-out tree read-only, no network (the host service only), the same image;
-    prints `arl eval --json` (or runs `command` in the same place)."""
-    svc_mounts, svc_env, prelude = _service(cfg)
-    mounts = [
-        Mount(pipeline.resolve(), f"{WORK}/pipeline"),
-        Mount(data.resolve(), f"{WORK}/data"),
-        *lab_mounts(cfg),
-        *svc_mounts,
-    ]
-    evaluation = command or ["arl", "eval", "--json", "--repeats", str(repeats), "--data", f"{WORK}/data"]
-    command = ["sh", "-c", prelude + 'exec "$@"', "arl-verify", *evaluation] if prelude else evaluation
+    """A fresh container with the checked-out tree read-only and the data: a single-phase backend's evaluation, which
+    prints its `arl eval --json` (or runs `command` in the same place)."""
+    mounts = [Mount(pipeline.resolve(), f"{WORK}/pipeline"), Mount(data.resolve(), f"{WORK}/data")]
+    evaluation = command or ["arl", "eval", "--phase", "evaluate", "--json", "--repeats", str(repeats)]
+    return phase_run(cfg, image=image, name=name, run=run, mounts=mounts, command=evaluation, gpus=gpus, service=True)
+
+
+def phase_run(
+    cfg: LabConfig,
+    *,
+    image: str,
+    name: str,
+    run: int,
+    mounts: list[Mount],
+    command: list[str],
+    gpus: str | None = None,
+    service: bool = False,
+) -> Any:
+    """A fresh, network-less container of the sandbox image with the lab's files and `mounts` (read-only unless said
+    otherwise), running `command` in /workspace/pipeline; `service`: the host service is reachable (the pipeline's
+    side only: it may be what the pipeline runs on)."""
+    svc_mounts, svc_env, prelude = _service(cfg) if service else ([], {}, "")
+    command = ["sh", "-c", prelude + 'exec "$@"', "arl-verify", *command] if prelude else command
+    has_pipeline = any(m.container == f"{WORK}/pipeline" for m in mounts)
     args = [
         "run",
         "--rm",
@@ -241,10 +254,10 @@ def verify_run(
         *_hardening(cfg, run, "verify", gpus),
         "--network",
         "none",
-        *_mount_args(mounts),
+        *_mount_args([*mounts, *lab_mounts(cfg), *svc_mounts]),
         *_env_args({**_base_env(cfg), **svc_env}),
         "--workdir",
-        f"{WORK}/pipeline",
+        f"{WORK}/pipeline" if has_pipeline else "/tmp",
         image,
         *command,
     ]
