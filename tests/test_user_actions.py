@@ -5,6 +5,7 @@ engine): an empty results.tsv, a `git stash` between runs, a second `make resear
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,4 +123,32 @@ def test_a_second_make_research_is_refused_and_leaves_the_first_run_alone(busy_l
     assert not (busy_lab / ".arl" / "lock").exists() and not containers_of(busy_lab)
     outcomes = [r["outcome"] for r in check_history(busy_lab)]
     assert "crash" not in outcomes and outcomes[-1] in ("keep", "discard", "interrupted", "vetoed"), outcomes
+    own_work_intact(busy_lab.parent)
+
+
+HAND_TUNED = {"HEIGHT": "2.0", "SHARPNESS": "2.0", "CENTER": "0.0", "SLOPE": "0.7", "OFFSET": "1.0"}  # MAE 0.8686
+
+
+def test_a_pipeline_improved_by_hand_is_measured_and_never_regressed(busy_lab: Path) -> None:
+    proc = arl_run(busy_lab, "--max-iterations", "3", "--seed", "1")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    model = busy_lab / "pipeline" / "model.py"
+    text = model.read_text()
+    for name, value in HAND_TUNED.items():
+        text = re.sub(rf"(?m)^{name} = .*$", f"{name} = {value}", text)
+    model.write_text(text)
+    git(busy_lab, "commit", "-qm", "tuned by hand", "--", "pipeline")
+    own_work_intact(busy_lab.parent)
+    proc = arl_run(busy_lab, "--max-iterations", "4", "--seed", "2")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "baseline already recorded" not in proc.stdout
+    run2 = [r for r in rows(busy_lab) if r["run"] == "2"]
+    assert run2[0]["outcome"] == "baseline" and "not the tree of the best recorded experiment" in run2[0]["notes"]
+    measured = float(run2[0]["verified_score"])
+    assert abs(measured - 0.8686) < 1e-3, measured
+    for r in run2[1:]:
+        if r["outcome"] == "keep":  # judged against what the branch held, not the older, worse best
+            assert float(r["verified_score"]) < measured, r
+        assert float(r["best"]) <= measured
+    check_history(busy_lab)
     own_work_intact(busy_lab.parent)

@@ -118,11 +118,20 @@ def effective(row: Row) -> float | None:
     return row["verified_score"] if row.get("verified_score") is not None else row.get("score")
 
 
+def since_baseline(rows: list[Row]) -> list[Row]:
+    """The rows from the last baseline on: a baseline measures what the branch holds (a run re-measures it when the
+    branch's pipeline is not the best experiment's tree), so earlier scores no longer say what a keep must beat."""
+    for k in range(len(rows) - 1, -1, -1):
+        if rows[k]["outcome"] == "baseline":
+            return rows[k:]
+    return rows
+
+
 def best_of(cfg: LabConfig, rows: list[Row]) -> tuple[float | None, int | None]:
-    """Best score among the baseline and the kept experiments, and its id."""
+    """Best score among the last baseline and the experiments kept since, and its id."""
     best: float | None = None
     best_id: int | None = None
-    for r in rows:
+    for r in since_baseline(rows):
         if r["outcome"] in ("baseline", "keep"):
             s = effective(r)
             if s is not None and cfg.better(s, best):
@@ -134,7 +143,7 @@ def plateau(cfg: LabConfig, rows: list[Row]) -> int:
     """Experiments in a row, most recent last, that did not beat the best before them."""
     best: float | None = None
     count = 0
-    for r in rows:
+    for r in since_baseline(rows):
         s = effective(r)
         improved = r["outcome"] in ("baseline", "keep") and s is not None and cfg.better(s, best)
         if improved:
