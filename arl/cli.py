@@ -125,16 +125,11 @@ def _results(p: argparse.ArgumentParser) -> None:
                    help="every run, which is the default now; kept for scripts (default: on)")  # fmt: skip
 
 
-def _plot(p: argparse.ArgumentParser) -> None:
-    from arl.commands.plot import add_arguments
+def _own(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    """The options of a command whose module declares them (its add_arguments)."""
+    from importlib import import_module
 
-    add_arguments(p)
-
-
-def _report(p: argparse.ArgumentParser) -> None:
-    from arl.commands.report import add_arguments
-
-    add_arguments(p)
+    return lambda p: import_module(f"arl.commands.{name}").add_arguments(p)
 
 
 def _show(p: argparse.ArgumentParser) -> None:
@@ -175,10 +170,9 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
     "results": ("the experiment history", "Print the experiment history of the lab (every run; --run and --last "
                 "narrow it) as a table, TSV, JSON or Markdown.", _results),
     "plot": ("plot the score per experiment", "Plot the score per experiment of this lab, and of other results "
-             "files to compare (needs matplotlib: pip install 'arl-research[plot]').", _plot),
-    "report": ("an HTML page of the lab's history", "Write one self-contained HTML page of the lab's history: the "
-               "progress chart, the table, each experiment's diff and transcript, the runs; more labs compared.",
-               _report),
+             "files to compare (needs matplotlib: pip install 'arl-research[plot]').", _own("plot")),
+    "report": ("an HTML page of the lab's history", "Write one self-contained HTML page of the lab's history: chart, "
+               "table, each experiment's diff and transcript, the runs; more labs compared.", _own("report")),
     "show": ("one experiment: diff, notes, scores, transcript", "Show one experiment: its scores, notes, the "
              "diff of what it tried, and an excerpt of the agent's transcript.", _show),
     "status": ("is a run active, and how is it doing", "Say whether a run is active, its phase, experiment, best "

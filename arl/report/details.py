@@ -1,0 +1,108 @@
+"""What the table does not hold, per experiment: the diff of its pipeline against its parent (from its ref, as
+`arl show` prints it) and its transcript excerpt. Kept as JSON lines in `.arl/report/details.jsonl`, one line per
+experiment, each already escaped for an HTML page, so that refreshing the page computes only the new ones (one
+`git log` for all of them) and joins the rest as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+from arl.lab import gitops
+from arl.report import transcript
+from arl.util import sh
+
+if TYPE_CHECKING:
+    from arl.lab.config import LabConfig
+    from arl.lab.runstate import Row
+
+DIFF_LIMIT = 200_000  # characters of one experiment's diff in the page
+_MARK = "\x01arl-commit "
+
+
+class Detail(TypedDict):
+    id: int
+    commit: str
+    diff: str | None  # None: the commit is not in this repository (a copied results.tsv)
+    transcript: str
+
+
+def script_safe(text: str) -> str:
+    """JSON text that can sit inside <script type="application/json">: no `<`, `>` or `&` (so no `</script>` and
+    no `<!--`), and no raw U+2028/U+2029 (line ends to some JavaScript parsers). Each stays the same JSON value."""
+    for raw, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        if raw in text:
+            text = text.replace(raw, esc)
+    return text
+
+
+def cache_path(cfg: LabConfig) -> Path:
+    return cfg.state_dir / "report" / "details.jsonl"
+
+
+def load(path: Path) -> dict[int, tuple[str, str]]:
+    """id -> (commit, the line as written) of the cached details."""
+    out: dict[int, tuple[str, str]] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        cut = line.find(', "diff": ')
+        head = line[:cut] + "}" if cut > 0 else ""
+        try:  # only the id and commit are parsed: the rest is joined into the page as it is
+            d = json.loads(head)
+            out[int(d["id"])] = (str(d["commit"]), line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def diffs(cfg: LabConfig, commits: list[str]) -> dict[str, str]:
+    """commit -> the diff of the pipeline against its first parent, for every commit git has (one git process)."""
+    if not commits:
+        return {}
+    g = sh.git(gitops.top(cfg))
+    argv = ["log", "--no-walk=unsorted", "--stdin", "-p", "--no-color", "--no-ext-diff", f"--format={_MARK}%H", "--"]
+    stdin = "\n".join(commits) + "\n"
+    code, out, _ = sh.run(g[(*argv, gitops.rel(cfg, cfg.pipeline_dir))], ok=None, quiet=True, stdin=stdin)
+    if code != 0:  # a commit git does not have: ask one by one for those it has (rare: a copied history)
+        have = [c for c in commits if sh.run(g["cat-file", "-e", f"{c}^{{commit}}"], ok=None, quiet=True)[0] == 0]
+        return diffs(cfg, have) if len(have) < len(commits) else {}
+    found = {c: "" for c in commits}  # a commit that did not touch the pipeline prints nothing after its mark
+    for chunk in out.split(_MARK)[1:]:
+        sha, _, body = chunk.partition("\n")
+        body = body.strip("\n")
+        found[sha.strip()] = body if len(body) <= DIFF_LIMIT else body[:DIFF_LIMIT] + "\n[arl] diff cut short here"
+    return found
+
+
+def refresh(cfg: LabConfig, rows: list[Row], cached: dict[int, tuple[str, str]] | None = None) -> list[str]:
+    """The detail lines of every row with a commit, computing and caching those not cached yet."""
+    path = cache_path(cfg)
+    cached = load(path) if cached is None else cached
+    wanted = {r["id"]: r for r in rows if r["id"] is not None and r["commit"]}
+    new = [r for i, r in wanted.items() if cached.get(i, ("",))[0] != r["commit"]]
+    if new:
+        found = diffs(cfg, [r["commit"] or "" for r in new])
+        marks = transcript.marks(cfg)
+        lines = []
+        for r in new:
+            exp_id, commit = r["id"] or 0, r["commit"] or ""
+            text = transcript.excerpt(cfg, exp_id, r["agent"] or "command", marks)
+            d = Detail(id=exp_id, commit=commit, diff=found.get(commit), transcript=text)
+            line = script_safe(json.dumps(d))
+            cached[exp_id] = (commit, line)
+            lines.append(line + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.writelines(lines)
+        except OSError:
+            pass  # a cache that cannot be written is no cache: the page is still whole
+    return [cached[i][1] for i in wanted if i in cached]
