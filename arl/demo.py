@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     step("the results", ["arl", "results"], lab, env)
     step("the plot", ["arl", "plot", "-o", "progress.png"], lab, env)
-    print(f"\ndemo done: the lab is {lab}, the plot {lab / 'progress.png'}")
+    step("the report (the page the loop kept up to date during the run)", ["arl", "report"], lab, env)
+    page = lab / ".arl" / "report" / "index.html"
+    print(f"\ndemo done: the lab is {lab}, the plot {lab / 'progress.png'}, the report {page.as_uri()}")
     return 0
 
 

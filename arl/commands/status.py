@@ -11,6 +11,7 @@ from arl.lab import results, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
 from arl.lab.runstate import RunState
+from arl.report.live import path as report_path
 from arl.util.text import clean
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
         "container": slots.of(st, 0).get("container") if live else None,
         "stop_reason": st.get("stop_reason"),
         "slots": [_slot(st, k, rows, live) for k in slots.numbers(st)] if st.get("settings") else [],
+        "report": str(page) if (page := report_path(cfg)).exists() else None,
     }
 
 
@@ -93,6 +95,8 @@ def status(cfg: LabConfig, as_json: bool) -> int:
         f"experiments: {s['experiment'] if s['experiment'] is not None else '-'}   best: {best}   "
         f"cost: ${s['cost_usd']:.4f}"
     )
+    if s["report"]:
+        print(f"report: {s['report']}" + (" (refreshed after each experiment)" if s["active"] else ""))
     return 0
 
 

@@ -186,3 +186,7 @@ def progress(cfg: LabConfig, st: RunState, row: Row) -> None:
         lines = [ln for ln in str(row["notes"]).splitlines() if ln.strip()]
         why = next((ln for ln in reversed(lines) if ln.startswith("[arl]")), lines[-1] if lines else "")
         print(f"           why: {clean(why.removeprefix('[arl] '))[:400]}", flush=True)
+    from arl.report import live
+
+    with phase("report"):
+        live.refresh(cfg)  # the lab's page, .arl/report/index.html; a failure is logged, never raised

@@ -9,6 +9,7 @@ from arl.lab import state
 from arl.lab.context import open_lab
 from arl.loop.repair import reconcile
 from arl.loop.run import OK
+from arl.report import live
 from arl.sandbox import brokerproc, service
 
 
@@ -36,6 +37,7 @@ def teardown(lab: str | None, cause: str | None = None, owner_pid: int | None = 
     state.save(cfg, st)
     state.log_event(cfg, {"event": "end", "run": st.get("run"), "reason": reason, "cost": st.get("cost", 0.0)})
     state.release_lock(cfg)
+    live.refresh(cfg, active=False)  # the page stops reloading itself and shows the run's end
     print(f"run {st.get('run')} ended: {reason}; cost ${st.get('cost', 0.0):.4f}", flush=True)
     return OK
 
