@@ -41,6 +41,7 @@ class AgentContext:
     state_dir: Path | None = None  # the lab's .arl/: where an adapter keeps what it mounts (agent config, credentials)
     network: str = "bridge"  # "broker": the API only, through the host's broker; "bridge": docker's network; "none"
     allow_web: bool = False  # [agent] allow_web: the agent's own web tools (fetching pages, searching)
+    slot: int = 0  # which slot's agent: each has its own broker socket, so the broker's counts are per slot
 
 
 @dataclass

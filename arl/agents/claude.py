@@ -30,6 +30,7 @@ from arl.agents.pricing import claude_cost
 from arl.agents.stream import JsonLinesReader, as_int, content_text, first_line, tool_summary
 from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
 from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
+from arl.sandbox.brokerproc import slot_folder
 
 FINAL = "arl_final"  # marks a usage entry that holds the message's final counts (from its message_delta)
 _STREAM_EVENT = '{"type":"stream_event"'  # how Claude Code starts a partial-message line
@@ -63,7 +64,7 @@ class ClaudeAdapter(JsonLinesReader):
             env["ANTHROPIC_BASE_URL"] = "http://localhost"
             env["ANTHROPIC_API_KEY"] = "arl-broker-placeholder"
             if ctx.state_dir is not None:
-                spec.mounts.append(Mount(ctx.state_dir / "broker", BROKER_MOUNT))
+                spec.mounts.append(Mount(slot_folder(ctx.state_dir, ctx.slot), BROKER_MOUNT))
             spec.network = "none"
             spec.auth = f"{auth}, held by the host's API broker (the sandbox gets a placeholder)"
             return spec

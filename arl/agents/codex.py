@@ -20,7 +20,7 @@ from arl.agents.base import AgentContext, Event, LaunchSpec, Mount, StreamAccoun
 from arl.agents.pricing import openai_cost
 from arl.agents.stream import JsonLinesReader, as_int, first_line
 from arl.errors import ArlError
-from arl.sandbox.brokerproc import CODEX_PORT
+from arl.sandbox.brokerproc import CODEX_PORT, slot_folder
 from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
 from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
 
@@ -67,7 +67,7 @@ class CodexAdapter(JsonLinesReader):
             env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{CODEX_PORT}/v1"
             spec.argv = ["sh", "-c", _FORWARD + _SHELL, "codex", *codex]
             if ctx.state_dir is not None:
-                spec.mounts.append(Mount(ctx.state_dir / "broker", BROKER_MOUNT))
+                spec.mounts.append(Mount(slot_folder(ctx.state_dir, ctx.slot), BROKER_MOUNT))
             spec.network = "none"
             spec.auth = f"{var} (environment), held by the host's API broker (the sandbox gets a placeholder)"
             return spec

@@ -11,7 +11,9 @@ from arl.lab.runstate import RunState, Settings
 from arl.sandbox.brokerproc import mode
 
 
-def context(cfg: LabConfig, settings: Settings, seed: int | None = None, st: RunState | None = None) -> AgentContext:
+def context(
+    cfg: LabConfig, settings: Settings, seed: int | None = None, st: RunState | None = None, slot: int = 0
+) -> AgentContext:
     from arl.agents.prompt import budget_line, build_prompt
 
     agent_md = cfg.agent_instructions.read_text() if cfg.agent_instructions.is_file() else ""
@@ -39,6 +41,7 @@ def context(cfg: LabConfig, settings: Settings, seed: int | None = None, st: Run
         state_dir=cfg.state_dir,
         network=mode(cfg, settings["agent"]),
         allow_web=cfg.allow_web,
+        slot=slot,
     )
 
 

@@ -3,6 +3,7 @@ what they say."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +54,42 @@ def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> f
         adapter.parse_line(line, acc)
     _ACCOUNTS[path] = (done + len(new), acc)
     own = float(adapter.cost(acc))
-    # one broker serves every slot: its count is this session's only when no other slot runs beside it
-    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker" and slots.count(st) == 1:
-        return max(own, broker_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0)))
+    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker":  # each slot has its own socket
+        return max(own, broker_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0), slot))
     return own
 
 
-def broker_cost(cfg: LabConfig, agent: str, since: float) -> float:
-    """USD of every answer the broker relayed since `since` (epoch seconds), priced for the agent's provider.
-    The broker's count needs no word from the agent: it holds for a process killed mid-turn (codex reports its
-    tokens only when a turn ends, a killed Claude never prints its total)."""
+def broker_cost(cfg: LabConfig, agent: str, since: float, slot: int = 0) -> float:
+    """USD of every answer the broker relayed to the slot since `since` (epoch seconds), priced for the agent's
+    provider. The broker's count needs no word from the agent: it holds for a process killed mid-turn (codex reports
+    its tokens only when a turn ends, a killed Claude never prints its total), and for calls an agent makes to the
+    broker itself (curl from its shell), which its own count never sees."""
     from arl.agents.pricing import claude_cost, openai_cost
     from arl.sandbox import brokerproc
     from arl.sandbox.broker_usage import records
 
     price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
     used = records(brokerproc.usage_file(cfg))
-    return sum(price(str(r.get("model") or ""), r) for when, r in used if when >= since)
+    return sum(price(str(r.get("model") or ""), r) for when, r in used if when >= since and r.get("slot", 0) == slot)
+
+
+def budget_spent(cfg: LabConfig, st: RunState) -> str | None:
+    """Why the run must stop now for its budget, or None: the broker has refused calls past `max_cost` (it counts
+    every call as it ends), or the slots' costs, brought up to date, have reached it."""
+    from arl.sandbox import brokerproc
+
+    limit = st["settings"].get("max_cost") or 0.0
+    if not limit:
+        return None
+    try:
+        spent = float(json.loads(brokerproc.spent_file(cfg).read_text())["spent"])
+    except (OSError, ValueError, KeyError, TypeError):
+        spent = 0.0
+    for k in slots.numbers(st):
+        sl = slots.of(st, k)
+        sl["cost"] = sl.get("cost_closed", 0.0) + sync_transcript(cfg, st, k)
+    st["cost"] = max(slots.total_cost(st), spent)
+    return f"max_cost: ${st['cost']:.4f} spent (limit ${limit:g})" if st["cost"] >= limit else None
 
 
 def _live_view(st: RunState, new: bytes, slot: int = 0) -> None:

@@ -30,7 +30,7 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
     launches = st.get("launches", 0) + 1
     # Every container start gets its own seed, so a restarted agent does not replay the same proposals.
     seed = (settings.get("seed") or st["run"] * 1000) + launches
-    ctx = context(cfg, settings, seed=seed, st=st)
+    ctx = context(cfg, settings, seed=seed, st=st, slot=slot)
     if sl.get("last_end"):
         ctx.prompt = relaunch_preamble(cfg, st, slot) + ctx.prompt
     spec = get_adapter(settings["agent"]).launch(ctx)

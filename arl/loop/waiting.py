@@ -10,7 +10,8 @@ import time
 from arl.lab import slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
-from arl.loop.costs import sync_transcript
+from arl.loop import diskguard
+from arl.loop.costs import budget_spent, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
 from arl.sandbox import containers, service
 
@@ -38,6 +39,8 @@ def wait(lab: str | None) -> int:
         now = time.monotonic()
         if now >= next_check:
             next_check = now + CHECK_CONTAINER
+            if st["settings"].get("max_cost") and _budget_spent(cfg, st):
+                return OK  # nothing to decide; the stop rule ends the run with the reason
             for k in slots.numbers(st):
                 name = slots.of(st, k).get("container") or ""
                 if not containers.state(name).alive:
@@ -51,6 +54,8 @@ def wait(lab: str | None) -> int:
                     sync_transcript(cfg, st, k, live=True)
             if cfg.host_service is not None and not service_healthy(cfg, st):
                 return OK  # nothing to decide; should-stop reports why the run must end
+            if diskguard.check(cfg, st):
+                return OK  # a slot past its disk limits was stopped and recorded as a crash
         for k in slots.numbers(st):
             deadline = slots.of(st, k).get("last_progress", time.time()) + limit if limit else math.inf
             if time.time() >= deadline:
@@ -85,19 +90,41 @@ def _which(st: RunState, slot: int) -> str:
     return f" (slot {slot})" if slots.count(st) > 1 else ""
 
 
+def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
+    """The run's cost has reached max_cost (or the broker has begun refusing calls past it): every slot is frozen
+    at once, so nothing more is spent while the run ends."""
+    reason = budget_spent(cfg, st)
+    if reason is None:
+        return False
+    for k in slots.numbers(st):
+        name = slots.of(st, k).get("container")
+        if name and containers.state(name).status == "running":
+            containers.pause(name)
+    st["fatal"] = reason
+    state.save(cfg, st)
+    print(f"{reason}: every agent is frozen", flush=True)
+    return True
+
+
 def service_healthy(cfg: LabConfig, st: RunState) -> bool:
-    """A host service that died is restarted once; a second death ends the run with the reason."""
-    if service.running_pid(cfg) is not None:
+    """A host service, or the forwarder that lets the sandbox reach it, that died is restarted once; a second
+    death ends the run with the reason."""
+    forwarder = "host service's forwarder to the sandbox"
+    dead = "host service" if service.running_pid(cfg) is None else "" if service.forwarder_alive(cfg) else forwarder
+    if not dead:
         return True
-    log = cfg.state_dir / "logs" / "service.log"
+    log = cfg.state_dir / "logs" / ("forward.log" if dead == forwarder else "service.log")
     if st.get("service_restarts", 0) >= 1:
-        st["fatal"] = f"the host service died again after one restart; see {log}"
+        st["fatal"] = f"the {dead} died again after one restart; see {log}"
         state.save(cfg, st)
         print(st["fatal"], flush=True)
         return False
-    print(f"the host service died; restarting it once (see {log})", flush=True)
-    service.stop(cfg)
-    service.up(cfg)
+    print(f"the {dead} died; restarting it once (see {log})", flush=True)
+    if dead == forwarder:
+        service.restart_forwarder(cfg)
+    else:
+        service.stop(cfg)
+        service.up(cfg)
     st["service_restarts"] = st.get("service_restarts", 0) + 1
     state.save(cfg, st)
     return True

@@ -68,6 +68,7 @@ class Budget:
     marker: Path | None = None  # written once the budget is spent: the loop stops the run on it
     per_slot: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _written: float = -1.0
 
     def add(self, slot: int, model: str, usage: Mapping[str, Any]) -> None:
         if self.price is None:
@@ -82,13 +83,16 @@ class Budget:
             return self.spent_before + sum(self.per_slot.values())
 
     def exhausted(self) -> bool:
-        if not self.limit or self.total() < self.limit:
+        total = self.total()
+        if not self.limit or total < self.limit:
             return False
-        if self.marker is not None and not self.marker.exists():
-            tmp = self.marker.with_name(f".{self.marker.name}.tmp")
-            spent = {"spent": round(self.total(), 6), "limit": self.limit, "slots": self.per_slot}
-            tmp.write_text(json.dumps(spent))
-            tmp.replace(self.marker)
+        with self._lock:
+            total = self.spent_before + sum(self.per_slot.values())  # the calls in flight still add theirs
+            if self.marker is not None and total != self._written:
+                self._written = total
+                tmp = self.marker.with_name(f".{self.marker.name}.tmp")
+                tmp.write_text(json.dumps({"spent": total, "limit": self.limit, "slots": self.per_slot}))
+                tmp.replace(self.marker)
         return True
 
 

@@ -1,7 +1,7 @@
 """The run's API broker as a process: started by `service-up`, stopped by `teardown`, like the host service.
 
 The broker (arl/broker.py) holds the credential and is the agent's only way out: the container runs with
-`--network none` and reaches it through a unix socket in `.arl/broker/`, mounted read-only."""
+`--network none` and reaches it through its slot's unix socket in `.arl/broker/slot-K/`, mounted read-only."""
 
 from __future__ import annotations
 
@@ -23,11 +23,18 @@ UPSTREAMS = {
     "claude": ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
     "codex": ("openai", "OPENAI_BASE_URL", "https://api.openai.com"),
 }
+# The broker as arl runs it: arl.sandbox.broker with arl's prices (a module above this layer, named, not imported)
+ENTRY = "arl.agents.brokered"
 CODEX_PORT = 18951  # codex's base URL inside the container (its own loopback), forwarded to the socket
 
 
 def folder(cfg: LabConfig) -> Path:
     return cfg.state_dir / "broker"
+
+
+def slot_folder(state_dir: Path, slot: int) -> Path:
+    """Slot k's own socket folder, mounted into its container alone: the broker knows each slot by its socket."""
+    return state_dir / "broker" / f"slot-{slot}"
 
 
 def pid_file(cfg: LabConfig) -> Path:
@@ -36,6 +43,21 @@ def pid_file(cfg: LabConfig) -> Path:
 
 def usage_file(cfg: LabConfig) -> Path:
     return cfg.state_dir / "logs" / "broker-usage.jsonl"
+
+
+def spent_file(cfg: LabConfig) -> Path:
+    """Written by the broker once the run's budget is spent (outside every slot's mount)."""
+    return folder(cfg) / "budget-spent.json"
+
+
+def allowed_models(cfg: LabConfig, agent: str, model: str) -> list[str]:
+    """`[agent] models`, else the run's model and the cheap siblings its CLI calls itself (Claude Code asks a haiku
+    model for titles and summaries); without a model, the provider's family (the CLI picks its default)."""
+    if cfg.agent_models:
+        return list(cfg.agent_models)
+    if UPSTREAMS[agent][0] == "openai":
+        return [model] if model else ["gpt-*", "o[0-9]*", "codex-*"]
+    return [model, "haiku"] if model else ["claude-*"]
 
 
 def mode(cfg: LabConfig, agent: str) -> str:
@@ -52,19 +74,32 @@ def upstream(agent: str, env: dict[str, str] | os._Environ[str]) -> str:
 
 
 def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, ready_timeout: float = 15.0) -> int:
+    """The run's broker: a socket per slot, the run's models and budget (what it had spent before: a resumed run)."""
+    from arl.lab import slots, state
+
+    st = state.load(cfg)
+    settings = st.get("settings") or {}
     provider = UPSTREAMS[agent][0]
-    sock = folder(cfg) / SOCKET
-    sock.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(sock.parent, 0o755)  # the container's user connects through it; nothing secret lives there
-    sock.unlink(missing_ok=True)
-    logs = cfg.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    socks = [slot_folder(cfg.state_dir, k) / SOCKET for k in slots.numbers(st)] if settings else []
+    socks = socks or [slot_folder(cfg.state_dir, 0) / SOCKET]
+    os.chmod(_made(folder(cfg)), 0o755)  # the container's user connects through it; nothing secret lives there
+    for sock in socks:
+        os.chmod(_made(sock.parent), 0o755)
+        sock.unlink(missing_ok=True)
+    spent_file(cfg).unlink(missing_ok=True)
+    logs = _made(cfg.state_dir / "logs")
     python, env = _python()
+    model = settings.get("model") or cfg.agent_model
     argv = [
-        python, "-m", "arl.sandbox.broker", "--socket", str(sock), "--provider", provider,
-        "--upstream", upstream(agent, os.environ),
+        python, "-m", ENTRY, "--provider", provider, "--upstream", upstream(agent, os.environ),
         "--log", str(logs / "broker.jsonl"), "--usage", str(usage_file(cfg)),
+        "--models", ",".join(allowed_models(cfg, agent, model)), "--spent-file", str(spent_file(cfg)),
+        "--max-cost", repr(float(settings.get("max_cost") or 0.0)), "--spent", repr(float(st.get("cost", 0.0))),
     ]  # fmt: skip
+    for sock in socks:
+        argv += ["--socket", str(sock)]
+    if cfg.allow_web:
+        argv.append("--allow-web")
     if credentials_file is not None:
         argv += ["--credentials-file", str(credentials_file)]
     if os.environ.get("ARL_OAUTH_TOKEN_URL"):  # where an OAuth login is refreshed (default: Anthropic's console)
@@ -75,12 +110,17 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
                                 start_new_session=True)  # fmt: skip
     atomic_write(pid_file(cfg), f"{proc.pid}\n")
     deadline = time.monotonic() + ready_timeout
-    while not sock.exists():
+    while not all(sock.exists() for sock in socks):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(cfg)
             raise ArlError(f"the API broker did not start; see {logs / 'broker.log'}")
         time.sleep(0.02)
     return proc.pid
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _python() -> tuple[str, dict[str, str]]:
@@ -101,7 +141,7 @@ def running(cfg: LabConfig) -> bool:
         pid = int(pid_file(cfg).read_text().strip())
     except (OSError, ValueError):
         return False
-    return pid_alive(pid) and (folder(cfg) / SOCKET).exists()
+    return pid_alive(pid) and (slot_folder(cfg.state_dir, 0) / SOCKET).exists()
 
 
 def stop(cfg: LabConfig) -> None:

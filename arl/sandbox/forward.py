@@ -5,14 +5,26 @@ forwards 127.0.0.1:PORT to that socket (mounted in). No port is opened on any ne
 
     python -m arl.sandbox.forward LISTEN TARGET [READY_FILE]   (each tcp:HOST:PORT or unix:PATH)
 
-READY_FILE is created once the listening socket is bound, so a caller can wait for it."""
+READY_FILE is created once the listening socket is bound, so a caller can wait for it.
+
+One thread and non-blocking sockets: what a flood of connections can take is bounded (MAX_CONNECTIONS pairs, at
+most BUFFER bytes queued per direction); a connection over the cap is accepted and closed at once, and an accept()
+that fails (out of fds, EMFILE) pauses accepting briefly instead of ending the forwarder."""
 
 from __future__ import annotations
 
+import errno
 import os
+import selectors
 import socket
 import sys
-import threading
+import time
+from dataclasses import dataclass, field
+
+MAX_CONNECTIONS = 64
+BUFFER = 256 * 1024  # bytes queued toward a side that does not read, per direction: then its source is not read
+CONNECT_TIMEOUT = 10.0
+ACCEPT_PAUSE = 0.1  # after a failed accept(): the fds that were short are freed as connections end
 
 
 def _endpoint(spec: str) -> tuple[int, object]:
@@ -25,31 +37,144 @@ def _endpoint(spec: str) -> tuple[int, object]:
     raise SystemExit(f"arl.sandbox.forward: bad endpoint {spec!r} (tcp:HOST:PORT or unix:PATH)")
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
+@dataclass
+class _Side:
+    sock: socket.socket
+    out: bytearray = field(default_factory=bytearray)  # bytes waiting to be written to this side
+    eof: bool = False  # nothing more will be read from this side
+    shut: bool = False  # told EOF: nothing more will be written to this side
+
+
+@dataclass
+class _Pair:
+    a: _Side
+    b: _Side
+    connected: bool = False
+    since: float = field(default_factory=time.monotonic)
+
+    def other(self, side: _Side) -> _Side:
+        return self.b if side is self.a else self.a
+
+
+class Forwarder:
+    def __init__(self, server: socket.socket, target: tuple[int, object]) -> None:
+        self.server, self.target = server, target
+        self.sel = selectors.DefaultSelector()
+        self.pairs: dict[socket.socket, tuple[_Pair, _Side]] = {}
+        self.accepting_at = self.said = 0.0
+        server.setblocking(False)
+        self.sel.register(server, selectors.EVENT_READ)
+
+    def run(self) -> None:
+        while True:
+            if self.accepting_at and time.monotonic() >= self.accepting_at:
+                self.accepting_at = 0.0
+                self.sel.register(self.server, selectors.EVENT_READ)
+            for key, mask in self.sel.select(timeout=1.0):
+                if key.fileobj is self.server:
+                    self._accept()
+                elif key.fileobj in self.pairs:
+                    self._event(*self.pairs[key.fileobj], mask)  # type: ignore[index]
+            self._expire()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self.server.accept()
+        except BlockingIOError:
+            return
+        except OSError as e:  # EMFILE, ENFILE, ENOBUFS...: stop listening a moment rather than spin or die
+            return self._pause("accept", e)
+        if len(self.pairs) // 2 >= MAX_CONNECTIONS:
+            client.close()  # refused: the other connections keep their place
+            return
+        try:
+            upstream = socket.socket(self.target[0], socket.SOCK_STREAM)
+        except OSError as e:
+            client.close()
+            return self._pause("socket", e)
+        client.setblocking(False)
+        upstream.setblocking(False)
+        pair = _Pair(_Side(client), _Side(upstream))
+        code = upstream.connect_ex(self.target[1])  # type: ignore[arg-type]
+        if code not in (0, errno.EINPROGRESS):  # a unix socket's full backlog (EAGAIN) will not clear for us
+            client.close()
+            upstream.close()
+            return
+        pair.connected = code == 0
+        self.pairs[client] = (pair, pair.a)
+        self.pairs[upstream] = (pair, pair.b)
+        self._interest(pair)
+
+    def _pause(self, call: str, e: OSError) -> None:
+        now = time.monotonic()
+        if now - self.said >= 1.0:  # a flood must not fill the log as well
+            self.said = now
+            name = errno.errorcode.get(e.errno or 0, str(e))
+            print(f"arl.sandbox.forward: {call}() failed ({name}); not accepting for {ACCEPT_PAUSE:g} s", flush=True)
+        self.sel.unregister(self.server)
+        self.accepting_at = now + ACCEPT_PAUSE
+
+    def _event(self, pair: _Pair, side: _Side, mask: int) -> None:
+        if not pair.connected:  # the upstream's connect finished (writable): did it succeed?
+            if side is pair.b and side.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                pair.connected = True
+            elif side is pair.b:
+                return self._close(pair)
+        try:
+            if mask & selectors.EVENT_WRITE and side.out and pair.connected:
+                sent = side.sock.send(side.out)
+                del side.out[:sent]
+            if mask & selectors.EVENT_READ and (pair.connected or side is pair.a):
+                data = side.sock.recv(65536)
+                if data:
+                    pair.other(side).out += data
+                else:
+                    side.eof = True
+            for s in (pair.a, pair.b):  # a side done reading, its bytes all delivered: the other side hears EOF
+                peer = pair.other(s)
+                if s.eof and not peer.out and not peer.shut:
+                    peer.shut = True
+                    peer.sock.shutdown(socket.SHUT_WR)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return self._close(pair)
+        if pair.a.eof and pair.b.eof and not pair.a.out and not pair.b.out:
+            return self._close(pair)
+        self._interest(pair)
+
+    def _interest(self, pair: _Pair) -> None:
+        for side in (pair.a, pair.b):
+            mask = 0
+            if not side.eof and len(pair.other(side).out) < BUFFER and (pair.connected or side is pair.a):
+                mask |= selectors.EVENT_READ
+            if side.out or (not pair.connected and side is pair.b):
+                mask |= selectors.EVENT_WRITE
             try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+                key = self.sel.get_key(side.sock)
+            except KeyError:
+                key = None
+            if key is None and mask:
+                self.sel.register(side.sock, mask)
+            elif key is not None and not mask:
+                self.sel.unregister(side.sock)
+            elif key is not None and key.events != mask:
+                self.sel.modify(side.sock, mask)
 
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for pair, _ in list(self.pairs.values()):
+            if not pair.connected and now - pair.since > CONNECT_TIMEOUT:
+                self._close(pair)
 
-def _serve(client: socket.socket, target: tuple[int, object]) -> None:
-    try:
-        upstream = socket.socket(target[0], socket.SOCK_STREAM)
-        upstream.connect(target[1])  # type: ignore[arg-type]
-    except OSError:
-        client.close()
-        return
-    threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
-    _pump(upstream, client)
-    client.close()
-    upstream.close()
+    def _close(self, pair: _Pair) -> None:
+        for side in (pair.a, pair.b):
+            if self.pairs.pop(side.sock, None) is not None:
+                try:
+                    self.sel.unregister(side.sock)
+                except (KeyError, ValueError):
+                    pass
+            side.sock.close()
 
 
 def listen(listen_spec: str) -> socket.socket:
@@ -63,7 +188,7 @@ def listen(listen_spec: str) -> socket.socket:
     else:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(addr)  # type: ignore[arg-type]
-    server.listen(64)
+    server.listen(128)
     return server
 
 
@@ -75,9 +200,8 @@ def main(argv: list[str]) -> int:
     target = _endpoint(argv[1])
     if len(argv) == 3:
         open(argv[2], "w").close()
-    while True:
-        client, _ = server.accept()
-        threading.Thread(target=_serve, args=(client, target), daemon=True).start()
+    Forwarder(server, target).run()
+    return 0
 
 
 if __name__ == "__main__":

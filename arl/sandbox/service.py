@@ -58,6 +58,23 @@ def start_forwarder(cfg: LabConfig) -> int:
     return proc.pid
 
 
+def forwarder_alive(cfg: LabConfig) -> bool:
+    """The forwarder's process runs and its socket is in place: the sandbox can reach the service."""
+    from arl.lab.state import pid_alive
+
+    try:
+        pid = int((cfg.state_dir / "forward.pid").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    _reap(pid)  # ours when this process started it: a dead one is a zombie until reaped
+    return pid_alive(pid) and (socket_dir(cfg) / "service.sock").exists()
+
+
+def restart_forwarder(cfg: LabConfig) -> int:
+    stop_group(cfg.state_dir / "forward.pid")
+    return start_forwarder(cfg)
+
+
 def argv(cfg: LabConfig) -> list[str]:
     """`[backend.host_service] command` as the process to start: a string through `sh -c` (so pipes, `&&` and
     `$ARL_DATA_DIR` work, as in autoresearch-lab), a list as argv."""
