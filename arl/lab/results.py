@@ -153,33 +153,6 @@ def plateau(cfg: LabConfig, rows: list[Row]) -> int:
     return count
 
 
-def ensure_file(path: Path) -> None:
-    """The file exists with today's header, before anything is appended to it: an empty file (autoresearch-lab's
-    `arl init` makes one) is a new history; one from before the slot column gets it (every old row: slot 0), and
-    one of autoresearch-lab's is converted, each rewritten once, atomically."""
-    if not path.exists() or not path.read_bytes().strip():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(header_line())
-        return
-    with open(path, "rb") as f:
-        head = f.readline()
-    cells = head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
-    if cells[:1] == ["experiment_id"]:
-        from arl.lab.results_migrate import HEADER, convert
-
-        if cells == HEADER:
-            data = path.read_bytes()
-            convert(path, data.decode("utf-8", "replace").replace("\r\n", "\n"), data, write=True)
-            _parsed.pop(str(path), None)
-        return
-    if cells != OLD_COLUMNS:
-        return
-    rows = read(path).rows
-    tmp = path.with_name(f".{path.name}.slot-column.tmp")
-    tmp.write_text(header_line() + "".join(format_row({**r, "slot": r.get("slot") or 0}) for r in rows), "utf-8")
-    os.replace(tmp, path)
-
-
 # Parsed histories by path: a long-running loop re-reads results.tsv several times per verdict, and it only ever
 # grows at the end, so the rows of an unchanged prefix are reused and only the new lines are parsed.
 _parsed: dict[str, tuple[str, list[Row]]] = {}
@@ -287,6 +260,8 @@ def view_text(path: Path) -> str:
 
 
 def append(path: Path, row: Row) -> None:
+    from arl.lab.results_migrate import ensure_file
+
     ensure_file(path)
     with open(path, "rb+") as f:
         f.seek(0, os.SEEK_END)

@@ -5,7 +5,9 @@ every step reads and extends it."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -135,13 +137,10 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
         v = getattr(args, flag, None)
         return default if v is None else v
 
-    data = Path(args.data).resolve()
-    if not data.is_dir():
-        how = "make research DATA=DIR" if os.environ.get("MAKELEVEL") else "pass --data DIR"  # said as make takes it
-        raise ArlError(f"data folder {args.data} does not exist ({how})")
-    holdout = Path(args.holdout).resolve() if getattr(args, "holdout", None) else None
-    if holdout is not None and not holdout.is_dir():
-        raise ArlError(f"holdout folder {args.holdout} does not exist")
+    data = _data_folder(cfg, getattr(args, "data", None), "DATA" if os.environ.get("MAKELEVEL") else "--data")
+    given = getattr(args, "holdout", None)
+    holdout = _data_folder(cfg, given, "--holdout") if given is not None else None
+    check_host(cfg)
     settings = Settings(
         data=str(data),
         holdout=str(holdout) if holdout else None,
@@ -173,6 +172,49 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
             f"{settings['agents']} agents but [sandbox] slot_gpus names {len(cfg.slot_gpus)} GPUs: one GPU per slot"
         )
     return settings
+
+
+def _data_folder(cfg: LabConfig, given: str | None, flag: str) -> Path:
+    """A data folder as given (`DATA=` in make, `--data` otherwise): it exists, and it holds neither the lab nor the
+    repository (mounted read-only into the sandbox, it would show `.git`, `.arl` and the history's holdout scores)."""
+    how = "make research DATA=DIR" if flag == "DATA" else f"pass {flag} DIR"  # said as make takes it
+    if given is None or not str(given).strip():
+        raise ArlError(f"{flag} is {'empty' if given is not None else 'missing'}: the folder to evaluate on ({how})")
+    path = Path(given).expanduser().resolve()
+    if not path.is_dir():
+        raise ArlError(f"{flag}: data folder {given} does not exist ({how})")
+    from arl.lab.gitops import top
+
+    for inside, what in ((cfg.root, "the lab"), (top(cfg), "the repository")):
+        if inside.resolve().is_relative_to(path):
+            raise ArlError(
+                f"{flag}: {given} holds {what} ({inside}); a data folder is mounted into the sandbox and must be "
+                "a folder of data only, beside or inside the lab (e.g. the lab's data/)"
+            )
+    return path
+
+
+def check_host(cfg: LabConfig) -> None:
+    """What lab.toml asks of this machine that docker would refuse: more CPUs than it has, an instructions file
+    that is not there."""
+    if not cfg.agent_instructions.is_file():
+        raise ArlError(f"{cfg.path}: [lab] agent_instructions: {cfg.agent_instructions} does not exist")
+    # [sandbox] memory and cpus as docker takes them (`--memory 8g`, at least 6 MB; `--cpus 1.5`, at most the
+    # machine's CPUs), so a typo is an error naming the key, not a container that fails to start
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*", cfg.memory, re.I)
+    if cfg.memory and (m is None or float(m[1]) * 1024 ** " kmgtp".index(m[2].lower() or " ") < 6 * 2**20):
+        raise ArlError(f'{cfg.path}: [sandbox] memory must be a size docker takes, e.g. "8g" or "512m" (at least 6m)')
+    try:
+        cpus = float(cfg.cpus) if cfg.cpus.strip() else None
+    except ValueError:
+        cpus = math.nan
+    if cfg.pids_limit <= 0:  # docker reads 0 and -1 as "no limit", which arl never gives an agent
+        raise ArlError(f"{cfg.path}: [sandbox] pids_limit must be a positive number (docker's -1 is no limit)")
+    have = os.cpu_count() or 1
+    if cpus is not None and not (math.isfinite(cpus) and 0 < cpus <= have):
+        raise ArlError(
+            f"{cfg.path}: [sandbox] cpus must be a number of CPUs above 0 and at most {have} (this machine's)"
+        )
 
 
 def new_run(run: int, owner_pid: int, settings: Settings, branch: str, previous: RunState | None) -> RunState:

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from arl.errors import ArlError
-from arl.lab import gitops, results, state
+from arl.lab import gitops, results, results_migrate, state
 from arl.lab.context import open_lab
 from arl.lab.runstate import new_run, resolve_settings
 from arl.loop.run import OK
@@ -39,7 +39,7 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
                 f"first: the agent starts from the last commit, and a keep rewrites the pipeline folder"
             )
         branch = gitops.use_branch(cfg, settings["branch"])
-        results.ensure_file(cfg.results_file)
+        results_migrate.ensure_file(cfg.results_file)
         hist = results.read(cfg.results_file)
         run = max([r["run"] or 0 for r in hist.rows] + [old.get("run", 0)]) + 1
         st = new_run(run, owner_pid, settings, branch, old)
