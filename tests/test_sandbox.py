@@ -55,7 +55,7 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
         wait_for(probe_file.exists, 240, "the probe's report")
         st = probe_file.stat()
         report = json.loads(wait_for(lambda: probe_file.read_text() or None, 10, "the report's content"))
-        (user_lab / ".arl" / "control" / "go").write_text("")
+        (user_lab / ".arl" / "workspaces" / "0" / "go").write_text("")
         assert proc.wait(180) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         if proc.poll() is None:

@@ -72,7 +72,7 @@ def test_slots_are_isolated(lab: Path) -> None:
     agent = (
         "n=0; while :; do n=$((n+1)); echo $ARL_SLOT > marker-$ARL_SLOT.txt; "
         "others=$(ls marker-*.txt | grep -v marker-$ARL_SLOT.txt | wc -l); "
-        "echo $n $others >> /workspace/control/seen.txt; arl eval >/dev/null; "
+        "echo $n $others >> /workspace/notes.md; arl eval >/dev/null; "
         'arl verdict keep --notes "slot $ARL_SLOT try $n"; done'
     )
     set_toml(lab, "agent", "command", ["sh", "-c", agent])
@@ -88,7 +88,7 @@ def test_slots_are_isolated(lab: Path) -> None:
         assert markers == [f"pipeline/marker-{r['slot']}.txt"], (r["id"], r["slot"], markers)
         assert f"slot {r['slot']} try" in r["notes"]
     for k in range(3):  # and no agent ever saw another slot's file in its workspace
-        seen = (lab / ".arl" / ("control" if k == 0 else f"control-{k}") / "seen.txt").read_text().split("\n")
+        seen = (lab / ".arl" / "notes" / f"{k}.md").read_text().split("\n")
         assert all(line.split()[1] == "0" for line in seen if line.strip()), (k, seen)
     assert "marker-" not in git(lab, "ls-tree", "-r", "--name-only", "HEAD")  # nothing was kept
 

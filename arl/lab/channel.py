@@ -1,5 +1,6 @@
 """The verdict channel, the host's side: answering verdicts, writing the files the agent reads, keeping the
-control folder within its caps and moving what was handled out of the agent's reach (reading one: verdicts.py)."""
+control folder to the names the protocol defines and within its caps, and keeping only regular files the agent
+wrote (reading one: verdicts.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from arl.lab.verdicts import SEQ, Rejected, read
+from arl.lab.verdicts import HOST_FILES, MAX_FILES, Rejected, read, remove, sweep
 from arl.util.fsutil import write_json
 
-MAX_FILES, MAX_CONTROL_BYTES = 64, 4 * 1024 * 1024
+MAX_CONTROL_BYTES = 4 * 1024 * 1024
 
 
 class Ack(TypedDict, total=False):
@@ -29,31 +30,30 @@ class Ack(TypedDict, total=False):
     best_notes: str
 
 
-_HOST_FILES = ("expected.json", "prompt.md")
-
-
 def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
-    """Before a decision: verdicts for any other seq are rejected and removed (one verdict per decision, so a
-    pile written ahead cannot outrun the stop rule), answered acks move to the archive, and the agent's files
-    beyond the folder's caps are removed. Returns what was removed, and says so."""
+    """Before a decision: names the protocol does not define are removed (sweep), so are acks the agent no longer
+    waits for, whoever wrote them; verdicts for any other seq are rejected and removed (one verdict per decision, so a
+    pile written ahead cannot outrun the stop rule); the rest is held to the folder's caps. Returns what was removed,
+    and says so."""
+    sweep(control)
     removed = _cap(control, expected)  # first, so that no more than the cap are read and answered below
     try:
         names = sorted(os.listdir(control))
     except OSError:
         return removed
+    current = {f"ack-{expected - 1}.json", f"ack-{expected}.json"}
     for name in names:
         path = control / name
-        if name.startswith("ack-") and name.endswith(".json"):
-            tag = name[4:-5]
-            if SEQ.fullmatch(tag) and int(tag) < expected - 1:
-                _move_aside(path, archive_dir)  # read long ago: the agent only waits for the latest
+        if name.startswith("ack-"):
+            if name not in current:
+                remove(path)  # the agent read it long ago (or wrote it itself)
             continue
         if not name.startswith("verdict-") or name == f"verdict-{expected}.json":
             continue
         v = read(path, expected)
         if isinstance(v, Rejected):
             answer(control, v.tag, {"outcome": "rejected", "reason": v.reason, "seq": v.tag})
-        _remove(path)
+        remove(path)
         removed.append(name)
     if removed:
         shown = ", ".join(removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
@@ -62,9 +62,9 @@ def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
 
 
 def _cap(control: Path, expected: int) -> list[str]:
-    keep = {*_HOST_FILES, f"verdict-{expected}.json", f"ack-{expected - 1}.json"}
+    keep = {*HOST_FILES, f"verdict-{expected}.json", f"ack-{expected - 1}.json", f"ack-{expected}.json"}
     sizes: list[tuple[int, str]] = []
-    total = 0
+    total = count = 0
     for name in os.listdir(control):
         try:
             st = os.lstat(control / name)
@@ -72,31 +72,18 @@ def _cap(control: Path, expected: int) -> list[str]:
             continue
         size = st.st_size if stat.S_ISREG(st.st_mode) else 4096
         total += size
-        if name not in keep and not name.startswith("ack-"):
+        count += 1
+        if name not in keep:
             sizes.append((size, name))
     removed: list[str] = []
-    count = len(sizes) + len(keep)
     for size, name in sorted(sizes, reverse=True):  # the largest go first
         if count <= MAX_FILES and total <= MAX_CONTROL_BYTES:
             break
-        _remove(control / name)
+        remove(control / name)
         removed.append(name)
         count -= 1
         total -= size
     return removed
-
-
-def _remove(path: Path) -> None:
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            from arl.lab.treefs import wipe
-
-            wipe(path)  # whatever the agent built in there: unreadable, deep, linked
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
 
 
 def answer(control: Path, tag: str | int, ack: Ack) -> None:
@@ -115,35 +102,38 @@ def write_control(path: Path, obj: Any) -> None:
 
 
 def make_way(path: Path) -> None:
-    """A directory the agent put where the host writes a file is moved aside (a rename replaces anything else)."""
+    """A directory the agent put where the host writes a file is removed (a rename replaces anything else)."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
-            _move_aside(path, path.parent.parent / "verdicts")
+            remove(path)
     except OSError:
         pass
 
 
 def archive(path: Path, archive_dir: Path) -> None:
-    """Move a processed verdict (whatever it is: file, link, FIFO, directory) out of the agent's reach.
-
-    An archived verdict is never overwritten: a second file of the same name is kept beside it."""
-    _move_aside(path, archive_dir)
-
-
-def _move_aside(path: Path, archive_dir: Path) -> None:
+    """Move a processed verdict out of the agent's reach. Only a regular file of one link is kept, and then as a
+    private file (0600: no setuid, setgid or sticky bit); anything else (a folder, a link, a FIFO, a file linked
+    from the workspace) is removed, never followed. An archived verdict is never overwritten: a second file of the
+    same name is kept beside it."""
     try:
-        archive_dir.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        remove(path)
+        return
+    try:
+        archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = archive_dir / path.name
         if os.path.lexists(target):
             target = archive_dir / f"{path.name}.{time.time_ns()}"
         os.rename(path, target)
-    except OSError:
-        import shutil
-
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(path)
-            except OSError as e:
-                print(f"arl: could not move {path.name} out of the control folder: {e.strerror}", flush=True)
+    except OSError as e:
+        print(f"arl: could not move {path.name} out of the control folder: {e.strerror}", flush=True)
+        remove(path)
+        return
+    after = os.lstat(target)
+    if stat.S_ISREG(after.st_mode) and after.st_nlink == 1:
+        os.chmod(target, 0o600, follow_symlinks=False)
+    else:  # swapped between the look and the move
+        remove(target)

@@ -67,6 +67,7 @@ class LabConfig:
     max_depth: int = 64
     max_files: int = 10_000
     max_workspace_mb: float = 200
+    max_notes_kb: float = 256  # /workspace/notes.md, kept by the host: cut beyond this
     network: str = ""  # "" = the agent's default: "broker" for LLM agents, "none" for the others
     allow_web: bool = False
     agent_models: tuple[str, ...] = ()  # the models the API broker forwards; empty: the model and cheap siblings
@@ -213,7 +214,7 @@ def load(path: Path) -> LabConfig:
         )
     if sb["network"] not in ("", "none", "broker", "bridge"):
         raise ArlError(f'{where("sandbox", "network")} must be "none", "broker" or "bridge", not {sb["network"]!r}')
-    for key in ("max_depth", "max_files", "max_workspace_mb"):
+    for key in ("max_depth", "max_files", "max_workspace_mb", "max_notes_kb"):
         if sb[key] <= 0:
             raise ArlError(f"{where('sandbox', key)} must be a positive number")
     agent_cmd = ag["command"]
@@ -263,6 +264,7 @@ def load(path: Path) -> LabConfig:
         max_depth=sb["max_depth"],
         max_files=sb["max_files"],
         max_workspace_mb=float(sb["max_workspace_mb"]),
+        max_notes_kb=float(sb["max_notes_kb"]),
         network=sb["network"],
         allow_web=ag["allow_web"],
         agent_models=tuple(ag["models"]),

@@ -52,6 +52,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "max_depth": ((int,), 64, False),
         "max_files": ((int,), 10_000, False),
         "max_workspace_mb": (_NUM, 200, False),
+        "max_notes_kb": (_NUM, 256, False),
         "network": ((str,), "", False),
         "slot_gpus": ((list,), [], False),
     },

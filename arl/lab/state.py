@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -94,8 +96,10 @@ def read_lock(cfg: LabConfig) -> Lock | None:
 
 
 def acquire_lock(cfg: LabConfig, pid: int) -> Lock | None:
-    """Take the lab's lock for `pid`. Returns the stale lock it replaced, if any."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    """Take the lab's lock for `pid`. Returns the stale lock it replaced, if any. A lab's `.arl/` from before
+    (or one a person opened up) is made private again first."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private(cfg.state_dir)
     stale = None
     held = read_lock(cfg)
     if held is not None:
@@ -112,7 +116,48 @@ def acquire_lock(cfg: LabConfig, pid: int) -> Lock | None:
 
 
 def release_lock(cfg: LabConfig) -> None:
+    """The run is over: what imports left in quarantine will never be recorded, and everything the run and its
+    agents wrote under `.arl/` is made private (setuid, setgid and sticky bits gone) before the lock goes."""
+    shutil.rmtree(cfg.state_dir / "quarantine", ignore_errors=True)
+    make_private(cfg.state_dir)
     lock_path(cfg).unlink(missing_ok=True)
+
+
+def make_private(root: Path) -> int:
+    """Folders 0700 and files 0600 (0700 when their owner could run them: a workspace's scripts stay executable)
+    under `root`, itself included, walked without following a link; no setuid, setgid or sticky bit survives.
+    Unreadable folders the agent made are opened to their owner. Returns how many modes were changed."""
+    changed = 0
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        changed += _chmod(folder, os.lstat(folder).st_mode) if folder == root else 0
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISLNK(mode):
+                continue  # a link has no mode of its own on Linux, and is never followed
+            changed += _chmod(Path(entry.path), mode)
+            if stat.S_ISDIR(mode):
+                stack.append(Path(entry.path))
+    return changed
+
+
+def _chmod(path: Path, mode: int) -> int:
+    want = 0o700 if stat.S_ISDIR(mode) or mode & 0o100 else 0o600
+    if stat.S_IMODE(mode) == want:
+        return 0
+    try:
+        os.chmod(path, want, follow_symlinks=False)  # a link swapped in meanwhile: refused, not followed
+        return 1
+    except (OSError, NotImplementedError):  # that, or not ours (made in a container as another user)
+        return 0
 
 
 def active_run_pid(lab_root: Path) -> int | None:
@@ -127,5 +172,6 @@ def active_run_pid(lab_root: Path) -> int | None:
 def log_event(cfg: LabConfig, event: dict[str, Any]) -> None:
     """Append to .arl/runs.jsonl: run starts, stops and their reasons."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(cfg.state_dir / "runs.jsonl", "a") as f:
+    fd = os.open(cfg.state_dir / "runs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
         f.write(json.dumps({"time": time.time(), **event}) + "\n")

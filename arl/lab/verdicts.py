@@ -7,6 +7,7 @@ import math
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,107 @@ class Rejected:
     reason: str
 
 
+HOST_FILES = ("expected.json", "prompt.md")
+_ACK = re.compile(r"ack-[A-Za-z0-9_.-]{1,40}\.json")
+# The temp file of an atomic write (fsutil.atomic_write: "." + name + "." + mkstemp's 8 characters + ".tmp").
+_TEMP = re.compile(
+    r"\.(verdict-[A-Za-z0-9_.-]{1,40}\.json|ack-[A-Za-z0-9_.-]{1,40}\.json|expected\.json|prompt\.md)\.[a-z0-9_]{8}\.tmp"
+)
+MAX_FILES = 64
+
+
+def protocol_name(name: str) -> bool:
+    """Is `name` one the protocol defines for the control folder (docs/protocol.md)? Anything else is removed."""
+    return name in HOST_FILES or bool(_NAME.fullmatch(name) or _ACK.fullmatch(name) or _TEMP.fullmatch(name))
+
+
+FULL_SCAN = 0.25  # seconds between listings of a control folder; between them, only the expected verdict is looked up
+_next_scan: dict[Path, float] = {}
+
+
 def pending(control: Path) -> list[Path]:
-    """Verdict files waiting, oldest sequence first (temp files of an unfinished write are not verdicts)."""
+    """Verdict files waiting, oldest sequence first (temp files of an unfinished write are not verdicts). The folder
+    is listed (and swept) at most every FULL_SCAN seconds; in between, one lookup of the verdict expected.json names:
+    a folder an agent flooded stays large on disk after the sweep, and listing it on every poll would cost much."""
+    now = time.monotonic()
+    if now >= _next_scan.get(control, 0.0):
+        _next_scan[control] = now + FULL_SCAN
+        return sweep(control)
     try:
-        names = os.listdir(control)
-    except FileNotFoundError:
+        path = control / f"verdict-{int(json.loads(_small(control / 'expected.json'))['seq'])}.json"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return []
-    found = [n for n in names if n.startswith("verdict-") and n.endswith(".json")]
+    return [path] if os.path.lexists(path) else []
+
+
+def sweep(control: Path) -> list[Path]:
+    """List the folder once: every name the protocol does not define is removed on the way (a flood of junk is
+    drained once), and past the file cap, acks the agent no longer waits for and temp files go too. Returns the
+    verdicts, oldest sequence first."""
+    found: list[str] = []
+    kept = 0
+    try:
+        with os.scandir(control) as entries:
+            for entry in entries:
+                name = entry.name
+                if _NAME.fullmatch(name):
+                    found.append(name)
+                elif protocol_name(name):
+                    kept += 1
+                elif entry.is_dir(follow_symlinks=False):
+                    remove(control / name)
+                else:
+                    _unlink(control / name)  # the type from the listing: no lstat per file of a flood
+    except OSError:
+        return []
+    if kept + len(found) > MAX_FILES:
+        _shed(control)
     return [control / n for n in sorted(found, key=_order)]
+
+
+def _shed(control: Path) -> None:
+    """Over the cap without any junk: acks the agent no longer waits for (all but the last two the host wrote, as
+    expected.json says) and temp files are removed. Verdicts stay for the decision, which answers or removes them."""
+    try:
+        expected = int(json.loads(_small(control / "expected.json"))["seq"])
+        current = {f"ack-{expected - 1}.json", f"ack-{expected}.json"}
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        current = set()
+    for name in os.listdir(control):
+        if (_ACK.fullmatch(name) and name not in current) or _TEMP.fullmatch(name):
+            remove(control / name)
+
+
+def _small(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        return f.read(4096)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except IsADirectoryError:  # swapped for a folder since the listing
+        remove(path)
+    except OSError:
+        pass
+
+
+def remove(path: Path) -> None:
+    """Remove whatever the agent put at `path` (a file, a link, a FIFO, a folder of anything), never following a
+    link: nothing of it is kept."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            from arl.lab.treefs import wipe
+
+            wipe(path)  # whatever the agent built in there: unreadable, deep, linked
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _order(name: str) -> tuple[int, str]:

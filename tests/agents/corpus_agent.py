@@ -52,7 +52,7 @@ def remove(path):
 
 
 def put(name, data):
-    tmp = CONTROL / f".corpus-{os.getpid()}.tmp"
+    tmp = CONTROL / f".verdict-{os.getpid()}.json.corpus00.tmp"  # a name the protocol defines: kept while written
     tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
     os.replace(tmp, CONTROL / name)
 

@@ -50,7 +50,7 @@ report = {
 }
 pathlib.Path("/workspace/pipeline/probe.json").write_text(json.dumps(report))
 # Hand over to the test (it inspects the file on the host), then finish the experiment through the protocol.
-go = pathlib.Path("/workspace/control/go")
+go = pathlib.Path("/workspace/pipeline/go")  # the control folder keeps only protocol names
 while not go.exists():
     time.sleep(0.05)
 subprocess.run(["arl", "eval", "--json"], check=False)
