@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from arl.errors import ArlError
+from arl.lab import verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.util.fsutil import write_json
@@ -116,9 +117,13 @@ def acquire_lock(cfg: LabConfig, pid: int) -> Lock | None:
 
 
 def release_lock(cfg: LabConfig) -> None:
-    """The run is over: what imports left in quarantine will never be recorded, and everything the run and its
-    agents wrote under `.arl/` is made private (setuid, setgid and sticky bits gone) before the lock goes."""
+    """The run is over: what imports left in quarantine will never be recorded, the control folders keep only the
+    protocol's names, and everything under `.arl/` is made private (no setuid, setgid or sticky bit) before the
+    lock goes."""
     shutil.rmtree(cfg.state_dir / "quarantine", ignore_errors=True)
+    for control in cfg.state_dir.glob("control*"):  # what an agent wrote after the last poll goes too
+        if control.is_dir() and not control.is_symlink():
+            verdicts.sweep(control)
     make_private(cfg.state_dir)
     lock_path(cfg).unlink(missing_ok=True)
 
