@@ -73,6 +73,8 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list-examples", action="store_true", help="list the examples and exit")
     p.add_argument("--force", action="store_true", help="write the scaffolding over files that exist, each kept "
                    "beside it as NAME.orig; never your Makefile or a results.tsv history (default: off)")  # fmt: skip
+    p.add_argument("--adopt", action="store_true", help="make the lab here (e.g. an autoresearch-lab one) an arl lab: "
+                   "write only what it lacks, replace nothing (default: off)")  # fmt: skip
 
 
 def _run(p: argparse.ArgumentParser) -> None:

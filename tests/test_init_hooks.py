@@ -206,20 +206,25 @@ def test_readme_quick_start_commits_only_the_lab_in_a_repository_with_work_in_pr
     git(repo, "commit", "-qm", "my project")
     (repo / "app.py").write_text("print('v2, half done')\n")  # work in progress, tracked
     (repo / "scratch.txt").write_text("notes\n")  # and untracked
+    (repo / "staged.py").write_text("print('staged')\n")
+    git(repo, "add", "staged.py")  # and staged, not for the lab's commit
     lines = _quick_start()
     assert not any("add -A" in ln or "add ." in ln or "commit -a" in ln for ln in lines)
+    shell = []
     for line in lines:
         if line.startswith("arl init"):
             arl(*shlex.split(line)[1:], cwd=repo)
             (repo / "pipeline" / "main.py").write_text("print(0.5)\n")
-        elif line.startswith("git "):
-            run(["sh", "-c", line], cwd=repo)
+        elif line.startswith(("git ", "LAB=")):
+            shell.append(line)
+    run(["sh", "-c", "\n".join(shell)], cwd=repo)
     committed = set(git(repo, "show", "--name-only", "--format=", "HEAD").split())
     assert {"lab.toml", "backend.py", "AGENT.md", "results.tsv", ".gitignore", "pipeline/main.py"} <= committed
     assert "app.py" not in committed and "scratch.txt" not in committed and "lab.toml.orig" not in committed
+    assert "staged.py" not in committed
     assert (repo / "app.py").read_text() == "print('v2, half done')\n"
     status = git(repo, "status", "--porcelain")
-    assert " M app.py" in status and "?? scratch.txt" in status
+    assert " M app.py" in status and "?? scratch.txt" in status and "A  staged.py" in status
     # the lab's Makefile, or the user's with its one include line and arl.mk beside it
     assert {"Makefile", "arl.mk"} <= committed if their_makefile else "Makefile" in committed
     assert git(repo, "show", "HEAD:Makefile").count("include arl.mk") == int(their_makefile)

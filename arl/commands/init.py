@@ -31,13 +31,17 @@ def _describe(path: Path) -> str:
     return next((ln for ln in first[1:] if ln.strip()), "").strip()
 
 
-def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | None, force: bool) -> int:
+def init_lab(
+    where: Path, name: str | None, pipeline_dir: str, example: str | None, force: bool, adopt: bool = False
+) -> int:
     if not where.is_dir():
         raise ArlError(f"{where} is not a folder; create it first (arl init scaffolds a lab in an existing folder)")
     repo = hooks.repo_root(where)
     hooks.hooks_dir(repo)  # a core.hooksPath arl must not write to is refused before anything is written
     lab = where.resolve()
     templates = resource_dir("templates")
+    if adopt:
+        return _adopt(lab, repo, templates)
     if example is not None:
         found = examples()
         if example not in found:
@@ -80,17 +84,59 @@ def init_lab(where: Path, name: str | None, pipeline_dir: str, example: str | No
     _gitignore(lab / ".gitignore")
     installed = hooks.install(repo)
     print(f"created the lab {name or example or lab.name!r} in {lab}")
-    for p in installed:
-        print(f"installed the git hook {p}")
-    inside = [w for w in [*written, pipeline_dir if example is None else "pipeline"] if ".." not in Path(w).parts]
-    tops = dict.fromkeys(Path(w).parts[0] for w in inside if not Path(w).is_absolute())
-    print(f"the lab's files: {', '.join(tops)}; commit these, and nothing else of yours, with:")
-    print(f"  git add {' '.join(shlex.quote(w) for w in tops)} && git commit -m 'arl lab'")
+    _commit_line(lab, installed, [*written, pipeline_dir if example is None else "pipeline"])
     print(
         "next: arl eval --data DIR, then make research DATA=DIR"
         if example is None
         else "next: arl eval --data data, then make research DATA=data ARGS='--agent offline'"
     )
+    return 0
+
+
+def _commit_line(lab: Path, installed: list[Path], written: list[str]) -> None:
+    """The hooks installed, and the one command that commits the lab's files and nothing else: `git commit --
+    PATHS` leaves the user's other staged work staged. An empty folder (a new pipeline) is left out: git has
+    nothing of it to commit yet."""
+    for p in installed:
+        print(f"installed the git hook {p}")
+    inside = [w for w in written if ".." not in Path(w).parts and not Path(w).is_absolute()]
+    names = [t for t in dict.fromkeys(Path(w).parts[0] for w in inside) if _has_files(lab / t)]
+    tops = " ".join(shlex.quote(t) for t in names)
+    print(f"the lab's files: {tops}; commit these, and nothing else of yours, with:")
+    print(f"  git add -- {tops} && git commit -m 'arl lab' -- {tops}")
+
+
+def _has_files(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(p.is_file() for p in path.rglob("*")))
+
+
+def _adopt(lab: Path, repo: Path, templates: Path) -> int:
+    """An existing lab (e.g. autoresearch-lab's) made an arl lab: what it lacks is written (a Makefile or arl.mk,
+    the instructions file, the .gitignore lines, the hooks); nothing it has is replaced, its history included."""
+    from arl.lab.config import load
+
+    if not (lab / "lab.toml").is_file():
+        raise ArlError(f"there is no lab.toml in {lab} to adopt; `arl init` (without --adopt) makes a new lab")
+    cfg = load(lab / "lab.toml")  # its keys checked now, each error naming the key to change
+    written: list[str] = ["lab.toml"]
+    if not cfg.agent_instructions.exists():
+        _write(lab, cfg.agent_instructions.relative_to(lab), (templates / "lab" / "AGENT.md").read_bytes())
+        print(f"wrote {cfg.agent_instructions.name} (the agent's instructions: say what it should try)")
+    written.append(os.path.relpath(cfg.agent_instructions, lab))
+    user_make = next((lab / n for n in MAKEFILE_NAMES if (lab / n).is_file()), None)
+    template = (templates / "lab" / "Makefile").read_text()
+    if user_make is None:
+        _write(lab, Path("Makefile"), template.encode())
+        written.append("Makefile")
+    elif not (lab / ARL_MK).exists() and "arl-step" not in user_make.read_text(errors="replace"):
+        written += _include_arl_mk(lab, user_make, template)
+    written += [os.path.relpath(p, lab) for p in (cfg.backend_module, cfg.results_file, cfg.pipeline_dir)]
+    _gitignore(lab / ".gitignore")
+    written.append(".gitignore")
+    installed = hooks.install(repo)
+    print(f"adopted the lab {cfg.name!r} in {lab}; its files are as they were (results.tsv included)")
+    _commit_line(lab, installed, written)
+    print("next: arl run --dry-run --data DIR, then make research DATA=DIR")
     return 0
 
 
@@ -181,4 +227,6 @@ def from_args(args: argparse.Namespace) -> int:
         for name, path in examples().items():
             print(f"{name:16} {_describe(path)}")
         return 0
-    return init_lab(Path(args.lab or "."), args.name, args.pipeline_dir, args.example, args.force)
+    if args.adopt and (args.example or args.force):
+        raise ArlError("--adopt keeps every file of the lab: it goes with neither --example nor --force")
+    return init_lab(Path(args.lab or "."), args.name, args.pipeline_dir, args.example, args.force, args.adopt)
