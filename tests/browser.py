@@ -107,9 +107,11 @@ class Browser:
             self.events.append(m)
 
     def load(self, url: str, timeout: float = 60) -> None:
-        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
-        self.call("Page.navigate", session=True, url=url)
-        self.wait_event("Page.loadEventFired", timeout)
+        """A fresh load (by way of about:blank: a URL that differs only in its fragment would not reload)."""
+        for target in ("about:blank", url):
+            self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+            self.call("Page.navigate", session=True, url=target)
+            self.wait_event("Page.loadEventFired", timeout)
 
     def js(self, expression: str, timeout: float = 60) -> Any:
         r = self.call(
@@ -138,9 +140,19 @@ class Browser:
         return data
 
     def requests(self) -> list[str]:
-        """Every URL the page asked for since it was opened (the document itself included)."""
+        """Every URL the page sent a request to since it was opened (the document itself included); the ones its
+        Content-Security-Policy stopped before they left are not counted."""
         self.js("1")  # drain what has arrived
-        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+        blocked = {
+            e["params"]["requestId"]
+            for e in self.events
+            if e.get("method") == "Network.loadingFailed" and e["params"].get("blockedReason")
+        }
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent" and e["params"]["requestId"] not in blocked
+        ]
 
     def messages(self) -> list[str]:
         self.js("1")

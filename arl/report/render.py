@@ -5,13 +5,11 @@ still could not run)."""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
-import html
 import os
 import tempfile
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from arl.errors import ArlError
@@ -43,10 +41,10 @@ reloads itself</span><select id="labpick" hidden aria-label="lab"></select><span
 @cache
 def _assets() -> tuple[str, str, str]:
     """(css, js, the js's CSP hash)."""
-    here = resources.files("arl.report")
-    css = here.joinpath("report.css").read_text(encoding="utf-8")
-    js = "\n".join(here.joinpath(n).read_text(encoding="utf-8") for n in ("chart.js", "view.js"))
-    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode()
+    here = Path(__file__).parent  # package data beside this module, in a wheel and an editable install alike
+    css = (here / "report.css").read_text(encoding="utf-8")
+    js = "\n".join((here / n).read_text(encoding="utf-8") for n in ("chart.js", "view.js"))
+    digest = binascii.b2a_base64(hashlib.sha256(js.encode("utf-8")).digest(), newline=False).decode()
     return css, js, digest
 
 
@@ -66,9 +64,13 @@ def page(data_json: str, title: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp()}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{css}</style></head>\n<body>\n{_BODY}\n"
+        f"<title>{_escape(title)}</title>\n<style>{css}</style></head>\n<body>\n{_BODY}\n"
         f'<script type="application/json" id="arl-data">{data_json}</script>\n<script>{js}</script>\n</body></html>\n'
     )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def write(path: Path, text: str) -> None:

@@ -141,7 +141,7 @@
     for (const line of text.split("\n")) {
       const cls = line.startsWith("+++") || line.startsWith("---") || line.startsWith("diff ") ? "file"
         : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "";
-      pre.appendChild(cls ? el("span", { class: cls }, line) : document.createTextNode(line + "\n"));
+      pre.appendChild(cls ? el("span", { class: cls }, line + "\n") : document.createTextNode(line + "\n"));
     }
     return pre;
   }
