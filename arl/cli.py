@@ -40,7 +40,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iterations", type=int, help=f"experiments in this run ({FROM_LAB} [run])")
     p.add_argument("--max-hours", type=float, help=f"wall-clock hours of this run ({FROM_LAB} [run])")
     p.add_argument("--max-cost", type=float, help=f"USD of agent cost in this run, 0 = unlimited ({FROM_LAB} [run])")
-    p.add_argument("--target-score", type=float, help=f"stop once the best reaches this score ({FROM_LAB} [run])")
+    from arl.lab.runstate import target_flag
+
+    p.add_argument("--target-score", type=target_flag, help=f"stop once the best reaches this score; 'off': no target "
+                   f"({FROM_LAB} [run])")  # fmt: skip
     p.add_argument("--plateau-threshold", type=int,
                    help=f"stop after this many experiments in a row without a new best ({FROM_LAB} [run])")  # fmt: skip
     p.add_argument("--max-restarts", type=int,
@@ -86,13 +89,24 @@ def _eval(p: argparse.ArgumentParser) -> None:
     _data_flag(p)
     p.add_argument("--sample", action="append", default=[], help="evaluate only this sample id; repeatable "
                    "(default: every sample)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print JSON (default: on when stdout is not a terminal)")
+    json_flags(p, "on when stdout is not a terminal")
     p.add_argument("--repeats", type=int, default=1, help="evaluations; the mean is the score (default: 1)")
     _local_flag(p)
     p.add_argument("--phase", choices=["prepare", "run", "score", "evaluate"], help="one part, as the host's "
                    "containers run it, with --inputs/--outputs DIR (default: all)")  # fmt: skip
     p.add_argument("--inputs", help=argparse.SUPPRESS)
     p.add_argument("--outputs", help=argparse.SUPPRESS)
+
+
+def json_flags(p: argparse.ArgumentParser, default: str) -> None:
+    """--json, and --format json as `arl results` takes it: either spelling wherever one is."""
+    p.add_argument("--json", action="store_true", help=f"print JSON (default: {default})")
+    p.add_argument("--format", choices=["text", "table", "json"], action=_Format, help="--format json: --json")
+
+
+class _Format(argparse.Action):
+    def __call__(self, parser: object, namespace: argparse.Namespace, values: object, opt: object = None) -> None:
+        namespace.json = values == "json"
 
 
 def _local_flag(p: argparse.ArgumentParser) -> None:
@@ -105,19 +119,21 @@ def _diagnose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, help="show only the N worst samples (default: all)")
     _local_flag(p)
     p.add_argument("--sample", action="append", default=[], help="only this sample id; repeatable (default: all)")
-    p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    json_flags(p, "a table")
 
 
 def _verdict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
+    p.add_argument("action", nargs="?", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
+    p.add_argument("--action", dest="action_flag", choices=["keep", "discard"], help="the same (autoresearch-lab's)")
     p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for the host's ack (default: no limit)")  # fmt: skip
 
 
 def _results(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["table", "tsv", "json", "markdown"], default="table",
+    p.add_argument("--format", choices=["table", "tsv", "csv", "json", "markdown"], default="table",
                    help="the output format (default: table)")  # fmt: skip
+    p.add_argument("--json", dest="format", action="store_const", const="json", help="--format json")
     p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
     one_slot = "only the experiments of parallel agent K, with the baseline (default: every slot)"
     p.add_argument("--slot", type=int, metavar="K", help=one_slot)
@@ -139,7 +155,7 @@ def _show(p: argparse.ArgumentParser) -> None:
 
 
 def _status(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON (default: text)")
+    json_flags(p, "text")
 
 
 def _image(p: argparse.ArgumentParser) -> None:

@@ -89,6 +89,19 @@ def test_tsv_is_the_file_format(history_lab: Path) -> None:
     assert parsed[2][results.COLUMNS.index("notes")] == "tab\\there\\nand a newline"  # escaped in the file
 
 
+def test_csv_as_autoresearch_lab_spelled_it_and_json_both_ways(history_lab: Path) -> None:
+    before = (history_lab / "results.tsv").read_bytes()
+    text = arl("results", "--format", "csv", cwd=history_lab).stdout
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert list(parsed[0]) == results.COLUMNS and len(parsed) == len(_json(history_lab))
+    assert parsed[1]["notes"] == "tab\there\nand a newline"  # csv quotes it: nothing to escape
+    assert json.loads(parsed[1]["metrics"]) == _json(history_lab)[1]["metrics"]
+    assert (
+        arl("results", "--json", cwd=history_lab).stdout == arl("results", "--format", "json", cwd=history_lab).stdout
+    )
+    assert (history_lab / "results.tsv").read_bytes() == before
+
+
 def test_default_shows_the_whole_history_and_run_narrows_it(history_lab: Path) -> None:
     assert [r["id"] for r in _json(history_lab)] == list(range(8))
     assert [r["id"] for r in _json(history_lab, "--all-runs")] == list(range(8))  # what scripts passed before

@@ -79,6 +79,15 @@ def show_results(
         # rows have exactly the columns, in order: no copies of 10,000 dicts to print them; the cached texts are
         # what json.dumps makes of each row, and json.dumps joins a list's items with ", "
         print("[" + ", ".join(texts) + "]" if texts is not None else json.dumps(rows, default=str))
+    elif fmt == "csv":  # autoresearch-lab's format name: the same columns, comma-separated, quoted as csv does
+        import csv
+
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(res.COLUMNS)
+        for r in rows:
+            cells = [r.get(c) for c in res.COLUMNS]
+            cells[res.COLUMNS.index("metrics")] = json.dumps(r["metrics"] or {}, sort_keys=True, default=str)
+            out.writerow(["" if v is None else clean(str(v), newlines=True) for v in cells])
     elif fmt == "tsv":
         # Its tabs and newlines are the file's layout, and the file's own escapes in notes stay as they are.
         sys.stdout.write(clean(res.header_line() + "".join(res.format_row(r) for r in rows), newlines=True))

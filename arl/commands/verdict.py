@@ -61,4 +61,9 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
 
 
 def from_args(args: argparse.Namespace) -> int:
-    return propose(args.action, args.notes, args.timeout)
+    from arl.errors import UsageError
+
+    action = args.action or getattr(args, "action_flag", None)  # `--action keep` as autoresearch-lab spelled it
+    if action is None or args.action_flag not in (None, action):
+        raise UsageError("say keep or discard once: arl verdict keep|discard --notes TEXT")
+    return propose(action, args.notes, args.timeout)

@@ -149,7 +149,7 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
         max_iterations=pick("max_iterations", r.max_iterations),
         max_hours=pick("max_hours", r.max_hours),
         max_cost=pick("max_cost", r.max_cost),
-        target_score=pick("target_score", r.target_score),
+        target_score=None if getattr(args, "target_score", None) == "off" else pick("target_score", r.target_score),
         plateau_threshold=pick("plateau_threshold", r.plateau_threshold),
         max_restarts=pick("max_restarts", r.max_restarts),
         max_api_outage_minutes=r.max_api_outage_minutes,
@@ -172,6 +172,19 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
             f"{settings['agents']} agents but [sandbox] slot_gpus names {len(cfg.slot_gpus)} GPUs: one GPU per slot"
         )
     return settings
+
+
+def target_flag(text: str) -> float | str:
+    """--target-score: a number, 0 a target like any other; `off` for none. autoresearch-lab read 0 as "off": a bare
+    0 is refused with both spellings, so a habit from there cannot stop a run at once or never."""
+    if text.strip().lower() in ("off", "none"):
+        return "off"
+    if text.strip() in ("0", "-0", "+0"):
+        raise argparse.ArgumentTypeError("0 is ambiguous: 'off' for no target, 0.0 for a target of zero")
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (or 'off')") from None
 
 
 def _data_folder(cfg: LabConfig, given: str | None, flag: str) -> Path:

@@ -1,0 +1,46 @@
+"""Spellings a user brings along: autoresearch-lab's `verdict --action`, `--target-score 0` (its "off"), and
+`--json` / `--format json` both wherever either is accepted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import arl
+from tests.test_config import one_line_error
+from tests.test_user_actions import busy_repo
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    lab = busy_repo(tmp_path / "repo") / "research"
+    lab.mkdir()
+    arl("init", "--example", "curve-fit", cwd=lab)
+    return lab
+
+
+def test_verdict_takes_its_action_as_autoresearch_lab_spelled_it(lab: Path) -> None:
+    outside = "`arl verdict` runs inside the sandbox"  # past the parser: the action was understood
+    one_line_error(arl("verdict", "--action", "keep", "--notes", "x", cwd=lab, check=False), outside)
+    one_line_error(arl("verdict", "discard", "--notes", "x", cwd=lab, check=False), outside)
+    for argv in (["--action", "keep", "discard"], []):
+        one_line_error(arl("verdict", *argv, cwd=lab, check=False), "keep or discard", code=2)
+
+
+def test_a_target_score_of_0_is_refused_with_both_spellings(lab: Path) -> None:
+    proc = arl("run", "--dry-run", "--agent", "offline", "--data", "data", "--target-score", "0", cwd=lab, check=False)
+    one_line_error(proc, "--target-score", "'off' for no target", "0.0 for a target of zero", code=2)
+    for value in ("off", "0.0", "2.5"):
+        proc = arl("run", "--dry-run", "--agent", "offline", "--data", "data", "--target-score", value, cwd=lab)
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["eval", "--data", "data"], ["diagnose", "--data", "data"]])
+def test_format_json_is_json(lab: Path, command: list[str]) -> None:
+    a = json.loads(arl(*command, "--json", cwd=lab).stdout)
+    b = json.loads(arl(*command, "--format", "json", cwd=lab).stdout)
+    for d in (a, b):
+        d.pop("seconds", None)  # eval's own timing
+    assert a == b and isinstance(a, dict)
