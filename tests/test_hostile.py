@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import stat
@@ -151,6 +152,7 @@ def check_invariants(lab: Path, before: Before, iterations: int) -> None:
     assert not appeared, f"files appeared outside the lab: {appeared[:5]}"
     marked = setuid_files(lab)
     assert not marked, f"setuid/setgid files under the worktree: {marked[:5]}"
+    check_host_files(lab)
     for r in rs:
         if r["outcome"] in ("keep", "baseline") and r["verified_score"]:
             score = reevaluate(lab, r["commit"])
@@ -162,6 +164,41 @@ def check_invariants(lab: Path, before: Before, iterations: int) -> None:
     if kept and kept[-1]["outcome"] == "keep":
         score = reevaluate(lab, head)
         assert same_score(score, float(kept[-1]["verified_score"])), f"HEAD re-evaluates to {score!r}"
+
+
+PROTOCOL_NAMES = re.compile(r"expected\.json|prompt\.md|ack-(0|[1-9][0-9]*)\.json")
+
+
+def check_host_files(lab: Path) -> None:
+    """What every run must leave on the host: a repository `git fsck --strict` finds sound (what a server that checks
+    objects would take), `.arl/` private (folders 0700, files without group or other bits, no setuid, setgid or
+    sticky bit anywhere), control folders holding only the names the host writes, and only plain files archived."""
+    fsck = subprocess.run(["git", "-C", str(lab), "fsck", "--strict", "--no-dangling", "--no-progress"],
+                          capture_output=True, text=True)  # fmt: skip
+    noise = [ln for ln in (fsck.stdout + fsck.stderr).splitlines() if ln.strip() and not ln.startswith("notice:")]
+    assert fsck.returncode == 0 and not noise, f"git fsck --strict: {noise[:5]}"
+    arl_dir = lab / ".arl"
+    loose = []
+    for folder, dirs, files in os.walk(arl_dir):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            if mode == 0o644 and path.parent == arl_dir / "report":
+                continue  # the page a browser opens (arl report writes its files 0644), inside the 0700 .arl/
+            if (stat.S_ISDIR(st.st_mode) and mode != 0o700) or mode & 0o7077:
+                loose.append(f"{path.relative_to(lab)} {oct(mode)}")
+    assert stat.S_IMODE(os.lstat(arl_dir).st_mode) == 0o700
+    assert not loose, f"not private under .arl/: {loose[:5]}"
+    for control in arl_dir.glob("control*"):
+        unknown = [n for n in os.listdir(control) if not PROTOCOL_NAMES.fullmatch(n)]
+        assert not unknown, f"{control.name} holds names the protocol does not define: {sorted(unknown)[:5]}"
+    archived = arl_dir / "verdicts"
+    if archived.exists():
+        odd = [n for n in os.listdir(archived) if not stat.S_ISREG(os.lstat(archived / n).st_mode)]
+        assert not odd, f"archived verdicts that are not plain files: {odd[:5]}"
 
 
 def run_arl(lab: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -232,13 +269,14 @@ def keyed(text: str) -> dict[str, int]:
 
 class Watch:
     """The host's look at the agent's running container, at the moment the agent holds still for it: the agent
-    writes control/hold-NAME and waits; `look(container id)` runs here on the host; then control/release-NAME
-    lets the agent go on. Whatever the look raises is kept in `error` (the test then fails: nothing was seen)."""
+    writes .hold-NAME in its workspace and waits; `look(container id)` runs here on the host; then .release-NAME
+    there lets the agent go on. Whatever the look raises is kept in `error` (the test then fails: nothing was
+    seen)."""
 
     def __init__(self, lab: Path, name: str, look: Callable[[str], dict[str, Any]]) -> None:
-        control = lab / ".arl" / "control"
+        ws = lab / ".arl" / "workspaces" / "0"
         self.lab, self.look = lab, look
-        self.hold, self.release = control / f"hold-{name}", control / f"release-{name}"
+        self.hold, self.release = ws / f".hold-{name}", ws / f".release-{name}"
         self.seen: dict[str, Any] | None = None
         self.error = ""
         self._stop = threading.Event()
@@ -294,7 +332,7 @@ def attack(
         mine = run_rows(lab, before)
         crashed_only = bool(mine) and all(r["outcome"] == "crash" for r in mine)
         assert proc.returncode == (1 if crashed_only else 0), proc.stderr[-3000:] + proc.stdout[-3000:]
-        report_file = lab / ".arl" / "control" / f"report-{name}.json"
+        report_file = lab / ".arl" / "notes" / "0.md"  # the agent's notes.md: it reports there
         assert report_file.exists(), proc.stdout[-3000:]
         report = json.loads(report_file.read_text())
         assert "agent_error" not in report, report
@@ -906,3 +944,88 @@ def test_terminal_and_trailer_injection(hostile_lab: Path) -> None:
         contained,
     )
     assert not wrong, wrong
+
+
+def objects_bytes(lab: Path) -> int:
+    return tree_bytes(lab / ".git" / "objects")
+
+
+def test_control_folder_junk_and_setuid(hostile_lab: Path) -> None:
+    """200,000 junk files, forged acks, verdicts that are a folder with a setuid python, a symlink, a FIFO: every
+    one answered or removed, nothing of it kept under .arl/ (check_host_files), and the next run on the lab works."""
+    report = attack(hostile_lab, "control_junk", "--iteration-timeout", "600")
+    acks = report["acks"]
+    rejected = all(a.get("outcome") == "rejected" for a in acks.values())
+    named = "not a regular file" in acks["folder"].get("reason", "") and "symlink" in acks["symlink"].get("reason", "")
+    before = measure(hostile_lab)
+    proc = run_arl(hostile_lab, "--agent", "offline", "--max-iterations", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    check_invariants(hostile_lab, before, 2)
+    again = len(run_rows(hostile_lab, before))
+    record(
+        "200,000 junk files, forged ack folder, setuid verdict folder, symlink and FIFO verdicts",
+        f"acks {sorted({a.get('outcome') for a in acks.values()})}; nothing kept; next run: {again} experiments",
+        rejected and named and report["ack"].get("outcome") == "discard" and again == 2,
+    )
+
+
+def test_stale_keeps_do_not_grow_the_repository(hostile_lab: Path) -> None:
+    before = objects_bytes(hostile_lab)
+    report = attack(hostile_lab, "stale_keeps")
+    grew = objects_bytes(hostile_lab) - before
+    stale = [a for a in report["acks"] if a.get("outcome") == "rejected" and "changed" in a.get("reason", "")]
+    record(
+        "10 stale keeps of a workspace with 4 MB of random bytes each",
+        f"{len(stale)} rejected as stale; .git/objects grew {grew / 1024:.0f} KiB",
+        len(stale) == 10 and grew < 1024 * 1024,
+    )
+
+
+def test_git_metadata_never_reaches_a_keep(hostile_lab: Path) -> None:
+    """check_invariants: git fsck --strict passes and `git archive` of every keep re-evaluates to its verified score."""
+    report = attack(hostile_lab, "git_metadata")
+    acks = report["acks"]
+    want = {".gitmodules": ".gitmodules", "sub/.gitattributes": "sub/.gitattributes", "export-subst": "export-subst"}
+    wrong = {k: a for k, a in acks.items() if a.get("outcome") != "rejected" or want[k] not in a.get("reason", "")}
+    kept = report["ack"].get("outcome") == "keep"
+    attributes = git(hostile_lab, "show", "HEAD:pipeline/.gitattributes") if kept else ""
+    record(
+        ".gitmodules with update = !cmd, a .gitattributes folder, export-subst; then a harmless .gitattributes",
+        f"{sorted({a.get('outcome') for a in acks.values()})}; then {report['ack'].get('outcome')}",
+        not wrong and kept and "text" in attributes,
+    )
+    assert not wrong, wrong
+
+
+def look_notes(lab: Path) -> Callable[[str], dict[str, Any]]:
+    def look(container: str) -> dict[str, Any]:
+        notes = lab / ".arl" / "notes" / "0.md"
+        return {"size": notes.stat().st_size, "tail": notes.read_text().splitlines()[-1]}
+
+    return look
+
+
+def test_notes_are_capped(hostile_lab: Path) -> None:
+    report = attack(hostile_lab, "notes_flood", look=look_notes(hostile_lab))
+    seen = report["host"]["seen"]
+    cut = seen["size"] <= 256 * 1024 and "max_notes_kb" in seen["tail"]
+    record(
+        "2 MB written to notes.md (max_notes_kb 256)",
+        f"host copy {seen['size'] // 1024} KiB, ends with the notice: {'max_notes_kb' in seen['tail']}",
+        cut and "max_notes_kb" in report["tail"],
+    )
+
+
+def test_a_workspace_filling_the_disk_is_stopped(hostile_lab: Path) -> None:
+    before = objects_bytes(hostile_lab)
+    attack(hostile_lab, "disk_fill", sandbox={"max_workspace_mb": 20})
+    crashes = [r for r in rows(hostile_lab) if r["outcome"] == "crash"]
+    stopped = [r for r in crashes if "max_workspace_mb" in r["notes"] and "while the agent ran" in r["notes"]]
+    grew = objects_bytes(hostile_lab) - before
+    left = tree_bytes(hostile_lab / ".arl" / "workspaces")
+    record(
+        "a 64 MB file growing in the workspace (max_workspace_mb 20), no verdict",
+        f"{len(stopped)} crash recorded with the reason; .git/objects grew {grew / 1024:.0f} KiB; "
+        f"workspaces hold {left / 1024:.0f} KiB",
+        len(stopped) == 1 and grew < 1024 * 1024 and left < 5 * 1024 * 1024,
+    )

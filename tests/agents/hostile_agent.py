@@ -1,7 +1,8 @@
 """Adversarial command agents for the hostile-agent suite: `python3 hostile_agent.py ATTACK`.
 
-Each attack tries one thing an agent must not get away with, writes what it saw to
-/workspace/control/report-ATTACK.json (the host reads it), then ends its experiment through the protocol."""
+Each attack tries one thing an agent must not get away with, writes what it saw to /workspace/notes.md (the host
+keeps it as .arl/notes/0.md; the control folder keeps only the protocol's names), then ends its experiment through
+the protocol."""
 
 import glob
 import json
@@ -17,6 +18,7 @@ import time
 CONTROL = pathlib.Path(os.environ.get("ARL_CONTROL", "/workspace/control"))
 PIPE = pathlib.Path("/workspace/pipeline")
 MODEL = PIPE / "model.py"
+NOTES = pathlib.Path("/workspace/notes.md")
 
 
 def sh(*argv):
@@ -162,16 +164,22 @@ def symlink_escape():
 
 
 def hold(name, timeout=90):
-    """Hold still while the host looks at this container: control/hold-NAME says now, and the host answers with
-    control/release-NAME once it has looked (the hostile suite checks containment there, not in this report)."""
-    tmp = CONTROL / f".hold-{name}.tmp"
+    """Hold still while the host looks at this container: .hold-NAME in the workspace says now, and the host answers
+    with .release-NAME there once it has looked (the hostile suite checks containment there, not in this report)."""
+    tmp = PIPE / f".hold-{name}.tmp"
     tmp.write_text(f"{os.getpid()}\n")
-    tmp.rename(CONTROL / f"hold-{name}")
-    release = CONTROL / f"release-{name}"
+    tmp.rename(PIPE / f".hold-{name}")
+    release = PIPE / f".release-{name}"
     deadline = time.monotonic() + timeout
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return release.exists()
+    released = release.exists()
+    for path in (PIPE / f".hold-{name}", release):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    return released
 
 
 # Forks for 4 s; every child keeps its pid until the file argv[1] exists. Prints "forks refused", then reaps.
@@ -448,15 +456,10 @@ def verdicts_ahead():
     """105 valid verdicts for seq .. seq+104, written at once: a host answering all of them would run 105
     experiments in a run limited to 3."""
     seq = json.loads((CONTROL / "expected.json").read_text())["seq"]
-    stage = CONTROL / ".pile"
-    stage.mkdir()
-    for s in range(seq, seq + 105):
-        (stage / f"verdict-{s}.json").write_text(
-            json.dumps({"seq": s, "action": "discard", "notes": f"written ahead {s}", "time": time.time()})
-        )
-    for s in range(seq, seq + 105):
-        os.rename(stage / f"verdict-{s}.json", CONTROL / f"verdict-{s}.json")
-    stage.rmdir()
+    for s in range(seq + 104, seq - 1, -1):  # the expected one last; each a temp file (a protocol name) renamed
+        tmp = CONTROL / f".verdict-{s}.json.ahead000.tmp"
+        tmp.write_text(json.dumps({"seq": s, "action": "discard", "notes": f"written ahead {s}", "time": time.time()}))
+        os.rename(tmp, CONTROL / f"verdict-{s}.json")
     ack_path = CONTROL / f"ack-{seq}.json"
     deadline = time.monotonic() + 60
     while not ack_path.exists() and time.monotonic() < deadline:
@@ -503,6 +506,120 @@ def terminal_injection():
     return {**kept, "discard": discarded}
 
 
+def expected():
+    return json.loads((CONTROL / "expected.json").read_text())["seq"]
+
+
+def wait_ack(seq, timeout=120):
+    path = CONTROL / f"ack-{seq}.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    return {}
+
+
+def setuid_copy(dest):
+    shutil.copy(os.path.realpath(sys.executable), dest)
+    os.chmod(dest, 0o4755)
+
+
+def control_junk():
+    """What the control folder must not keep: 200,000 junk files named like acks, files of other names, a forged
+    ack that is a folder holding a setuid copy of python; then verdicts that are a folder (with a setuid python
+    inside), a symlink and a FIFO, each answered; then an honest discard."""
+    fd = os.open(CONTROL, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for i in range(200_000):
+            os.close(os.open(f"ack-junk-{i}", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    seq = expected()
+    for name in ("report.json", "hold-x", "ack-1.json.bak", ".hidden"):
+        (CONTROL / name).write_text("junk\n")
+    forged = CONTROL / f"ack-{seq + 50}.json"
+    forged.mkdir()
+    setuid_copy(forged / "py")
+    acks = {}
+    for kind in ("folder", "symlink", "fifo"):
+        (CONTROL / f"ack-{seq}.json").unlink(missing_ok=True)
+        if kind == "folder":
+            stage = CONTROL / f".verdict-{seq}.json.stage000.tmp"  # a protocol name while it is filled
+            stage.mkdir()
+            setuid_copy(stage / "py")
+            os.rename(stage, CONTROL / f"verdict-{seq}.json")
+        elif kind == "symlink":
+            os.symlink("/workspace/lab/lab.toml", CONTROL / f"verdict-{seq}.json")
+        else:
+            os.mkfifo(CONTROL / f"verdict-{seq}.json")
+        acks[kind] = wait_ack(seq)
+    return {"acks": acks, "ack": verdict("discard", "after the junk")}
+
+
+def stale_keeps():
+    """Ten keeps of a workspace holding 4 MB of fresh random bytes, none evaluated: each is stale (rejected), and
+    an import that stored its objects would grow .git by 40 MB."""
+    acks = []
+    for i in range(10):
+        (PIPE / "big.bin").write_bytes(os.urandom(4 << 20))
+        acks.append(verdict("keep", f"stale {i}"))
+    (PIPE / "big.bin").unlink()
+    return {"acks": acks, "ack": acks[-1]}
+
+
+def git_metadata():
+    """A .gitmodules with a command, a folder named .gitattributes, export-subst in a .gitattributes, each in a
+    keep of a real improvement; then the improvement with a harmless .gitattributes, kept."""
+    set_const("OFFSET", 0.7)
+    acks = {}
+    (PIPE / ".gitmodules").write_text('[submodule "x"]\n\tpath = x\n\turl = ./x\n\tupdate = !touch /tmp/pwned\n')
+    eval_json()
+    acks[".gitmodules"] = verdict("keep", "with a .gitmodules")
+    scrub()
+    (PIPE / "sub" / ".gitattributes").mkdir(parents=True)
+    (PIPE / "sub" / ".gitattributes" / "x").write_text("x\n")
+    eval_json()
+    acks["sub/.gitattributes"] = verdict("keep", "with a .gitattributes folder")
+    scrub()
+    model = MODEL.read_text()
+    (PIPE / ".gitattributes").write_text("model.py export-subst\n")
+    MODEL.write_text(model + "# $Format:%H$\n")
+    eval_json()
+    acks["export-subst"] = verdict("keep", "with export-subst")
+    scrub()
+    MODEL.write_text(model)
+    (PIPE / ".gitattributes").write_text("*.py text\n*.bin binary\n")
+    return {"acks": acks, **improve_and_keep("offset, with a harmless .gitattributes")}
+
+
+def notes_flood():
+    """2 MB into notes.md; the host cuts it (every 30 s) to max_notes_kb and says so in its last line."""
+    with open(NOTES, "a") as f:
+        f.write(("x" * 1023 + "\n") * 2048)
+    deadline = time.monotonic() + 90
+    while NOTES.stat().st_size > 256 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    size = NOTES.stat().st_size
+    tail = NOTES.read_text().splitlines()[-1]
+    released = hold("notes_flood")  # the host reads its copy of the notes meanwhile
+    return {"size": size, "tail": tail, "released": released, "ack": verdict("discard")}
+
+
+def disk_fill():
+    """One file growing by 1 MB at a time towards 64 MB, past max_workspace_mb (20, set by the test), and never a
+    verdict: the host must stop this agent. The report is written first: a stopped agent writes nothing after."""
+    NOTES.write_text(json.dumps({"started": time.time()}))
+    with open(PIPE / "fill.bin", "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            time.sleep(0.05)
+    time.sleep(150)
+    return {"survived": True}
+
+
 ATTACKS = {
     f.__name__: f
     for f in (
@@ -525,6 +642,11 @@ ATTACKS = {
         verdicts_ahead,
         workspace_limits,
         terminal_injection,
+        control_junk,
+        stale_keeps,
+        git_metadata,
+        notes_flood,
+        disk_fill,
     )
 }
 
@@ -540,17 +662,21 @@ def finish():
             time.sleep(1)
 
 
+def reported():
+    try:
+        return isinstance(json.loads(NOTES.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 if __name__ == "__main__":
     name = sys.argv[1]
-    report_file = CONTROL / f"report-{name}.json"
-    if not report_file.exists():  # a relaunch after a crash goes straight to the end
+    if not reported():  # a relaunch after a crash goes straight to the end
         try:
             report = ATTACKS[name]()
         except Exception as e:  # the report says so; the test then fails loudly
             report = {"agent_error": f"{type(e).__name__}: {e}"}
-        tmp = CONTROL / f".report-{name}.tmp"
-        tmp.write_text(json.dumps(report))
-        tmp.rename(report_file)
+        NOTES.write_text(json.dumps(report))  # in place: the host's file is bind-mounted there
         if name == "wedges" and "agent_error" not in report:
             sys.exit(3)  # die with every wedge in place: the host must salvage and restore over them
     # More experiments end the run (the test runs with --max-iterations N): the report is on the host first.
