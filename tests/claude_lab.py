@@ -7,9 +7,12 @@ import json
 import platform
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,13 @@ from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, text
 
 from .conftest import arl, git, make_repo, pypi_reachable, run, skip_unless_required
 from .loophelpers import cleanup_containers, rows, set_toml
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 MODEL = "claude-sonnet-4-5"
 IMAGE = "arl-agent-claude:latest"
@@ -43,6 +53,59 @@ ARL_ENV = {
     "HOME",
     "PYTHONDONTWRITEBYTECODE",
 }
+HOST_PORT = _free_port()  # a listener the tests hold on the host, on every address (host_listener)
+BRIDGE = "172.17.0.1"  # docker0's default address: where a container on the bridge would find the host
+# What the sandbox can reach, checked without sending anything off this machine: its interfaces (/sys/class/net),
+# its routes (/proc/net/route, /proc/net/ipv6_route: none but loopback's), and the host's listener on the container's
+# loopback (the container's own, not the host's) and on the docker bridge. Python source for `python3 -c "..."`.
+REACH = (
+    "import os, socket as s\n"
+    "print('interfaces:', ' '.join(sorted(os.listdir('/sys/class/net'))))\n"
+    "r6 = open('/proc/net/ipv6_route').read().split(chr(10)) if os.path.exists('/proc/net/ipv6_route') else []\n"
+    "routes = open('/proc/net/route').read().split(chr(10))[1:] + [r for r in r6 if r.split()[-1:] != ['lo']]\n"
+    "print('routes:', len([r for r in routes if r.strip()]))\n"
+    f"for h in ('127.0.0.1', '{BRIDGE}'):\n"
+    " try:\n"
+    f"  s.create_connection((h, {HOST_PORT}), timeout=3); print('host', h, 'connected')\n"
+    " except OSError as e:\n"
+    "  print('host', h, type(e).__name__)\n"
+)
+
+
+def reach_checked(reach: str, seen: list[str]) -> None:
+    """The sandbox has loopback only, no route, and reached no host listener (the host saw no connection)."""
+    assert "interfaces: lo\n" in reach and "routes: 0\n" in reach, reach
+    assert "connected" not in reach and f"host {BRIDGE} " in reach and seen == [], (reach, seen)
+
+
+@contextmanager
+def host_listener() -> Iterator[list[str]]:
+    """A listener on every host address at HOST_PORT (so on loopback and on the docker bridge); yields the peers
+    that connected to it."""
+    seen: list[str] = []
+    srv = socket.create_server(("0.0.0.0", HOST_PORT))
+    srv.settimeout(0.2)
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, peer = srv.accept()
+            except OSError:
+                continue
+            seen.append(str(peer))
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join(5)
+        srv.close()
+
+
 # What its Bash tool shows of the claude process (its parent): the command line, the exact environment, the uid.
 PROBE = (
     "cat /proc/$PPID/comm; tr '\\0' ' ' < /proc/$PPID/cmdline; echo; echo '--- environ'; "
@@ -51,8 +114,8 @@ PROBE = (
     "class C(h.HTTPConnection):\n def connect(self):\n  self.sock = s.socket(s.AF_UNIX); "
     "self.sock.connect(os.environ['ANTHROPIC_UNIX_SOCKET'])\n"
     "c = C('localhost'); c.request('GET', '/v1/models'); print('broker GET /v1/models', c.getresponse().status)\n"
-    "try:\n s.create_connection(('1.1.1.1', 443), timeout=3); print('outside: connected')\n"
-    "except OSError as e:\n print('outside:', type(e).__name__)\""
+    + REACH
+    + '"'
 )
 # OFFSET + 0.35 from wherever it is: an improvement on the example from the baseline (0) and from a kept 0.35.
 RAISE = (

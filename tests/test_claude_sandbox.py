@@ -53,10 +53,12 @@ from .claude_lab import (
     costs,
     docker_lines,
     fake_api,
+    host_listener,
     image_env_names,
     lab_name,
     priced,
     provisional,
+    reach_checked,
     result_lines,
     served_cost,
     status,
@@ -85,7 +87,7 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
     script = [PROBE_TURN, RAISE_TURN, KEEP_TURN, WORSEN_TURN, DISCARD_TURN, DONE_TURN]
     agent_args = ["--max-turns", "40"]
     sec = Secrets()
-    with fake_api(script) as api:
+    with fake_api(script) as api, host_listener() as seen:
         env = sec.env(api)
         if as_user == "root":
             proc = arl_run(lab, env, "--max-iterations", "2", "--", *agent_args)
@@ -145,9 +147,10 @@ def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest
     assert set(cli_env) <= allowed, f"host variables in the agent's environment: {set(cli_env) - allowed}"
     assert "ARL_CANARY_SECRET" not in cli_env and sec.canary not in probe and "ARL_CANARY_SECRET" not in tool_env
     # Through the broker only the allow-listed API paths: the agent's GET /v1/models was refused and logged by the
-    # broker, never reached the API; and nothing outside is reachable at all.
+    # broker, never reached the API; and nothing else is reachable at all: loopback alone, no route, no host port.
     reach = uid_text.partition("--- reach\n")[2]
-    assert "broker GET /v1/models 403" in reach and "outside: connected" not in reach, reach
+    assert "broker GET /v1/models 403" in reach, reach
+    reach_checked(reach, seen)
     refused = [json.loads(ln) for ln in (lab / ".arl" / "logs" / "broker.jsonl").read_text().splitlines()]
     assert any(r.get("status") == 403 and "/v1/models" in str(r.get("path")) for r in refused), refused
     assert not [r for r in api.requests if "/v1/models" in r.path and r.method == "GET"]

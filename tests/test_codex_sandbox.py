@@ -19,7 +19,7 @@ import pytest
 from arl.agents.pricing import openai_cost
 from arl.sandbox.broker_usage import usage_cost
 
-from .claude_lab import RAISE, rename
+from .claude_lab import RAISE, REACH, host_listener, reach_checked, rename
 from .conftest import ROOT, arl, run
 from .fake_openai import FakeOpenAI, Reply
 from .loophelpers import cleanup_containers, containers_of, rows
@@ -30,9 +30,7 @@ MODEL = "gpt-5-codex"
 PROBE = (
     "$ tr '\\0' '\\n' < /proc/$PPID/environ; echo '--- reach'; python3 -c \"import urllib.request as u, os, socket\n"
     "try:\n u.urlopen(os.environ.get('OPENAI_BASE_URL', 'http://127.0.0.1:18951/v1') + '/models', timeout=5)\n"
-    "except Exception as e:\n print('broker GET /v1/models', getattr(e, 'code', type(e).__name__))\n"
-    "try:\n socket.create_connection(('1.1.1.1', 443), timeout=3); print('outside: connected')\n"
-    "except OSError as e:\n print('outside:', type(e).__name__)\""
+    "except Exception as e:\n print('broker GET /v1/models', getattr(e, 'code', type(e).__name__))\n" + REACH + '"'
 )
 SCRIPT = [
     Reply(PROBE, 3000, 0, 400),
@@ -72,7 +70,7 @@ def lab(example_lab: Path, codex_image: str) -> Iterator[Path]:
 
 def test_codex_reaches_only_its_api_through_the_broker(lab: Path) -> None:
     key = f"sk-proj-{secrets.token_hex(16)}"
-    with FakeOpenAI(SCRIPT) as api:
+    with FakeOpenAI(SCRIPT) as api, host_listener() as seen:
         env = {"ARL_BASE_FROM": "debootstrap", "CODEX_API_KEY": key, "OPENAI_BASE_URL": api.base_url}
         proc = arl(
             "run", "--data", "data", "--agent", "codex", "--model", MODEL, "--plateau-threshold", "0",
@@ -93,7 +91,11 @@ def test_codex_reaches_only_its_api_through_the_broker(lab: Path) -> None:
     # What codex itself held (its /proc environ) and could reach, as the API received it back.
     probe = json.dumps(posts[1].body)
     assert "CODEX_API_KEY=arl-broker-placeholder" in probe and "OPENAI_BASE_URL=http://127.0.0.1:18951/v1" in probe
-    assert "broker GET /v1/models 403" in probe and "outside: connected" not in probe, probe
+    assert "broker GET /v1/models 403" in probe, probe
+    said = [
+        m.get("content") for m in posts[1].body.get("input") or [] if isinstance(m, dict) and m.get("role") == "tool"
+    ]
+    reach_checked("".join(str(c) for c in said), seen)
     assert all(key not in json.dumps(r.body) for r in posts)
     refused = [json.loads(ln) for ln in (lab / ".arl" / "logs" / "broker.jsonl").read_text().splitlines()]
     assert any(r["status"] == 403 and r["path"] == "/v1/models" for r in refused), refused

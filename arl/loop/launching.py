@@ -70,8 +70,8 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
         extra_env=extra,
         gpus=slots.gpu_for(cfg, slot),
     )
+    now = time.time()  # before the agent can call anything: the broker's count of this session starts here
     follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))
-    now = time.time()
     st.update(launches=launches, phase="running")
     sl.update(container=name, last_progress=now, launched_at=now, follower=follower, shown_bytes=0)
     sl["verdicts_since_launch"] = 0

@@ -1,0 +1,76 @@
+"""`--max-cost` as a hard limit, with two real Claude Code agents that also call the API broker directly from their
+Bash tool (as an agent that works around its own cost count would): the broker bills nothing past the limit but the
+calls in flight, the run stops with the reason although no verdict was ever written, and arl's total is what the
+API served, slot by slot. No provider-side tool reaches the API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from arl.agents.pricing import claude_cost
+from tests.fake_anthropic import Turn, bash, text
+
+from .claude_lab import (
+    MODEL,
+    Secrets,
+    arl_run,
+    claude_image_fixture,  # noqa: F401  (a fixture)
+    claude_lab_fixture,  # noqa: F401  (a fixture)
+    fake_api,
+    served_cost,
+    status,
+    u,
+)
+from .conftest import git
+from .loophelpers import containers_of, set_toml
+from .test_broker_limits import billed_past
+
+pytestmark = pytest.mark.docker
+
+# Three calls to the broker's socket with the agent's own tools (billed like turns), then one asking the provider to
+# search the web (refused: allow_web is false).
+DIRECT = (
+    'python3 -c "import http.client as h, socket as s, json\n'
+    "class C(h.HTTPConnection):\n def connect(self):\n  self.sock = s.socket(s.AF_UNIX); "
+    "self.sock.connect('/workspace/broker/broker.sock')\n"
+    "def call(tools):\n"
+    f" b = json.dumps(dict(model='{MODEL}', max_tokens=10, tools=tools, messages=[dict(role='user', content='hi')]))\n"
+    " c = C('localhost'); c.request('POST', '/v1/messages', b, {'content-type': 'application/json'})\n"
+    " r = c.getresponse(); return r.status, r.read()[:200]\n"
+    "for i in range(3): print('direct', call([dict(name='x', input_schema=dict(type='object'))]))\n"
+    "print('server tool', call([dict(type='web_search_20250305', name='web_search')]))\n"
+    '"'
+)
+TURN = Turn([text("Working on it, and asking the API myself."), bash(DIRECT, "call the API")], u(2000, 700))
+
+
+def test_budget_stops_two_slots_at_the_limit_and_counts_every_call(lab: Path) -> None:  # noqa: F811
+    set_toml(lab, "run", "agents", 2)
+    git(lab, "commit", "-qam", "two agents")
+    script = [TURN] * 60  # never a verdict: the sessions would run until the iteration timeout
+    limit = round(claude_cost(MODEL, u(2000, 700).as_dict()) * 9.5, 6)  # a few agent turns with their direct calls
+    with fake_api(script) as api:
+        proc = arl_run(lab, Secrets().env(api), "--max-cost", str(limit), "--", "--max-turns", "80", timeout=300)
+        served = api.served_usages()
+        main = api.main_requests()
+        tools = [t for r in api.requests if isinstance(r.body, dict) for t in r.body.get("tools") or []]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stop: max_cost" in proc.stdout, proc.stdout[-3000:]
+    # Nothing billed past the limit but what was in flight when it was crossed: one call per slot at most.
+    assert billed_past(api, limit) <= 2, [claude_cost(m, x) for m, x in served]
+    broker_log = [json.loads(ln) for ln in (lab / ".arl" / "logs" / "broker.jsonl").read_text().splitlines()]
+    assert {r["slot"] for r in broker_log if r["status"] == 200} == {0, 1}
+    spent = json.loads((lab / ".arl" / "broker" / "budget-spent.json").read_text())  # the broker's own word
+    assert spent["spent"] >= limit and set(spent["slots"]) == {"0", "1"}
+    # arl's total is what the API served (the direct calls included), split by slot; no row was ever written.
+    st = status(lab)
+    assert st["cost_usd"] == pytest.approx(served_cost(main), abs=1e-9 * len(main)) and st["cost_usd"] >= limit
+    assert all(s["cost_usd"] > 0 for s in st["slots"])
+    assert st["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in st["slots"]), abs=1e-9)
+    # The provider's web search never reached it; the broker said why.
+    assert all(t.get("type", "custom") == "custom" for t in tools if isinstance(t, dict))
+    assert any(r.get("reason") == "refused body" and r["status"] == 400 for r in broker_log)
+    assert not containers_of(lab)
