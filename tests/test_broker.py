@@ -270,11 +270,16 @@ def test_only_the_inference_endpoints_are_forwarded(work: Path) -> None:
     with FakeAnthropic([]) as api, broker(work, api.base_url) as b:
         conn = UnixHTTPConnection(b.sock, timeout=10)  # a refusal of a request without a body leaves it usable
         for method, path in REFUSED:
-            sent = b"{}" if method == "POST" else None  # a body is never read on a refused path: it closes
-            conn.request(method, path, sent, CLIENT_HEADERS)
-            resp = conn.getresponse()
-            body = json.loads(resp.read())
-            assert resp.status == 403 and (resp.getheader("connection") == "close") == bool(sent), (method, path)
+            if method == "POST":  # a body on a refused path is never read: the answer closes the connection
+                raw = raw_exchange(b.sock, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+                head, _, answer = raw.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 403 ") and b"Connection: close" in head, (method, path)
+                body = json.loads(answer)
+            else:
+                conn.request(method, path, None, CLIENT_HEADERS)
+                resp = conn.getresponse()
+                body = json.loads(resp.read())
+                assert resp.status == 403 and resp.getheader("connection") != "close", (method, path)
             assert body["type"] == "error" and body["error"]["type"] == "permission_error"
         assert api.requests == []
         # the allowed side endpoint does go through (so the refusals above are not a broker that refuses all)
