@@ -98,8 +98,10 @@ def overhead_and_growth(scratch: L.Scratch, n: int, rounds: int, history: int) -
     return figs + g, raw
 
 
-def overhead_verify_on(scratch: L.Scratch, n: int) -> tuple[list[Figure], dict]:
-    lab = L.knob_lab(scratch, "verify")
+def overhead_verify_on(scratch: L.Scratch, n: int, split: bool = False) -> tuple[list[Figure], dict]:
+    """A verified keep's host overhead; `split`: the same lab with a SplitBackend (prepare once per run, then a run
+    container and a score container per keep) instead of a single-phase one (one container per keep)."""
+    lab = L.knob_lab(scratch, "verify-split" if split else "verify", L.SPLIT_KNOB_BACKEND if split else L.KNOB_BACKEND)
     evals = []
     for _ in range(5):
         out = L.sh(L.arl("eval", "--data", "data", "--json"), cwd=lab)
@@ -109,7 +111,7 @@ def overhead_verify_on(scratch: L.Scratch, n: int) -> tuple[list[Figure], dict]:
     _, run = L.run_loop(lab, n, verify=True, seed=11)
     ts = [with_other(t) for t in L.verdict_timings(lab, run)]
     verified = [t for t in ts if t["outcome"] in ("keep", "vetoed")]
-    sec = "1. host overhead, verify on"
+    sec = "1. host overhead, verify on" + (", split backend" if split else ", single-phase backend")
     goal = 1000 + eval_ms
     head = figure(sec, "verdict → ack, verified (keep/vetoed)", "ms", ms(verified, "verdict_to_ack"))
     head.goal, head.met = f"≤ eval + 1 s = {goal:.0f} ms", head.median <= goal
@@ -244,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         f1, f2 = [x for x in f if x.section.startswith("1.")], [x for x in f if x.section.startswith("2.")]
         fm, raw["make_research"] = make_research(scratch, a.experiments)
         fv, raw["verify_on"] = overhead_verify_on(scratch, a.verify_experiments)
+        fsplit, raw["verify_on_split"] = overhead_verify_on(scratch, a.verify_experiments, split=True)
+        fv += fsplit
         ft, raw["throughput"] = throughput(scratch, a.throughput_experiments, a.throughput_rounds)
         fc, raw["cli"] = cli(scratch, a.cli_reps, a.results_rows)
         figs += f1 + fm + fv + f2 + ft + fs + fc

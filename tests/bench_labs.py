@@ -38,6 +38,33 @@ class PipelineBackend(EvalBackend):
         x = float(found.group(1))
         return EvalResult(score=abs(x - 3.0), metrics={"x": x})
 '''
+# The same score as a split backend: the pipeline's constant read by the untrusted part, scored by the trusted one.
+SPLIT_KNOB_BACKEND = '''"""Bench backend, split: the run phase reads the constant, the score phase scores it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from arl import SplitBackend
+
+
+class PipelineBackend(SplitBackend):
+    def samples(self, data_dir: Path) -> list[str]:
+        return ["knob"]
+
+    def inputs(self, data_dir: Path, sample_id: str) -> None:
+        return None
+
+    def predict(self, pipeline_dir: Path, inputs: None) -> float:
+        found = re.search(r"^X\\s*=\\s*(\\S+)", (pipeline_dir / "knob.py").read_text(), re.M)
+        if found is None:
+            raise ValueError("no `X = number` line in knob.py")
+        return float(found.group(1))
+
+    def score(self, data_dir: Path, sample_id: str, output: float) -> float:
+        return abs(float(output) - 3.0)
+'''
 KNOB_PIPELINE = '"""The bench pipeline: one constant the offline agent tunes."""\n\nX = 40.0\n'
 NOOP_BACKEND = '''"""Bench backend: does nothing, returns at once."""
 

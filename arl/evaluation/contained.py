@@ -67,7 +67,7 @@ def evaluate(box: Box, data: Path, pipeline: Path, repeats: int, samples: list[s
         raw.mkdir()
         mounts = [Mount(pipeline.resolve(), f"{WORK}/pipeline"), Mount(inputs, f"{WORK}/inputs"), _rw(raw, "outputs")]
         cmd = _eval_cmd("run", repeats, None, "--inputs", f"{WORK}/inputs", "--outputs", f"{WORK}/outputs")
-        _ask(*_container(box, mounts, cmd, service=True), box.cfg.eval_timeout * repeats)
+        _ask(*_container(box, mounts, cmd, pipeline_side=True), box.cfg.eval_timeout * repeats)
         try:
             copy_outputs(raw, work / "outputs", max_output_bytes(box.cfg))
         except BadOutputs as e:
@@ -126,10 +126,19 @@ def _name(box: Box) -> str:
     return container_name(box.cfg, box.run, os.getpid() * 1000 + next(_counter), role="verify")
 
 
-def _container(box: Box, mounts: list[Mount], command: list[str], service: bool = False) -> tuple[str, Any]:
+def _container(box: Box, mounts: list[Mount], command: list[str], pipeline_side: bool = False) -> tuple[str, Any]:
+    """The pipeline's side reaches the host service and never sees `[backend] files` (the scorer's references)."""
     name = _name(box)
     cmd = phase_run(
-        box.cfg, image=box.image, name=name, run=box.run, mounts=mounts, command=command, gpus=box.gpus, service=service
+        box.cfg,
+        image=box.image,
+        name=name,
+        run=box.run,
+        mounts=mounts,
+        command=command,
+        gpus=box.gpus,
+        service=pipeline_side,
+        lab_files=not pipeline_side,
     )
     return name, cmd
 

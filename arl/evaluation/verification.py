@@ -32,6 +32,11 @@ class Verification:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     split: bool = True  # False: a single-phase backend, whose score the pipeline could have forged
+    failures: tuple[str, ...] = ()  # the first samples that failed, "id: why"
+
+    def failed_note(self) -> str:
+        """What the agent should hear about its failed samples ("" when none failed)."""
+        return f" (failed samples: {'; '.join(self.failures)})" if self.failures else ""
 
     @property
     def spread(self) -> float:
@@ -54,7 +59,8 @@ def host_evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, tree: 
         ) from None
     finally:
         discard_checkout(pipeline)
-    return Verification(score=got.score, scores=got.scores, metrics=got.metrics, seconds=got.seconds, split=got.split)
+    failed = [f"{s.get('sample_id')}: {s.get('error')}" for s in got.sample_results if s.get("error")]
+    return Verification(got.score, got.scores, got.metrics, got.seconds, got.split, tuple(f[:300] for f in failed[:3]))
 
 
 # Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.

@@ -58,7 +58,7 @@ def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slo
         return Judgement(True, res.score, "", res)
     reason = (
         f"the host measured {res.score:.6g} (you reported {v.score if v.score is not None else 'nothing'}); "
-        f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}"
+        f"the best is {best:.6g} and a keep must beat it by more than {margin:.3g}{res.failed_note()}"
     )
     return Judgement(False, res.score, reason, res)
 

@@ -27,9 +27,11 @@ def container_name(cfg: LabConfig, run: int, n: int, role: str = "agent") -> str
     return f"arl-{slug(cfg.name)}-{where}-r{run}-{role}{n}"
 
 
-def lab_mounts(cfg: LabConfig) -> list[Mount]:
+def lab_mounts(cfg: LabConfig, files: bool = True) -> list[Mount]:
     """lab.toml, AGENT.md, the backend and what sits beside it that it may import or read (`[backend] files`:
-    globs relative to its folder); never .git, a hidden file, the pipeline, the results or arl's state."""
+    globs relative to its folder; not with files=False, as for the container that runs a split backend's pipeline,
+    since they may be the scorer's reference answers); never .git, a hidden file, the pipeline, the results or
+    arl's state."""
     keep = {cfg.path, cfg.agent_instructions, cfg.backend_module}
     skip = {cfg.pipeline_dir.resolve(), cfg.state_dir.resolve(), cfg.results_file.resolve()}
     folder = cfg.backend_module.parent
@@ -38,7 +40,7 @@ def lab_mounts(cfg: LabConfig) -> list[Mount]:
             continue
         if p.suffix == ".py" and p.is_file() or p.is_dir() and (p / "__init__.py").is_file():
             keep.add(p)
-    for pattern in cfg.backend_files:
+    for pattern in cfg.backend_files if files else ():
         for p in folder.glob(pattern):
             rel = p.relative_to(folder).parts
             inside = any(p.resolve() == s or p.resolve().is_relative_to(s) for s in skip)
@@ -239,10 +241,11 @@ def phase_run(
     command: list[str],
     gpus: str | None = None,
     service: bool = False,
+    lab_files: bool = True,
 ) -> Any:
     """A fresh, network-less container of the sandbox image with the lab's files and `mounts` (read-only unless said
     otherwise), running `command` in /workspace/pipeline; `service`: the host service is reachable (the pipeline's
-    side only: it may be what the pipeline runs on)."""
+    side only: it may be what the pipeline runs on); `lab_files`: `[backend] files` are mounted."""
     svc_mounts, svc_env, prelude = _service(cfg) if service else ([], {}, "")
     command = ["sh", "-c", prelude + 'exec "$@"', "arl-verify", *command] if prelude else command
     has_pipeline = any(m.container == f"{WORK}/pipeline" for m in mounts)
@@ -254,7 +257,7 @@ def phase_run(
         *_hardening(cfg, run, "verify", gpus),
         "--network",
         "none",
-        *_mount_args([*mounts, *lab_mounts(cfg), *svc_mounts]),
+        *_mount_args([*mounts, *lab_mounts(cfg, lab_files), *svc_mounts]),
         *_env_args({**_base_env(cfg), **svc_env}),
         "--workdir",
         f"{WORK}/pipeline" if has_pipeline else "/tmp",
