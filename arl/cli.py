@@ -10,9 +10,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from arl.cli_flags import FROM_LAB, add_run_flags, json_flags
 from arl.errors import ArlError, UsageError
 
-FROM_LAB = "default: from lab.toml"
+__all__ = ["FROM_LAB", "add_run_flags", "json_flags"]  # arl-step builds preflight's options from these too
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,39 +30,6 @@ def common_options(sub: bool = False) -> Parser:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False,
                    help="show tracebacks (default: off; ARL_DEBUG=1 too)")  # fmt: skip
     return p
-
-
-def add_run_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of `arl run`, shared with `arl-step preflight` (which records them for the other steps)."""
-    p.add_argument("--data", required=True, help="the read-only data folder the backend evaluates against (required)")
-    p.add_argument("--holdout", help="a second data folder that only the host sees (default: none)")
-    p.add_argument("--agent", help=f"claude | codex | command | offline | pkg.mod:Class ({FROM_LAB} [agent] kind)")
-    p.add_argument("--model", help=f"the agent's model, where it takes one ({FROM_LAB} [agent] model)")
-    p.add_argument("--max-iterations", type=int, help=f"experiments in this run ({FROM_LAB} [run])")
-    p.add_argument("--max-hours", type=float, help=f"wall-clock hours of this run ({FROM_LAB} [run])")
-    p.add_argument("--max-cost", type=float, help=f"USD of agent cost in this run, 0 = unlimited ({FROM_LAB} [run])")
-    from arl.lab.runstate import target_flag
-
-    p.add_argument("--target-score", type=target_flag, help=f"stop once the best reaches this score; 'off': no target "
-                   f"({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--plateau-threshold", type=int,
-                   help=f"stop after this many experiments in a row without a new best ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--max-restarts", type=int,
-                   help=f"stop after this many container failures in a row ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--iteration-timeout", type=float,
-                   help=f"seconds an experiment may take, 0 = no limit ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--repeats", type=int, help=f"host evaluations per keep; the mean decides ({FROM_LAB} [run])")
-    p.add_argument("--no-verify", action="store_true",
-                   help=f"trust the agent's score instead of re-evaluating keeps; not recommended ({FROM_LAB} "
-                   "[run] verify)")  # fmt: skip
-    p.add_argument("--branch", help="run on this branch, created when missing (default: the current branch)")
-    p.add_argument("--prompt", default="", help="extra instructions appended to the agent's prompt (default: none)")
-    p.add_argument("--use-oauth-osx", action="store_true",
-                   help="claude: read the credentials from the macOS keychain (default: off)")  # fmt: skip
-    p.add_argument("--seed", type=int, help="offline agent: its random seed (default: from the run number)")
-    p.add_argument("--agents", type=int,
-                   help=f"parallel agents, each with its own container and workspace ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("agent_args", nargs="*", help="after --: passed to the agent untouched")
 
 
 def _data_flag(p: argparse.ArgumentParser) -> None:
@@ -98,17 +66,6 @@ def _eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outputs", help=argparse.SUPPRESS)
 
 
-def json_flags(p: argparse.ArgumentParser, default: str) -> None:
-    """--json, and --format json as `arl results` takes it: either spelling wherever one is."""
-    p.add_argument("--json", action="store_true", help=f"print JSON (default: {default})")
-    p.add_argument("--format", choices=["text", "table", "json"], action=_Format, help="--format json: --json")
-
-
-class _Format(argparse.Action):
-    def __call__(self, parser: object, namespace: argparse.Namespace, values: object, opt: object = None) -> None:
-        namespace.json = values == "json"
-
-
 def _local_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local", action="store_true", help="run the pipeline in this process's machine even when the "
                    "lab holds an agent's kept code (default: then in the sandbox image)")  # fmt: skip
@@ -124,7 +81,12 @@ def _diagnose(p: argparse.ArgumentParser) -> None:
 
 def _verdict(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
-    p.add_argument("--action", dest="action_flag", choices=["keep", "discard"], help="the same (autoresearch-lab's)")
+    p.add_argument(
+        "--action",
+        dest="action_flag",
+        choices=["keep", "discard"],
+        help="the same, as autoresearch-lab spelled it (default: none)",
+    )
     p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for the host's ack (default: no limit)")  # fmt: skip
@@ -133,7 +95,9 @@ def _verdict(p: argparse.ArgumentParser) -> None:
 def _results(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["table", "tsv", "csv", "json", "markdown"], default="table",
                    help="the output format (default: table)")  # fmt: skip
-    p.add_argument("--json", dest="format", action="store_const", const="json", help="--format json")
+    p.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="the same as --format json (default: off)"
+    )
     p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
     one_slot = "only the experiments of parallel agent K, with the baseline (default: every slot)"
     p.add_argument("--slot", type=int, metavar="K", help=one_slot)
@@ -188,7 +152,7 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
     "results": ("the experiment history", "Print the experiment history of the lab (every run; --run and --last "
                 "narrow it) as a table, TSV, JSON or Markdown.", _results),
     "plot": ("plot the score per experiment", "Plot the score per experiment of this lab, and of other results "
-             "files to compare (needs matplotlib: pip install 'arl-research[plot]').", _own("plot")),
+             "files to compare (needs matplotlib: pip install '.[plot]' in a checkout of arl).", _own("plot")),
     "report": ("an HTML page of the lab's history", "Write one self-contained HTML page of the lab's history: chart, "
                "table, each experiment's diff and transcript, the runs; more labs compared.", _own("report")),
     "show": ("one experiment: diff, notes, scores, transcript", "Show one experiment: its scores, notes, the "

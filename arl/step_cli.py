@@ -29,7 +29,7 @@ STEPS: dict[str, tuple[str, str, str]] = {
     "restart": ("restart", "record the attempt as a crash, restore the pipeline, relaunch", "0, 1 error"),
     "should-stop": ("should_stop", "is a stopping condition met? prints the reason", "0 stop, 3 go on, 1 error"),
     "next": ("next_step", "wait, then decide or restart, then should-stop, in one process", "0 stop, 3 go on, 1 error"),
-    "teardown": ("teardown", "stop the agent, save its work, stop the service, unlock", "0"),
+    "teardown": ("teardown", "stop the agent, save its work, stop the service, unlock", "0, 1 stopped by failures"),
 }
 
 

@@ -153,6 +153,15 @@ def test_without_a_usable_display_it_saves_the_default_file(tmp_path: Path, disp
     assert png_size(lab / "progress.png")[0] > 300
 
 
+def test_the_default_file_goes_to_the_lab_never_into_the_pipeline(tmp_path: Path) -> None:
+    lab = lab_with(tmp_path, without_holdout(HISTORY))
+    proc = plot_cmd(cwd=lab / "pipeline", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert png_size(lab / "progress.png")[0] > 300 and not list((lab / "pipeline").iterdir()), proc.stderr
+    proc = plot_cmd("-o", "p.png", cwd=lab / "pipeline", check=False)
+    one_line_error(proc, "inside the pipeline folder", "-o FILE")
+    assert not list((lab / "pipeline").iterdir())
+
+
 def test_an_empty_history_still_plots(example_lab: Path) -> None:
     arl("plot", "-o", "progress.png", cwd=example_lab)
     assert png_size(example_lab / "progress.png")[0] > 300
@@ -199,7 +208,7 @@ def test_without_matplotlib_a_one_line_error(tmp_path: Path) -> None:
     proc = run([sys.executable, "-c", "import sys; from arl.cli import main; sys.exit(main())", "plot", "-o", "p.png"],
                cwd=lab, check=False, env=env)  # fmt: skip
     line = one_line_error(proc, "matplotlib is not installed")
-    assert line == "arl: error: matplotlib is not installed; pip install 'arl-research[plot]'"
+    assert line.startswith("arl: error: matplotlib is not installed: pip install '.[plot]' in a checkout of arl")
     assert not (lab / "p.png").exists()
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from .conftest import arl, git, make_repo, run
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, start, stop_proc, wait_for
+from .loophelpers import (
+    check_history,
+    cleanup_containers,
+    containers_of,
+    rows,
+    set_toml,
+    start,
+    stop_proc,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 ENV = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
@@ -151,4 +160,19 @@ def test_a_pipeline_improved_by_hand_is_measured_and_never_regressed(busy_lab: P
             assert float(r["verified_score"]) < measured, r
         assert float(r["best"]) <= measured
     check_history(busy_lab)
+    own_work_intact(busy_lab.parent)
+
+
+@pytest.mark.parametrize("how", ["arl run", "make research"])
+def test_a_stop_caused_by_failures_exits_non_zero(busy_lab: Path, how: str) -> None:
+    set_toml(busy_lab, "agent", "command", ["sh", "-c", "echo broken >&2; exit 3"])
+    git(busy_lab, "commit", "-qm", "an agent that cannot start", "--", "lab.toml")
+    flags = "--agent command --max-restarts 1 --max-iterations 5"
+    if how == "arl run":
+        proc = arl("run", "--data", "data", *flags.split(), cwd=busy_lab, check=False, timeout=600, env=ENV)
+    else:
+        proc = run(["make", "research", "DATA=data", f"ARGS={flags}"], cwd=busy_lab, check=False, env=ENV)
+    assert "stop: max_restarts" in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode != 0
+    assert not (busy_lab / ".arl" / "lock").exists() and not containers_of(busy_lab)
     own_work_intact(busy_lab.parent)

@@ -96,5 +96,6 @@ def budget_line(settings: Settings, started: float | None, cost: float) -> str:
     if settings.get("max_cost"):
         parts.append(f"${max(settings['max_cost'] - cost, 0.0):.2f} of its ${settings['max_cost']:g} budget")
     if settings.get("max_iterations"):
-        parts.append(f"at most {settings['max_iterations']} experiments in this run")
+        n = settings["max_iterations"]
+        parts.append(f"at most {n} experiment{'' if n == 1 else 's'} in this run")
     return ("At this session's start: " + "; ".join(parts) + ".") if parts else ""

@@ -41,7 +41,7 @@ class Style:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `arl plot` (arl.cli builds the parser only for the command being run)."""
     p.add_argument("-o", "--output", help=f"the image file (.png, .svg, .pdf); default: a window when a display is "
-                   f"available, else {DEFAULT_OUTPUT}")  # fmt: skip
+                   f"available, else {DEFAULT_OUTPUT} in the lab's folder")  # fmt: skip
     p.add_argument("--title", help="the chart's title (default: the lab's name, or none for several labs)")
     p.add_argument("--xlabel", default="experiment", help="the x axis label (default: experiment)")
     p.add_argument("--ylabel", help="the y axis label (default: score, and which way is better)")
@@ -75,7 +75,9 @@ def _import_pyplot(window: bool) -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ArlError("matplotlib is not installed; pip install 'arl-research[plot]'")
+        raise ArlError(
+            "matplotlib is not installed: pip install '.[plot]' in a checkout of arl (or pip install matplotlib)"
+        )
     if not window:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,7 +182,7 @@ def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Sty
                   file=sys.stderr)  # fmt: skip
             plt.show()
             return 0
-        out = Path(output or DEFAULT_OUTPUT)
+        out = _output(cfg, output)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(out, dpi=110)
@@ -188,8 +190,19 @@ def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Sty
             raise ArlError(f"cannot write {out}: {e.strerror}")
     finally:
         plt.close(fig)
-    print(f"wrote {out} ({experiments} experiments of {len(series)} lab(s))", file=sys.stderr)
+    shown = os.path.relpath(out)
+    print(f"wrote {out if shown.startswith('..') else shown} ({experiments} experiments of {len(series)} lab(s))",
+          file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _output(cfg: LabConfig | None, output: str | None) -> Path:
+    """Where the image goes: -o as given, else the lab's folder (not wherever the command runs); never the pipeline,
+    which the agent owns (a file there would also block the next run as uncommitted work)."""
+    out = Path(output).resolve() if output else (cfg.root if cfg is not None else Path.cwd()) / DEFAULT_OUTPUT
+    if cfg is not None and out.resolve().is_relative_to(cfg.pipeline_dir.resolve()):
+        raise ArlError(f"{out} is inside the pipeline folder {cfg.pipeline_dir}: write the plot elsewhere (-o FILE)")
+    return out
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from arl.lab import results, state
 from arl.lab.context import open_lab
 from arl.loop.launching import launch
 from arl.loop.run import OK, STOP
+from arl.loop.stopping import failed
 from arl.loop.turn import next_turn
 from arl.steps.baseline import baseline
 from arl.steps.image import image
@@ -65,7 +66,10 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
 def _exit_code(lab: str | None) -> int:
     """1 when every experiment of the run crashed: something is broken (the backend, the image), not unlucky."""
     cfg = open_lab(lab)
-    run = state.load(cfg).get("run")
+    st = state.load(cfg)
+    if failed(st):
+        return 1
+    run = st.get("run")
     mine = [r["outcome"] for r in results.read(cfg.results_file).rows if r["run"] == run and r["id"] != 0]
     if mine and all(o == "crash" for o in mine):
         sh.say(f"arl: all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason")

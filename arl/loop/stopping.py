@@ -22,14 +22,14 @@ def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> 
     if fatal:
         return fatal
     if s["max_iterations"] and st.get("iterations", 0) >= s["max_iterations"]:
-        return f"max_iterations: {st['iterations']} experiments in this run"
+        return f"max_iterations: {_n(st['iterations'], 'experiment')} in this run"
     if s["max_hours"] and time.time() - st["started"] >= s["max_hours"] * 3600:
         return f"max_hours: {s['max_hours']:g} h elapsed"
     if s["max_cost"] and st.get("cost", 0.0) >= s["max_cost"]:
         return f"max_cost: ${st.get('cost', 0.0):.4f} spent (limit ${s['max_cost']:g})"
     restarts = max(slots.of(st, k).get("restarts", 0) for k in slots.numbers(st))
     if restarts > s["max_restarts"]:
-        return f"max_restarts: {restarts} container failures in a row (limit {s['max_restarts']})"
+        return f"max_restarts: {_n(restarts, 'container failure')} in a row (limit {s['max_restarts']})"
     rows = results.read(cfg.results_file).rows if rows is None else rows
     target = s.get("target_score")
     b = results.best_of(cfg, rows)[0]
@@ -38,10 +38,21 @@ def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> 
     plateau = results.plateau(cfg, rows)
     if s["plateau_threshold"] and plateau >= s["plateau_threshold"]:
         return (
-            f"plateau_threshold: {plateau} experiments in a row without beating the best "
+            f"plateau_threshold: {_n(plateau, 'experiment')} in a row without beating the best "
             f"(to go on: --plateau-threshold {plateau + s['plateau_threshold']}, or 0 for no limit)"
         )
     return None
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def failed(st: RunState) -> bool:
+    """Did the run stop because things kept failing (containers, the API, the host service) rather than by a limit
+    the user set? Then `arl run` and `make research` exit non-zero."""
+    reason = st.get("stop_reason") or ""
+    return reason.startswith("max_restarts:") or bool(reason and reason == st.get("fatal"))
 
 
 def stop_rule(cfg: LabConfig, st: RunState) -> int:

@@ -8,7 +8,8 @@ import os
 from arl.lab import state
 from arl.lab.context import open_lab
 from arl.loop.repair import reconcile
-from arl.loop.run import OK
+from arl.loop.run import ERROR, OK
+from arl.loop.stopping import failed
 from arl.report import live
 from arl.sandbox import brokerproc, service
 
@@ -39,7 +40,7 @@ def teardown(lab: str | None, cause: str | None = None, owner_pid: int | None = 
     state.release_lock(cfg)
     live.refresh(cfg, active=False)  # the page stops reloading itself and shows the run's end
     print(f"run {st.get('run')} ended: {reason}; cost ${st.get('cost', 0.0):.4f}", flush=True)
-    return OK
+    return ERROR if failed(st) else OK  # a run stopped by failures is no success (the Makefile's trap passes it on)
 
 
 def from_args(args: argparse.Namespace) -> int:
