@@ -52,8 +52,12 @@ def _lab(root: Path, backend: str) -> Path:
 
 def test_an_autoresearch_lab_backend_runs_through_arl_eval(tmp_path: Path) -> None:
     lab = _lab(tmp_path / "repo", NEW_STYLE)
-    out = json.loads(arl("eval", "--data", "data", "--json", cwd=lab).stdout)
+    proc = arl("eval", "--data", "data", "--json", cwd=lab)
+    out = json.loads(proc.stdout)
     assert out["score"] == 0.5 and out["metrics"]["accuracy"] == 0.958
+    # a single-phase backend scores in the pipeline's process: said once, plainly
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("arl: warning:")]
+    assert len(warnings) == 1 and "can forge its verified and holdout scores" in warnings[0], proc.stderr
     one = json.loads(arl("diagnose", "--data", "data", "--sample", "b", "--json", cwd=lab).stdout)
     assert one["samples"] == [{"sample_id": "b", "score": 0.25, "error": None, "extra": {"file": "b"}}]
 
