@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import arl
+from tests.conftest import BIN, arl, run
 from tests.test_config import one_line_error
 from tests.test_user_actions import busy_repo
 
@@ -44,3 +44,17 @@ def test_format_json_is_json(lab: Path, command: list[str]) -> None:
     for d in (a, b):
         d.pop("seconds", None)  # eval's own timing
     assert a == b and isinstance(a, dict)
+
+
+def test_autoresearch_lab_installed_beside_arl_is_named_with_what_to_do(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    meta = site / "autoresearch_lab-0.2.6.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: autoresearch-lab\nVersion: 0.2.6\n")
+    env = {"PYTHONPATH": str(site)}
+    lab = busy_repo(tmp_path / "repo") / "research"
+    lab.mkdir()
+    proc = run([str(BIN / "arl"), "init"], cwd=lab, env=env)
+    assert "autoresearch-lab 0.2.6 is installed" in proc.stderr and "pip uninstall -y autoresearch-lab" in proc.stderr
+    assert "autoresearch-lab" not in run([str(BIN / "arl"), "results"], cwd=lab, env=env).stderr  # not every command
+    assert "autoresearch-lab" not in arl("init", "--force", cwd=lab).stderr  # not when it is not there

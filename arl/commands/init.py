@@ -37,6 +37,9 @@ def init_lab(
     if not where.is_dir():
         raise ArlError(f"{where} is not a folder; create it first (arl init scaffolds a lab in an existing folder)")
     repo = hooks.repo_root(where)
+    from arl.util.installed import warn_about_conflicts
+
+    warn_about_conflicts()
     hooks.hooks_dir(repo)  # a core.hooksPath arl must not write to is refused before anything is written
     lab = where.resolve()
     templates = resource_dir("templates")

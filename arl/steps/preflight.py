@@ -15,6 +15,9 @@ from arl.util import sh
 
 def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
     cfg = open_lab(lab)
+    from arl.util.installed import warn_about_conflicts
+
+    warn_about_conflicts()
     if not cfg.pipeline_dir.is_dir():
         raise ArlError(f"pipeline folder {cfg.pipeline_dir} does not exist ([lab] pipeline_dir in {cfg.path})")
     settings = resolve_settings(cfg, args)
