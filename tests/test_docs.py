@@ -91,3 +91,55 @@ def test_readme_links_stay_inside_the_repository() -> None:
 def test_the_lab_template_points_to_the_reference() -> None:
     text = (ROOT / "templates" / "lab" / "lab.toml").read_text()
     assert "docs/lab-toml.md" in text and "documented in arl's README" not in text
+
+
+def _options() -> dict[str, dict[str, str]]:
+    """command -> option string -> dest, for every `arl` and `arl-step` command."""
+    from arl import cli, step_cli
+
+    out: dict[str, dict[str, str]] = {}
+    for prog, parser in (("arl", cli.build_parser()), ("arl-step", step_cli.build_parser())):
+        for action in parser._actions:
+            for name, sub in getattr(action, "choices", None).items() if action.dest == "command" else ():
+                out[f"{prog} {name}"] = {o: a.dest for a in sub._actions for o in a.option_strings}
+    return out
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(title, 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_flag_the_reference_names_exists_and_every_run_key_says_its_flag() -> None:
+    text = (DOCS / "lab-toml.md").read_text()
+    options = _options()
+    known = {o for opts in options.values() for o in opts}
+    docker = {"--memory", "--memory-swap", "--cpus", "--pids-limit", "--gpus", "--network"}  # docker run's, quoted
+    named = set(re.findall(r"`(--[a-z][a-z-]*)", text)) - docker
+    assert named and sorted(named - known) == []
+    run_flags = options["arl run"]
+    for key, cells in _rows(text)["run"].items():
+        flags = [o for o, dest in run_flags.items() if dest == key or dest == f"no_{key}"]
+        said = re.findall(r"Flag: `(--[a-z-]+)`", cells[2])
+        assert said == flags, f"[run] {key}: the row names the flag(s) {said}, `arl run` has {flags}"
+        assert flags or "No flag" in cells[2], f"[run] {key}: say that it has no flag"
+
+
+def test_every_environment_variable_named_is_read_and_the_users_are_named() -> None:
+    table = _section((DOCS / "lab-toml.md").read_text(), "## Environment variables")
+    named = set(re.findall(r"`(ARL_[A-Z_]+)", table))
+    source = "\n".join(p.read_text() for p in (ROOT / "arl").rglob("*.py"))
+    assert sorted(v for v in named if f'"{v}"' not in source) == []
+    assert {"ARL_LAB", "ARL_QUIET", "ARL_DEBUG", "ARL_DATA", "ARL_BASE_FROM", "ARL_FAULT"} <= named
+
+
+def test_protocol_names_every_column_in_order_and_every_file_of_the_state_folder() -> None:
+    from arl.lab.results import COLUMNS
+
+    text = (DOCS / "protocol.md").read_text()
+    columns = re.findall(r"^\| `([a-z_]+)` \|", _section(text, "## results.tsv"), re.M)
+    assert columns == COLUMNS
+    assert "`verdict_seq`" in text  # the one metric arl adds to every agent's row
+    state = _section(text, "## Other files of a lab's `.arl/`")
+    source = "\n".join(p.read_text() for p in (ROOT / "arl").rglob("*.py"))
+    made = set(re.findall(r'state_dir / "([^"/]+)"', source)) | {"control"}
+    assert sorted(name for name in made if f"`{name}" not in state) == []

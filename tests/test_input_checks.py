@@ -75,3 +75,28 @@ def test_sandbox_values_docker_takes_pass(lab: Path) -> None:
 def test_a_missing_instructions_file_is_an_error(lab: Path) -> None:
     (lab / "AGENT.md").unlink()
     assert "[lab] agent_instructions" in dry(lab, "--data", "data")
+
+
+def test_a_pipeline_beside_the_lab_is_accepted_and_one_outside_the_repository_is_not(lab: Path, tmp_path: Path) -> None:
+    src = lab.parent / "src" / "model"
+    src.mkdir(parents=True)
+    (src / "model.py").write_text("X = 1\n")
+    set_toml(lab, "lab", "pipeline_dir", "../src/model")
+    git(lab, "add", "--", ".", "../src")
+    git(lab, "commit", "-qm", "lab", "--", ".", "../src")
+    proc = arl("run", "--dry-run", "--agent", "offline", "--data", "data", cwd=lab, check=False)
+    assert proc.returncode == 0, proc.stderr
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    set_toml(lab, "lab", "pipeline_dir", str(outside))
+    assert "[lab] pipeline_dir" in dry(lab, "--data", "data") and "outside the repository" in dry(lab, "--data", "data")
+
+
+def test_a_folder_that_is_no_repository_or_has_no_commit_says_so(tmp_path: Path) -> None:
+    lab = tmp_path / "plain"
+    lab.mkdir()
+    run(["git", "init", "-q"], cwd=lab)
+    arl("init", "--example", "curve-fit", cwd=lab)
+    assert "no commit yet" in dry(lab, "--data", "data")
+    run(["rm", "-rf", ".git"], cwd=lab)
+    assert "not in a git repository" in dry(lab, "--data", "data")

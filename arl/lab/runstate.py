@@ -137,10 +137,10 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
         v = getattr(args, flag, None)
         return default if v is None else v
 
+    check_host(cfg)
     data = _data_folder(cfg, getattr(args, "data", None), "DATA" if os.environ.get("MAKELEVEL") else "--data")
     given = getattr(args, "holdout", None)
     holdout = _data_folder(cfg, given, "--holdout") if given is not None else None
-    check_host(cfg)
     settings = Settings(
         data=str(data),
         holdout=str(holdout) if holdout else None,
@@ -208,8 +208,19 @@ def _data_folder(cfg: LabConfig, given: str | None, flag: str) -> Path:
 
 
 def check_host(cfg: LabConfig) -> None:
-    """What lab.toml asks of this machine that docker would refuse: more CPUs than it has, an instructions file
-    that is not there."""
+    """What a run needs of this machine and repository before anything runs: a repository with a commit that holds
+    the pipeline, the instructions file, [sandbox] values docker takes."""
+    from arl.util import sh
+
+    code, top, _ = sh.run(sh.git(cfg.root)["rev-parse", "--show-toplevel"], ok=None, quiet=True)
+    if code != 0:
+        raise ArlError(
+            f"{cfg.root} is not in a git repository: arl keeps the history in git (git init, commit the lab)"
+        )
+    if not cfg.pipeline_dir.resolve().is_relative_to(Path(top.strip()).resolve()):
+        raise ArlError(f"{cfg.path}: [lab] pipeline_dir {cfg.pipeline_dir} is outside the repository {top.strip()}")
+    if sh.run(sh.git(cfg.root)["rev-parse", "--verify", "--quiet", "HEAD"], ok=None, quiet=True)[0] != 0:
+        raise ArlError("the repository has no commit yet: commit the lab first (the line `arl init` printed)")
     if not cfg.agent_instructions.is_file():
         raise ArlError(f"{cfg.path}: [lab] agent_instructions: {cfg.agent_instructions} does not exist")
     # [sandbox] memory and cpus as docker takes them (`--memory 8g`, at least 6 MB; `--cpus 1.5`, at most the
