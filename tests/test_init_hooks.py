@@ -381,3 +381,18 @@ def test_two_repositories_do_not_share_hooks(tmp_path: Path) -> None:
     arl("init", "--example", "curve-fit", cwd=a)
     assert not (b / ".git" / "hooks" / "pre-commit").exists()
     assert (a / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_arl_mk_leaves_the_users_own_DATA_and_ARGS_alone(repo: Path) -> None:
+    (repo / "Makefile").write_text("DATA = user-data\nARGS = --user\nall:\n\t@echo $(DATA) $(ARGS)\n")
+    arl("init", "--example", "curve-fit", cwd=repo)
+    assert run(["make"], cwd=repo).stdout == "user-data --user\n"  # theirs, as it was
+
+    def preflight(*argv: str) -> str:
+        (line,) = [
+            ln for ln in run(["make", "-n", "research", *argv], cwd=repo).stdout.splitlines() if "preflight" in ln
+        ]
+        return line.split("preflight", 1)[1].split("||")[0].strip()
+
+    assert preflight() == '--data "data"'  # the lab's default, not the user's DATA
+    assert preflight("DATA=d", "ARGS=--agent offline") == '--data "d" --agent offline'

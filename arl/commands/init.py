@@ -201,11 +201,16 @@ def arl_mk(template: str, leave_out: list[str]) -> str:
                 block,
             )
         )
+    body = "\n\n".join(kept).replace("$(DATA)", "$(ARL_MK_DATA)").replace("$(ARGS)", "$(ARL_MK_ARGS)")
+    # DATA and ARGS as given to make (`make research DATA=...`), never the including Makefile's own variables
+    given = "$(if $(filter command line environment,$(origin {0})),$({0}),{1})"
+    body = body.replace("DATA ?= data\nARGS ?=\n", f"ARL_MK_DATA = {given.format('DATA', 'data')}\n"
+                        f"ARL_MK_ARGS = {given.format('ARGS', '')}\n", 1)  # fmt: skip
     return (
         "# The research lab's targets, written by `arl init` and included by the Makefile beside it. Yours to edit\n"
         "# (`arl init --force` keeps the previous version as arl.mk.orig).\n"
         '# Usage: make research DATA=path/to/data [ARGS="--max-iterations 20 --agent offline"]\n'
-        "ARL_MK_GOAL := $(.DEFAULT_GOAL)\n\n" + "\n\n".join(kept) + "\n\n.DEFAULT_GOAL := $(ARL_MK_GOAL)\n"
+        "ARL_MK_GOAL := $(.DEFAULT_GOAL)\n\n" + body + "\n\n.DEFAULT_GOAL := $(ARL_MK_GOAL)\n"
     )
 
 
