@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench clean debootstrap
+.PHONY: install test test-fast lint demo bench clean debootstrap chromium
 
 install: $(STAMP)
 
@@ -32,7 +32,18 @@ debootstrap:
 	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q debootstrap >/dev/null; }; }; }; } || \
 	  echo "debootstrap missing (sudo apt-get install debootstrap): needed only when no registry answers"
 
-test: install lint debootstrap
+# The report's tests open it in Debian's headless Chromium; installed the same way (they skip without it, and fail
+# under ARL_REQUIRE_DOCKER=1).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null && { \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else false; fi && \
+	    echo "installing chromium (apt-get install chromium)" && \
+	    { $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }; }; } || \
+	  echo "chromium missing (sudo apt-get install chromium): the report's browser tests will skip"
+
+test: install lint debootstrap chromium
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
 
 test-fast: install

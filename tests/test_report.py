@@ -88,13 +88,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory, base_image: str, listener: int
     argv = [str(Path(run(["which", "arl"]).stdout.strip())), "run", "--data", "data", "--agent", "offline"]
     proc = start([*argv, "--seed", "3", "--plateau-threshold", "0", "--max-iterations", "12"], lab, lab / "run1.log")
     page = lab / ".arl" / "report" / "index.html"
+
+    def live_or_over() -> str | None:
+        if page.exists() and '"active": true' in page.read_text() and len(ids_in(page)) >= 4:
+            return "live"
+        return "over" if proc.poll() is not None else None
+
     try:  # the loop rewrites the page after each experiment, marked active while the run goes on
-        wait_for(lambda: page.exists() and '"active": true' in page.read_text() and len(ids_in(page)) >= 4, 300,
-                 "the live page with the baseline and three experiments")  # fmt: skip
-        assert proc.wait(timeout=300) == 0, (lab / "run1.log").read_text()[-3000:]
+        seen = wait_for(live_or_over, 400, "the live page with the baseline and three experiments, or the run's end")
+        code = proc.wait(timeout=400)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert code == 0 and seen == "live", (seen, (lab / "run1.log").read_text()[-3000:])
     agent = (
         f"while :; do printf '%s\\n' '{HOSTILE_FILE}' > evil.html; echo '<script>window.__pwned_log=1</script>'; "
         f"arl eval >/dev/null; arl verdict discard --notes '{HOSTILE_NOTE.format(port=listener)}'; done"

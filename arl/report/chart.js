@@ -211,7 +211,7 @@
     const pts = sv("g"), labels = sv("g"), hollow = new Map(), many = lab.rows.length > 2000;
     const keeps = lab.rows.filter((r) => r.outcome === "keep" && typeof eff(r) === "number"
       && (state.x0 === null || r.id >= state.x0) && (state.x1 === null || r.id <= state.x1));
-    const labelled = new Set(keeps.slice(-30).map((r) => r.id));
+    const labelled = new Set(keeps.slice(-30).map((r) => r.id)), wanted = [];
     for (const r of lab.rows) {
       if (r.id === null) continue;
       const s = eff(r), c = r.outcome === "baseline" ? "#1d2330" : colourOfSlot(slotOf(r));
@@ -236,11 +236,7 @@
         p = sv("circle", { cx: sc.fx(r.id), cy: sc.fy(s), r: solid ? 5 : 3.5, fill: solid ? c : "#fff", stroke: c,
           "stroke-width": 1.5, "fill-opacity": solid ? 1 : 0.9, "stroke-opacity": solid ? 1 : 0.7,
           class: "pt o-" + r.outcome });
-        if (labelled.has(r.id) && firstLine(r.notes, 40)) {
-          const x = sc.fx(r.id) + 6, y = sc.fy(s) - 7;
-          labels.appendChild(sv("text", { x, y, class: "klabel", fill: c, transform: `rotate(-18 ${x} ${y})` },
-            firstLine(r.notes, 40)));
-        }
+        if (labelled.has(r.id)) wanted.push([r, sc.fx(r.id), sc.fy(s), c]);
       }
       p.setAttribute("data-id", r.id);
       if (state.exp === r.id) p.classList.add("sel");
@@ -251,7 +247,8 @@
     for (const [c, d] of hollow) {
       pts.insertBefore(sv("path", { d, fill: "#fff", stroke: c, "stroke-opacity": 0.6, class: "many" }), pts.firstChild);
     }
-    g.appendChild(pts); g.appendChild(labels);
+    placeLabels(labels, wanted);
+    g.appendChild(labels); g.appendChild(pts);  // the points over the labels' halos
     pts.addEventListener("click", (ev) => {
       const id = ev.target.getAttribute("data-id");
       if (id !== null) select(+id);
@@ -267,6 +264,30 @@
     items.push(["#fff", "solid: kept \u00b7 hollow: not kept \u00b7 \u25c7 the agent's own score \u00b7 \u00d7 crash"
       + " \u00b7 drag to zoom, double-click to reset"]);
     legend(box, items);
+  }
+
+  // Each kept point gets its notes where they fit (beside it, above or below, without covering another label),
+  // else its number; the whole notes are in the point's tooltip and the detail.
+  function placeLabels(layer, wanted) {
+    const boxes = [], free = (b) => b[0] >= M.l && b[2] <= W - M.r && b[1] >= M.t && b[3] <= H - M.b
+      && boxes.every((o) => b[2] < o[0] || b[0] > o[2] || b[3] < o[1] || b[1] > o[3]);
+    for (const [r, x, y, c] of wanted) {
+      const text = firstLine(r.notes, 34) || "#" + r.id, w = text.length * 6 + 4;
+      const tries = [[x + 7, y - 7, "start"], [x + 7, y + 15, "start"], [x - 7, y - 7, "end"], [x - 7, y + 15, "end"]]
+        .concat([24, 40, 56, 72].map((d) => [x + 4, y - d, "start"]));
+      let put = null;
+      for (const [tx, ty, anchor] of tries) {
+        const b = anchor === "start" ? [tx, ty - 11, tx + w, ty + 3] : [tx - w, ty - 11, tx, ty + 3];
+        if (free(b)) { put = [tx, ty, anchor, text, b]; break; }
+      }
+      if (!put) { const t = "#" + r.id; put = [x + 6, y - 6, "start", t, [x + 6, y - 17, x + 12 + t.length * 6, y - 3]]; }
+      boxes.push(put[4]);
+      if (Math.abs(put[1] - y) > 16) {  // placed higher up: a leader line says whose it is
+        layer.appendChild(sv("line", { x1: x, y1: y - 5, x2: put[0], y2: put[1] + 2, stroke: c, "stroke-opacity": 0.5 }));
+      }
+      layer.appendChild(sv("text", { x: put[0], y: put[1], "text-anchor": put[2], class: "klabel", fill: c,
+        "data-id": r.id }, put[3]));
+    }
   }
 
   // ---- several labs on one chart: each lab's running best and its experiments, in the lab's colour
