@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from arl.lab import results
-from tests.conftest import arl, git, run
+from tests.conftest import arl, git, make_repo, run
 from tests.loophelpers import cleanup_containers
 from tests.test_config import write_lab
 
@@ -135,3 +135,12 @@ def test_arl_run_goes_on_from_it(ar_example: Path) -> None:
     later = rows[4:]
     assert later[0]["id"] == 0 and later[0]["outcome"] == "baseline" and later[0]["run"] == 1
     assert [r["id"] for r in later[1:]] == [5, 6] and {r["run"] for r in later[1:]} == {1}
+
+
+def test_show_names_the_commit_autoresearch_lab_made(ar_lab: Path) -> None:
+    make_repo(ar_lab)
+    kept = arl("show", "1", cwd=ar_lab).stdout
+    assert f"commit: {'a' * 40} (autoresearch-lab's; no arl ref)" in kept and "None" not in kept
+    assert "(not in this repository)" in kept
+    reverted = arl("show", "2", cwd=ar_lab).stdout
+    assert "commit: none (not saved)" in reverted and "None" not in reverted

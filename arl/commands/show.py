@@ -22,15 +22,19 @@ def show(cfg: LabConfig, exp_id: int) -> int:
     for key in ("score", "verified_score", "holdout_score", "best", "cost_usd"):
         if r[key] is not None:
             print(f"  {key}: {r[key]:.6g}")
-    print(clean(f"  commit: {r['commit']}   ref: {gitops.ref_name(cfg, exp_id)}"))
+    # a row converted from autoresearch-lab has no snapshot of arl's, but may name the commit it made
+    commit = r["commit"] or str((r["metrics"] or {}).get("autoresearch_lab_commit") or "") or None
+    if r["commit"]:
+        print(clean(f"  commit: {r['commit']}   ref: {gitops.ref_name(cfg, exp_id)}"))
+    else:
+        print(clean(f"  commit: {commit} (autoresearch-lab's; no arl ref)" if commit else "  commit: none (not saved)"))
     if r["notes"]:
         print("notes:\n  " + clean(r["notes"], newlines=True).replace("\n", "\n  "))
-    if r["commit"]:
+    if commit:
         p = gitops.rel(cfg, cfg.pipeline_dir)
-        _, diff, _ = sh.run(
-            sh.git(gitops.top(cfg))["diff", f"{r['commit']}^", r["commit"], "--", p], ok=None, quiet=True
-        )
-        print("diff:\n" + (clean(diff.rstrip(), newlines=True) or "  (no change to the pipeline)"))
+        code, diff, _ = sh.run(sh.git(gitops.top(cfg))["diff", f"{commit}^", commit, "--", p], ok=None, quiet=True)
+        shown = "  (not in this repository)" if code != 0 else "  (no change to the pipeline)"
+        print("diff:\n" + (clean(diff.rstrip(), newlines=True) or shown))
     excerpt = transcript_excerpt(cfg, exp_id)
     if excerpt:
         print("transcript (excerpt):\n" + clean(excerpt, newlines=True))
