@@ -21,27 +21,20 @@ lint: install
 	$(BIN)/ruff format --check arl autoresearch_lab tests
 	$(BIN)/pyright
 
-# The sandbox's base image is built with debootstrap on an engine that reaches no registry (demo and Docker tests):
-# install it as root, or through sudo when that needs no password; otherwise say how, and go on (a registry may answer).
-debootstrap:
-	@command -v debootstrap >/dev/null || { \
+# Two Debian packages the demo and the tests want: debootstrap builds the sandbox's base image on an engine that
+# reaches no registry; chromium runs the report's browser tests (they skip without it, and fail under
+# ARL_REQUIRE_DOCKER=1). Each is installed as root, or through sudo when that needs no password; otherwise say how,
+# and go on.
+WHY_debootstrap = needed only when no registry answers
+WHY_chromium = the report's browser tests will skip
+debootstrap chromium:
+	@command -v $@ >/dev/null || { \
 	  command -v apt-get >/dev/null && { \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else false; fi && \
-	    echo "installing debootstrap (apt-get install debootstrap)" && \
-	    { $$SUDO apt-get install -y -q debootstrap >/dev/null 2>&1 || \
-	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q debootstrap >/dev/null; }; }; }; } || \
-	  echo "debootstrap missing (sudo apt-get install debootstrap): needed only when no registry answers"
-
-# The report's tests open it in Debian's headless Chromium; installed the same way (they skip without it, and fail
-# under ARL_REQUIRE_DOCKER=1).
-chromium:
-	@command -v chromium >/dev/null || { \
-	  command -v apt-get >/dev/null && { \
-	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else false; fi && \
-	    echo "installing chromium (apt-get install chromium)" && \
-	    { $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
-	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }; }; } || \
-	  echo "chromium missing (sudo apt-get install chromium): the report's browser tests will skip"
+	    echo "installing $@ (apt-get install $@)" && \
+	    { $$SUDO apt-get install -y -q $@ >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $@ >/dev/null; }; }; }; } || \
+	  echo "$@ missing (sudo apt-get install $@): $(WHY_$@)"
 
 test: install lint debootstrap chromium
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
