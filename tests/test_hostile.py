@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from arl.lab.gittree import scan
+
 from .conftest import ROOT, arl, git, run, summary_table
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
 
@@ -127,6 +129,11 @@ def reevaluate(lab: Path, commit: str) -> float:
         ["git", "-C", str(lab), "archive", "--format=tar", commit], capture_output=True, check=True
     )
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    # What git archive wrote is the committed tree, byte for byte: no export-subst, export-ignore or filter applied.
+    archived = scan(dest / "pipeline")
+    committed = git(lab, "rev-parse", f"{commit}:pipeline").strip()
+    assert archived.ok and archived.tree == committed, f"git archive of {commit[:12]} is not its tree: {archived}"
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)  # arl eval names trees the way its repository does
     proc = arl("eval", "--json", "--data", str(lab / "data"), "--lab", str(dest), cwd=dest, check=False, timeout=120)
     for line in reversed(proc.stdout.splitlines()):
         try:
