@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from arl.lab import channel, state, verdicts
+from arl.lab.config import load
 
 HOST = ("expected.json", "prompt.md", "ack-3.json", "ack-4.json")
 
@@ -171,3 +172,30 @@ def test_protocol_names(name: str) -> None:
                                   "verdicts", "seen.txt", "go", "ack-1.JSON", "expected.json~"])  # fmt: skip
 def test_names_the_protocol_does_not_define(name: str) -> None:
     assert not verdicts.protocol_name(name)
+
+
+def test_an_existing_labs_arl_is_made_private_by_the_next_run(example_lab: Path) -> None:
+    """A lab from before (or one a person opened up): the next run's lock makes .arl/ private, and the end of the run
+    leaves no quarantine and no junk in the control folder."""
+    cfg = load(example_lab / "lab.toml")
+    old = cfg.state_dir / "verdicts"
+    old.mkdir(parents=True)
+    for folder in (cfg.state_dir, old):
+        os.chmod(folder, 0o755)
+    (old / "verdict-1.json").write_text("{}")
+    os.chmod(old / "verdict-1.json", 0o4755)
+    state.acquire_lock(cfg, os.getpid())
+    assert stat.S_IMODE(os.lstat(cfg.state_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(old).st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(old / "verdict-1.json").st_mode) == 0o700  # executable by its owner, nothing more
+    control = cfg.state_dir / "control"
+    control.mkdir()
+    (control / "expected.json").write_text('{"seq": 0}')
+    (control / "left-behind.txt").write_text("junk")
+    (cfg.state_dir / "quarantine" / "0").mkdir(parents=True)
+    (cfg.state_dir / "logs").mkdir()
+    (cfg.state_dir / "logs" / "x.jsonl").write_text("{}")
+    state.release_lock(cfg)
+    assert os.listdir(control) == ["expected.json"]
+    assert not (cfg.state_dir / "quarantine").exists()
+    assert stat.S_IMODE(os.lstat(cfg.state_dir / "logs" / "x.jsonl").st_mode) == 0o600
