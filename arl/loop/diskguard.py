@@ -1,8 +1,9 @@
 """What an agent may take of the host's disk between verdicts. Every CHECK_EVERY seconds of waiting, each slot's
-agent is frozen while the host cuts its notes file to `[sandbox] max_notes_kb` and measures its workspace (a du-like
-walk that stops once past the limit). A workspace past `[sandbox] max_workspace_mb` stops the slot: its attempt is
-recorded as a crash with the reason (what the import could not hold named), and the agent is relaunched from the best
-tree, instead of the disk filling up. The import at a verdict applies the same limit to what is kept."""
+agent is frozen while the host cuts its notes file to `[sandbox] max_notes_kb`, holds its control folder to its caps
+and measures its workspace (a du-like walk that stops once past the limit). A workspace past
+`[sandbox] max_workspace_mb` stops the slot: its attempt is recorded as a crash with the reason (what the import
+could not hold named), and the agent is relaunched from the best tree, instead of the disk filling up. The import at
+a verdict applies the same limit to what is kept."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import stat
 import time
 from pathlib import Path
 
-from arl.lab import slots, state
+from arl.lab import channel, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.loop import experiments
@@ -45,6 +46,8 @@ def check(cfg: LabConfig, st: RunState) -> bool:
         over = None
         try:
             cap_notes(cfg, k)
+            # a temp file the agent keeps growing has a protocol name: the folder's 4 MB cap removes it
+            channel.tidy(slots.control_dir(cfg, k), slots.of(st, k).get("seq", 0), cfg.state_dir / "verdicts")
             over = over_limit(cfg, workspace(cfg, k).path)
         finally:
             if frozen and over is None:
