@@ -67,7 +67,7 @@ class LocalWorkspace:
         if os.path.lexists(self.path) and not self.exists():
             os.unlink(self.path)
         self.path.mkdir(exist_ok=True)
-        os.chmod(self.path, 0o755)
+        os.chmod(self.path, 0o700)  # the agent runs as the host user: it needs nothing more
 
     def seed(self, tree: str) -> None:
         self._create()
