@@ -163,6 +163,7 @@ def test_make_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["expected.json", "prompt.md", "ack-0.json", "verdict-12.json", "verdict-abc.json",
+                                  "verdict-.json", "verdict-a\nb.json",
                                   ".verdict-7.json.k2j4_x9a.tmp", ".ack-7.json.abcdefgh.tmp"])  # fmt: skip
 def test_protocol_names(name: str) -> None:
     assert verdicts.protocol_name(name)

@@ -45,7 +45,12 @@ MAX_FILES = 64
 
 def protocol_name(name: str) -> bool:
     """Is `name` one the protocol defines for the control folder (docs/protocol.md)? Anything else is removed."""
-    return name in HOST_FILES or bool(_NAME.fullmatch(name) or _ACK.fullmatch(name) or _TEMP.fullmatch(name))
+    return name in HOST_FILES or is_verdict(name) or bool(_ACK.fullmatch(name) or _TEMP.fullmatch(name))
+
+
+def is_verdict(name: str) -> bool:
+    """A verdict file, well named or not: each one is answered (a bad name as ack-invalid.json), none ignored."""
+    return name.startswith("verdict-") and name.endswith(".json")
 
 
 FULL_SCAN = 0.25  # seconds between listings of a control folder; between them, only the expected verdict is looked up
@@ -77,7 +82,7 @@ def sweep(control: Path) -> list[Path]:
         with os.scandir(control) as entries:
             for entry in entries:
                 name = entry.name
-                if _NAME.fullmatch(name):
+                if is_verdict(name):
                     found.append(name)
                 elif protocol_name(name):
                     kept += 1
