@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -28,16 +30,20 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 """
 
+# Single-phase (evaluate only): the evaluation itself asks the host service, wherever it runs.
 BACKEND = """
 import os, urllib.request
 from backend import CurveFitBackend
-from arl import EvalResult
+from arl import EvalBackend, EvalResult
 
-class ServiceBackend(CurveFitBackend):
+class ServiceBackend(EvalBackend):
     def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
         url = os.environ["ARL_HOST_SERVICE_URL"]
         weight = float(urllib.request.urlopen(url + "/weight", timeout=5).read())
-        r = super().evaluate(pipeline_dir, data_dir, sample_ids)
+        b = CurveFitBackend()
+        ids = sample_ids or b.samples(data_dir)
+        r = b.summarize([b.score_sample(data_dir, i, b.predict(pipeline_dir, b.inputs(data_dir, i)), None)
+                         for i in ids])
         return EvalResult(score=r.score * weight, metrics={**r.metrics, "weight": weight},
                           sample_results=r.sample_results)
 """
@@ -179,3 +185,37 @@ def test_full_run_reaches_the_service_from_the_sandbox(service_lab: Path, base_i
     assert not (service_lab / ".arl" / "service.pid").exists()
     assert not containers_of(service_lab)
     assert os.path.exists(service_lab / ".arl" / "logs" / "service.log")
+
+
+def forwarder_pid(lab: Path) -> int | None:
+    try:
+        pid = int((lab / ".arl" / "forward.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def test_a_dead_forwarder_is_restarted_once_then_the_run_stops(service_lab: Path, base_image: str) -> None:
+    """The sandbox's way to the service is checked with the service: killed, it comes back once; killed again, the
+    run ends with the reason instead of going on with every connection refused."""
+    argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "offline", "--max-iterations", "500"]
+    argv += ["--plateau-threshold", "0", "--seed", "5"]
+    env = {**os.environ, "ARL_BASE_FROM": "debootstrap"}
+    proc = subprocess.Popen(argv, cwd=service_lab, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    try:
+        # once the loop runs (an experiment recorded): then the run waits on the agent most of the time
+        first = wait_for(lambda: len(rows(service_lab)) > 1 and forwarder_pid(service_lab), 180, "the loop")
+        os.killpg(first, signal.SIGKILL)
+        second = wait_for(lambda: (p := forwarder_pid(service_lab)) != first and p, 60, "the forwarder restarted")
+        os.killpg(second, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not out:
+            out, _ = proc.communicate(timeout=10)
+        cleanup_containers(service_lab)
+    assert "the host service's forwarder to the sandbox died; restarting it once" in out, out[-3000:]
+    assert "stop: the host service's forwarder to the sandbox died again after one restart" in out, out[-3000:]
+    assert proc.returncode != 0 and not containers_of(service_lab), out[-3000:]  # a stop for a failure
