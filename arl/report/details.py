@@ -6,6 +6,7 @@ experiment, each already escaped for an HTML page, so that refreshing the page c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -47,20 +48,30 @@ def cache_path(cfg: LabConfig) -> Path:
     return cfg.state_dir / "report" / "details.jsonl"
 
 
+_loaded: dict[str, tuple[int, int, dict[int, tuple[str, str]]]] = {}  # path -> (inode, bytes read, what they held)
+
+
 def load(path: Path) -> dict[int, tuple[str, str]]:
-    """id -> (commit, the line as written) of the cached details."""
-    out: dict[int, tuple[str, str]] = {}
-    if not path.exists():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
-        cut = line.find(', "diff": ')
-        head = line[:cut] + "}" if cut > 0 else ""
-        try:  # only the id and commit are parsed: the rest is joined into the page as it is
-            d = json.loads(head)
-            out[int(d["id"])] = (str(d["commit"]), line)
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+    """id -> (commit, the line as written) of the cached details. The file only grows: a process that read it
+    before reads only what was appended since."""
+    key = str(path)
+    inode, done, out = _loaded.get(key, (0, 0, {}))
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_ino != inode or f.seek(0, 2) < done:  # another file: read it whole
+                inode, done, out = os.fstat(f.fileno()).st_ino, 0, {}
+            f.seek(done)
+            data = f.read()
+    except OSError:
+        return {}
+    end = data.rfind(b"\n") + 1  # a line being appended right now is read next time
+    for line in data[:end].decode("utf-8", "replace").splitlines():
+        # the lines are ours, `{"id": N, "commit": "SHA", ...}`: the two are read without parsing the rest
+        head, _, rest = line.partition(', "commit": "')
+        if head.startswith('{"id": ') and head[7:].isdigit() and '"' in rest:
+            out[int(head[7:])] = (rest[: rest.index('"')], line)
+    _loaded[key] = (inode, done + end, out)
+    return dict(out)
 
 
 def diffs(cfg: LabConfig, commits: list[str]) -> dict[str, str]:

@@ -80,33 +80,43 @@ def row_json(r: Row) -> str:
         return json.dumps(_finite(dict(r)), default=str)
 
 
+_texts: dict[str, tuple[list[Row], list[str]]] = {}  # results file -> its rows and their JSON, in this process
+
+
 def row_texts(s: Series) -> list[str]:
-    """Every row as JSON: the texts the parsed-history cache already holds, the rest (at most the rows appended
-    since it was stored) dumped here."""
-    texts: list[str] = []
-    cache = results_cache.cache_file(s.path)
-    if cache is not None:
-        try:
-            entry = results_cache.load(cache, s.path.read_bytes(), res.header_line())
-            texts = entry.texts() if entry is not None and entry.count <= len(s.rows) else []
-        except (OSError, ValueError, EOFError, TypeError):
-            texts = []
-    texts = [t if "NaN" not in t and "Infinity" not in t else row_json(s.rows[i]) for i, t in enumerate(texts)]
-    return texts + [row_json(r) for r in s.rows[len(texts) :]]
+    """Every row as JSON, safe inside a script element: those this process made before for the same rows (the loop
+    re-reads a growing history, its earlier rows the same objects), else the texts the parsed-history cache holds;
+    only the rest are dumped here."""
+    old_rows, texts = _texts.get(str(s.path), ([], []))
+    n = len(old_rows)
+    if not (n and len(s.rows) >= n and s.rows[n - 1] is old_rows[-1]):
+        texts = []
+        cache = results_cache.cache_file(s.path)
+        if cache is not None:
+            try:
+                entry = results_cache.load(cache, s.path.read_bytes(), res.header_line())
+                texts = entry.texts() if entry is not None and entry.count <= len(s.rows) else []
+            except (OSError, ValueError, EOFError, TypeError):
+                texts = []
+            texts = [details.script_safe(t) if "NaN" not in t and "Infinity" not in t else "" for t in texts]
+            texts = [t or details.script_safe(row_json(s.rows[i])) for i, t in enumerate(texts)]
+    texts = texts[: len(s.rows)] + [details.script_safe(row_json(r)) for r in s.rows[len(texts) :]]
+    _texts[str(s.path)] = (list(s.rows), texts)
+    return texts
 
 
 def lab_json(lab: Lab) -> str:
     s, cfg = lab.series, lab.cfg
     head = {"name": s.label, "maximize": s.maximize, "path": str(s.path), "runs": runs(cfg) if cfg else []}
     detail_lines = details.refresh(cfg, s.rows) if cfg is not None else []
-    text = json.dumps(head)[:-1]
+    text = details.script_safe(json.dumps(head)[:-1])
     return f'{text}, "rows": [{", ".join(row_texts(s))}], "details": [{", ".join(detail_lines)}]}}'
 
 
 def page_json(labs: list[Lab], active: bool) -> str:
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     head = json.dumps({"generated": now, "active": active})[:-1]
-    return details.script_safe(f'{head}, "labs": [{", ".join(lab_json(lab) for lab in labs)}]}}')
+    return f'{head}, "labs": [{", ".join(lab_json(lab) for lab in labs)}]}}'  # each part made safe on its own
 
 
 def run_active(cfg: LabConfig) -> bool:

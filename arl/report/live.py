@@ -28,8 +28,23 @@ def write(cfg: LabConfig, active: bool, out: Path | None = None, more: list[gath
     return out
 
 
+def due(cfg: LabConfig) -> bool:
+    """Whether the page is due for a rewrite: always, unless the last one was so recent that rewriting it again would
+    cost more than 5% of the time since (a long history's page is megabytes; experiments minutes apart are never
+    held back). The cost is the last rewrite's in this process, else estimated from the page's size."""
+    try:
+        st = path(cfg).stat()
+    except OSError:
+        return True
+    cost = _spent[-1] if _spent else 0.005 + 0.02 * st.st_size / 1e6
+    return time.time() - st.st_mtime >= 20 * cost
+
+
 def refresh(cfg: LabConfig, active: bool = True) -> None:
-    """The loop's call: rewrite the live page; any failure is one line on stderr and a line in the log."""
+    """The loop's call: rewrite the live page (when due, and always at the run's end); any failure is one line on
+    stderr and a line in the log."""
+    if active and not due(cfg):
+        return
     started = time.perf_counter()
     try:
         write(cfg, active)
