@@ -85,6 +85,8 @@ def test_bad_length_folded_and_forwarded_headers(work: Path) -> None:
             assert raw.startswith(b"HTTP/1.1 400 "), (head, raw[:200])
         twice = b"POST /v1/messages HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}"
         assert raw_exchange(sock, twice).startswith(b"HTTP/1.1 400 ")
+        many = "".join(f"X-H{i}: {'v' * 1000}\r\n" for i in range(90))  # 90 KiB of head: under http.server's limits
+        assert raw_exchange(sock, f"POST /v1/messages HTTP/1.1\r\n{many}\r\n".encode()).startswith(b"HTTP/1.1 431 ")
         assert b.proc.poll() is None and api.requests == []  # refused before anything went upstream, broker alive
         status, _ = post(sock, body(), {**CLIENT_HEADERS, "X-Forwarded-For": "10.0.0.1", "Forwarded": "for=x"})
         assert status == 200
@@ -216,6 +218,8 @@ def test_floods_from_one_slot_cost_the_host_little_and_the_other_slot_nothing(wo
                 rss, threads = proc_status(b.proc.pid)
                 peak = (max(peak[0], rss), max(peak[1], threads))
             conns = connect_flood(flood, 3000)  # over the cap they are answered and closed at once
+            status, answer = post(flood, body())  # the slot's connections are all taken: told so, at once
+            assert status == 429 and "connections at once" in answer["error"]["message"]
             for _ in range(5):
                 assert post(other, body())[0] == 200
                 rss, threads = proc_status(b.proc.pid)
