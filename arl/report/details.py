@@ -27,6 +27,7 @@ class Detail(TypedDict):
     commit: str
     diff: str | None  # None: the commit is not in this repository (a copied results.tsv)
     transcript: str
+    container: str | None  # the agent's container when it decided: another than its slot's last is a relaunch
 
 
 def script_safe(text: str) -> str:
@@ -106,7 +107,8 @@ def refresh(cfg: LabConfig, rows: list[Row], cached: dict[int, tuple[str, str]] 
         for r in new:
             exp_id, commit = r["id"] or 0, r["commit"] or ""
             text = transcript.excerpt(cfg, exp_id, r["agent"] or "command", marks)
-            d = Detail(id=exp_id, commit=commit, diff=found.get(commit), transcript=text)
+            container = next((m.get("container") for m in reversed(marks) if m.get("id") == exp_id), None)
+            d = Detail(id=exp_id, commit=commit, diff=found.get(commit), transcript=text, container=container)
             line = script_safe(json.dumps(d))
             cached[exp_id] = (commit, line)
             lines.append(line + "\n")
