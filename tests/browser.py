@@ -164,6 +164,12 @@ class Browser:
         ]
         return out
 
+    def exceptions(self) -> list[str]:
+        """The uncaught JavaScript exceptions of the pages opened so far."""
+        self.js("1")
+        return [str(e["params"]["exceptionDetails"].get("exception", {}).get("description", e["params"]))
+                for e in self.events if e.get("method") == "Runtime.exceptionThrown"]  # fmt: skip
+
     def close(self) -> None:
         try:
             self.call("Browser.close", timeout=10)

@@ -153,6 +153,7 @@ def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None
     assert runs == ["max_iterations: 12 experiments in this run", "max_iterations: 2 experiments in this run"]
     # the page reloads itself only while a run is active
     assert browser.js("document.getElementById('live').hidden") is True
+    assert browser.exceptions() == []
 
 
 def order(b: Browser) -> list[int]:
@@ -279,6 +280,7 @@ def test_ten_thousand_experiments(tmp_path: Path, lab: Path, browser: Browser) -
     wait_for(lambda: 9999 in order(browser), 10, "the last rows drawn after scrolling to the end")
     browser.js("location.hash = 'sort=id&dir=desc'")
     wait_for(lambda: order(browser)[:3] == [9999, 9998, 9997], 10, "the table sorted by id, descending")
+    assert browser.exceptions() == []
     kept = browser.js("document.querySelectorAll('#chart-svg circle.pt').length")
     assert kept == sum(1 for line in tsv.read_text().splitlines() if "\tkeep\t" in line or "\tbaseline\t" in line)
     # and with the lab of the real run: the two compared on one chart
@@ -320,6 +322,16 @@ def test_the_live_page_reloads_only_while_active(lab: Path, browser: Browser, tm
     browser.load(live.write(cfg, False, tmp_path / "over.html").as_uri())
     with pytest.raises(TimeoutError):
         browser.wait_event("Page.loadEventFired", timeout=8)
+
+
+def test_a_new_lab_with_an_odd_name(tmp_path: Path, browser: Browser) -> None:
+    lab = make_repo(tmp_path / "repo")
+    arl("init", "--name", 'we<i>rd "lab" & </title>', cwd=lab)
+    browser.events.clear()
+    browser.load(report(lab).as_uri())
+    assert browser.js("document.title") == 'arl report: we<i>rd "lab" & </title>'
+    assert browser.js("document.getElementById('count').textContent") == "0 of 0 experiments"
+    assert browser.js("document.body.dataset.ready") == "1" and browser.exceptions() == []
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
