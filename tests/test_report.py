@@ -160,6 +160,29 @@ def order(b: Browser) -> list[int]:
     return dom_ids(b, "#tbody tr[data-id]")
 
 
+INSIDE = (
+    "[...document.querySelectorAll('#chart-svg .pt')].filter(e => { const b = e.getBBox(), x = b.x + b.width / 2;"
+    " return x >= 64 && x <= 982; }).map(e => +e.dataset.id).sort((a, b) => a - b)"
+)
+
+
+def test_the_chart_zooms(lab: Path, browser: Browser) -> None:
+    page = report(lab)
+    browser.load(page.as_uri() + "#x0=3&x1=8")
+    assert browser.js(INSIDE) == [3, 4, 5, 6, 7, 8]
+    # a drag across the chart, as a mouse does it: from experiment 5 to experiment 7
+    drag = """(() => { const svg = document.getElementById('chart-svg'), b = svg.getBoundingClientRect();
+      const at = (id) => b.left + (64 + (id - 2.5) / 6 * 918) / 1000 * b.width, y = b.top + b.height / 2;
+      svg.dispatchEvent(new MouseEvent('mousedown', {clientX: at(4.6), clientY: y, bubbles: true}));
+      svg.dispatchEvent(new MouseEvent('mousemove', {clientX: at(7.4), clientY: y, bubbles: true}));
+      window.dispatchEvent(new MouseEvent('mouseup', {clientX: at(7.4), clientY: y, bubbles: true}));
+      return location.hash; })()"""
+    assert browser.js(drag) == "#x0=5&x1=7"
+    assert browser.js(INSIDE) == [5, 6, 7]
+    browser.js("document.getElementById('chart-svg').dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))")
+    assert browser.js(INSIDE) == list(range(len(history(lab))))
+
+
 def test_sorting_and_filtering(lab: Path, browser: Browser) -> None:
     rows = history(lab)
     page = report(lab)
