@@ -64,17 +64,17 @@ def run_loop(lab: str | None, args: argparse.Namespace) -> int:
 
 
 def _exit_code(lab: str | None) -> int:
-    """1 when every experiment of the run crashed: something is broken (the backend, the image), not unlucky."""
+    """1 when every experiment of the run crashed (something is broken: the backend, the image, not bad luck), or
+    when the run stopped because things kept failing."""
     cfg = open_lab(lab)
     st = state.load(cfg)
-    if failed(st):
-        return 1
     run = st.get("run")
-    mine = [r["outcome"] for r in results.read(cfg.results_file).rows if r["run"] == run and r["id"] != 0]
+    rows = results.read(cfg.results_file).rows
+    mine = [r["outcome"] for r in rows if r["run"] == run and r["outcome"] != "baseline"]
     if mine and all(o == "crash" for o in mine):
         sh.say(f"arl: all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason")
         return 1
-    return OK
+    return 1 if failed(st) else OK
 
 
 def from_args(args: argparse.Namespace) -> int:
