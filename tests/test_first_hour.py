@@ -130,21 +130,18 @@ def test_a_backend_reads_the_files_beside_it_in_the_sandbox(lab: Path) -> None:
     (lab / ".env").write_text("TOKEN=x\n")
     backend = lab / "backend.py"
     text = backend.read_text()
-    reads = (
+    reads = (  # in the scorer: the trusted part, which runs with the backend's files beside it
         "        here = Path(__file__).parent\n"
         "        scale = json.loads((here / 'weights.json').read_text())['scale']\n"
         "        assert (here / 'refs' / 'expected.dat').read_text() == '42\\n'\n"
         "        for hidden in ('.env', 'unlisted.dat'):\n"
         "            assert not (here / hidden).exists(), hidden\n"
-        "        model = load_model(pipeline_dir)\n"
+        '        _, ys = read_points(data_dir / f"{sample_id}.csv")\n'
     )
-    text = text.replace("        model = load_model(pipeline_dir)\n", reads, 1)
+    text = text.replace('        _, ys = read_points(data_dir / f"{sample_id}.csv")\n', reads, 1)
     text = text.replace("import csv\n", "import csv\nimport json\n", 1)
-    text = text.replace(
-        "        return EvalResult(\n            score=score,",
-        "        return EvalResult(\n            score=score * scale,",
-        1,
-    )
+    text = text.replace("return SampleResult(sample_id, mae,", "return SampleResult(sample_id, mae * scale,", 1)
+    assert "mae * scale" in text and "weights.json" in text
     backend.write_text(text)
     set_toml(lab, "backend", "files", ["*.json", "refs/*"])
     git(lab, "add", "-A")
