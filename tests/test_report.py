@@ -86,7 +86,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, base_image: str, listener: int
     git(lab, "add", "-A")
     git(lab, "commit", "-qm", "lab")
     argv = [str(Path(run(["which", "arl"]).stdout.strip())), "run", "--data", "data", "--agent", "offline"]
-    proc = start([*argv, "--seed", "3", "--plateau-threshold", "0", "--max-iterations", "12"], lab, lab / "run1.log")
+    flags = ["--seed", "3", "--plateau-threshold", "0", "--max-iterations", "12", "--holdout", "data"]
+    proc = start([*argv, *flags], lab, lab / "run1.log")
     page = lab / ".arl" / "report" / "index.html"
 
     def live_or_over() -> str | None:
@@ -148,6 +149,8 @@ def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None
     kept = [r for r in rows if r["outcome"] == "keep"]
     assert browser.js("document.querySelectorAll('#chart-svg .klabel').length") == len(kept)
     assert browser.js("document.querySelectorAll('#chart-svg .runline').length") == 1  # runs 1 | 2
+    held = [r for r in rows if r["holdout_score"] is not None]
+    assert held and browser.js("document.querySelectorAll('#chart-svg .holdout').length") == len(held)
     assert browser.js("document.getElementById('count').textContent") == f"{len(rows)} of {len(rows)} experiments"
     runs = browser.js("[...document.querySelectorAll('#runs-body tr')].map(tr => tr.cells[8].textContent)")
     assert runs == ["max_iterations: 12 experiments in this run", "max_iterations: 2 experiments in this run"]

@@ -51,7 +51,7 @@ def _assets() -> tuple[str, str, str]:
 def csp() -> str:
     _, _, digest = _assets()
     return (
-        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'"
     )
 
