@@ -252,12 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         fc, raw["cli"] = cli(scratch, a.cli_reps, a.results_rows)
         figs += f1 + fm + fv + f2 + ft + fs + fc
         if not a.no_slots:
-            from .bench_slots import THINK_S, slots_table
+            from .bench_slots import EVAL_S, THINK_S, slots_table
 
-            head, body, raw["slots"] = slots_table(say)
-            raw["slots_table"] = [f"parallel agents: a think-time agent (T = {THINK_S:g} s per experiment, discards)",
-                                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                                  *["| " + " | ".join(r) + " |" for r in body]]  # fmt: skip
+            raw["slots_table"], raw["slots"] = [], []
+            for keeps in (False, True):
+                head, body, got = slots_table(say, keeps=keeps)
+                what = f"keeps, each verified ({EVAL_S:g} s evaluation)" if keeps else "discards"
+                raw["slots"] += got
+                raw["slots_table"] += [
+                    f"parallel agents: a think-time agent (T = {THINK_S:g} s per experiment, {what})",
+                    "| " + " | ".join(head) + " |",
+                    "|" + "---|" * len(head),
+                    *["| " + " | ".join(r) + " |" for r in body],
+                ]
     finally:
         scratch.close()
         if a.keep:

@@ -21,11 +21,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 THINK_S = 2.0
+EVAL_S = 1.0  # the keeps table's evaluation time
 SLOTS = (1, 2, 4, 8)
+KEEP_SLOTS = (1, 2, 4, 6, 8)
 DECIDER = ("freeze", "import", "verify", "git", "restore", "results", "ack", "unfreeze")
 
 
-def _lab(slots: int) -> Path:
+def _lab(slots: int, keeps: bool = False) -> Path:
     top = Path(tempfile.mkdtemp(prefix=f"arl-bench-slots{slots}-"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     setup = [
@@ -38,11 +40,18 @@ def _lab(slots: int) -> Path:
         subprocess.run(cmd, cwd=top, check=True, capture_output=True, env=env)
     # Each experiment: think, change a constant (a different value per slot and attempt), evaluate, discard it (most
     # experiments of a night are discards; a keep adds the host's verification, measured by the main table).
+    verdict = "keep" if keeps else "discard"
     agent = (
         f"n=0; while :; do n=$((n+1)); sleep {THINK_S}; "
         'sed -i "s/^SLOPE = .*/SLOPE = 0.00$ARL_SLOT$n/" model.py; arl eval >/dev/null; '
-        'arl verdict discard --notes "slot $ARL_SLOT try $n" >/dev/null; done'
+        f'arl verdict {verdict} --notes "slot $ARL_SLOT try $n" >/dev/null; done'
     )
+    if keeps:  # an evaluation of EVAL_S: the run phase sleeps its share per sample (8 samples)
+        backend = (top / "backend.py").read_text()
+        head = "    def predict(self, pipeline_dir: Path, inputs: dict) -> list[float]:\n"
+        (top / "backend.py").write_text(
+            backend.replace(head, f"{head}        __import__('time').sleep({EVAL_S / 8})\n")
+        )
     text = (top / "lab.toml").read_text()
     text += f"\n[run]\nagents = {slots}\n" if "[run]" not in text else ""
     text = text.replace("[run]\n", f"[run]\nagents = {slots}\n", 1) if "agents =" not in text else text
@@ -53,8 +62,8 @@ def _lab(slots: int) -> Path:
     return top
 
 
-def one(slots: int, per_slot: int = 6) -> dict[str, Any]:
-    lab = _lab(slots)
+def one(slots: int, per_slot: int = 6, keeps: bool = False) -> dict[str, Any]:
+    lab = _lab(slots, keeps)
     env = {**os.environ, "ARL_QUIET": "1", "ARL_BASE_FROM": os.environ.get("ARL_BASE_FROM", "debootstrap")}
     n = slots * per_slot
     argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "command", "--max-iterations", str(n),
@@ -83,11 +92,12 @@ def _containers(lab: Path) -> list[str]:
     return out.stdout.split()
 
 
-def slots_table(say: Any = print) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+def slots_table(say: Any = print, keeps: bool = False) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """Discards (no verification) or, with `keeps`, every proposal a keep the host verifies (EVAL_S each)."""
     figures = []
-    for n in SLOTS:
+    for n in KEEP_SLOTS if keeps else SLOTS:
         t0 = time.monotonic()
-        figures.append(one(n))
+        figures.append(one(n, keeps=keeps))
         say(f"{n} slots: {figures[-1]['per_hour']:.0f} experiments/h ({time.monotonic() - t0:.0f} s)")
     base = figures[0]
     head = ["slots", "experiments/h", "speed-up", "decider ms/verdict (median)", "vs 1 slot"]
@@ -105,9 +115,11 @@ def slots_table(say: Any = print) -> tuple[list[str], list[list[str]], list[dict
 
 
 if __name__ == "__main__":
-    head, body, _ = slots_table(lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"think-time agent, T = {THINK_S:g} s per experiment, discards, example lab")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for row in body:
-        print("| " + " | ".join(row) + " |")
+    for keeps in (True,) if "--keeps-only" in sys.argv else (False, True):
+        head, body, _ = slots_table(lambda m: print(m, file=sys.stderr, flush=True), keeps=keeps)
+        what = f"keeps, each verified (evaluation {EVAL_S:g} s)" if keeps else "discards"
+        print(f"think-time agent, T = {THINK_S:g} s per experiment, {what}, example lab")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for row in body:
+            print("| " + " | ".join(row) + " |")

@@ -48,8 +48,11 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
 def _slot(st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]:
     sl = slots.of(st, k)
     mine = [r for r in rows if int(r.get("slot") or 0) == k and r["run"] == st.get("run")]
+    job = sl.get("verifying")
     if not active:
         state_ = "stopped"
+    elif job:
+        state_ = f"verifying its keep for {time.time() - job['since']:.0f} s (frozen meanwhile)"
     elif sl.get("deciding") is not None:
         state_ = "deciding"
     elif sl.get("container"):

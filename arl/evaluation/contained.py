@@ -82,7 +82,18 @@ def evaluate(box: Box, data: Path, pipeline: Path, repeats: int, samples: list[s
 
 def _prepared(box: Box, data: Path, samples: list[str] | None, work: Path) -> tuple[str, Path]:
     """("split" | "single", the inputs folder): the prepare container's answer, or the run's cached one."""
-    folder = _cache_dir(box, data, samples) if box.cache else work / "prepared"
+    if not box.cache:
+        return _prepare(box, data, samples, work / "prepared")
+    folder = _cache_dir(box, data, samples)
+    import fcntl
+
+    # verifications run side by side: the first prepares, the others wait for it and reuse what it wrote
+    with open(folder.parent / f"{folder.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare(box, data, samples, folder)
+
+
+def _prepare(box: Box, data: Path, samples: list[str] | None, folder: Path) -> tuple[str, Path]:
     answer = folder / "prepared.json"
     if answer.is_file():
         got = json.loads(answer.read_text())
@@ -106,7 +117,8 @@ def _cache_dir(box: Box, data: Path, samples: list[str] | None) -> Path:
     if base.is_dir():  # another run's inputs are stale: the data or the backend may have changed since
         for old in base.iterdir():
             if not old.name.startswith(mine):
-                shutil.rmtree(old, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
     return base / f"{mine}{key}"
 
 

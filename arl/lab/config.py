@@ -40,6 +40,7 @@ class RunDefaults:
     min_improvement: float = 0.0
     repeats: int = 1
     agents: int = 1  # parallel slots, each with its own agent container and workspace
+    max_parallel_verifications: int = 0  # keeps verified at once beside the decider; 0: one per slot
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def load(path: Path) -> LabConfig:
         raise ArlError(f"{where('backend', 'eval_timeout')} must be a positive number of seconds")
     if be["max_output_mb"] <= 0:
         raise ArlError(f"{where('backend', 'max_output_mb')} must be a positive number of MB")
-    for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats"):
+    for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats", "max_parallel_verifications"):
         if rn[key] < (1 if key == "repeats" else 0):
             raise ArlError(f"{where('run', key)} must not be negative" + (" or zero" if key == "repeats" else ""))
     for key in ("max_hours", "max_cost", "iteration_timeout", "min_improvement", "max_api_outage_minutes"):
@@ -284,6 +285,7 @@ def load(path: Path) -> LabConfig:
             min_improvement=float(rn["min_improvement"]),
             repeats=rn["repeats"],
             agents=rn["agents"],
+            max_parallel_verifications=rn["max_parallel_verifications"],
         ),
     )
 

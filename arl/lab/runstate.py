@@ -85,13 +85,24 @@ class SlotState(_Slot, total=False):
     cost: float  # closed containers + the live one
     cost_closed: float
     cost_attributed: float  # the part already charged to experiments
+    verifying: Verifying  # its keep's verification, running beside the decider
+
+
+class Verifying(TypedDict):
+    """A keep being verified by a job of its own (arl.loop.verifying)."""
+
+    seq: int
+    tree: str
+    pid: int
+    since: float
+    cost: float  # what the experiment had cost when its verification began
 
 
 class Ready(TypedDict):
     """What `wait` found, for `decide` or `restart`."""
 
     slot: int
-    why: str  # "verdict", "gone" or "timeout"
+    why: str  # "verdict", "verified", "gone" or "timeout"
 
 
 class _Run(TypedDict):

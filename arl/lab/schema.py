@@ -69,6 +69,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "min_improvement": (_NUM, 0.0, False),
         "repeats": ((int,), 1, False),
         "agents": ((int,), 1, False),
+        "max_parallel_verifications": ((int,), 0, False),
     },
 }
 

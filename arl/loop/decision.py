@@ -14,7 +14,7 @@ from arl.lab import channel, results, slots, state, verdicts
 from arl.lab.channel import Ack
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
-from arl.loop import experiments
+from arl.loop import experiments, verifying
 from arl.loop.costs import account_cost
 from arl.loop.experiments import Attempt
 from arl.loop.launching import write_results_view
@@ -38,7 +38,13 @@ class Judgement(NamedTuple):
     verification: Verification | None  # None when verification is off or failed
 
 
-def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slot: int = 0) -> Judgement:
+Measured = Verification | VerificationFailed  # what a verification beside the decider came back with
+
+
+def judge_keep(
+    cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slot: int = 0, measured: Measured | None = None
+) -> Judgement:
+    """The keep judged against the best as it is now; `measured`: its verification, run beside the decider."""
     s = st["settings"]
     best, _ = results.best_of(cfg, results.read(cfg.results_file).rows)
     if not s["verify"]:
@@ -47,8 +53,10 @@ def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slo
         ok = cfg.better(v.score, best, s["min_improvement"])
         return Judgement(ok, v.score, "" if ok else f"score {v.score:.6g} does not beat the best {best:.6g}", None)
     try:
+        if isinstance(measured, VerificationFailed):
+            raise measured
         with timing.phase("verify"):
-            res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree, slot)
+            res = measured or host_evaluate(cfg, st, data_dir(st), s["repeats"], tree, slot)
     except VerificationFailed as e:
         return Judgement(False, None, str(e), None)
     margin = s["min_improvement"]
@@ -63,13 +71,27 @@ def judge_keep(cfg: LabConfig, st: RunState, v: verdicts.Verdict, tree: str, slo
     return Judgement(False, res.score, reason, res)
 
 
-def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> Row | None:
-    """Handle one verdict file of the slot; returns the results row, or None when the verdict was rejected."""
+STARTED: Row = {}  # type: ignore[typeddict-item]  # process_verdict's answer when a verification began beside it
+
+
+def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0, beside: bool = False) -> Row | None:
+    """Handle one verdict file of the slot; returns the results row, or None when the verdict was rejected, or
+    STARTED when (`beside`) its keep's verification began in a job of its own: the job's end brings it back here."""
     control = slots.control_dir(cfg, slot)
     sl = slots.of(st, slot)
     v = verdicts.read(path, sl["seq"])
     tree = ""
-    if isinstance(v, verdicts.Verdict):
+    measured: Measured | None = None
+    holdout: float | None = None
+    earlier_cost = 0.0  # the cost counted when the verification began
+    job = sl.get("verifying")
+    if job and isinstance(v, verdicts.Verdict):
+        tree, earlier_cost = job["tree"], job.get("cost", 0.0)  # imported when the job began; the agent stayed frozen
+        verifying.wait_for(cfg, st, slot, cfg.eval_timeout * (st["settings"]["repeats"] + 2) + 120)
+        measured, holdout = verifying.take(cfg, st, slot)
+        if isinstance(measured, VerificationFailed) and "without a result" in str(measured):
+            measured = None  # the job died (a run killed with it): verify here and now instead
+    elif isinstance(v, verdicts.Verdict):
         # The workspace is imported as data: the host never runs git, or anything that reads config, inside it.
         with timing.phase("import"):
             imported = workspace(cfg, slot).import_tree(strict=True)
@@ -94,8 +116,14 @@ def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> R
     faults.point("decide:after-journal")
     cost = account_cost(cfg, st, slot)
     notes = v.notes
+    cost += earlier_cost
+    if v.action == "keep" and beside and st["settings"]["verify"] and measured is None:
+        if len(verifying.running(st)) < verifying.cap(cfg, st):
+            verifying.start(cfg, st, slot, v.seq, tree, cost)
+            state.save(cfg, st)
+            return STARTED
     if v.action == "keep":
-        ok, counted, reason, res = judge_keep(cfg, st, v, tree, slot)
+        ok, counted, reason, res = judge_keep(cfg, st, v, tree, slot, measured)
         faults.point("decide:after-verify")
         # The verdict's seq rides in the row, so a repair can tell an answered verdict from a new one.
         metrics = {**((res and res.metrics) or v.metrics), "verdict_seq": v.seq}
@@ -104,7 +132,7 @@ def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0) -> R
         verified = counted if st["settings"]["verify"] else None
         attempt = Attempt(tree, notes, v.score, verified, cost=cost, metrics=metrics, slot=slot)
         if ok:
-            attempt = dataclasses.replace(attempt, holdout=_holdout(cfg, st, tree, slot))
+            attempt = dataclasses.replace(attempt, holdout=holdout if measured else _holdout(cfg, st, tree, slot))
             row, reason = experiments.record_keep(cfg, st, attempt)
         else:
             attempt = dataclasses.replace(attempt, notes=f"{notes}\n[arl] {reason}".strip())
@@ -163,12 +191,13 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     cfg, st = open_run(lab)
     if slot is None:
         ready = st.get("ready") or {}
-        slot = int(ready.get("slot", 0)) if ready.get("why") == "verdict" else oldest_pending(cfg, st)
+        slot = int(ready.get("slot", 0)) if ready.get("why") in ("verdict", "verified") else oldest_pending(cfg, st)
     sl = slots.of(st, slot)
     name = sl.get("container")
     timing.take()
     with timing.phase("freeze"):
-        frozen = bool(name) and containers.pause(name)  # no edit can race the commit
+        # no edit can race the commit; a slot whose keep was being verified has stayed frozen since its verdict
+        frozen = bool(name) and (bool(sl.get("verifying")) or containers.pause(name))
     faults.point("decide:after-pause")
     control = slots.control_dir(cfg, slot)
     # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
@@ -176,9 +205,11 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     channel.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
     if os.path.lexists(expected):
         landed = _mtime(expected)
-        row = process_verdict(cfg, st, expected, slot)
+        row = process_verdict(cfg, st, expected, slot, beside=verifying.parallel(cfg, st))
         st.pop("ready", None)
         state.save(cfg, st)
+        if row is STARTED:
+            return OK  # the slot stays frozen until its verification is recorded
         if row is not None:
             experiments.progress(cfg, st, row)
             timing.current["detect"] = max(sl.get("detected_at", landed) - landed, 0.0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from arl.lab import channel, gitobjects, gitops, results, slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
-from arl.loop import experiments
+from arl.loop import experiments, verifying
 from arl.loop.costs import close_container_cost
 from arl.loop.decision import process_verdict
 from arl.sandbox import containers
@@ -31,6 +31,9 @@ def repair(cfg: LabConfig, old: RunState) -> None:
 
 def reconcile(cfg: LabConfig, old: RunState, why: str) -> None:
     """Leave no container, no half-done keep, no unanswered verdict and no unrecorded attempt behind."""
+    # 0. Keeps being verified beside the decider are finished first (their jobs outlive the run), never lost.
+    if old.get("settings"):
+        verifying.settle(cfg, old)
     # 1. No container of the run survives; its transcript is saved first.
     numbers = slots.numbers(old) if old.get("settings") else [0]
     known = {slots.of(old, k).get("container") for k in numbers}
@@ -114,6 +117,8 @@ def _answer_and_salvage(cfg: LabConfig, old: RunState, slot: int, why: str) -> N
         last = rows[-1] if rows else None
         if tree == best and not left_out:
             pass
+        elif not left_out and tree in _bests_of_run(cfg, old):
+            experiments.restore(cfg, slot)  # seeded from a best that moved on since: nothing of the agent's in it
         elif last and last["commit"] and gitobjects.pipeline_tree(cfg, last["commit"]) == tree and not left_out:
             sh.say(f"  experiment {last['id']} was recorded; restoring the workspace it left")
             experiments.restore(cfg, slot)
@@ -125,6 +130,16 @@ def _answer_and_salvage(cfg: LabConfig, old: RunState, slot: int, why: str) -> N
                 cfg, old, "interrupted", experiments.Attempt(tree, why + left_out, cost=cost, slot=slot)
             )
             experiments.progress(cfg, old, row)
+
+
+def _bests_of_run(cfg: LabConfig, old: RunState) -> set[str]:
+    """The pipeline trees this run kept (and its baseline): what a slot's workspace was seeded from."""
+    rows = results.read(cfg.results_file).rows
+    return {
+        gitobjects.pipeline_tree(cfg, r["commit"])
+        for r in rows
+        if r["outcome"] in ("keep", "baseline") and r["run"] == old.get("run") and r["commit"]
+    }
 
 
 def _trailer_experiment(cfg: LabConfig) -> int | None:

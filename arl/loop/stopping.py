@@ -21,8 +21,10 @@ def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> 
     fatal = st.get("fatal")
     if fatal:
         return fatal
-    if s["max_iterations"] and st.get("iterations", 0) >= s["max_iterations"]:
-        return f"max_iterations: {_n(st['iterations'], 'experiment')} in this run"
+    # keeps being verified beside the decider are experiments already: the run's end records them
+    counted = st.get("iterations", 0) + sum(1 for k in slots.numbers(st) if slots.of(st, k).get("verifying"))
+    if s["max_iterations"] and counted >= s["max_iterations"]:
+        return f"max_iterations: {_n(counted, 'experiment')} in this run"
     if s["max_hours"] and time.time() - st["started"] >= s["max_hours"] * 3600:
         return f"max_hours: {s['max_hours']:g} h elapsed"
     if s["max_cost"] and st.get("cost", 0.0) >= s["max_cost"]:

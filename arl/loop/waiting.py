@@ -10,7 +10,7 @@ import time
 from arl.lab import slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
-from arl.loop import diskguard
+from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
 from arl.sandbox import containers, service
@@ -36,6 +36,9 @@ def wait(lab: str | None) -> int:
         ready = _oldest_verdict(cfg, st)
         if ready is not None:
             return _ready(cfg, st, ready, "verdict", OK)
+        verified = verifying.done(cfg, st) if verifying.running(st) else None
+        if verified is not None:
+            return _ready(cfg, st, verified, "verified", OK)
         now = time.monotonic()
         if now >= next_check:
             next_check = now + CHECK_CONTAINER
@@ -57,6 +60,8 @@ def wait(lab: str | None) -> int:
             if diskguard.check(cfg, st):
                 return OK  # a slot past its disk limits was stopped and recorded as a crash
         for k in slots.numbers(st):
+            if slots.of(st, k).get("verifying"):
+                continue  # frozen while the host verifies: its agent's time does not run
             deadline = slots.of(st, k).get("last_progress", time.time()) + limit if limit else math.inf
             if time.time() >= deadline:
                 print(f"no verdict within the iteration timeout ({limit:g} s){_which(st, k)}", flush=True)
@@ -68,6 +73,8 @@ def _oldest_verdict(cfg: LabConfig, st: RunState) -> int | None:
     """The slot whose pending verdict arrived first (decisions go in arrival order)."""
     best: tuple[float, int] | None = None
     for k in slots.numbers(st):
+        if slots.of(st, k).get("verifying"):
+            continue  # its verdict waits for its verification, not for a decision
         for path in verdicts.pending(slots.control_dir(cfg, k)):
             try:
                 landed = os.lstat(path).st_mtime
@@ -92,7 +99,8 @@ def _which(st: RunState, slot: int) -> str:
 
 def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
     """The run's cost has reached max_cost (or the broker has begun refusing calls past it): every slot is frozen
-    at once, so nothing more is spent while the run ends."""
+    at once, so nothing more is spent while the run ends (the stop rule sees the cost; a limit the user set, not a
+    failure)."""
     reason = budget_spent(cfg, st)
     if reason is None:
         return False
@@ -100,7 +108,6 @@ def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
         name = slots.of(st, k).get("container")
         if name and containers.state(name).status == "running":
             containers.pause(name)
-    st["fatal"] = reason
     state.save(cfg, st)
     print(f"{reason}: every agent is frozen", flush=True)
     return True

@@ -1,0 +1,142 @@
+"""Verifications that run beside the decider, so that slots scale when their keeps are verified.
+
+With several slots, a keep's verification (and its holdout) runs in a process of its own (`python -m
+arl.loop.verify_job`, its own session, its log under .arl/logs/), while the decider goes on deciding the other slots'
+verdicts. The slot stays frozen meanwhile: its agent is waiting for its ack anyway. The job writes its result to
+.arl/verifications/<slot>-<seq>.json; the decider records it when it is there, against the best of that moment, so
+the history keeps one writer and a keep overtaken by a better one is vetoed. Nothing lives only in memory: a run
+killed meanwhile finds the job's result (or the job still running, or dead) in the next preflight's repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arl.evaluation.verification import Verification, VerificationFailed
+from arl.lab import slots
+from arl.lab.config import LabConfig
+from arl.lab.runstate import RunState, Verifying
+from arl.util import sh
+
+
+def parallel(cfg: LabConfig, st: RunState) -> bool:
+    """Whether keeps are verified beside the decider: with more than one slot, unless capped to one at a time."""
+    return slots.count(st) > 1 and cfg.run.max_parallel_verifications != 1
+
+
+def cap(cfg: LabConfig, st: RunState) -> int:
+    return cfg.run.max_parallel_verifications or slots.count(st)
+
+
+def result_path(cfg: LabConfig, slot: int, seq: int) -> Path:
+    return cfg.state_dir / "verifications" / f"{slot}-{seq}.json"
+
+
+def running(st: RunState) -> list[int]:
+    """The slots whose keep is being verified, oldest first."""
+    on = [(job.get("since", 0.0), k) for k in slots.numbers(st) if (job := slots.of(st, k).get("verifying"))]
+    return [k for _, k in sorted(on)]
+
+
+def _job(st: RunState, slot: int) -> Verifying:
+    job = slots.of(st, slot).get("verifying")
+    assert job is not None, f"slot {slot} has no verification running"
+    return job
+
+
+def start(cfg: LabConfig, st: RunState, slot: int, seq: int, tree: str, cost: float) -> None:
+    """Begin the verification of the slot's keep `seq` (its tree imported, `cost` what its experiment cost so far)."""
+    folder = cfg.state_dir / "verifications"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    result_path(cfg, slot, seq).unlink(missing_ok=True)
+    log = cfg.state_dir / "logs" / f"verify-slot{slot}-seq{seq}.log"
+    log.parent.mkdir(mode=0o700, exist_ok=True)
+    cmd = [sys.executable, "-m", "arl.loop.verify_job", str(cfg.root), str(slot), str(seq), tree]
+    sh.echo(" ".join(cmd) + f" > {log} 2>&1 &")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    slots.of(st, slot)["verifying"] = {"seq": seq, "tree": tree, "pid": proc.pid, "since": time.time(), "cost": cost}
+    print(f"[verify] slot {slot}: its keep (verdict {seq}) is verified beside the loop (pid {proc.pid})", flush=True)
+
+
+def done(cfg: LabConfig, st: RunState) -> int | None:
+    """The slot whose verification has ended (a result, or a job that died without one), oldest first."""
+    for k in running(st):
+        v = _job(st, k)
+        if result_path(cfg, k, v["seq"]).exists() or not _alive(v["pid"]):
+            return k
+    return None
+
+
+def wait_for(cfg: LabConfig, st: RunState, slot: int, timeout: float) -> None:
+    """Until the slot's job has ended (a run's end finishes its verifications rather than losing them)."""
+    v = _job(st, slot)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while _alive(v["pid"]) and not result_path(cfg, slot, v["seq"]).exists() and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def settle(cfg: LabConfig, st: RunState) -> None:
+    """At a run's end or in a repair: let the running verifications finish (their jobs outlive a killed run), so that
+    they are recorded rather than lost; one past its time limit is ended (its keep is then verified in the repair)."""
+    for k in running(st):
+        v = _job(st, k)
+        if _alive(v["pid"]) and not result_path(cfg, k, v["seq"]).exists():
+            print(f"waiting for the verification of slot {k}'s keep (pid {v['pid']})", flush=True)
+            wait_for(cfg, st, k, cfg.eval_timeout * (st["settings"]["repeats"] + 2) + 120)
+        if _alive(v["pid"]):
+            try:
+                os.killpg(v["pid"], 9)
+            except OSError:
+                pass
+
+
+def take(cfg: LabConfig, st: RunState, slot: int) -> tuple[Verification | VerificationFailed, float | None]:
+    """The job's result (the verification, or why it failed) and its holdout score; the slot is no longer verifying."""
+    v = _job(st, slot)
+    slots.of(st, slot).pop("verifying", None)
+    path = result_path(cfg, slot, v["seq"])
+    try:
+        got: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log = cfg.state_dir / "logs" / f"verify-slot{slot}-seq{v['seq']}.log"
+        return VerificationFailed(f"verification failed: its process ended without a result (see {log})"), None
+    finally:
+        path.unlink(missing_ok=True)
+    if not got.get("ok"):
+        return VerificationFailed(str(got.get("error") or "verification failed")), None
+    res = Verification(
+        score=float(got["score"]),
+        scores=[float(s) for s in got["scores"]],
+        metrics=dict(got.get("metrics") or {}),
+        seconds=float(got.get("seconds") or 0.0),
+        split=bool(got.get("split", True)),
+        failures=tuple(got.get("failures") or ()),
+    )
+    return res, got.get("holdout")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that has exited: reaped here
+            return False
+    except ChildProcessError:
+        pass  # not our child (a resumed run): its /proc entry tells
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            running = f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return running and b"arl.loop.verify_job" in f.read()  # not a pid reused since
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
