@@ -84,16 +84,24 @@ def test_acks_past_the_cap_are_shed_by_the_poller(tmp_path: Path) -> None:
 
 def test_tidy_removes_acks_and_non_files_and_archives_only_plain_files(tmp_path: Path) -> None:
     control, archive = control_with(tmp_path)
-    (control / "ack-1.json").write_text("{}")  # answered long ago (or forged): removed, not archived
+    (control / "ack-1.json").write_text('{"seq": 1}')  # answered long ago: archived, one per seq
+    (control / "ack-2.json").mkdir()  # a forged one, a folder with a setuid shell: removed
+    shutil.copy("/bin/sh", control / "ack-2.json" / "sh")
+    os.chmod(control / "ack-2.json" / "sh", 0o4755)
+    (control / "ack-77.json").write_text("{}")  # ahead of any answer: forged, removed
     evil = control / "verdict-9.json"  # a folder holding a setuid copy of a shell
     evil.mkdir()
     shutil.copy("/bin/sh", evil / "sh")
     os.chmod(evil / "sh", 0o4755)
     channel.tidy(control, 4, archive)
     assert sorted(os.listdir(control)) == sorted([*HOST, "ack-9.json"])  # rejected, answered, removed
-    assert not archive.exists() or os.listdir(archive) == []
+    assert os.listdir(archive) == ["ack-1.json"]
+    (control / "ack-1.json").write_text("forged again")
+    channel.tidy(control, 4, archive)
+    assert not (control / "ack-1.json").exists() and (archive / "ack-1.json").read_text() == '{"seq": 1}'
+    (archive / "ack-1.json").unlink()
 
-    for kind in ("dir", "link", "fifo", "hardlink"):
+    for kind in ("dir", "link", "fifo", "hardlink", "huge"):
         path = control / "verdict-4.json"
         if kind == "dir":
             path.mkdir()
@@ -103,6 +111,8 @@ def test_tidy_removes_acks_and_non_files_and_archives_only_plain_files(tmp_path:
             os.symlink("/bin/sh", path)
         elif kind == "fifo":
             os.mkfifo(path)
+        elif kind == "huge":
+            path.write_bytes(b" " * (verdicts.MAX_BYTES + 1))  # rejected as too large: not worth keeping
         else:
             (tmp_path / "elsewhere").write_text("{}")
             os.link(tmp_path / "elsewhere", path)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from arl.lab.verdicts import HOST_FILES, MAX_FILES, Rejected, read, remove, sweep
+from arl.lab.verdicts import HOST_FILES, MAX_BYTES, MAX_FILES, SEQ, Rejected, read, remove, sweep
 from arl.util.fsutil import write_json
 
 MAX_CONTROL_BYTES = 4 * 1024 * 1024
@@ -31,10 +31,10 @@ class Ack(TypedDict, total=False):
 
 
 def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
-    """Before a decision: names the protocol does not define are removed (sweep), so are acks the agent no longer
-    waits for, whoever wrote them; verdicts for any other seq are rejected and removed (one verdict per decision, so a
-    pile written ahead cannot outrun the stop rule); the rest is held to the folder's caps. Returns what was removed,
-    and says so."""
+    """Before a decision: names the protocol does not define are removed (sweep), acks of answered seqs are archived
+    (one per seq) and other acks the agent does not wait for removed; verdicts for any other seq are rejected and
+    removed (one verdict per decision, so a pile written ahead cannot outrun the stop rule); the rest is held to the
+    folder's caps. Returns what was removed, and says so."""
     sweep(control)
     removed = _cap(control, expected)  # first, so that no more than the cap are read and answered below
     try:
@@ -45,8 +45,11 @@ def tidy(control: Path, expected: int, archive_dir: Path) -> list[str]:
     for name in names:
         path = control / name
         if name.startswith("ack-"):
-            if name not in current:
-                remove(path)  # the agent read it long ago (or wrote it itself)
+            tag = name[4:-5] if name.endswith(".json") else ""
+            if SEQ.fullmatch(tag) and int(tag) < expected - 1:
+                archive(path, archive_dir, first_only=True)  # read long ago: kept as the record of its answer
+            elif name not in current:
+                remove(path)  # not an answer the agent waits for (or one it wrote itself)
             continue
         if not name.startswith("verdict-") or name == f"verdict-{expected}.json":
             continue
@@ -110,21 +113,27 @@ def make_way(path: Path) -> None:
         pass
 
 
-def archive(path: Path, archive_dir: Path) -> None:
-    """Move a processed verdict out of the agent's reach. Only a regular file of one link is kept, and then as a
-    private file (0600: no setuid, setgid or sticky bit); anything else (a folder, a link, a FIFO, a file linked
-    from the workspace) is removed, never followed. An archived verdict is never overwritten: a second file of the
-    same name is kept beside it."""
+def archive(path: Path, archive_dir: Path, first_only: bool = False) -> None:
+    """Move a processed verdict (or an old ack) out of the agent's reach. Only a regular file of one link and at most
+    the size of a verdict is kept, and then as a private file (0600: no setuid, setgid or sticky bit); anything else
+    (a folder, a link, a FIFO, a file linked from the workspace, a huge file) is removed, never followed. An archived
+    file is never overwritten: a second one of the same name is kept beside it, or with `first_only` removed (one
+    ack per seq: the archive grows with the experiments, not with what the agent writes)."""
     try:
         st = os.lstat(path)
     except OSError:
         return
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+    target = archive_dir / path.name
+    if (
+        not stat.S_ISREG(st.st_mode)
+        or st.st_nlink != 1
+        or st.st_size > MAX_BYTES
+        or (first_only and os.path.lexists(target))
+    ):
         remove(path)
         return
     try:
         archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = archive_dir / path.name
         if os.path.lexists(target):
             target = archive_dir / f"{path.name}.{time.time_ns()}"
         os.rename(path, target)
