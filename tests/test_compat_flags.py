@@ -58,3 +58,14 @@ def test_autoresearch_lab_installed_beside_arl_is_named_with_what_to_do(tmp_path
     assert "autoresearch-lab 0.2.6 is installed" in proc.stderr and "pip uninstall -y autoresearch-lab" in proc.stderr
     assert "autoresearch-lab" not in run([str(BIN / "arl"), "results"], cwd=lab, env=env).stderr  # not every command
     assert "autoresearch-lab" not in arl("init", "--force", cwd=lab).stderr  # not when it is not there
+
+
+def test_counts_of_one_are_singular() -> None:
+    from typing import cast
+
+    from arl.agents.prompt import budget_line
+    from arl.lab.runstate import Settings
+
+    one = budget_line(cast(Settings, {"max_iterations": 1}), None, 0.0)
+    assert "at most 1 experiment in this run" in one
+    assert "at most 2 experiments in this run" in budget_line(cast(Settings, {"max_iterations": 2}), None, 0.0)

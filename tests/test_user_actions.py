@@ -82,6 +82,7 @@ def test_an_empty_results_file_is_a_new_history(busy_lab: Path) -> None:
     proc = arl_run(busy_lab, "--max-iterations", "1", "--seed", "1")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert (busy_lab / "results.tsv").read_text().startswith("id\trun\ttime\toutcome\t")
+    assert "baseline: evaluating the pipeline on" in proc.stdout  # something is said while it evaluates
     assert [r["outcome"] for r in rows(busy_lab)][0] == "baseline"
     for cmd in (["results"], ["status"]):
         assert arl(*cmd, cwd=busy_lab, check=False).returncode == 0, cmd
