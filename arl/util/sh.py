@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -79,9 +80,19 @@ def run_bytes(cmd: Any, *, stdin: bytes | None = None, quiet: bool = False) -> t
     return code, out, err
 
 
+def env_line(env: dict[str, str] | None, cmd: Any) -> str:
+    """The shell line that runs `cmd` with `env` added (`GIT_INDEX_FILE=... git ...`): what a person would paste.
+    A variable whose name says it is a secret is shown by name only."""
+    shown = [k if _SECRET.search(k) else shlex.quote(f"{k}={v}") for k, v in (env or {}).items()]
+    return " ".join([*shown, line(cmd)])
+
+
+_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.I)
+
+
 def _execute(cmd: Any, stdin: bytes | None, timeout: float | None, quiet: bool, env: dict[str, str] | None) -> _Result:
     if not quiet:
-        echo(line(cmd))
+        echo(env_line(env, cmd))
     if env:
         cmd = cmd.with_env(**env)
     try:
