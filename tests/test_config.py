@@ -30,7 +30,7 @@ class B(EvalBackend):
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str, code: int = 1) -> str:
-    """Assert the CLI failed the way DESIGN.md says: exit code, exactly one `arl: error:` line, no traceback."""
+    """Assert the CLI failed as README says: exit code, exactly one `arl: error:` line, no traceback."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == code, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr

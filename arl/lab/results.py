@@ -1,4 +1,4 @@
-"""results.tsv: the append-only experiment history (format fixed by DESIGN.md)."""
+"""results.tsv: the append-only experiment history (its format: docs/protocol.md)."""
 
 from __future__ import annotations
 
