@@ -25,7 +25,7 @@ def end_of(cfg: LabConfig, st: RunState, name: str, exit_code: int | None, slot:
         pass
     end = adapter.end_class(acc, exit_code)
     since = st.get("slots", {}).get(str(slot), {}).get("launched_at", 0.0)
-    if end in ("error", "killed") and _upstream_failures(cfg, since):
+    if end in ("error", "killed") and _upstream_failures(cfg, since, slot):
         return "api_error"  # the agent gave up while the broker saw its API fail
     return end if end in ("api_error", "done", "limit") else "crash"
 
@@ -38,7 +38,8 @@ def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
     )
 
 
-def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
+def _upstream_failures(cfg: LabConfig, since: float, slot: int | None = None) -> list[dict[str, Any]]:
+    """The broker's failure records since `since`: the slot's own (each slot has its socket), or every slot's."""
     from arl.sandbox.broker_usage import records
     from arl.sandbox.brokerproc import usage_file
 
@@ -46,4 +47,5 @@ def _upstream_failures(cfg: LabConfig, since: float) -> list[dict[str, Any]]:
         status = rec.get("status")
         return bool(rec.get("error")) or (isinstance(status, int) and (status == 429 or status >= 500))
 
-    return [rec for when, rec in records(usage_file(cfg)) if when >= since and failed(rec)]
+    mine = [rec for when, rec in records(usage_file(cfg)) if when >= since and failed(rec)]
+    return mine if slot is None else [rec for rec in mine if rec.get("slot", 0) == slot]
