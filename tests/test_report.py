@@ -159,6 +159,12 @@ def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None
     assert browser.exceptions() == []
 
 
+def choose(b: Browser, select: str, value: str) -> None:
+    """Pick an option of a <select> as a user does (the change event included)."""
+    b.js(f"(() => {{ const s = document.getElementById({json.dumps(select)}); s.value = {json.dumps(value)};"
+         "s.dispatchEvent(new Event('change')); })()")  # fmt: skip
+
+
 def order(b: Browser) -> list[int]:
     return dom_ids(b, "#tbody tr[data-id]")
 
@@ -203,11 +209,10 @@ def test_sorting_and_filtering(lab: Path, browser: Browser) -> None:
         ("slot", "2", lambda r: r["slot"] == 2),
         ("run", "2", lambda r: r["run"] == 2),
     ]:
-        browser.js(f"(() => {{ const s = document.getElementById('f-{key}'); s.value = {json.dumps(value)};"
-                   "s.dispatchEvent(new Event('change')); })()")  # fmt: skip
+        choose(browser, f"f-{key}", value)
         assert order(browser) == [r["id"] for r in sorted(rows, key=lambda r: r["outcome"], reverse=True) if keep(r)]
-        browser.js(f"(() => {{ const s = document.getElementById('f-{key}'); s.value = '';"
-                   "s.dispatchEvent(new Event('change')); })()")  # fmt: skip
+        assert f"{key}={value}" in browser.js("location.hash")
+        choose(browser, f"f-{key}", "")
     word = next(r["notes"].split(":")[0] for r in rows if r["outcome"] == "keep")  # e.g. SLOPE
     browser.load(page.as_uri() + "#q=" + word.lower())
     assert order(browser) == [r["id"] for r in rows if word.lower() in r["notes"].lower()]
@@ -315,6 +320,9 @@ def test_ten_thousand_experiments(tmp_path: Path, lab: Path, browser: Browser) -
     browser.load(both.as_uri())
     legend = browser.js("document.querySelector('#compare .legend').textContent")
     assert "curve-fit (" in legend and "big (9999 experiments" in legend
+    choose(browser, "labpick", "1")
+    assert browser.js("document.getElementById('count').textContent") == "10000 of 10000 experiments"
+    assert browser.js("document.getElementById('title').textContent") == "arl report: curve-fit, big"
     assert browser.js("document.querySelectorAll('#compare-svg path[stroke-width=\"1.8\"]').length") == 2
 
 

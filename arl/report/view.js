@@ -297,5 +297,16 @@
   A.readHash(); wire(); render();
   document.body.setAttribute("data-render-ms", Math.round(performance.now() - t0));
   document.body.setAttribute("data-ready", "1");
-  if (DATA.active) setTimeout(() => location.reload(), 5000);  // live: the loop rewrites the page after each experiment
+  // Live: the loop rewrites the page after each experiment. A run that died leaves it marked active: once the same
+  // page has been seen for STALE seconds, it stops reloading and says so.
+  const STALE = 3600;
+  if (DATA.active) {
+    let first = Date.now();
+    try {
+      const seen = JSON.parse(sessionStorage.getItem("arl-seen") || "{}");
+      if (seen.generated === DATA.generated) first = seen.first; else sessionStorage.setItem("arl-seen", JSON.stringify({ generated: DATA.generated, first }));
+    } catch (e) { /* no storage for this page: reload as long as it is open */ }
+    if ((Date.now() - first) / 1000 < STALE) setTimeout(() => location.reload(), 5000);
+    else $("live").textContent = `marked live, but not rewritten for ${A.duration((Date.now() - first) / 1000)}: has the run died? (arl status)`;
+  }
 })();
