@@ -1,5 +1,5 @@
 """Three real Claude Code agents at once (the scripted API, one conversation per process, the one fake): `max_cost`
-is the sum over the slots, each slot's cost is counted once, and a stop freezes them all."""
+is the sum over the slots and a hard limit, each slot's cost is counted once, and a stop freezes them all."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .claude_lab import (
 )
 from .conftest import git
 from .loophelpers import check_history, containers_of, set_toml
+from .test_broker_limits import billed_past
 
 pytestmark = pytest.mark.docker
 
@@ -53,12 +54,15 @@ def test_max_cost_sums_three_claude_slots(lab: Path) -> None:  # noqa: F811
     assert "stop: max_cost" in proc.stdout, proc.stdout[-3000:]
     assert {r.conversation for r in main} == {0, 1, 2}  # three Claude Code processes, one per slot
     rs = check_history(lab, lab_name(lab))
-    # One keep wins; the same change from the other slots, judged against the new best, is not better.
-    assert [r["outcome"] for r in rs[1:]].count("keep") == 1, [r["outcome"] for r in rs]
+    # At most one keep wins (the budget may end the run before any verdict): the same change from the other slots,
+    # judged against the new best, is not better.
+    assert [r["outcome"] for r in rs[1:]].count("keep") <= 1, [r["outcome"] for r in rs]
     st = status(lab)
-    # The run's cost is the sum of the slots' and reached the limit; nothing counted twice: never more than the
-    # API served (a slot frozen mid-message has not reported that message's last tokens).
-    assert st["cost_usd"] >= limit and st["cost_usd"] <= served_cost(main) + 1e-9
+    # The run's cost is the sum of the slots' and reached the limit; it is what the API served (the broker counts
+    # each slot's calls, a slot frozen mid-message included), and nothing was billed past the limit but the calls
+    # in flight when it was crossed, one per slot.
+    assert st["cost_usd"] >= limit and st["cost_usd"] == pytest.approx(served_cost(main), abs=1e-9 * len(main))
+    assert billed_past(api, limit) <= 3
     assert st["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in st["slots"]), abs=3e-6)
     assert all(s["cost_usd"] > 0 for s in st["slots"])
     events = [json.loads(ln) for ln in (lab / ".arl" / "runs.jsonl").read_text().splitlines()]
