@@ -83,8 +83,9 @@ def diffs(cfg: LabConfig, commits: list[str]) -> dict[str, str]:
     argv = ["log", "--no-walk=unsorted", "--stdin", "-p", "--no-color", "--no-ext-diff", f"--format={_MARK}%H", "--"]
     stdin = "\n".join(commits) + "\n"
     code, out, _ = sh.run(g[(*argv, gitops.rel(cfg, cfg.pipeline_dir))], ok=None, quiet=True, stdin=stdin)
-    if code != 0:  # a commit git does not have: ask one by one for those it has (rare: a copied history)
-        have = [c for c in commits if sh.run(g["cat-file", "-e", f"{c}^{{commit}}"], ok=None, quiet=True)[0] == 0]
+    if code != 0:  # a commit git does not have (a copied history): ask which it has, all at once, and diff those
+        _, out, _ = sh.run(g["cat-file", "--batch-check"], ok=None, quiet=True, stdin=stdin)
+        have = [c for c, line in zip(commits, out.splitlines()) if line.endswith(" commit") or " commit " in line]
         return diffs(cfg, have) if len(have) < len(commits) else {}
     found = {c: "" for c in commits}  # a commit that did not touch the pipeline prints nothing after its mark
     for chunk in out.split(_MARK)[1:]:
