@@ -208,7 +208,9 @@ def check_host_files(lab: Path) -> None:
         assert not odd, f"archived verdicts that are not plain files: {odd[:5]}"
 
 
-def run_arl(lab: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_arl(
+    lab: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 500
+) -> subprocess.CompletedProcess[str]:
     return arl(
         "run",
         "--data",
@@ -217,7 +219,7 @@ def run_arl(lab: Path, *flags: str, env: dict[str, str] | None = None) -> subpro
         "120",
         *flags,
         cwd=lab,
-        timeout=500,
+        timeout=timeout,
         check=False,
         env={"ARL_BASE_FROM": "debootstrap", "HOSTILE_SECRET": SECRET, **(env or {})},
     )
@@ -317,6 +319,7 @@ def attack(
     iterations: int = 2,
     probe: Callable[[], Any] | None = None,
     look: Callable[[str], dict[str, Any]] | None = None,
+    timeout: float = 500,
 ) -> dict[str, Any]:
     """Run the attack through a real `arl run`; check the common invariants on the host. The agent's report comes
     back with the host's own observations under "host"; `probe` looks at the host right after the run, before
@@ -329,7 +332,7 @@ def attack(
     before = measure(lab)
     watch = Watch(lab, name, look) if look else None
     try:
-        proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env)
+        proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env, timeout=timeout)
     finally:
         if watch:
             watch.close()
@@ -960,7 +963,7 @@ def objects_bytes(lab: Path) -> int:
 def test_control_folder_junk_and_setuid(hostile_lab: Path) -> None:
     """200,000 junk files, forged acks, verdicts that are a folder with a setuid python, a symlink, a FIFO: every
     one answered or removed, nothing of it kept under .arl/ (check_host_files), and the next run on the lab works."""
-    report = attack(hostile_lab, "control_junk", "--iteration-timeout", "600")
+    report = attack(hostile_lab, "control_junk", "--iteration-timeout", "900", timeout=1200)  # 200,000 files, loaded
     acks = report["acks"]
     rejected = all(a.get("outcome") == "rejected" for a in acks.values())
     named = "not a regular file" in acks["folder"].get("reason", "") and "symlink" in acks["symlink"].get("reason", "")
