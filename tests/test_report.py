@@ -157,6 +157,11 @@ def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None
     # the page reloads itself only while a run is active
     assert browser.js("document.getElementById('live').hidden") is True
     assert browser.exceptions() == []
+    # the loop's time rewriting the page, per decision (after the ack: outside verdict -> ack); printed, not asserted
+    events = [json.loads(x) for x in (lab / ".arl" / "runs.jsonl").read_text().splitlines() if '"timing"' in x]
+    spent = sorted(e.get("report", 0.0) * 1000 for e in events)
+    median, most = spent[len(spent) // 2], spent[-1]
+    print(f"\nlive page rewrites: median {median:.1f} ms, max {most:.1f} ms over {len(spent)} decisions")
 
 
 def choose(b: Browser, select: str, value: str) -> None:
