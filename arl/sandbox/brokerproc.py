@@ -6,6 +6,7 @@ The broker (arl/broker.py) holds the credential and is the agent's only way out:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,7 +58,10 @@ def allowed_models(cfg: LabConfig, agent: str, model: str) -> list[str]:
         return list(cfg.agent_models)
     if UPSTREAMS[agent][0] == "openai":
         return [model] if model else ["gpt-*", "o[0-9]*", "codex-*"]
-    return [model, "haiku"] if model else ["claude-*"]
+    model = re.sub(r"\[\w+\]$", "", model)  # sonnet[1m]: the same model with a longer context
+    if model in ("", "default", "best"):  # Claude Code's own choice
+        return ["claude-*"]
+    return ["opus", "sonnet", "haiku"] if model == "opusplan" else [model, "haiku"]
 
 
 def mode(cfg: LabConfig, agent: str) -> str:
