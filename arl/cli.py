@@ -62,8 +62,8 @@ def _eval(p: argparse.ArgumentParser) -> None:
     _local_flag(p)
     p.add_argument("--phase", choices=["prepare", "run", "score", "evaluate"], help="one part, as the host's "
                    "containers run it, with --inputs/--outputs DIR (default: all)")  # fmt: skip
-    p.add_argument("--inputs", help=argparse.SUPPRESS)
-    p.add_argument("--outputs", help=argparse.SUPPRESS)
+    p.add_argument("--inputs", help="with --phase: the folder of the samples' inputs (default: none)")
+    p.add_argument("--outputs", help="with --phase: the folder of the pipeline's outputs (default: none)")
 
 
 def _local_flag(p: argparse.ArgumentParser) -> None:
