@@ -336,7 +336,8 @@ def test_agent_exits_zero_early(lab: Lab, table: list[list[object]]) -> None:
     # A clean end is no crash and no experiment: relaunched at once, then, ending again without a verdict, stopped.
     if outcomes[1:]:
         a.bad(f"expected no experiment (two clean ends without a verdict): {outcomes}")
-    ok = proc.returncode == 0 and "stop: max_restarts: the agent's sessions ended 2 times in a row" in proc.stdout
+    # a stop on max_restarts is a failure of the run, not a limit the user set: exit 1
+    ok = proc.returncode == 1 and "stop: max_restarts: the agent's sessions ended 2 times in a row" in proc.stdout
     ok = ok and proc.stdout.count("relaunching the agent after its session ended (done)") == 1
     record(table, "agent exits 0 without a verdict", "launch", a, ok)
     assert ok, (proc.stdout + proc.stderr)[-3000:]

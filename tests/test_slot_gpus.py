@@ -19,6 +19,7 @@ TOML = '[lab]\nname = "g"\n\n[backend]\nclass = "B"\n\n[sandbox]\nslot_gpus = ["
 def lab(tmp_path: Path, n: int) -> Path:
     root = make_repo(tmp_path / "repo")
     write_lab(root, toml=TOML.format(n=n))
+    (root / "AGENT.md").write_text("Tune the pipeline.\n")  # [lab] agent_instructions must exist
     git(root, "add", "-A")
     git(root, "commit", "-qm", "lab")
     return root
