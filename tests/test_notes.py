@@ -42,5 +42,5 @@ def test_notes_survive_relaunches_and_stay_out_of_git(example_lab: Path, base_im
     assert "notes.md" not in listed and "0.md" not in listed
     # Verification mounts the checked-out tree, the data and the lab, never the notes.
     dry = arl("run", "--data", "data", "--agent", "command", "--dry-run", cwd=example_lab).stdout
-    verify = next(ln for ln in dry.splitlines() if "arl eval --json" in ln)
-    assert "notes.md" not in verify and "/.arl/notes" not in verify
+    verify = [ln for ln in dry.splitlines() if "arl eval --phase" in ln]
+    assert len(verify) == 4 and not any("notes.md" in ln or "/.arl/notes" in ln for ln in verify), verify

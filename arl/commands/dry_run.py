@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from arl.agents.launch import check_agent, context
+from arl.evaluation.contained import Box, planned
 from arl.lab import gitops
 from arl.lab.config import LabConfig
 from arl.lab.runstate import resolve_settings
@@ -20,12 +21,17 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
     print(f"# agent: {settings['agent']}; credentials: {spec.auth}")
     image = "arl-lab-<name>:latest" if cfg.dockerfile else f"arl-agent-{spec.image_layer or 'base'}:latest"
     data = Path(settings["data"])
+    reps = settings["repeats"]
     state_dir = cfg.state_dir
     p = gitops.rel(cfg, cfg.pipeline_dir)
     g = sh.git(gitops.top(cfg))
     lines = [
         sh.line(g["status", "--porcelain", "--untracked-files=all", "--", p]),
         f"arl image  # builds {image} when missing",
+        "# the host's evaluations (baseline, keeps, holdout), a split backend's three containers; the copy of the",
+        "# outputs between run and score is arl's own (regular files only, capped):",
+        *(sh.line(c) for c in planned(Box(cfg, image, 0), data, state_dir / "checkouts" / "verify-<tree>", reps)),
+        "# a single-phase backend's instead (it evaluates with the pipeline and the data in one container):",
         sh.line(
             verify_run(
                 cfg,
@@ -33,7 +39,7 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
                 name=container_name(cfg, 0, 0, "verify"),
                 run=0,
                 data=data,
-                repeats=settings["repeats"],
+                repeats=reps,
                 pipeline=state_dir / "checkouts" / "verify-<tree>",
             )
         ),

@@ -80,6 +80,31 @@ def evaluate(box: Box, data: Path, pipeline: Path, repeats: int, samples: list[s
         shutil.rmtree(work, ignore_errors=True)
 
 
+def planned(box: Box, data: Path, pipeline: Path, repeats: int) -> list[Any]:
+    """The docker commands of a split backend's verification, with the host's folders as placeholders under .arl/
+    (for `arl run --dry-run`): prepare (once per run and data folder), run, then score."""
+    inputs, work = box.cfg.state_dir / "inputs" / "r<run>-<data>" / "inputs", box.cfg.state_dir / "eval" / "<id>"
+    run_mounts = [Mount(pipeline, f"{WORK}/pipeline"), Mount(inputs, f"{WORK}/inputs"), _rw(work / "raw", "outputs")]
+    return [
+        _container(
+            box,
+            [Mount(data, f"{WORK}/data"), _rw(inputs, "inputs")],
+            _eval_cmd("prepare", 1, None, "--inputs", f"{WORK}/inputs"),
+        )[1],
+        _container(
+            box,
+            run_mounts,
+            _eval_cmd("run", repeats, None, "--inputs", f"{WORK}/inputs", "--outputs", f"{WORK}/outputs"),
+            pipeline_side=True,
+        )[1],
+        _container(
+            box,
+            [Mount(data, f"{WORK}/data"), Mount(work / "outputs", f"{WORK}/outputs")],
+            _eval_cmd("score", repeats, None, "--outputs", f"{WORK}/outputs"),
+        )[1],
+    ]
+
+
 def _prepared(box: Box, data: Path, samples: list[str] | None, work: Path) -> tuple[str, Path]:
     """("split" | "single", the inputs folder): the prepare container's answer, or the run's cached one."""
     if not box.cache:
