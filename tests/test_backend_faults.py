@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 
 from .conftest import arl, git
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
+from .test_forgery import SINGLE_PHASE
 
 pytestmark = pytest.mark.docker
 
@@ -59,7 +60,8 @@ EVAL_TIMEOUT = 5
 
 def faulty_lab(lab: Path, fault: str, where: str) -> str:
     """Install the failing backend in the example lab; returns the lab's (unique) name."""
-    shutil.move(lab / "backend.py", lab / "curvefit_backend.py")
+    # single-phase: the faults are injected in evaluate(), which a SplitBackend (the example's) never has called
+    (lab / "curvefit_backend.py").write_text(textwrap.dedent(SINGLE_PHASE))
     original = hashlib.sha256((lab / "pipeline" / "model.py").read_bytes()).hexdigest()
     (lab / "backend.py").write_text(FAULTY.format(fault=fault, where=where, original=original))
     set_toml(lab, "backend", "class", "FaultyBackend")
