@@ -181,3 +181,15 @@ def test_a_torn_last_line_is_ignored(history_lab: Path) -> None:
     path = history_lab / "results.tsv"
     path.write_text(path.read_text() + "8\t2\t2024-05-01T")
     assert [r["id"] for r in _json(history_lab, "--all-runs")] == list(range(8))
+
+
+def test_a_runs_cost_outside_its_rows_is_shown(history_lab: Path) -> None:
+    """Sessions that ended without a verdict cost money that no row carries: the table says how much, per run."""
+    (history_lab / ".arl").mkdir(exist_ok=True)
+    events = [{"event": "end", "run": 1, "reason": "max_cost", "cost": 0.05}, {"event": "end", "run": 2, "cost": 0.015}]
+    (history_lab / ".arl" / "runs.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    out = arl("results", cwd=history_lab).stdout
+    assert "run 1: $0.0500 spent in all, $0.0200 of it in no experiment's row" in out  # rows hold 0.01 + 0.02
+    assert "run 2:" not in out  # its rows hold all it spent
+    assert "spent in all" not in arl("results", "--format", "markdown", cwd=history_lab).stdout
+    assert isinstance(_json(history_lab), list)  # scripts' formats stay exactly the history

@@ -107,7 +107,27 @@ def show_results(
             print(simple_table(table, cols, _NUMERIC))
         if not rows and fmt == "table":
             print("(no experiments yet)")
+        if fmt == "table":
+            for line in unrecorded_costs(cfg, res.read(cfg.results_file).rows):
+                print(line)
     return 0
+
+
+def unrecorded_costs(cfg: LabConfig, rows: list[Any]) -> list[str]:
+    """A line per run whose total cost (at its end) is more than its rows': sessions that ended without a verdict,
+    or spent past the last one, cost money too."""
+    from arl.report.transcript import events
+
+    lines = []
+    for e in events(cfg, ("end",)):
+        spent = float(e.get("cost") or 0.0)
+        in_rows = sum(float(r["cost_usd"] or 0.0) for r in rows if r["run"] == e.get("run"))
+        if spent - in_rows > 5e-5:
+            lines.append(
+                f"run {e.get('run')}: ${spent:.4f} spent in all, ${spent - in_rows:.4f} of it in no experiment's row "
+                "(sessions that ended without a verdict)"
+            )
+    return lines
 
 
 def from_args(args: argparse.Namespace) -> int:
