@@ -20,7 +20,7 @@ from arl.evaluation.evaluate import SINGLE_PHASE_WARNING, Evaluation, evaluation
 from arl.evaluation.outputs import BadOutputs, copy_outputs
 from arl.lab.config import LabConfig
 from arl.sandbox import containers
-from arl.sandbox.docker_run import WORK, container_name, phase_run, verify_run
+from arl.sandbox.docker_run import WORK, container_name, phase_run
 from arl.sandbox.spec import Mount
 from arl.util import sh
 
@@ -47,27 +47,16 @@ def evaluate(box: Box, data: Path, pipeline: Path, repeats: int, samples: list[s
     work = _workdir(box.cfg)
     try:
         kind, inputs = _prepared(box, data.resolve(), samples, work)
-        if kind == "single":
-            name = _name(box)
-            command = _eval_cmd("evaluate", repeats, samples)
-            cmd = verify_run(
-                box.cfg,
-                image=box.image,
-                name=name,
-                run=box.run,
-                data=data,
-                repeats=repeats,
-                pipeline=pipeline,
-                gpus=box.gpus,
-                command=command,
-            )
+        if kind == "single":  # the pipeline and the data in one container, as the backend asks
+            mounts = [Mount(pipeline.resolve(), f"{WORK}/pipeline"), Mount(data.resolve(), f"{WORK}/data")]
+            name, cmd = _container(box, mounts, _eval_cmd("evaluate", repeats, samples), service=True)
             out = _ask(name, cmd, box.cfg.eval_timeout * repeats)
             return evaluation(out, time.monotonic() - t0, split=False)
         raw = work / "raw"
         raw.mkdir()
         mounts = [Mount(pipeline.resolve(), f"{WORK}/pipeline"), Mount(inputs, f"{WORK}/inputs"), _rw(raw, "outputs")]
         cmd = _eval_cmd("run", repeats, None, "--inputs", f"{WORK}/inputs", "--outputs", f"{WORK}/outputs")
-        _ask(*_container(box, mounts, cmd, pipeline_side=True), box.cfg.eval_timeout * repeats)
+        _ask(*_container(box, mounts, cmd, service=True, files=False), box.cfg.eval_timeout * repeats)
         try:
             copy_outputs(raw, work / "outputs", max_output_bytes(box.cfg))
         except BadOutputs as e:
@@ -95,7 +84,8 @@ def planned(box: Box, data: Path, pipeline: Path, repeats: int) -> list[Any]:
             box,
             run_mounts,
             _eval_cmd("run", repeats, None, "--inputs", f"{WORK}/inputs", "--outputs", f"{WORK}/outputs"),
-            pipeline_side=True,
+            service=True,
+            files=False,
         )[1],
         _container(
             box,
@@ -163,8 +153,11 @@ def _name(box: Box) -> str:
     return container_name(box.cfg, box.run, os.getpid() * 1000 + next(_counter), role="verify")
 
 
-def _container(box: Box, mounts: list[Mount], command: list[str], pipeline_side: bool = False) -> tuple[str, Any]:
-    """The pipeline's side reaches the host service and never sees `[backend] files` (the scorer's references)."""
+def _container(
+    box: Box, mounts: list[Mount], command: list[str], service: bool = False, files: bool = True
+) -> tuple[str, Any]:
+    """`service`: the host service is reachable (where pipeline code runs); `files`: `[backend] files` are mounted
+    (never where a split backend's pipeline runs: they may be the scorer's references)."""
     name = _name(box)
     cmd = phase_run(
         box.cfg,
@@ -174,8 +167,8 @@ def _container(box: Box, mounts: list[Mount], command: list[str], pipeline_side:
         mounts=mounts,
         command=command,
         gpus=box.gpus,
-        service=pipeline_side,
-        lab_files=not pipeline_side,
+        service=service,
+        lab_files=files,
     )
     return name, cmd
 
