@@ -103,8 +103,13 @@ def test_dry_run_prints_the_command_lines(example_lab: Path) -> None:
         assert flag in agent_line
     assert "dst=/workspace/pipeline " in agent_line or "dst=/workspace/pipeline" in agent_line
     assert ".git" not in agent_line.replace(".gitignore", "")
-    verify_line = next(ln for ln in out.splitlines() if ln.startswith("docker run --rm"))
-    assert "--network none" in verify_line and "dst=/workspace/pipeline,readonly" in verify_line
+    # the host's evaluation: prepare (data, no pipeline), run (pipeline read-only, no data), score (data, no pipeline)
+    prepare, run_, score = (
+        next(ln for ln in out.splitlines() if f"--phase {p} " in ln) for p in ("prepare", "run", "score")
+    )
+    assert all("--network none" in ln for ln in (prepare, run_, score))
+    assert "dst=/workspace/pipeline,readonly" in run_ and "dst=/workspace/data" not in run_
+    assert "dst=/workspace/pipeline" not in prepare + score and "dst=/workspace/data,readonly" in score
     assert "git -C" in out and "docker pause" in out
     assert not (example_lab / ".arl" / "state.json").exists()  # nothing was run
 
