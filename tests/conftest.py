@@ -15,6 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# `make test` runs pytest inside make: the makes the tests start must behave as a user's own top-level make
+# (no "Entering directory" lines, no flags or variables inherited from arl's Makefile).
+for _var in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+    os.environ.pop(_var, None)
+
 
 def run(
     cmd: list[str],

@@ -386,7 +386,7 @@ def test_two_repositories_do_not_share_hooks(tmp_path: Path) -> None:
 def test_arl_mk_leaves_the_users_own_DATA_and_ARGS_alone(repo: Path) -> None:
     (repo / "Makefile").write_text("DATA = user-data\nARGS = --user\nall:\n\t@echo $(DATA) $(ARGS)\n")
     arl("init", "--example", "curve-fit", cwd=repo)
-    assert run(["make"], cwd=repo).stdout == "user-data --user\n"  # theirs, as it was
+    assert run(["make", "--no-print-directory"], cwd=repo).stdout == "user-data --user\n"  # theirs, as it was
 
     def preflight(*argv: str) -> str:
         (line,) = [
