@@ -1,11 +1,14 @@
-"""The host-service forwarder (arl/sandbox/forward.py) as a real process between a unix socket and a service on
-127.0.0.1: bytes both ways, and a flood of connections that costs one thread and bounded fds, even out of fds."""
+"""The host-service forwarder (arl/sandbox/forward.py) as a real process between unix sockets and a service on
+127.0.0.1: bytes both ways, a flood of connections that costs one thread and bounded fds, even out of fds, and a cap
+per listening socket (per slot), so that one slot's flood leaves another slot's socket working."""
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -38,25 +41,28 @@ class Weight(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def forwarder(work: Path, nofile: int | None = None) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def forwarder(
+    work: Path, nofile: int | None = None, listeners: int = 1
+) -> Iterator[tuple[subprocess.Popen[bytes], list[Path]]]:
     service = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Weight)
     service.daemon_threads = True
     threading.Thread(target=service.serve_forever, daemon=True).start()
-    sock, ready = work / "svc.sock", work / "ready"
-    argv = [sys.executable, "-m", "arl.sandbox.forward", f"unix:{sock}", f"tcp:127.0.0.1:{service.server_address[1]}"]
+    socks, ready = [work / f"slot-{k}.sock" for k in range(listeners)], work / "ready"
+    argv = [sys.executable, "-m", "arl.sandbox.forward", *(f"unix:{s}" for s in socks)]
+    argv += ["--to", f"tcp:127.0.0.1:{service.server_address[1]}", "--ready", str(ready)]
 
     def limit() -> None:
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
     with open(work / "forward.log", "wb") as log:
-        proc = subprocess.Popen([*argv, str(ready)], cwd=ROOT, stdout=log, stderr=log, preexec_fn=limit)
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=log, preexec_fn=limit)
     try:
         deadline = time.monotonic() + 10
         while not ready.exists():
             assert proc.poll() is None and time.monotonic() < deadline, (work / "forward.log").read_text()
             time.sleep(0.01)
-        yield proc, sock
+        yield proc, socks
     finally:
         proc.terminate()
         proc.wait(10)
@@ -74,7 +80,7 @@ def echo(sock: Path, payload: bytes) -> bytes:
 
 
 def test_bytes_both_ways(work: Path) -> None:
-    with forwarder(work) as (_, sock):
+    with forwarder(work) as (_, [sock]):
         big = os.urandom(3 * 2**20)  # more than the forwarder queues per direction: the flow control is exercised
         assert echo(sock, big) == big
         assert echo(sock, b"1.5") == b"1.5"
@@ -83,7 +89,7 @@ def test_bytes_both_ways(work: Path) -> None:
 @pytest.mark.parametrize("nofile", [None, 40])
 def test_a_flood_of_connections_costs_one_thread_and_the_forwarder_survives(work: Path, nofile: int | None) -> None:
     """3,000 connections held open; with 40 fds the forwarder runs out of them (EMFILE) and must go on."""
-    with forwarder(work, nofile) as (proc, sock):
+    with forwarder(work, nofile) as (proc, [sock]):
         held, peak = [], (0.0, 0)
         try:
             for _ in range(6):
@@ -107,3 +113,25 @@ def test_a_flood_of_connections_costs_one_thread_and_the_forwarder_survives(work
                 time.sleep(0.1)
         if nofile is not None:
             assert "(EMFILE); not accepting" in (work / "forward.log").read_text()
+
+
+def test_the_cap_is_per_slot_a_flood_on_one_socket_leaves_the_other_working(work: Path) -> None:
+    """Slot 0 holds 1,500 connections (far past its cap of 64); slot 1's requests are answered all along, slot 0's
+    new ones are refused at once (its cap is full), and the forwarder stays one thread with bounded fds."""
+    with forwarder(work, listeners=2) as (proc, [slot0, slot1]):
+        held: list[socket.socket] = []
+        try:
+            for _ in range(3):
+                held += connect_flood(slot0, 500)
+                assert echo(slot1, b"slot 1 works") == b"slot 1 works"
+            with pytest.raises((http.client.HTTPException, ConnectionError)):
+                echo(slot0, b"over the cap")  # accepted and closed: its 64 places are taken
+            rss, threads = proc_status(proc.pid)
+            fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
+            assert echo(slot1, b"and still") == b"and still"
+        finally:
+            for s in held:
+                s.close()
+        assert rss < 100 and threads == 1, (rss, threads)
+        assert fds < 2 * 64 + 2 * 2 + 16, fds  # slot 0's cap of pairs; slot 1's ended
+        assert proc.poll() is None

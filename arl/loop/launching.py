@@ -69,6 +69,7 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
         host_env=ctx.host_env,
         extra_env=extra,
         gpus=slots.gpu_for(cfg, slot),
+        slot=slot,
     )
     now = time.time()  # before the agent can call anything: the broker's count of this session starts here
     follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))

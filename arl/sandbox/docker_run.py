@@ -130,8 +130,9 @@ def passthrough_env(cfg: LabConfig, host_env: dict[str, str]) -> dict[str, str]:
     return {k: host_env[k] for k in cfg.env if k in host_env}
 
 
-def _service(cfg: LabConfig) -> tuple[list[Mount], dict[str, str], str]:
-    """The host service, reached through a unix socket mounted in and forwarded to 127.0.0.1:PORT inside."""
+def _service(cfg: LabConfig, slot: int | None = None) -> tuple[list[Mount], dict[str, str], str]:
+    """The host service, reached through a unix socket mounted in and forwarded to 127.0.0.1:PORT inside: the
+    slot's own socket (None: the verifications'), so that each has its own cap of connections."""
     if cfg.host_service is None:
         return [], {}, ""
     from arl.sandbox.service import socket_dir, url
@@ -139,10 +140,10 @@ def _service(cfg: LabConfig) -> tuple[list[Mount], dict[str, str], str]:
     port = cfg.host_service.port
     ready = "/tmp/.arl-forward-ready"
     prelude = (
-        f"python3 -m arl.sandbox.forward tcp:127.0.0.1:{port} unix:{WORK}/service/service.sock {ready} & "
+        f"python3 -m arl.sandbox.forward tcp:127.0.0.1:{port} --to unix:{WORK}/service/service.sock --ready {ready} & "
         f"while [ ! -e {ready} ]; do sleep 0.01; done; "
     )
-    return [Mount(socket_dir(cfg).resolve(), f"{WORK}/service")], {"ARL_HOST_SERVICE_URL": url(cfg)}, prelude
+    return [Mount(socket_dir(cfg, slot).resolve(), f"{WORK}/service")], {"ARL_HOST_SERVICE_URL": url(cfg)}, prelude
 
 
 def _network(spec: LaunchSpec) -> list[str]:
@@ -167,8 +168,9 @@ def agent_run(
     host_env: dict[str, str],
     extra_env: dict[str, str] | None = None,
     gpus: str | None = None,
+    slot: int = 0,
 ) -> Any:
-    svc_mounts, svc_env, prelude = _service(cfg)
+    svc_mounts, svc_env, prelude = _service(cfg, slot)
     mounts = [
         workspace,  # the agent's private copy: the lab's own pipeline folder is never mounted
         Mount(data.resolve(), f"{WORK}/data"),

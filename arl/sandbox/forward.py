@@ -1,27 +1,32 @@
 """A tiny byte forwarder between TCP and unix sockets: how the host service reaches the sandbox.
 
-The host forwards a unix socket in .arl/ to the service on 127.0.0.1; the container, even with `--network none`,
-forwards 127.0.0.1:PORT to that socket (mounted in). No port is opened on any network interface.
+The host forwards unix sockets in .arl/ to the service on 127.0.0.1, one per slot (and one for the verification
+containers), each in a folder that only its own containers mount; a container, even with `--network none`, forwards
+127.0.0.1:PORT to its socket. No port is opened on any network interface.
 
-    python -m arl.sandbox.forward LISTEN TARGET [READY_FILE]   (each tcp:HOST:PORT or unix:PATH)
+    python -m arl.sandbox.forward --to TARGET [--ready FILE] [--cap N] LISTEN [LISTEN ...]
+    (TARGET and each LISTEN: tcp:HOST:PORT or unix:PATH)
 
-READY_FILE is created once the listening socket is bound, so a caller can wait for it.
+FILE is created once every listening socket is bound, so a caller can wait for it.
 
-One thread and non-blocking sockets: what a flood of connections can take is bounded (MAX_CONNECTIONS pairs, at
-most BUFFER bytes queued per direction); a connection over the cap is accepted and closed at once, and an accept()
-that fails (out of fds, EMFILE) pauses accepting briefly instead of ending the forwarder."""
+One thread and non-blocking sockets: what a flood of connections can take is bounded (N pairs per listening socket,
+at most BUFFER bytes queued per direction), and a listener's cap is its own: a slot that floods its socket leaves
+the other slots' sockets their places. A connection over its listener's cap is accepted and closed at once, and an
+accept() that fails (out of fds, EMFILE) pauses that listener briefly instead of ending the forwarder."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
+import resource
 import selectors
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
 
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 64  # per listening socket, so per slot
 BUFFER = 256 * 1024  # bytes queued toward a side that does not read, per direction: then its source is not read
 CONNECT_TIMEOUT = 10.0
 ACCEPT_PAUSE = 0.1  # after a failed accept(): the fds that were short are freed as connections end
@@ -45,10 +50,18 @@ class _Side:
     shut: bool = False  # told EOF: nothing more will be written to this side
 
 
+@dataclass(eq=False)
+class _Listener:
+    sock: socket.socket
+    pairs: int = 0  # connections of this listener being forwarded
+    paused_until: float = 0.0  # after a failed accept(), not listening until then
+
+
 @dataclass
 class _Pair:
     a: _Side
     b: _Side
+    origin: _Listener
     connected: bool = False
     since: float = field(default_factory=time.monotonic)
 
@@ -57,62 +70,67 @@ class _Pair:
 
 
 class Forwarder:
-    def __init__(self, server: socket.socket, target: tuple[int, object]) -> None:
-        self.server, self.target = server, target
+    def __init__(self, servers: list[socket.socket], target: tuple[int, object], cap: int = MAX_CONNECTIONS) -> None:
+        self.target, self.cap = target, cap
         self.sel = selectors.DefaultSelector()
+        self.listeners = {server: _Listener(server) for server in servers}
         self.pairs: dict[socket.socket, tuple[_Pair, _Side]] = {}
-        self.accepting_at = self.said = 0.0
-        server.setblocking(False)
-        self.sel.register(server, selectors.EVENT_READ)
+        self.said = 0.0
+        for server in servers:
+            server.setblocking(False)
+            self.sel.register(server, selectors.EVENT_READ)
 
     def run(self) -> None:
         while True:
-            if self.accepting_at and time.monotonic() >= self.accepting_at:
-                self.accepting_at = 0.0
-                self.sel.register(self.server, selectors.EVENT_READ)
+            now = time.monotonic()
+            for lst in self.listeners.values():
+                if lst.paused_until and now >= lst.paused_until:
+                    lst.paused_until = 0.0
+                    self.sel.register(lst.sock, selectors.EVENT_READ)
             for key, mask in self.sel.select(timeout=1.0):
-                if key.fileobj is self.server:
-                    self._accept()
+                if key.fileobj in self.listeners:
+                    self._accept(self.listeners[key.fileobj])  # type: ignore[index]
                 elif key.fileobj in self.pairs:
                     self._event(*self.pairs[key.fileobj], mask)  # type: ignore[index]
             self._expire()
 
-    def _accept(self) -> None:
+    def _accept(self, lst: _Listener) -> None:
         try:
-            client, _ = self.server.accept()
+            client, _ = lst.sock.accept()
         except BlockingIOError:
             return
         except OSError as e:  # EMFILE, ENFILE, ENOBUFS...: stop listening a moment rather than spin or die
-            return self._pause("accept", e)
-        if len(self.pairs) // 2 >= MAX_CONNECTIONS:
-            client.close()  # refused: the other connections keep their place
+            return self._pause(lst, "accept", e)
+        if lst.pairs >= self.cap:
+            client.close()  # refused: this listener's other connections keep their place, the others are untouched
             return
         try:
             upstream = socket.socket(self.target[0], socket.SOCK_STREAM)
         except OSError as e:
             client.close()
-            return self._pause("socket", e)
+            return self._pause(lst, "socket", e)
         client.setblocking(False)
         upstream.setblocking(False)
-        pair = _Pair(_Side(client), _Side(upstream))
+        pair = _Pair(_Side(client), _Side(upstream), lst)
         code = upstream.connect_ex(self.target[1])  # type: ignore[arg-type]
         if code not in (0, errno.EINPROGRESS):  # a unix socket's full backlog (EAGAIN) will not clear for us
             client.close()
             upstream.close()
             return
         pair.connected = code == 0
+        lst.pairs += 1
         self.pairs[client] = (pair, pair.a)
         self.pairs[upstream] = (pair, pair.b)
         self._interest(pair)
 
-    def _pause(self, call: str, e: OSError) -> None:
+    def _pause(self, lst: _Listener, call: str, e: OSError) -> None:
         now = time.monotonic()
         if now - self.said >= 1.0:  # a flood must not fill the log as well
             self.said = now
             name = errno.errorcode.get(e.errno or 0, str(e))
             print(f"arl.sandbox.forward: {call}() failed ({name}); not accepting for {ACCEPT_PAUSE:g} s", flush=True)
-        self.sel.unregister(self.server)
-        self.accepting_at = now + ACCEPT_PAUSE
+        self.sel.unregister(lst.sock)
+        lst.paused_until = now + ACCEPT_PAUSE
 
     def _event(self, pair: _Pair, side: _Side, mask: int) -> None:
         if not pair.connected:  # the upstream's connect finished (writable): did it succeed?
@@ -168,6 +186,8 @@ class Forwarder:
                 self._close(pair)
 
     def _close(self, pair: _Pair) -> None:
+        if pair.a.sock in self.pairs:  # not closed before (_expire meets each pair twice)
+            pair.origin.pairs -= 1
         for side in (pair.a, pair.b):
             if self.pairs.pop(side.sock, None) is not None:
                 try:
@@ -192,15 +212,28 @@ def listen(listen_spec: str) -> socket.socket:
     return server
 
 
+def _room(listeners: int, cap: int) -> None:
+    """Enough fds for every listener's cap (two per connection), when the hard limit allows: the default soft limit
+    (often 1024) is less than a few slots' worth."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = listeners * (2 * cap + 1) + 32
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
-        print(__doc__, file=sys.stderr)
-        return 2
-    server = listen(argv[0])
-    target = _endpoint(argv[1])
-    if len(argv) == 3:
-        open(argv[2], "w").close()
-    Forwarder(server, target).run()
+    parser = argparse.ArgumentParser(prog="python -m arl.sandbox.forward", description="Forward connections.")
+    parser.add_argument("listen", nargs="+", help="tcp:HOST:PORT or unix:PATH to accept connections on")
+    parser.add_argument("--to", required=True, help="tcp:HOST:PORT or unix:PATH each connection is forwarded to")
+    parser.add_argument("--ready", help="a file created once every socket listens")
+    parser.add_argument("--cap", type=int, default=MAX_CONNECTIONS, help="connections at once, per listening socket")
+    args = parser.parse_args(argv)
+    _room(len(args.listen), args.cap)
+    servers = [listen(spec) for spec in args.listen]
+    target = _endpoint(args.to)
+    if args.ready:
+        open(args.ready, "w").close()
+    Forwarder(servers, target, args.cap).run()
     return 0
 
 

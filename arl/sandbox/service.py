@@ -27,9 +27,22 @@ def pid_file(cfg: LabConfig) -> Path:
     return cfg.state_dir / "service.pid"
 
 
-def socket_dir(cfg: LabConfig) -> Path:
-    """Holds the unix socket forwarded to the service; the sandbox mounts this folder."""
-    return cfg.state_dir / "svc"
+def socket_dir(cfg: LabConfig, slot: int | None = None) -> Path:
+    """The folder of the unix socket forwarded to the service for the slot's agent (None: for the host's
+    verification containers). A container mounts its own folder only: a slot that floods its socket, up to that
+    socket's cap of connections, leaves the other slots' sockets working."""
+    return cfg.state_dir / "svc" / ("verify" if slot is None else f"slot-{slot}")
+
+
+def sockets(cfg: LabConfig) -> list[Path]:
+    """Every socket the forwarder listens on: the verifications' and one per slot of the run."""
+    from arl.lab import slots, state
+
+    try:
+        count = slots.count(state.load(cfg))
+    except ArlError:
+        count = 1  # an unreadable state: the run that reads it stops with the reason
+    return [socket_dir(cfg, k) / "service.sock" for k in (None, *range(count))]
 
 
 def url(cfg: LabConfig) -> str:
@@ -38,14 +51,21 @@ def url(cfg: LabConfig) -> str:
 
 
 def start_forwarder(cfg: LabConfig) -> int:
-    """unix:.arl/svc/service.sock -> 127.0.0.1:PORT, in its own process group (stopped with the service)."""
+    """unix:.arl/svc/<slot-K|verify>/service.sock -> 127.0.0.1:PORT, one process with a socket per slot, in its own
+    process group (stopped with the service)."""
     assert cfg.host_service is not None
-    sock = socket_dir(cfg) / "service.sock"
-    sock.parent.mkdir(parents=True, exist_ok=True)
-    sock.unlink(missing_ok=True)
+    socks = sockets(cfg)
+    ready = cfg.state_dir / "svc" / "ready"
+    for sock in socks:
+        # The folders stay (a running container's mount is the folder): only the socket in it is made anew.
+        sock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sock.unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
+    listen = [f"unix:{sock}" for sock in socks]
     with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arl.sandbox.forward", f"unix:{sock}", f"tcp:127.0.0.1:{cfg.host_service.port}"],
+            [sys.executable, "-m", "arl.sandbox.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
+            + ["--ready", str(ready)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -53,13 +73,13 @@ def start_forwarder(cfg: LabConfig) -> int:
         )
     atomic_write(cfg.state_dir / "forward.pid", f"{proc.pid}\n")
     deadline = time.monotonic() + 10
-    while not sock.exists() and time.monotonic() < deadline:
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     return proc.pid
 
 
 def forwarder_alive(cfg: LabConfig) -> bool:
-    """The forwarder's process runs and its socket is in place: the sandbox can reach the service."""
+    """The forwarder's process runs and every socket of it is in place: each slot can reach the service."""
     from arl.lab.state import pid_alive
 
     try:
@@ -67,7 +87,7 @@ def forwarder_alive(cfg: LabConfig) -> bool:
     except (OSError, ValueError):
         return False
     _reap(pid)  # ours when this process started it: a dead one is a zombie until reaped
-    return pid_alive(pid) and (socket_dir(cfg) / "service.sock").exists()
+    return pid_alive(pid) and all(sock.exists() for sock in sockets(cfg))
 
 
 def restart_forwarder(cfg: LabConfig) -> int:
