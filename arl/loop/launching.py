@@ -15,6 +15,7 @@ from arl.lab.gitobjects import pipeline_tree
 from arl.lab.runstate import RunState, image_of
 from arl.loop.costs import transcript_path
 from arl.loop.run import OK, data_dir, open_run
+from arl.report import events
 from arl.sandbox import containers
 from arl.sandbox.docker_run import agent_run, container_name, secret_env
 from arl.sandbox.workspace import workspace
@@ -73,6 +74,7 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
     )
     now = time.time()  # before the agent can call anything: the broker's count of this session starts here
     follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))
+    events.record(cfg, st, slot, "launch", now)
     st.update(launches=launches, phase="running")
     sl.update(container=name, last_progress=now, launched_at=now, follower=follower, shown_bytes=0)
     sl["verdicts_since_launch"] = 0
