@@ -13,6 +13,7 @@ from arl.lab.runstate import RunState
 from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
+from arl.report import events
 from arl.sandbox import containers, service
 
 POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
@@ -108,6 +109,7 @@ def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
         name = slots.of(st, k).get("container")
         if name and containers.state(name).status == "running":
             containers.pause(name)
+            events.record(cfg, st, k, "budget")
     state.save(cfg, st)
     print(f"{reason}: every agent is frozen", flush=True)
     return True
