@@ -20,6 +20,7 @@ from arl.loop.costs import close_container_cost
 from arl.loop.launching import start_container
 from arl.loop.run import OK, open_run
 from arl.loop.stopping import stop_reason
+from arl.report import events
 from arl.sandbox import containers
 from arl.util import faults
 
@@ -43,6 +44,7 @@ def restart(lab: str | None, slot: int | None = None) -> int:
     else:
         tail = containers.stderr_tail(name, 3).replace("\n", " | ")
         why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
+    events.record(cfg, st, slot, "end")
     cost_before = sl.get("cost_attributed", 0.0)
     containers.stop(name, grace=2)  # first: its follower then writes the stream's last lines and ends
     close_container_cost(cfg, st, slot)
@@ -81,6 +83,7 @@ def _relaunch(cfg: LabConfig, st: RunState, slot: int, end: str, why: str) -> in
             return OK
         delay = min(30 * 2 ** (attempts - 1), 600) * random.uniform(0.8, 1.2)
         delay = min(max(delay, outage_retry_after(cfg, sl)), since + limit - now)
+        events.record(cfg, st, slot, "api-wait")
         _wait(cfg, st, delay, f"the agent stopped on API errors ({why})")
     else:
         sl["idle_ends"] = sl.get("idle_ends", 0) + (0 if sl.get("verdicts_since_launch") else 1)
@@ -92,6 +95,7 @@ def _relaunch(cfg: LabConfig, st: RunState, slot: int, end: str, why: str) -> in
             state.save(cfg, st)
             return OK
         if sl["idle_ends"] > 1:
+            events.record(cfg, st, slot, "backoff")
             _wait(cfg, st, min(30 * 2 ** (sl["idle_ends"] - 2), 600), f"the agent's session ended ({end})")
     sl["last_end"] = f"{end}: {why}"
     sl["last_progress"] = time.time()
