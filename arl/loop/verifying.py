@@ -21,6 +21,7 @@ from arl.evaluation.verification import Verification, VerificationFailed
 from arl.lab import slots
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState, Verifying
+from arl.report import events
 from arl.util import sh
 
 
@@ -61,6 +62,7 @@ def start(cfg: LabConfig, st: RunState, slot: int, seq: int, tree: str, cost: fl
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     slots.of(st, slot)["verifying"] = {"seq": seq, "tree": tree, "pid": proc.pid, "since": time.time(), "cost": cost}
+    events.record(cfg, st, slot, "verify")
     print(f"[verify] slot {slot}: its keep (verdict {seq}) is verified beside the loop (pid {proc.pid})", flush=True)
 
 
