@@ -20,6 +20,7 @@ from arl.loop.experiments import Attempt
 from arl.loop.launching import write_results_view
 from arl.loop.run import OK, data_dir, open_run
 from arl.loop.stopping import stop_reason
+from arl.report import events
 from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
 from arl.util import faults, timing
@@ -199,12 +200,14 @@ def decide(lab: str | None, slot: int | None = None) -> int:
         # no edit can race the commit; a slot whose keep was being verified has stayed frozen since its verdict
         frozen = bool(name) and (bool(sl.get("verifying")) or containers.pause(name))
     faults.point("decide:after-pause")
+    events.record(cfg, st, slot, "freeze")
     control = slots.control_dir(cfg, slot)
     # One verdict per decision: the expected seq only, so that the stop rule runs after every experiment.
     expected = control / f"verdict-{sl['seq']}.json"
     channel.tidy(control, sl["seq"], cfg.state_dir / "verdicts")
     if os.path.lexists(expected):
         landed = _mtime(expected)
+        events.record(cfg, st, slot, "verdict", landed)
         row = process_verdict(cfg, st, expected, slot, beside=verifying.parallel(cfg, st))
         st.pop("ready", None)
         state.save(cfg, st)
@@ -219,6 +222,7 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     # When the run is over, leave the agent frozen: it cannot start an edit that teardown would interrupt.
     with timing.phase("unfreeze"):
         if frozen and name and stop_reason(cfg, st) is None:
+            events.record(cfg, st, slot, "thaw")
             containers.unpause(name)
     state.log_event(cfg, {"event": "timing", "run": st["run"], **timing.take()})
     return OK
