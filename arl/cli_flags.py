@@ -38,6 +38,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="offline agent: its random seed (default: from the run number)")
     p.add_argument("--agents", type=int,
                    help=f"parallel agents, each with its own container and workspace ({FROM_LAB} [run])")  # fmt: skip
+    p.add_argument("--engine", choices=["local", "slurm"],
+                   help=f"where the agents run: here, or as SLURM jobs ({FROM_LAB} [engine] kind)")  # fmt: skip
     p.add_argument("agent_args", nargs="*", help="after --: passed to the agent untouched")
 
 

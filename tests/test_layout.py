@@ -13,7 +13,7 @@ from .conftest import ROOT
 ARL = ROOT / "arl"
 # Lowest first: a package may import from its own layer and the ones before it. The top-level modules are the
 # error class (used everywhere), the two console scripts and the old import paths kept for users.
-LAYERS = ["util", "lab", "sandbox", "evaluation", "agents", "report", "loop", "steps", "commands"]
+LAYERS = ["util", "lab", "sandbox", "evaluation", "engines", "agents", "report", "loop", "steps", "commands"]
 TOP_LEVEL_LOW = {"errors"}  # below every package
 
 

@@ -7,6 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from arl.engines.choose import engine_of
 from arl.lab import results, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
@@ -40,12 +41,12 @@ def status_of(cfg: LabConfig) -> dict[str, Any]:
         "cost_usd": round(float(st.get("cost", 0.0)), 6),
         "container": slots.of(st, 0).get("container") if live else None,
         "stop_reason": st.get("stop_reason"),
-        "slots": [_slot(st, k, rows, live) for k in slots.numbers(st)] if st.get("settings") else [],
+        "slots": [_slot(cfg, st, k, rows, live) for k in slots.numbers(st)] if st.get("settings") else [],
         "report": str(page) if (page := report_path(cfg)).exists() else None,
     }
 
 
-def _slot(st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]:
+def _slot(cfg: LabConfig, st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]:
     sl = slots.of(st, k)
     mine = [r for r in rows if int(r.get("slot") or 0) == k and r["run"] == st.get("run")]
     job = sl.get("verifying")
@@ -53,6 +54,8 @@ def _slot(st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]
         state_ = "stopped"
     elif job:
         state_ = f"verifying its keep for {time.time() - job['since']:.0f} s (frozen meanwhile)"
+    elif sl.get("queued"):
+        state_ = f"queued ({sl.get('queued')})"
     elif sl.get("deciding") is not None:
         state_ = "deciding"
     elif sl.get("container"):
@@ -63,6 +66,8 @@ def _slot(st: RunState, k: int, rows: list[Row], active: bool) -> dict[str, Any]
         "slot": k,
         "state": state_,
         "container": sl.get("container") if active else None,
+        # where its container runs (a SLURM job: its id, node and state); empty on this machine
+        "where": engine_of(cfg, st).describe(name) if active and (name := sl.get("container")) else "",
         "experiments": len(mine),
         "last_outcome": mine[-1]["outcome"] if mine else None,
         "cost_usd": round(float(sl.get("cost", 0.0)), 6),
@@ -88,9 +93,11 @@ def status(cfg: LabConfig, as_json: bool) -> int:
                 print(clean(
                     f"slot {sl['slot']}: {sl['state']}, {sl['experiments']} experiments, last "
                     f"{sl['last_outcome'] or '-'}, cost ${sl['cost_usd']:.4f}, container {sl['container'] or '-'}"
+                    + (f" ({sl['where']})" if sl["where"] else "")
                 ))  # fmt: skip
         else:
-            print(clean(f"container: {s['container'] or '-'}"))
+            where = s["slots"][0]["where"] if s["slots"] else ""
+            print(clean(f"container: {s['container'] or '-'}" + (f" ({where})" if where else "")))
     else:
         print(clean(f"no active run (last run {s['run'] or '-'}: {s['stop_reason'] or s['phase'] or 'none yet'})"))
     best = "-" if s["best"] is None else f"{s['best']:.6g}"

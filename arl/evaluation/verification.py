@@ -47,10 +47,20 @@ class VerificationFailed(ArlError):
     """The tree did not evaluate on the host (its backend failed, timed out or printed no result)."""
 
 
+def _gpus(cfg: LabConfig, st: RunState, slot: int) -> str:
+    """`--gpus` of the slot's verification: its own GPU here; in a SLURM job step, the GPUs the job was given."""
+    if (st["settings"].get("engine") or cfg.engine.kind) != "slurm":
+        return slots.gpu_for(cfg, slot)
+    from arl.sandbox.gpus import allocated_gpus, gpu_args
+
+    flags = gpu_args(allocated_gpus(os.environ), cfg.engine.gpu_mode)
+    return flags[1] if flags[:1] == ["--gpus"] else ""
+
+
 def host_evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, tree: str, slot: int = 0) -> Verification:
     """Evaluate `tree` as the host sees it, on the slot's GPU. Raises VerificationFailed with the reason."""
     pipeline = fresh_checkout(cfg, tree, "verify")
-    box = Box(cfg, image_of(st), st["run"], slots.gpu_for(cfg, slot), cache=True)
+    box = Box(cfg, image_of(st), st["run"], _gpus(cfg, st, slot), cache=True)
     try:
         got = contained.evaluate(box, data, pipeline, repeats)
     except ArlError as e:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arl.lab.engine import EngineSettings, engine_settings
 from arl.errors import ArlError
 from arl.lab.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
 
@@ -77,6 +78,7 @@ class LabConfig:
     backend_files: tuple[str, ...] = ()  # what the backend reads beside it: globs relative to its folder
     slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
     run: RunDefaults = field(default_factory=RunDefaults)
+    engine: EngineSettings = field(default_factory=EngineSettings)  # where the slots run: this machine or SLURM
 
     @property
     def root(self) -> Path:
@@ -272,6 +274,7 @@ def load(path: Path) -> LabConfig:
         isolation=be["isolation"],
         slot_gpus=tuple(sb["slot_gpus"]),
         backend_files=tuple(be["files"]),
+        engine=engine_settings(tables["engine"], lambda key: where("engine", key)),
         run=RunDefaults(
             max_iterations=rn["max_iterations"],
             max_hours=float(rn["max_hours"]),

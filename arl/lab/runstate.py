@@ -35,8 +35,7 @@ class Row(TypedDict):
     slot: int | None
 
 
-class Settings(TypedDict):
-    """A run's settings, fixed at its start: lab.toml's [run] with the command's flags over it."""
+class _Settings(TypedDict):
 
     data: str
     holdout: str | None
@@ -59,6 +58,12 @@ class Settings(TypedDict):
     use_oauth_osx: bool
     seed: int | None
     agents: int
+
+
+class Settings(_Settings, total=False):
+    """A run's settings, fixed at its start: lab.toml's [run] with the command's flags over it."""
+
+    engine: str  # `--engine`: where the slots run (else lab.toml's [engine] kind)
 
 
 class _Slot(TypedDict):
@@ -86,6 +91,7 @@ class SlotState(_Slot, total=False):
     cost_closed: float
     cost_attributed: float  # the part already charged to experiments
     verifying: Verifying  # its keep's verification, running beside the decider
+    queued: str  # its job waits in the scheduler's queue (the reason): no iteration timeout runs meanwhile
 
 
 class Verifying(TypedDict):
@@ -174,6 +180,7 @@ def resolve_settings(cfg: LabConfig, args: argparse.Namespace) -> Settings:
         use_oauth_osx=bool(getattr(args, "use_oauth_osx", False)),
         seed=getattr(args, "seed", None),
         agents=pick("agents", r.agents),
+        engine=pick("engine", cfg.engine.kind),
     )
     for key in ("max_iterations", "plateau_threshold", "max_restarts", "repeats", "agents"):
         if settings[key] < (1 if key in ("repeats", "agents") else 0):

@@ -56,6 +56,16 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "network": ((str,), "", False),
         "slot_gpus": ((list,), [], False),
     },
+    "engine": {
+        "kind": ((str,), "local", False),
+        "runtime": ((str,), "docker", False),
+        "partition": ((str,), "", False),
+        "account": ((str,), "", False),
+        "time_limit": ((str,), "", False),
+        "gres": ((str,), "", False),
+        "sbatch_args": ((list,), [], False),
+        "gpu_mode": ((str,), "docker", False),
+    },
     "run": {
         "max_iterations": ((int,), 50, False),
         "max_hours": (_NUM, 8, False),

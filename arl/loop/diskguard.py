@@ -12,6 +12,7 @@ import stat
 import time
 from pathlib import Path
 
+from arl.engines.choose import engine_of
 from arl.lab import channel, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
@@ -19,7 +20,6 @@ from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import notes_file, start_container
 from arl.loop.stopping import stop_reason
-from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
 
 CHECK_EVERY = 30.0  # seconds; a check freezes each agent for the time of a walk and two engine calls
@@ -42,7 +42,7 @@ def check(cfg: LabConfig, st: RunState) -> bool:
         name = slots.of(st, k).get("container")
         if not name:
             continue
-        frozen = containers.pause(name)  # no write races the measurement
+        frozen = engine_of(cfg, st).freeze(name)  # no write races the measurement
         over = None
         try:
             cap_notes(cfg, k)
@@ -51,7 +51,7 @@ def check(cfg: LabConfig, st: RunState) -> bool:
             over = over_limit(cfg, workspace(cfg, k).path)
         finally:
             if frozen and over is None:
-                containers.unpause(name)
+                engine_of(cfg, st).thaw(name)
         if over is not None:
             stop_slot(cfg, st, k, over)
             stopped = True
@@ -126,7 +126,7 @@ def stop_slot(cfg: LabConfig, st: RunState, slot: int, why: str) -> None:
     name = sl.get("container") or ""
     print(f"{why}{f' (slot {slot})' if slots.count(st) > 1 else ''}: stopping the agent", flush=True)
     cost_before = sl.get("cost_attributed", 0.0)
-    containers.stop(name, grace=0)
+    engine_of(cfg, st).remove(name, grace=0)
     close_container_cost(cfg, st, slot)
     sl["cost_attributed"] = sl.get("cost", 0.0)
     tree, left_out = experiments.salvage(cfg, slot)

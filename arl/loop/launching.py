@@ -8,6 +8,7 @@ from pathlib import Path
 
 from arl.agents.launch import context
 from arl.agents.registry import get_adapter
+from arl.engines.choose import engine_of
 from arl.errors import ArlError
 from arl.lab import channel, results, slots, state
 from arl.lab.config import LabConfig
@@ -16,7 +17,6 @@ from arl.lab.runstate import RunState, image_of
 from arl.loop.costs import transcript_path
 from arl.loop.run import OK, data_dir, open_run
 from arl.report import events
-from arl.sandbox import containers
 from arl.sandbox.docker_run import agent_run, container_name, secret_env
 from arl.sandbox.workspace import workspace
 from arl.util import sh
@@ -47,7 +47,8 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
     channel.write_control(control / "expected.json", {"seq": sl.get("seq", 0)})
     write_results_view(cfg)
     name = container_name(cfg, st["run"], launches)
-    containers.stop(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
+    engine = engine_of(cfg, st)
+    engine.remove(name, grace=1)  # a leftover of the same name (a step re-run after a crash)
     ws = workspace(cfg, slot)
     if reseed or not ws.exists() or ws.restore_cut_short():
         ws.seed(pipeline_tree(cfg))  # the best tree, from git objects
@@ -69,11 +70,12 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
         spec=spec,
         host_env=ctx.host_env,
         extra_env=extra,
-        gpus=slots.gpu_for(cfg, slot),
+        gpus=engine.gpus(slot),
         slot=slot,
     )
     now = time.time()  # before the agent can call anything: the broker's count of this session starts here
-    follower = containers.run_attached(cmd, name, transcript_path(cfg, name), env=secret_env(spec))
+    left = settings["max_hours"] * 3600 - (now - st.get("started", now)) if settings["max_hours"] else 0.0
+    follower = engine.start(cmd, name, transcript_path(cfg, name), secret_env(spec), slot, st["run"], max(left, 1.0))
     events.record(cfg, st, slot, "launch", now)
     st.update(launches=launches, phase="running")
     sl.update(container=name, last_progress=now, launched_at=now, follower=follower, shown_bytes=0)
@@ -114,7 +116,7 @@ def launch(lab: str | None, slot: int | None = None) -> int:
         if k >= slots.count(st):
             raise ArlError(f"this run has {slots.count(st)} slots (0 to {slots.count(st) - 1}), not slot {k}")
         name = slots.of(st, k).get("container")
-        if name and containers.state(name).alive:
+        if name and engine_of(cfg, st).state(name).alive:
             print(f"container {name} is already running")
             continue
         name = start_container(cfg, st, k)

@@ -7,13 +7,13 @@ import os
 import time
 from pathlib import Path
 
+from arl.engines.choose import engine_of
 from arl.lab import channel, gitobjects, gitops, results, slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.loop import experiments, verifying
 from arl.loop.costs import close_container_cost
 from arl.loop.decision import process_verdict
-from arl.sandbox import containers
 from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import sh
 
@@ -36,6 +36,7 @@ def reconcile(cfg: LabConfig, old: RunState, why: str) -> None:
         verifying.settle(cfg, old)
     # 1. No container of the run survives; its transcript is saved first.
     numbers = slots.numbers(old) if old.get("settings") else [0]
+    engine = engine_of(cfg, old)
     known = {slots.of(old, k).get("container") for k in numbers}
     for k in numbers if old.get("settings") else []:
         sl = slots.of(old, k)
@@ -43,16 +44,16 @@ def reconcile(cfg: LabConfig, old: RunState, why: str) -> None:
         if not name:
             continue
         # Stopped before its transcript is read: an agent told to stop (SIGINT) may still report its cost.
-        containers.stop(name, grace=3, remove=False)
+        engine.remove(name, grace=3, remove=False)
         try:
             close_container_cost(cfg, old, k)
         except Exception as e:  # a transcript we cannot read must not block the repair
             sh.say(f"  could not save the transcript of {name}: {e}")
         sl["container"] = None  # its cost is closed: counted once
-    for name in containers.ours(str(cfg.root)):
+    for name in engine.leftovers():
         if name not in known:  # the run's own agents, stopped above, are no leftovers: removed without a word
             sh.say(f"  removing the leftover container {name}")
-        containers.stop(name, grace=1)
+        engine.remove(name, grace=1)
     # 1b. A git command killed with the run leaves its lock files; every later git step would fail on them.
     if _remove_stale_git_locks(cfg, old):
         # A commit killed between moving the branch and writing the index leaves an index that lags HEAD.

@@ -12,6 +12,7 @@ import random
 import time
 
 from arl.agents.ending import end_of, outage_retry_after
+from arl.engines.choose import engine_of
 from arl.lab import slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
@@ -21,7 +22,6 @@ from arl.loop.launching import start_container
 from arl.loop.run import OK, open_run
 from arl.loop.stopping import stop_reason
 from arl.report import events
-from arl.sandbox import containers
 from arl.util import faults
 
 
@@ -33,7 +33,8 @@ def restart(lab: str | None, slot: int | None = None) -> int:
         slot = int(ready.get("slot", 0)) if ready.get("why") in ("gone", "timeout") else 0
     sl = slots.of(st, slot)
     name = sl.get("container") or ""
-    cs = containers.state(name)
+    engine = engine_of(cfg, st)
+    cs = engine.state(name)
     timed_out = cs.exists and cs.alive
     if not cs.exists:
         why = "the container disappeared"
@@ -42,12 +43,14 @@ def restart(lab: str | None, slot: int | None = None) -> int:
     elif cs.oom_killed:
         why = f"the container ran out of memory (limit {cfg.memory or 'none'})"
     else:
-        tail = containers.stderr_tail(name, 3).replace("\n", " | ")
+        tail = engine.stderr_tail(name, 3).replace("\n", " | ")
         why = f"the container exited with code {cs.exit_code}" + (f": {tail[-300:]}" if tail else "")
     events.record(cfg, st, slot, "end")
     cost_before = sl.get("cost_attributed", 0.0)
-    containers.stop(name, grace=2)  # first: its follower then writes the stream's last lines and ends
+    engine.remove(name, grace=2)  # first: its follower then writes the stream's last lines and ends
     close_container_cost(cfg, st, slot)
+    if cs.ended_by and not timed_out:  # the scheduler's doing (time limit, preemption, scancel): no crash
+        return _relaunch(cfg, st, slot, "scheduler", f"the scheduler ended its job: {cs.ended_by}")
     end = "crash" if timed_out or not cs.exists or cs.oom_killed else end_of(cfg, st, name, cs.exit_code, slot)
     if end in ("api_error", "done", "limit"):
         return _relaunch(cfg, st, slot, end, why)
@@ -86,7 +89,8 @@ def _relaunch(cfg: LabConfig, st: RunState, slot: int, end: str, why: str) -> in
         events.record(cfg, st, slot, "api-wait")
         _wait(cfg, st, delay, f"the agent stopped on API errors ({why})")
     else:
-        sl["idle_ends"] = sl.get("idle_ends", 0) + (0 if sl.get("verdicts_since_launch") else 1)
+        idle = not sl.get("verdicts_since_launch") and end != "scheduler"
+        sl["idle_ends"] = sl.get("idle_ends", 0) + (1 if idle else 0)
         if sl["idle_ends"] > st["settings"]["max_restarts"]:
             st["fatal"] = (
                 f"max_restarts: the agent's sessions ended {sl['idle_ends']} times in a row without a verdict "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from arl.engines.choose import engine_of
 from arl.lab import results, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.loop.run import GO_ON, STOP
-from arl.sandbox import containers
 
 if TYPE_CHECKING:
     from arl.lab.runstate import Row
@@ -69,8 +69,9 @@ def stop_rule(cfg: LabConfig, st: RunState) -> int:
         state.log_event(cfg, {"event": "stop", "run": st["run"], "reason": reason})
     print(f"stop: {reason}", flush=True)
     # Every slot is frozen now: none starts another verdict; teardown answers those already written.
+    engine = engine_of(cfg, st)
     for k in slots.numbers(st):
         name = slots.of(st, k).get("container")
-        if name and containers.state(name).status == "running":
-            containers.pause(name)
+        if name and engine.state(name).status == "running":
+            engine.freeze(name)
     return STOP

@@ -7,6 +7,7 @@ import math
 import os
 import time
 
+from arl.engines.choose import engine_of
 from arl.lab import slots, state, verdicts
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
@@ -14,7 +15,8 @@ from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
 from arl.report import events
-from arl.sandbox import containers, service
+from arl.sandbox import service
+from arl.sandbox.containers import State
 
 POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
 
@@ -31,6 +33,7 @@ def wait(lab: str | None) -> int:
     cfg, st = open_run(lab)
     limit = st["settings"]["iteration_timeout"]  # 0: no timeout (an agent may think as long as it needs)
     next_check = next_view = 0.0
+    engine = engine_of(cfg, st)
     st["phase"] = "waiting"
     state.save(cfg, st)
     while True:
@@ -47,7 +50,10 @@ def wait(lab: str | None) -> int:
                 return OK  # nothing to decide; the stop rule ends the run with the reason
             for k in slots.numbers(st):
                 name = slots.of(st, k).get("container") or ""
-                if not containers.state(name).alive:
+                cs = engine.state(name)
+                if cs.status == "queued" or slots.of(st, k).get("queued"):
+                    _queue_time(cfg, st, k, cs)
+                if not cs.alive:
                     if verdicts.pending(slots.control_dir(cfg, k)):
                         return _ready(cfg, st, k, "verdict", OK)  # written just before the container died
                     print(f"container {name} is gone{_which(st, k)}", flush=True)
@@ -86,6 +92,21 @@ def _oldest_verdict(cfg: LabConfig, st: RunState) -> int | None:
     return None if best is None else best[1]
 
 
+def _queue_time(cfg: LabConfig, st: RunState, slot: int, cs: State) -> None:
+    """A job waiting in the scheduler's queue: its time counts against no iteration timeout (the clock starts
+    when it runs), and `arl status` shows why it waits."""
+    sl = slots.of(st, slot)
+    if cs.status == "queued":
+        if sl.get("queued") != cs.reason:
+            print(f"queued ({cs.reason}){_which(st, slot)}", flush=True)
+        sl.update(queued=cs.reason, last_progress=time.time(), launched_at=time.time())
+    else:
+        sl.pop("queued", None)
+        sl["last_progress"] = sl["launched_at"] = time.time()
+        print(f"{sl.get('container')} is running{_which(st, slot)}", flush=True)
+    state.save(cfg, st)
+
+
 def _ready(cfg: LabConfig, st: RunState, slot: int, why: str, code: int) -> int:
     st["ready"] = {"slot": slot, "why": why}
     if why == "verdict":
@@ -105,10 +126,11 @@ def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
     reason = budget_spent(cfg, st)
     if reason is None:
         return False
+    engine = engine_of(cfg, st)
     for k in slots.numbers(st):
         name = slots.of(st, k).get("container")
-        if name and containers.state(name).status == "running":
-            containers.pause(name)
+        if name and engine.state(name).status == "running":
+            engine.freeze(name)
             events.record(cfg, st, k, "budget")
     state.save(cfg, st)
     print(f"{reason}: every agent is frozen", flush=True)

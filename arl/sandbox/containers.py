@@ -21,15 +21,17 @@ from arl.util import sh
 @dataclass
 class State:
     exists: bool
-    status: str = "missing"  # created | running | paused | exited | dead | missing
+    status: str = "missing"  # queued | created | running | paused | exited | dead | missing
     exit_code: int | None = None
     oom_killed: bool = False
     error: str = ""
     id: str = ""
+    reason: str = ""  # why a job is queued (the scheduler's word)
+    ended_by: str = ""  # the scheduler ended it (time limit, preemption, node failure, scancel): not the agent's doing
 
     @property
     def alive(self) -> bool:
-        return self.status in ("created", "running", "paused", "restarting")
+        return self.status in ("queued", "created", "running", "paused", "restarting")
 
 
 def state(name: str) -> State:

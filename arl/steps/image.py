@@ -17,6 +17,10 @@ def image(lab: str | None) -> int:
     st["image"] = images.ensure_lab_image(cfg, st["settings"]["agent"], base_from)
     state.save(cfg, st)
     print(f"image {st['image']}")
+    if (st["settings"].get("engine") or cfg.engine.kind) == "slurm":
+        from arl.engines.slurm import Slurm
+
+        print(Slurm(cfg).probe(st["image"], st["settings"]["iteration_timeout"]))
     return OK
 
 

@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from arl.engines.choose import engine_of
 from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, host_evaluate
 from arl.lab import gitobjects, results, slots, state
@@ -18,19 +19,18 @@ from arl.loop import experiments
 from arl.loop.costs import account_cost
 from arl.loop.experiments import Attempt
 from arl.loop.run import OK, data_dir, open_run
-from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
 
 
 @contextmanager
-def _frozen(st: RunState, slot: int) -> Iterator[None]:
+def _frozen(cfg: LabConfig, st: RunState, slot: int) -> Iterator[None]:
     name = slots.of(st, slot).get("container")
-    frozen = bool(name) and containers.pause(name)
+    frozen = bool(name) and engine_of(cfg, st).freeze(name)
     try:
         yield
     finally:
         if frozen and name:
-            containers.unpause(name)
+            engine_of(cfg, st).thaw(name)
 
 
 def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> int:
@@ -38,7 +38,7 @@ def commit(lab: str | None, notes: str, slot: int = 0, force: bool = False) -> i
     if not st.get("image"):
         raise ArlError("this run has no sandbox image yet (verification runs in it): run `arl-step image` first")
     _has_workspace(cfg, slot)
-    with _frozen(st, slot):
+    with _frozen(cfg, st, slot):
         imported = workspace(cfg, slot).import_tree(strict=True)
         if not imported.ok:
             raise ArlError(f"the workspace cannot be imported: {imported.problems[0]}")
@@ -78,7 +78,7 @@ def _has_workspace(cfg: LabConfig, slot: int) -> None:
 def revert(lab: str | None, notes: str, slot: int = 0) -> int:
     cfg, st = open_run(lab)
     _has_workspace(cfg, slot)
-    with _frozen(st, slot):
+    with _frozen(cfg, st, slot):
         tree, left_out = experiments.salvage(cfg, slot)
         if tree == gitobjects.pipeline_tree(cfg) and not left_out:
             print("the workspace has no changes; nothing to revert")

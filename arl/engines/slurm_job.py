@@ -1,0 +1,73 @@
+"""`python -m arl.engines.slurm_job SPEC`: a slot's agent inside its SLURM job, on the node (started by sbatch).
+
+It adds the GPUs the scheduler gave the job to the `docker run` line arl built, runs it with the agent's stdout
+appended to the transcript (on the shared folder), and writes how the container ended to the status file. The
+container is the engine's child, not the job's: when the job is cancelled, times out or is preempted (SIGTERM from
+the scheduler), this runner stops it (SIGINT to the agent, then harder) before the job's processes are killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arl.sandbox import containers
+from arl.sandbox.gpus import allocated_gpus, gpu_args
+from arl.util import sh
+from arl.util.fsutil import atomic_write
+
+GRACE = 3.0  # within SLURM's KillWait (30 s by default): the container is gone before the job's end
+
+
+def main(argv: list[str]) -> int:
+    spec: dict[str, Any] = json.loads(Path(argv[0]).read_text())
+    name, status = spec["name"], Path(spec["status"])
+    os.environ["ARL_RUNTIME"] = spec.get("runtime", "docker")
+    signalled: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signalled.append(signal.Signals(signum).name.removeprefix("SIG"))
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    gpus = allocated_gpus(os.environ)
+    args = list(spec["argv"])
+    args[1:1] = gpu_args(gpus, spec.get("gpu_mode", "docker"))
+    cmd = [spec.get("runtime", "docker"), *args]
+    info = {"job": os.environ.get("SLURM_JOB_ID", ""), "node": socket.gethostname(), "gpus": gpus}
+    sh.echo(" ".join(cmd) + f" >> {spec['transcript']}")
+    containers.stop(name, grace=1)  # a leftover of the same name on this node (a requeued job)
+    transcript = Path(spec["transcript"])
+    transcript.parent.mkdir(parents=True, exist_ok=True)
+    with open(transcript, "ab") as out, open(transcript.with_suffix(".docker-run.err"), "ab") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not containers.state(name).exists and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _write(status, {**info, "state": "running"})
+    while proc.poll() is None and not signalled:
+        time.sleep(0.2)
+    if signalled:
+        containers.stop(name, grace=GRACE)  # the scheduler ends the job: the agent saves and exits first
+    proc.wait()
+    cs = containers.state(name)
+    tail = containers.stderr_tail(name, 5) if cs.exists else ""
+    containers.stop(name, grace=1)
+    _write(status, {**info, "state": "exited", "exit_code": cs.exit_code if cs.exists else proc.returncode,
+                    "oom": cs.oom_killed, "error": cs.error, "stderr_tail": tail,
+                    "signal": signalled[0] if signalled else ""})  # fmt: skip
+    return 0
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(data), fsync=True)  # read on another host: on the disk before the job ends
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,67 @@
+"""`[engine]` of lab.toml: where the slots' agents run (this machine's Docker engine, or SLURM jobs)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from arl.errors import ArlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+KINDS = ("local", "slurm")
+RUNTIMES = ("docker", "podman")
+# How a slot's container gets the GPUs its job was given: docker's --gpus (the NVIDIA container toolkit), or only
+# NVIDIA_VISIBLE_DEVICES/CUDA_VISIBLE_DEVICES in its environment (a runtime that maps devices from those, and the
+# test cluster, whose GPUs are placeholder files).
+GPU_MODES = ("docker", "env")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    kind: str = "local"
+    runtime: str = "docker"
+    partition: str = ""
+    account: str = ""
+    time_limit: str = ""  # SLURM's format (minutes, MM:SS, HH:MM:SS, D-HH:MM:SS); empty: from max_hours
+    gres: str = ""  # per slot, e.g. "gpu:1"
+    sbatch_args: tuple[str, ...] = ()
+    gpu_mode: str = "docker"
+
+
+def engine_settings(table: dict[str, Any], where: Callable[[str], str]) -> EngineSettings:
+    for key, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("gpu_mode", GPU_MODES)):
+        if table[key] not in allowed:
+            raise ArlError(f"{where(key)} must be {' or '.join(repr(a) for a in allowed)}, not {table[key]!r}")
+    if not all(isinstance(a, str) for a in table["sbatch_args"]):
+        raise ArlError(f"{where('sbatch_args')} must be a list of strings")
+    if table["time_limit"] and time_limit_minutes(table["time_limit"]) is None:
+        raise ArlError(f"{where('time_limit')} is {table['time_limit']!r}: SLURM's form, e.g. 90, 8:00:00, 1-00:00:00")
+    return EngineSettings(
+        kind=table["kind"],
+        runtime=table["runtime"],
+        partition=table["partition"],
+        account=table["account"],
+        time_limit=table["time_limit"],
+        gres=table["gres"],
+        sbatch_args=tuple(table["sbatch_args"]),
+        gpu_mode=table["gpu_mode"],
+    )
+
+
+def time_limit_minutes(text: str) -> float | None:
+    """SLURM's time formats as minutes: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S. None: not one of them."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        return None
+    days, a, b, c = (int(g) if g else None for g in m.groups())
+    if days is not None:  # D-H[:M[:S]]
+        return days * 1440 + (a or 0) * 60 + (b or 0) + (c or 0) / 60
+    if c is not None:  # H:M:S
+        return (a or 0) * 60 + (b or 0) + c / 60
+    if b is not None:  # M:S
+        return (a or 0) + b / 60
+    return float(a or 0)
