@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench clean debootstrap chromium
+.PHONY: install test test-fast lint demo bench clean debootstrap chromium slurm
 
 install: $(STAMP)
 
@@ -21,22 +21,26 @@ lint: install
 	$(BIN)/ruff format --check arl autoresearch_lab tests
 	$(BIN)/pyright
 
-# Two Debian packages the demo and the tests want: debootstrap builds the sandbox's base image on an engine that
-# reaches no registry; chromium runs the report's browser tests (they skip without it, and fail under
-# ARL_REQUIRE_DOCKER=1). Each is installed as root, or through sudo when that needs no password; otherwise say how,
-# and go on.
+# Debian packages the demo and the tests want: debootstrap builds the sandbox's base image on an engine that
+# reaches no registry; chromium runs the report's browser tests; slurm (slurm-wlm and munge) runs the private SLURM
+# cluster of the SLURM engine's tests (those tests skip without it, and fail under ARL_REQUIRE_DOCKER=1). Each is
+# installed as root, or through sudo when that needs no password; otherwise say how, and go on. A target is its own
+# command and package unless CMD_/PKGS_ say otherwise.
 WHY_debootstrap = needed only when no registry answers
 WHY_chromium = the report's browser tests will skip
-debootstrap chromium:
-	@command -v $@ >/dev/null || { \
+WHY_slurm = the SLURM engine's tests will skip
+CMD_slurm = slurmctld
+PKGS_slurm = slurm-wlm munge
+debootstrap chromium slurm:
+	@command -v $(or $(CMD_$@),$@) >/dev/null || { \
 	  command -v apt-get >/dev/null && { \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else false; fi && \
-	    echo "installing $@ (apt-get install $@)" && \
-	    { $$SUDO apt-get install -y -q $@ >/dev/null 2>&1 || \
-	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $@ >/dev/null; }; }; }; } || \
-	  echo "$@ missing (sudo apt-get install $@): $(WHY_$@)"
+	    echo "installing $@ (apt-get install $(or $(PKGS_$@),$@))" && \
+	    { $$SUDO apt-get install -y -q $(or $(PKGS_$@),$@) >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(or $(PKGS_$@),$@) >/dev/null; }; }; }; } || \
+	  echo "$@ missing (sudo apt-get install $(or $(PKGS_$@),$@)): $(WHY_$@)"
 
-test: install lint debootstrap chromium
+test: install lint debootstrap chromium slurm
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
 
 test-fast: install

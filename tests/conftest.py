@@ -8,9 +8,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.slurm_cluster import ClusterFactory, cluster_factory, missing_daemons
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,6 +95,18 @@ def skip_unless_required(reason: str) -> None:
 def docker_engine() -> None:
     if not docker_answers():
         skip_unless_required("no Docker engine answers")
+
+
+@pytest.fixture
+def slurm_cluster() -> Iterator[ClusterFactory]:
+    """A factory: `slurm_cluster(gpus=4)` starts a private single-node SLURM cluster (tests/slurm_cluster.py);
+    every cluster it started is stopped at teardown. Skips without munged/slurmctld/slurmd or root."""
+    missing = missing_daemons()
+    if missing:
+        skip_unless_required(f"SLURM test cluster: {', '.join(missing)} missing (sudo apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        skip_unless_required("SLURM test cluster: slurmd must run as root")
+    yield from cluster_factory()
 
 
 @pytest.fixture(scope="session")
