@@ -26,6 +26,13 @@ def hold(cluster: Cluster, tmp: Path, name: str, *sbatch_args: str, step: str = 
     return cluster.run(*args).stdout.strip().split(";")[0]
 
 
+def running(cluster: Cluster, tmp: Path, name: str, *sbatch_args: str) -> str:
+    """hold(), once the job runs."""
+    job_id = hold(cluster, tmp, name, *sbatch_args)
+    cluster.wait_for(lambda: state_of(cluster, job_id) == "RUNNING", 30, f"job {name} running")
+    return job_id
+
+
 def gpu_env(cluster: Cluster, tmp: Path, name: str) -> dict[str, str]:
     env = tmp / f"{name}.env"
     cluster.wait_for(env.exists, 30, f"{env} written by the job")
@@ -53,6 +60,7 @@ def test_srun_with_one_gpu_sees_one_index(slurm_cluster: ClusterFactory) -> None
 def test_two_concurrent_jobs_get_different_gpus(slurm_cluster: ClusterFactory, tmp_path: Path) -> None:
     cluster = slurm_cluster(gpus=4)
     ids = [hold(cluster, tmp_path, name, "--gres=gpu:1", "-c1") for name in ("a", "b")]
+    # both submitted before either is waited for: they run at the same time
     cluster.wait_for(lambda: all(state_of(cluster, i) == "RUNNING" for i in ids), 30, "both jobs running")
     envs = [gpu_env(cluster, tmp_path, name) for name in ("a", "b")]
     assert {e["CVD"] for e in envs} == {e["JOB_GPUS"] for e in envs}
@@ -69,8 +77,7 @@ def test_one_gpu_for_two_jobs_queues_the_second_until_the_first_ends(
     slurm_cluster: ClusterFactory, tmp_path: Path
 ) -> None:
     cluster = slurm_cluster(gpus=1)
-    first = hold(cluster, tmp_path, "first", "--gres=gpu:1", "-c1")
-    cluster.wait_for(lambda: state_of(cluster, first) == "RUNNING", 30, "the first job running")
+    running(cluster, tmp_path, "first", "--gres=gpu:1", "-c1")
     second = hold(cluster, tmp_path, "second", "--gres=gpu:1", "-c1")
 
     def queued_for_resources() -> bool:
@@ -88,8 +95,7 @@ def test_name_and_comment_show_in_squeue_and_scancel_ends_the_job(
     slurm_cluster: ClusterFactory, tmp_path: Path
 ) -> None:
     cluster = slurm_cluster(gpus=1)
-    job_id = hold(cluster, tmp_path, "arl-lab1-slot0", "--comment", "arl lab=lab1 slot=0")
-    cluster.wait_for(lambda: state_of(cluster, job_id) == "RUNNING", 30, "the job running")
+    job_id = running(cluster, tmp_path, "arl-lab1-slot0", "--comment", "arl lab=lab1 slot=0")
     job = cluster.job(job_id)
     assert job and (job.name, job.comment, job.node) == ("arl-lab1-slot0", "arl lab=lab1 slot=0", cluster.node)
     listed = cluster.run("squeue", "-h", "-o", "%i %j %k").stdout
@@ -124,8 +130,7 @@ def test_docker_answers_inside_a_job(slurm_cluster: ClusterFactory) -> None:
 
 def test_stop_leaves_no_daemon_or_job_process(slurm_cluster: ClusterFactory, tmp_path: Path) -> None:
     cluster = slurm_cluster(gpus=4)
-    job_id = hold(cluster, tmp_path, "long", "--gres=gpu:1")
-    cluster.wait_for(lambda: state_of(cluster, job_id) == "RUNNING", 30, "the job running")
+    running(cluster, tmp_path, "long", "--gres=gpu:1")
     gpu_env(cluster, tmp_path, "long")
     before = processes_using(cluster.root)
     assert len(before) >= 4, before  # munged, slurmctld, slurmd, the job's slurmstepd and script
