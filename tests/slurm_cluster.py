@@ -48,15 +48,26 @@ def _free_port() -> int:
 
 
 def _memory_mb() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) // 1024
-    return 2048
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
 def _gres_files(gpus: int) -> str:
     # /dev/ttyN exist on every Linux host; slurm only needs a device file per GPU to number them
     return "/dev/tty0" if gpus == 1 else f"/dev/tty[0-{gpus - 1}]"
+
+
+def reap_stale_clusters() -> None:
+    """Stop what a test run that was killed (kill -9, a crash) left of its clusters: their owner pid is gone."""
+    for root in Path(tempfile.gettempdir()).glob("arl-slurm-*"):
+        try:
+            owner = int((root / "owner").read_text())
+        except (OSError, ValueError):
+            continue  # being created right now, or not one of ours
+        if not Path(f"/proc/{owner}").exists():
+            for pid in processes_using(root):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -126,8 +137,9 @@ class Cluster:
         return "\n".join(parts)
 
     def start(self, timeout: float = 60) -> None:
-        self._spawn("munged", "-F", *self._munged_args())
-        sock = self.root / "sock" / "munge.sock"
+        m, sock = self.root / "munge", self.root / "sock" / "munge.sock"
+        files = {"socket": sock, "key-file": m / "munge.key", "seed-file": m / "seed", "pid-file": m / "munged.pid"}
+        self._spawn("munged", "-F", *(f"--{k}={v}" for k, v in files.items()))  # none of the system's munged files
         self.wait_for(lambda: self._check_alive() or sock.exists(), timeout, "munged's socket")
         self._spawn("slurmctld", "-D", "-f", str(self.conf))
         self._spawn("slurmd", "-D", "-f", str(self.conf), "-N", self.node)
@@ -172,15 +184,6 @@ class Cluster:
         )
         out.close()
 
-    def _munged_args(self) -> list[str]:
-        r = self.root
-        return [
-            f"--socket={r / 'sock' / 'munge.sock'}",
-            f"--key-file={r / 'munge' / 'munge.key'}",
-            f"--pid-file={r / 'munge' / 'munged.pid'}",
-            f"--seed-file={r / 'munge' / 'munged.seed'}",
-        ]
-
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
@@ -188,28 +191,28 @@ class Cluster:
 
     def _terminate(self, name: str, timeout: float) -> None:
         proc = self._procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        proc.terminate()  # nothing when it has already exited
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
 
 
 def processes_using(root: Path) -> list[int]:
-    """Pids whose command line, working folder or open files are under root (daemons, slurmstepd, job scripts)."""
+    """Pids whose command line, environment (a job's SLURM_CONF), working folder or open files name root: the
+    daemons, slurmstepd, job scripts and what they started."""
     prefix = str(root)
     found: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            text = b" ".join((entry / f).read_bytes() for f in ("cmdline", "environ")).decode(errors="replace")
             paths = [os.readlink(entry / "cwd")] + [os.readlink(fd) for fd in (entry / "fd").iterdir()]
         except OSError:  # the process ended while we looked, or is not ours to read
             continue
-        if prefix in cmdline or any(p == prefix or p.startswith(prefix + "/") for p in paths):
+        if prefix in text or any(p == prefix or p.startswith(prefix + "/") for p in paths):
             found.append(int(entry.name))
     return found
 
@@ -227,6 +230,7 @@ def write_config(root: Path, gpus: int, partition: str = "debug") -> Cluster:
     key = root / "munge" / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
+    (root / "owner").write_text(str(os.getpid()))  # for reap_stale_clusters
     gres = f" Gres=gpu:{gpus}" if gpus else ""
     lines = {
         "ClusterName": f"arltest{uuid.uuid4().hex[:8]}",
@@ -256,7 +260,6 @@ def write_config(root: Path, gpus: int, partition: str = "debug") -> Cluster:
         "GresTypes": "gpu",
         "ReturnToService": 2,
         "KillWait": 3,
-        "MessageTimeout": 10,
     }
     conf_text = "".join(f"{k}={v}\n" for k, v in lines.items())
     memory = max(256, min(2048, _memory_mb() // 2))
@@ -271,16 +274,15 @@ def write_config(root: Path, gpus: int, partition: str = "debug") -> Cluster:
 
 
 def start_cluster(gpus: int = 4, partition: str = "debug") -> Cluster:
+    reap_stale_clusters()
     # not pytest's tmp_path: its 0700 parents would make munged refuse the socket
     root = Path(tempfile.mkdtemp(prefix="arl-slurm-"))
     cluster = write_config(root, gpus, partition)
     try:
         cluster.start()
     except BaseException:
-        try:
+        with contextlib.suppress(SlurmClusterError):  # the start's own error says more
             cluster.stop()
-        except SlurmClusterError:
-            pass  # the start's own error says more
         raise
     return cluster
 
@@ -289,19 +291,13 @@ ClusterFactory = Callable[..., Cluster]
 
 
 def cluster_factory() -> Iterator[ClusterFactory]:
-    """Body of the `slurm_cluster` fixture: `slurm_cluster(gpus=1)` starts a cluster, teardown stops them all."""
-    started: list[Cluster] = []
+    """Body of the `slurm_cluster` fixture: `slurm_cluster(gpus=1)` starts a cluster, teardown stops them all
+    (each one even when another's stop fails)."""
+    with contextlib.ExitStack() as stops:
 
-    def factory(gpus: int = 4, partition: str = "debug") -> Cluster:
-        started.append(start_cluster(gpus, partition))
-        return started[-1]
+        def factory(gpus: int = 4, partition: str = "debug") -> Cluster:
+            cluster = start_cluster(gpus, partition)
+            stops.callback(cluster.stop)
+            return cluster
 
-    yield factory
-    errors: list[str] = []
-    for cluster in started:
-        try:
-            cluster.stop()
-        except SlurmClusterError as e:
-            errors.append(str(e))
-    if errors:
-        raise SlurmClusterError("\n".join(errors))
+        yield factory

@@ -4,11 +4,13 @@ steps inside a full allocation (how the engine reaches a slot's container on its
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker_answers, skip_unless_required
+from tests.conftest import ROOT, docker_answers, skip_unless_required
 from tests.slurm_cluster import Cluster, ClusterFactory, processes_using
 
 pytestmark = pytest.mark.docker  # a real cluster, like the real-engine tests: `make test-fast` leaves it out
@@ -145,3 +147,27 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return fields[0] != "Z"  # a zombie has ended; only its parent has not collected it yet
+
+
+def test_a_killed_test_runs_cluster_is_reaped_by_the_next_start(slurm_cluster: ClusterFactory, tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from tests.slurm_cluster import start_cluster\n"
+        "c = start_cluster(1)\n"
+        f"c.run('sbatch', '-o', '{tmp_path}/out', '--wrap', 'sleep 600')\n"
+        "c.wait_for(lambda: [j.state for j in c.jobs()] == ['RUNNING'])\n"
+        "print(c.root, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert owner.stdout is not None
+        root = Path(owner.stdout.readline().strip())
+        left = processes_using(root)
+        assert len(left) >= 5, left  # munged, slurmctld, slurmd, slurmstepd, the job's script and sleep
+    finally:
+        owner.kill()  # as a crashed or killed pytest would end, leaving its cluster behind
+        owner.wait()
+    assert all(alive(pid) for pid in left)
+    slurm_cluster(gpus=1)
+    assert [pid for pid in left if alive(pid)] == [] and not root.exists()
