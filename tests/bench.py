@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bench_labs as L
+from .bench_report import report_refresh
 from .bench_startup import startup
 from .bench_stats import Figure, as_json, describe, figure, machine, table
 
@@ -251,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         ft, raw["throughput"] = throughput(scratch, a.throughput_experiments, a.throughput_rounds)
         fc, raw["cli"] = cli(scratch, a.cli_reps, a.results_rows)
         figs += f1 + fm + fv + f2 + ft + fs + fc
+        fr, raw["live_report"] = report_refresh(scratch, a.experiments, a.history, say, rounds=a.rounds)
+        figs += fr
         if not a.no_slots:
             from .bench_slots import EVAL_S, THINK_S, slots_table
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from arl.lab import results as res
 from arl.lab import results_cache, state
-from arl.report import details, transcript
+from arl.report import details, events, transcript
 from arl.report.series import Series
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ def row_texts(s: Series) -> list[str]:
 
 def lab_json(lab: Lab) -> str:
     s, cfg = lab.series, lab.cfg
-    head = {"name": s.label, "maximize": s.maximize, "path": str(s.path), "runs": runs(cfg) if cfg else []}
+    head: dict[str, Any] = {"name": s.label, "maximize": s.maximize, "path": str(s.path)}
+    head.update(runs=runs(cfg) if cfg else [], events=events.read(cfg) if cfg else {})  # events: for the timeline
     detail_lines = details.refresh(cfg, s.rows) if cfg is not None else []
     text = details.script_safe(json.dumps(head)[:-1])
     return f'{text}, "rows": [{", ".join(row_texts(s))}], "details": [{", ".join(detail_lines)}]}}'

@@ -43,7 +43,7 @@ def _assets() -> tuple[str, str, str]:
     """(css, js, the js's CSP hash)."""
     here = Path(__file__).parent  # package data beside this module, in a wheel and an editable install alike
     css = (here / "report.css").read_text(encoding="utf-8")
-    js = "\n".join((here / n).read_text(encoding="utf-8") for n in ("chart.js", "view.js"))
+    js = "\n".join((here / n).read_text(encoding="utf-8") for n in ("chart.js", "timeline.js", "view.js"))
     digest = binascii.b2a_base64(hashlib.sha256(js.encode("utf-8")).digest(), newline=False).decode()
     return css, js, digest
 

@@ -221,43 +221,8 @@
     }
     timeCharts(L, all);
   }
-  function timeCharts(L, all) {
-    const pick = state.run ? all.find((x) => String(x.n) === state.run) : all[all.length - 1];
-    const box = $("timeline"); box.textContent = "";
-    if (!pick || pick.start === null || pick.end === null) return;
-    const w = 1000, lanes = [...new Set(pick.rs.map(A.slotOf))].sort((a, b) => a - b), h = 40 + 26 * lanes.length + 120;
-    const svg = sv("svg", { viewBox: `0 0 ${w} ${h}`, id: "timeline-svg" }); box.appendChild(svg);
-    const t0 = pick.start, t1 = Math.max(pick.end, t0 + 1), fx = (t) => 70 + ((t - t0) / (t1 - t0)) * (w - 90);
-    svg.appendChild(sv("text", { x: 4, y: 14, class: "runlabel" }, `run ${pick.n}: each slot's experiments over ${A.duration(t1 - t0)} (a bar: from its previous decision to this one; a black tick: relaunched)`));
-    lanes.forEach((k, li) => {
-      const y = 26 + li * 26, c = A.colourOfSlot(k);
-      svg.appendChild(sv("text", { x: 4, y: y + 13, class: "runlabel" }, "slot " + k));
-      let prev = t0, box = null;
-      for (const r of pick.rs.filter((q) => A.slotOf(q) === k && q.outcome !== "baseline")) {
-        const t = A.seconds(r.time); if (t === null) continue;
-        const d = L._details.get(r.id), now = d ? d.container : null;
-        if (box !== null && now && now !== box) {  // a new container since this slot's last decision: relaunched
-          const relaunch = sv("path", { d: `M${fx(prev)},${y - 3}v24`, stroke: "#1d2330", "stroke-width": 2,
-            class: "relaunch" });
-          relaunch.appendChild(sv("title", {}, `slot ${k} relaunched (container ${now})`));
-          svg.appendChild(relaunch);
-        }
-        box = now || box;
-        const bar = sv("rect", { x: fx(prev), y, width: Math.max(fx(t) - fx(prev), 2), height: 18, fill: c,
-          "fill-opacity": r.outcome === "keep" ? 0.9 : 0.3, stroke: "#fff", class: "pt", "data-id": r.id });
-        bar.appendChild(sv("title", {}, `#${r.id} ${r.outcome}, ${A.duration(t - prev)}`));
-        bar.addEventListener("click", () => select(r.id));
-        svg.appendChild(bar); prev = t;
-      }
-    });
-    const top = 40 + 26 * lanes.length, ch = 90;  // cumulative cost over the run
-    let sum = 0; const pts = [[t0, 0]];
-    for (const r of pick.rs) { const t = A.seconds(r.time); if (t !== null) { sum += r.cost_usd || 0; pts.push([t, sum]); } }
-    const fy = (v) => top + ch - (sum > 0 ? (v / sum) * ch : 0);
-    svg.appendChild(sv("path", { d: pts.map(([t, v], i) => (i ? "L" : "M") + fx(t) + "," + fy(v)).join(""),
-      fill: "none", stroke: "#b35900", "stroke-width": 1.5, id: "cost-line" }));
-    svg.appendChild(sv("text", { x: 4, y: top + 10, class: "runlabel" }, `cost $${sum.toFixed(4)}`));
-    svg.appendChild(sv("line", { x1: 70, x2: w - 20, y1: top + ch, y2: top + ch, stroke: "#c9ced6" }));
+  function timeCharts(L, all) {  // the chosen run's (else the last run's) slots over time: timeline.js
+    A.drawTimeline(L, state.run ? all.find((x) => String(x.n) === state.run) : all[all.length - 1], select);
   }
 
   function render() {
