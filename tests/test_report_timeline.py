@@ -98,3 +98,31 @@ def test_the_worker_wrote_the_page_off_the_decider_path(lab: Path) -> None:
     spent = sorted(t["report"] * 1000 for t in timings if "report" in t)
     print(f"\nreport on the decider path: median {spent[len(spent) // 2]:.2f} ms, max {spent[-1]:.2f} ms")
     assert spent[len(spent) // 2] < 5  # a request, not a rewrite (the rewrite took 6-26 ms here)
+
+
+def test_api_waits_backoffs_and_the_budget_are_drawn(lab: Path, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    """The transitions a command agent cannot cause (an API outage, sessions ending without a verdict, max_cost),
+    added to a copy of the run's record where the loop writes them: drawn as their own intervals."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(lab, copy, symlinks=True, ignore=shutil.ignore_patterns("workspaces", "quarantine"))
+    got = transitions(copy)
+    ends = [e["t"] for e in got if e["slot"] == 1 and e["what"] == "end"]
+    launches = [e["t"] for e in got if e["slot"] == 1 and e["what"] == "launch" and e["t"] > ends[0]]
+    thaws = [e["t"] for e in got if e["slot"] == 0 and e["what"] == "thaw"]
+    more = [
+        {"t": ends[0] + (launches[0] - ends[0]) / 3, "slot": 1, "what": "api-wait"},
+        {"t": ends[0] + 2 * (launches[0] - ends[0]) / 3, "slot": 1, "what": "backoff"},
+        {"t": thaws[0] + 0.01, "slot": 0, "what": "budget"},
+    ]
+    with open(copy / ".arl" / "runs" / "1" / "events.jsonl", "a") as f:
+        f.writelines(json.dumps(e) + "\n" for e in more)
+    out = tmp_path / "page.html"
+    arl("report", "-o", str(out), cwd=copy)
+    browser.load(out.as_uri())
+    shown = browser.js("[...document.querySelectorAll('#timeline-svg .span')].map(e => e.dataset.what)")
+    assert {"api", "backoff", "budget"} <= set(shown), shown
+    legend = browser.js("document.getElementById('timeline-svg').textContent")
+    assert "waiting for the API" in legend and "backing off" in legend and "frozen: budget spent" in legend
+    assert browser.exceptions() == []

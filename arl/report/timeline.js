@@ -39,7 +39,8 @@
     if (!pick || pick.start === null || pick.end === null) return;
     const evs = ((L.events || {})[String(pick.n)] || []);
     const lanes = [...new Set(pick.rs.map(A.slotOf).concat(evs.map((e) => e[1])))].sort((a, b) => a - b);
-    const w = 1000, h = 40 + 26 * lanes.length + 24 + 120;
+    const spent = pick.rs.reduce((a, r) => a + (r.cost_usd || 0), 0);  // no cost (a command agent): no cost chart
+    const w = 1000, h = 40 + 26 * lanes.length + 24 + (spent > 0 ? 120 : 0);
     const svg = sv("svg", { viewBox: `0 0 ${w} ${h}`, id: "timeline-svg" }); box.appendChild(svg);
     const t0 = pick.start, t1 = Math.max(pick.end, t0 + 1), fx = (t) => 70 + ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * (w - 90);
     svg.appendChild(sv("text", { x: 4, y: 14, class: "runlabel" }, `run ${pick.n}: what each slot's agent did over ${A.duration(t1 - t0)}` +
@@ -96,6 +97,7 @@
       }
     }
     top += 24;
+    if (!(spent > 0)) return;
     const ch = 90;  // cumulative cost over the run
     let sum = 0; const pts = [[t0, 0]];
     for (const r of pick.rs) { const t = A.seconds(r.time); if (t !== null) { sum += r.cost_usd || 0; pts.push([t, sum]); } }
