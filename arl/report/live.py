@@ -166,10 +166,11 @@ def work(cfg: LabConfig, fd: int) -> None:
     while True:
         try:
             while (wanted := _read(cfg, "wanted")) > _read(cfg, "done"):
-                active = run_active(cfg)
-                if active:  # paced: a long history's page (megabytes) takes at most a twentieth of the time
+                if run_active(cfg):  # paced: a long history's page (megabytes) takes at most a twentieth of the time
                     time.sleep(max(last + min(20 * spent, MAX_DELAY_S) - time.monotonic(), 0.0))
                     wanted = _read(cfg, "wanted")  # those that came while it waited: one rewrite for them all
+                # read after the requests it answers: the run's end (state saved, then its request) is seen
+                active = run_active(cfg)
                 last, spent = time.monotonic(), _rewrite(cfg, wanted, active)
                 if not active:
                     return  # the run is over: no request will come
