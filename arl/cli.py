@@ -29,6 +29,8 @@ def common_options(sub: bool = False) -> Parser:
                    "first lab.toml walking up from here)")  # fmt: skip
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False,
                    help="show tracebacks (default: off; ARL_DEBUG=1 too)")  # fmt: skip
+    quiet_help = "hide the docker and git command lines (default: shown; ARL_QUIET=1 too)"
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if sub else False, help=quiet_help)
     return p
 
 
@@ -214,6 +216,8 @@ def handle_errors(prog: str, argv: list[str], body: Callable[[list[str]], int]) 
     """The one error handler of `arl` and `arl-step`: an ArlError is one line and its exit code; a traceback
     only with --debug (or ARL_DEBUG=1)."""
     debug = "--debug" in argv or os.environ.get("ARL_DEBUG") == "1"
+    if "-q" in argv or "--quiet" in argv:
+        os.environ["ARL_QUIET"] = "1"  # read by every printed line, in this process and the ones it starts
     try:
         return body(argv)
     except ArlError as e:

@@ -25,6 +25,7 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
     state_dir = cfg.state_dir
     p = gitops.rel(cfg, cfg.pipeline_dir)
     g = sh.git(gitops.top(cfg))
+    index = {"GIT_INDEX_FILE": str(cfg.state_dir / "keep.index")}
     lines = [
         sh.line(g["status", "--porcelain", "--untracked-files=all", "--", p]),
         f"arl image  # builds {image} when missing",
@@ -62,9 +63,11 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
         "# the workspace .arl/workspaces/0 is imported as data (no git runs in it): its blobs and trees are",
         "# written into the repository's object store, then:",
         sh.line(g["commit-tree", "<tree>", "-p", "HEAD", "-m", "..."]) + "  # the attempt's snapshot",
-        sh.line(g["update-ref", gitops.ref_name(cfg, 1), "<snapshot>"]),
+        sh.line(g["update-ref", gitops.ref_name(cfg, 1), "<snapshot>", ""]) + "  # create-only: never moved",
         sh.line(g["cat-file", "--batch"]) + "  # keep: the kept tree, checked out for verification and into " + p,
-        sh.line(g["commit", "-q", "-m", "..."]) + "  # keep, through a private index (GIT_INDEX_FILE)",
+        "# keep: .git/index is copied to .arl/keep.index, a private index (your staged work stays as it is)",
+        sh.env_line(index, g["read-tree", "-m", "-i", "<the snapshot + results.tsv now>"]),
+        sh.env_line({**index, "ARL_KEEP_LAB": str(cfg.root)}, g["commit", "-q", "-m", "..."]) + "  # hooks run",
         sh.line(g["reset", "-q", "--", p, gitops.rel(cfg, cfg.results_file)]) + "  # keep: your index follows HEAD",
         "# discard: the workspace is emptied and written again from the best tree's objects",
         sh.line(sh.docker()["unpause", container_name(cfg, 0, 1)]),

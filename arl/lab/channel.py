@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from arl.lab.verdicts import HOST_FILES, MAX_BYTES, MAX_FILES, SEQ, Rejected, read, remove, sweep
+from arl.util import sh
 from arl.util.fsutil import write_json
 
 MAX_CONTROL_BYTES = 4 * 1024 * 1024
@@ -93,6 +94,7 @@ def answer(control: Path, tag: str | int, ack: Ack) -> None:
     """Write ack-<tag>.json. A failure to answer is reported, never the end of the loop."""
     try:
         write_control(control / f"ack-{tag}.json", ack)
+        sh.note(f"wrote {control / f'ack-{tag}.json'} ({ack.get('outcome')})")
     except OSError as e:
         print(f"arl: could not write the ack ack-{tag}.json: {e.strerror}", flush=True)
 

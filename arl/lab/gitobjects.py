@@ -80,6 +80,7 @@ def promote(cfg: LabConfig, tree: str) -> None:
         return
     real = store(cfg)
     stack: list[tuple[str, bool, bool]] = [(tree, True, False)]  # (id, is a tree, its entries are done)
+    moved = 0
     while stack:
         oid, is_tree, done = stack.pop()
         if real.has(oid):
@@ -103,6 +104,17 @@ def promote(cfg: LabConfig, tree: str) -> None:
             shutil.copyfile(found, tmp)
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
+        moved += 1
+    if moved:
+        sh.note(f"moved {moved} objects of tree {tree} from {shown(cfg, quarantines(cfg))} into {shown(cfg, real.dir)}")
+
+
+def shown(cfg: LabConfig, path: Path) -> str:
+    """A path as the printed lines name it: relative to the lab when inside it (they are pasted in the lab)."""
+    try:
+        return str(path.resolve().relative_to(cfg.root.resolve())) or "."
+    except ValueError:
+        return str(path)
 
 
 def read(cfg: LabConfig, specs: list[str], quiet: bool = True) -> list[tuple[str, bytes] | None]:
@@ -175,4 +187,5 @@ def with_path(cfg: LabConfig, base: str, path: str, tree_or_blob: str, mode: byt
             entries.append((name, mode, oid))
         oid = s.put(b"tree", tree_bytes(entries))
         mode = DIR
+    sh.note(f"wrote tree {oid} into {shown(cfg, s.dir)}: {base}'s tree with {path} = {tree_or_blob}")
     return oid

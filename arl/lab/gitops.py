@@ -127,17 +127,21 @@ def claim_id(cfg: LabConfig, after_rows: int, tree: str) -> tuple[int, str | Non
 def commit_keep(cfg: LabConfig, snapshot_sha: str, message: str) -> tuple[bool, str]:
     """`git commit` of the snapshot's pipeline plus the results file as it is now, hooks included, through a
     private index: the user's staged work elsewhere is neither committed nor lost. Returns (committed, output)."""
-    from arl.lab.gitobjects import store, with_path
+    from arl.lab.gitobjects import shown, store, with_path
     from arl.lab.gittree import FILE
 
-    blob = store(cfg).put(b"blob", cfg.results_file.read_bytes())
+    s = store(cfg)
+    blob = s.put(b"blob", cfg.results_file.read_bytes())
+    sh.note(f"wrote {shown(cfg, cfg.results_file)} as blob {blob} into {shown(cfg, s.dir)}")
     root = with_path(cfg, snapshot_sha, rel(cfg, cfg.results_file), blob, FILE)
     g = _git(cfg)
     index = cfg.state_dir / "keep.index"
     _, real, _ = sh.run(g["rev-parse", "--git-path", "index"], quiet=True)
+    source = top(cfg) / real.strip()
     try:
         # Starting from a copy of the user's index keeps its stat data: git need not re-read unchanged files.
-        index.write_bytes((top(cfg) / real.strip()).read_bytes())
+        index.write_bytes(source.read_bytes())
+        sh.note(f"copied the index {shown(cfg, source)} to {shown(cfg, index)}")
     except OSError:
         index.unlink(missing_ok=True)
     env = {"GIT_INDEX_FILE": str(index)}
@@ -145,6 +149,7 @@ def commit_keep(cfg: LabConfig, snapshot_sha: str, message: str) -> tuple[bool, 
     env = {**env, "ARL_KEEP_LAB": str(cfg.root), "ARL_HOOK_PYTHON": sys.executable}
     code, out, err = sh.run(g[(*identity_args(cfg), "commit", "-q", "-m", message)], ok=None, env=env)
     index.unlink(missing_ok=True)
+    sh.note(f"removed {shown(cfg, index)}")
     if code != 0:
         return False, (err or out).strip()
     sync_index(cfg)

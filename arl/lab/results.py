@@ -273,6 +273,9 @@ def append(path: Path, row: Row) -> None:
         f.write(format_row(row).encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+    from arl.util import sh
+
+    sh.note(f"appended experiment {row['id']} ({row['outcome']}) to {path.name}")
 
 
 def _truncate_torn(f: Any) -> None:

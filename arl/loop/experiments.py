@@ -13,7 +13,7 @@ from arl.lab import gitobjects, gitops, results, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.sandbox.workspace import sync_worktree, workspace
-from arl.util import faults
+from arl.util import faults, sh
 from arl.util.timing import phase
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def _commit_or_veto(cfg: LabConfig, st: RunState, row: Row, message: str, size: 
     sync_worktree(cfg, gitobjects.pipeline_tree(cfg, snapshot), best_tree)
     with open(cfg.results_file, "rb+") as f:
         f.truncate(size)
+    sh.note(f"removed the keep row of experiment {row['id']} from {cfg.results_file.name} (the commit was vetoed)")
     # the guard's own last lines say why; the hook's closing line only says that it failed
     tail = [ln.strip() for ln in output.splitlines() if ln.strip() and "`make guard` failed" not in ln][-5:]
     reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")

@@ -84,7 +84,7 @@ class LocalWorkspace:
         from arl.util import faults
 
         faults.point("workspace:after-wipe")
-        checkout(self.cfg, tree, self.path)
+        checkout(self.cfg, tree, self.path, emptied=True)
         self._cache_path().unlink(missing_ok=True)
         marker.unlink()
 
@@ -102,6 +102,9 @@ class LocalWorkspace:
         store = gitobjects.quarantine(self.cfg, self.slot)  # into the repository only once recorded (promote)
         result = scan(self.path, limits(self.cfg), strict=strict, store=store, cache=cache)
         self._save_cache(cache)
+        if result.tree:
+            where = gitobjects.shown(self.cfg, store.dir)
+            sh.note(f"imported {gitobjects.shown(self.cfg, self.path)} as tree {result.tree} (new objects in {where})")
         return result
 
     def _cache_path(self) -> Path:
@@ -124,13 +127,15 @@ def workspace(cfg: LabConfig, slot: int = 0) -> LocalWorkspace:
     return LocalWorkspace(cfg, slot)
 
 
-def checkout(cfg: LabConfig, tree: str, dest: Path) -> None:
+def checkout(cfg: LabConfig, tree: str, dest: Path, emptied: bool = False) -> None:
     """Write every file of `tree` under `dest` (empty or host-owned) from git objects."""
     gitobjects.promote(cfg, tree)  # an import verified (or restored) before it is recorded
     entries = gitobjects.list_tree(cfg, tree)
     blobs = gitobjects.read(cfg, sorted({oid for _, _, oid in entries}))
     content = {oid: got[1] for oid, got in zip(sorted({oid for _, _, oid in entries}), blobs) if got}
     treefs.write(dest, ((path, mode, content[oid]) for path, mode, oid in entries if mode != b"160000"))
+    how = "emptied, then wrote" if emptied else "wrote"
+    sh.note(f"{how} {gitobjects.shown(cfg, dest)} from tree {tree} ({len(entries)} files)")
 
 
 def fresh_checkout(cfg: LabConfig, tree: str, purpose: str) -> Path:
@@ -146,6 +151,7 @@ def fresh_checkout(cfg: LabConfig, tree: str, purpose: str) -> Path:
 
 def discard_checkout(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+    sh.note(f"removed {path}")
 
 
 def sync_worktree(cfg: LabConfig, old: str, new: str) -> None:
@@ -171,3 +177,5 @@ def sync_worktree(cfg: LabConfig, old: str, new: str) -> None:
     oids = sorted({oid for _, _, oid in wanted})
     content = {oid: got[1] for oid, got in zip(oids, gitobjects.read(cfg, oids)) if got}
     treefs.write(cfg.pipeline_dir, ((p, m, content[o]) for p, m, o in sorted(wanted)))
+    where = gitobjects.shown(cfg, cfg.pipeline_dir)
+    sh.note(f"brought {where} from tree {old} to {new} ({len(wanted)} files written, {len(gone)} removed)")

@@ -12,13 +12,24 @@ from typing import Any
 
 from arl.errors import ArlError
 
-# ARL_QUIET=1 hides the command lines (benchmarks); they are printed by default so a user can replay them.
-_QUIET = os.environ.get("ARL_QUIET") == "1"
+
+def quiet() -> bool:
+    """ARL_QUIET=1 (or -q, which sets it for the steps a run starts too) hides the command lines; they are printed
+    by default so that a user can replay them. Read each time: -q is parsed after this module is imported."""
+    return os.environ.get("ARL_QUIET") == "1"
 
 
 def echo(line: str) -> None:
-    if not _QUIET:
+    """A command line about to run, as a person would paste it into a shell in the lab."""
+    if not quiet():
         print(f"+ {line}", file=sys.stderr, flush=True)
+
+
+def note(what: str) -> None:
+    """What arl writes itself, with no command to show (git objects of an import, a results row, an ack): one
+    `# arl: ...` line naming what and where, a comment when pasted."""
+    if not quiet():
+        print(f"# arl: {what}", file=sys.stderr, flush=True)
 
 
 def say(msg: str) -> None:
@@ -41,7 +52,8 @@ def git(repo: os.PathLike[str] | str) -> Any:
 
 
 def docker() -> Any:
-    return tool("docker")
+    """The container engine's CLI: docker, or podman where `[engine] runtime` says so (set for a SLURM job)."""
+    return tool(os.environ.get("ARL_RUNTIME") or "docker")
 
 
 _Result = tuple[int, bytes, str]  # exit code, stdout, stderr (decoded)
