@@ -85,9 +85,13 @@ class Slurm:
             "status": str(self.status_path(name)),
             "secrets": sorted(env),  # names only: the values reach the job in its environment, never a file
         }
+        broker = self._broker(slot)
+        if broker:
+            spec["broker"] = broker
         atomic_write(self.spec_path(name), json.dumps(spec), fsync=False)
         os.chmod(self.spec_path(name), 0o600)
         log = self.cfg.state_dir / "logs" / f"{name}.job.log"
+        log.parent.mkdir(mode=0o700, exist_ok=True)  # sbatch's output file: a job whose folder is missing fails
         runner = f"exec {sys.executable} -m arl.engines.slurm_job {self.spec_path(name)}"
         args = [
             "--parsable", f"--job-name={self.job_name(run, slot)}", f"--comment={self.comment(name)}",
@@ -103,6 +107,23 @@ class Slurm:
         atomic_write(self.spec_path(name), json.dumps(spec), fsync=False)
         print(f"slot {slot}: job {job} submitted ({self.job_name(run, slot)})", flush=True)
         return None
+
+    def _broker(self, slot: int) -> dict[str, Any] | None:
+        """The API broker of the slot's job (when the agent has one): its command with the slot's socket, and what
+        the run has spent so far (its budget counts from there)."""
+        from arl.lab import state
+        from arl.sandbox import brokerproc
+
+        try:
+            argv = json.loads(brokerproc.job_command_file(self.cfg).read_text())
+        except (OSError, ValueError):
+            return None
+        sock = brokerproc.slot_folder(self.cfg.state_dir, slot) / brokerproc.SOCKET
+        brokerproc.made_way(self.cfg, sock)
+        spent = repr(float(state.load(self.cfg).get("cost", 0.0)))
+        argv += ["--socket", str(sock), "--first-slot", str(slot), "--spent", spent]
+        log = self.cfg.state_dir / "logs" / f"broker-slot{slot}.log"
+        return {"argv": argv, "socket": str(sock), "log": str(log)}
 
     # -- what the scheduler and the runner say
     def _squeue(self, job: str) -> tuple[str, str, str] | None:
@@ -136,7 +157,7 @@ class Slurm:
         except ArlError as e:  # no word from the controller: as the runner last said, still alive
             return State(exists=True, status="created", id=job, error=str(e))
         if q is not None and q[0] == "PENDING":
-            return State(exists=True, status="queued", id=job, reason=q[1] or "None")
+            return State(exists=True, status="queued", id=job, reason=q[1] if q[1] not in ("", "None") else "submitted")
         if q is not None and q[0] in ACTIVE and status.get("state") != "exited":
             if status.get("state") == "running":
                 frozen = (self.folder / f"{name}.frozen").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.errors import ArlError
 from arl.sandbox import containers
 from arl.sandbox.gpus import allocated_gpus, gpu_args
 from arl.util import sh
@@ -41,8 +43,13 @@ def main(argv: list[str]) -> int:
     args[1:1] = gpu_args(gpus, spec.get("gpu_mode", "docker"))
     cmd = [spec.get("runtime", "docker"), *args]
     info = {"job": os.environ.get("SLURM_JOB_ID", ""), "node": socket.gethostname(), "gpus": gpus}
-    sh.echo(" ".join(cmd) + f" >> {spec['transcript']}")
+    sh.echo(f"{shlex.join(cmd)} >> {shlex.quote(spec['transcript'])}")
     containers.stop(name, grace=1)  # a leftover of the same name on this node (a requeued job)
+    try:
+        broker = _start_broker(spec.get("broker"))
+    except ArlError as e:
+        _write(status, {**info, "state": "exited", "exit_code": None, "error": str(e)})
+        return 0
     transcript = Path(spec["transcript"])
     transcript.parent.mkdir(parents=True, exist_ok=True)
     with open(transcript, "ab") as out, open(transcript.with_suffix(".docker-run.err"), "ab") as err:
@@ -56,6 +63,9 @@ def main(argv: list[str]) -> int:
     if signalled:
         containers.stop(name, grace=GRACE)  # the scheduler ends the job: the agent saves and exits first
     proc.wait()
+    if broker:
+        broker.terminate()
+        broker.wait(10)
     cs = containers.state(name)
     tail = containers.stderr_tail(name, 5) if cs.exists else ""
     containers.stop(name, grace=1)
@@ -63,6 +73,22 @@ def main(argv: list[str]) -> int:
                     "oom": cs.oom_killed, "error": cs.error, "stderr_tail": tail,
                     "signal": signalled[0] if signalled else ""})  # fmt: skip
     return 0
+
+
+def _start_broker(spec: dict[str, Any] | None) -> subprocess.Popen[bytes] | None:
+    """The slot's API broker, beside its container and outside it, with the job's environment (the credential)."""
+    if not spec:
+        return None
+    sock = Path(spec["socket"])
+    with open(spec["log"], "ab") as log:
+        proc = subprocess.Popen(spec["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise ArlError(f"the API broker did not start on {socket.gethostname()}; see {spec['log']}")
+        time.sleep(0.02)
+    return proc
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

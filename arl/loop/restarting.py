@@ -105,7 +105,8 @@ def _relaunch(cfg: LabConfig, st: RunState, slot: int, end: str, why: str) -> in
     sl["last_progress"] = time.time()
     state.save(cfg, st)
     if stop_reason(cfg, st) is None:
-        print(f"relaunching the agent after its session ended ({end})", flush=True)
+        said = f"; {why}" if end == "scheduler" else ""  # the job's end: whose doing, and which job
+        print(f"relaunching the agent after its session ended ({end}){said}", flush=True)
         start_container(cfg, st, slot, reseed=False)
     return OK
 

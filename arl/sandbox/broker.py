@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None, prices: Mapping[str, Price] | None = Non
     p.add_argument("--max-cost", type=float, default=0.0, help="USD the run may spend (0: no limit)")
     p.add_argument("--spent", type=float, default=0.0, help="USD the run had spent before this broker started")
     p.add_argument("--spent-file", type=Path, help="written once the budget is spent")
+    p.add_argument("--first-slot", type=int, default=0, help="the slot of the first --socket (default 0)")
     args = p.parse_args(argv)
     try:
         open_connection(args.upstream)
@@ -286,7 +287,11 @@ def main(argv: list[str] | None = None, prices: Mapping[str, Price] | None = Non
     config = {"provider": args.provider, "upstream": args.upstream, "log_file": args.log, "usage_file": args.usage}
     handler = type("BrokerHandler", (Handler,), {**config, "credentials": creds, "policy": policy})
     where = f"{args.provider} -> {args.upstream}"
-    serve(args.socket, args.tcp, handler, lambda listening: print(f"arl.broker: {where}, listening on {listening}"))
+
+    def ready(listening: str) -> None:
+        print(f"arl.broker: {where}, listening on {listening}")
+
+    serve(args.socket, args.tcp, handler, ready, args.first_slot)
     return 0
 
 

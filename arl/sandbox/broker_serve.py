@@ -133,9 +133,14 @@ def serve_unix(path: Path, handler: type[BaseHTTPRequestHandler], slot: int = 0)
 
 
 def serve(
-    sockets: list[Path], tcp: str | None, handler: type[BaseHTTPRequestHandler], ready: Callable[[str], None]
+    sockets: list[Path],
+    tcp: str | None,
+    handler: type[BaseHTTPRequestHandler],
+    ready: Callable[[str], None],
+    first_slot: int = 0,
 ) -> None:
-    """Listen on every slot's socket (and `tcp` as slot 0's too) until SIGTERM or SIGINT."""
+    """Listen on every slot's socket (and `tcp` as slot 0's too) until SIGTERM or SIGINT; the sockets are the slots
+    from `first_slot` on (a broker in a SLURM job serves its own slot only)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -148,7 +153,7 @@ def serve(
             server = SlotTCPServer((host or "127.0.0.1", int(port)), handler, SlotLimits(0))
             servers.append(server)
             where.append(f"tcp:{server.server_address[0]}:{server.server_address[1]}")
-        for slot, sock in enumerate(sockets):
+        for slot, sock in enumerate(sockets, start=first_slot):
             servers.append(serve_unix(sock, handler, slot))
             bound.append(sock)
         for server in servers:

@@ -82,32 +82,16 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
     from arl.lab import slots, state
 
     st = state.load(cfg)
-    settings = st.get("settings") or {}
-    provider = UPSTREAMS[agent][0]
-    socks = [slot_folder(cfg.state_dir, k) / SOCKET for k in slots.numbers(st)] if settings else []
+    socks = [slot_folder(cfg.state_dir, k) / SOCKET for k in slots.numbers(st)] if st.get("settings") else []
     socks = socks or [slot_folder(cfg.state_dir, 0) / SOCKET]
-    os.chmod(_made(folder(cfg)), 0o755)  # the container's user connects through it; nothing secret lives there
     for sock in socks:
-        os.chmod(_made(sock.parent), 0o755)
-        sock.unlink(missing_ok=True)
+        made_way(cfg, sock)
     spent_file(cfg).unlink(missing_ok=True)
     logs = _made(cfg.state_dir / "logs")
     python, env = _python()
-    model = settings.get("model") or cfg.agent_model
-    argv = [
-        python, "-m", ENTRY, "--provider", provider, "--upstream", upstream(agent, os.environ),
-        "--log", str(logs / "broker.jsonl"), "--usage", str(usage_file(cfg)),
-        "--models", ",".join(allowed_models(cfg, agent, model)), "--spent-file", str(spent_file(cfg)),
-        "--max-cost", repr(float(settings.get("max_cost") or 0.0)), "--spent", repr(float(st.get("cost", 0.0))),
-    ]  # fmt: skip
+    argv = [python, *command(cfg, agent, credentials_file)]
     for sock in socks:
         argv += ["--socket", str(sock)]
-    if cfg.allow_web:
-        argv.append("--allow-web")
-    if credentials_file is not None:
-        argv += ["--credentials-file", str(credentials_file)]
-    if os.environ.get("ARL_OAUTH_TOKEN_URL"):  # where an OAuth login is refreshed (default: Anthropic's console)
-        argv += ["--oauth-token-url", os.environ["ARL_OAUTH_TOKEN_URL"]]
     with open(logs / "broker.log", "ab") as log:
         # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -120,6 +104,49 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
             raise ArlError(f"the API broker did not start; see {logs / 'broker.log'}")
         time.sleep(0.02)
     return proc.pid
+
+
+def command(cfg: LabConfig, agent: str, credentials_file: Path | None = None) -> list[str]:
+    """The broker's arguments after the interpreter, all but its sockets: the run's provider, models and budget
+    (what it had spent before: a resumed run). A SLURM job adds its slot's socket and starts it beside its agent."""
+    from arl.lab import state
+
+    st = state.load(cfg)
+    settings = st.get("settings") or {}
+    logs = _made(cfg.state_dir / "logs")
+    model = settings.get("model") or cfg.agent_model
+    argv = [
+        "-m", ENTRY, "--provider", UPSTREAMS[agent][0], "--upstream", upstream(agent, os.environ),
+        "--log", str(logs / "broker.jsonl"), "--usage", str(usage_file(cfg)),
+        "--models", ",".join(allowed_models(cfg, agent, model)), "--spent-file", str(spent_file(cfg)),
+        "--max-cost", repr(float(settings.get("max_cost") or 0.0)), "--spent", repr(float(st.get("cost", 0.0))),
+    ]  # fmt: skip
+    if cfg.allow_web:
+        argv.append("--allow-web")
+    if credentials_file is not None:
+        argv += ["--credentials-file", str(credentials_file)]
+    if os.environ.get("ARL_OAUTH_TOKEN_URL"):  # where an OAuth login is refreshed (default: Anthropic's console)
+        argv += ["--oauth-token-url", os.environ["ARL_OAUTH_TOKEN_URL"]]
+    return argv
+
+
+def job_command_file(cfg: LabConfig) -> Path:
+    """With the SLURM engine: the broker's command (no secret in it), which each slot's job starts beside its agent."""
+    return folder(cfg) / "job-command.json"
+
+
+def write_job_command(cfg: LabConfig, agent: str, credentials_file: Path | None = None) -> None:
+    import json
+
+    _made(folder(cfg))
+    atomic_write(job_command_file(cfg), json.dumps([_python()[0], *command(cfg, agent, credentials_file)]))
+
+
+def made_way(cfg: LabConfig, sock: Path) -> None:
+    """The folders of a slot's socket, open to the container's user (nothing secret lives there), no old socket."""
+    os.chmod(_made(folder(cfg)), 0o755)
+    os.chmod(_made(sock.parent), 0o755)
+    sock.unlink(missing_ok=True)
 
 
 def _made(path: Path) -> Path:

@@ -13,12 +13,19 @@ from arl.sandbox import brokerproc, service
 def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
     agent = st["settings"]["agent"]
-    if brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS and not brokerproc.running(cfg):
+    brokered = brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS
+    in_jobs = (st["settings"].get("engine") or cfg.engine.kind) == "slurm"
+    brokerproc.job_command_file(cfg).unlink(missing_ok=True)
+    if brokered and (in_jobs or not brokerproc.running(cfg)):
         from arl.agents.launch import broker_auth
 
         auth, creds = broker_auth(cfg, st["settings"])
-        pid = brokerproc.start(cfg, agent, creds)
-        print(f"API broker started (pid {pid}): the agent reaches only its API, the broker holds {auth}")
+        if in_jobs:  # where the container runs: its slot's job starts it, as the user's own process
+            brokerproc.write_job_command(cfg, agent, creds)
+            print(f"API broker: one in each slot's SLURM job, beside its container; it holds {auth}")
+        else:
+            pid = brokerproc.start(cfg, agent, creds)
+            print(f"API broker started (pid {pid}): the agent reaches only its API, the broker holds {auth}")
     if cfg.host_service is None:
         return OK
     if service.running_pid(cfg) is None:

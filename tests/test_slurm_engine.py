@@ -1,0 +1,158 @@
+"""The SLURM engine on a real SLURM cluster (munged, slurmctld, slurmd started by the test, 4 or 1 placeholder GPUs
+as gres): slots as jobs, every guarantee of the parallel-agents tests, GPUs from the scheduler, queued jobs,
+scancel, kill -9 and resume, and a teardown that leaves no job and no container."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from .conftest import arl, git
+from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, wait_for
+from .slurm_cluster import Cluster, ClusterFactory
+
+pytestmark = pytest.mark.docker
+ENV = {"ARL_BASE_FROM": "debootstrap"}
+# One verdict, then the session ends: the slot's job ends and is submitted again, so jobs take turns on a GPU.
+ONE_VERDICT = (
+    'echo "slot=$ARL_SLOT gpu=${CUDA_VISIBLE_DEVICES:-none}" > /tmp/seen; arl eval >/dev/null; '
+    'arl verdict discard --notes "$(cat /tmp/seen)"'
+)
+
+
+def slurm_lab(lab: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch, agents: int = 2) -> Path:
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)  # arl and the steps it runs talk to this cluster
+    set_toml(lab, "run", "agents", agents)
+    set_toml(lab, "engine", "kind", "slurm")
+    set_toml(lab, "engine", "gres", "gpu:1")
+    set_toml(lab, "engine", "gpu_mode", "env")  # placeholder GPUs: no device to hand to docker --gpus
+    set_toml(lab, "engine", "partition", cluster.partition)
+    git(lab, "commit", "-qam", "slots as SLURM jobs")
+    return lab
+
+
+def lab_jobs(cluster: Cluster, lab: Path) -> list[str]:
+    return [j.id for j in cluster.jobs() if j.comment.startswith(f"arl:{lab.resolve()}:")]
+
+
+def run_arl(lab: Path, *args: str, agent: str = "offline", timeout: float = 600) -> tuple[int, str, str]:
+    argv = ["run", "--data", "data", "--agent", agent, "--seed", "3", "--plateau-threshold", "0", *args]
+    proc = arl(*argv, cwd=lab, check=False, timeout=timeout, env=ENV)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_clean(cluster: Cluster, lab: Path) -> None:
+    assert lab_jobs(cluster, lab) == [], cluster.jobs()
+    assert containers_of(lab) == []
+
+
+@pytest.fixture
+def lab(example_lab: Path, base_image: str):
+    yield example_lab
+    cleanup_containers(example_lab)
+
+
+def test_two_slots_as_jobs(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = slurm_cluster(gpus=4)
+    slurm_lab(lab, cluster, monkeypatch)
+    code, out, err = run_arl(lab, "--max-iterations", "12")
+    assert code == 0, (out + err)[-4000:]
+    rs = check_history(lab)
+    assert [int(r["id"]) for r in rs] == list(range(len(rs)))  # contiguous
+    decided = [r for r in rs[1:] if r["outcome"] in ("keep", "discard", "vetoed")]
+    assert len(decided) >= 12 and {r["slot"] for r in rs[1:]} == {"0", "1"}, out
+    keeps = [r for r in rs[1:] if r["outcome"] == "keep"]
+    assert keeps and all(r["verified_score"] for r in keeps)  # every keep verified, as a step of its slot's job
+    # the lines that ran: sbatch per slot, named after the lab and slot; the verification as a step of the job
+    assert "sbatch --parsable --job-name=arl-curve-fit-r1-s0" in err and "--job-name=arl-curve-fit-r1-s1" in err
+    assert "srun --jobid=" in err and "arl.loop.verify_job" in err
+    assert "scancel" in err
+    assert_clean(cluster, lab)
+
+
+def test_gpus_from_the_scheduler_and_a_queue(
+    lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = slurm_cluster(gpus=1)  # one GPU for two slots: one of them waits in the queue
+    slurm_lab(lab, cluster, monkeypatch)
+    set_toml(lab, "agent", "command", ["sh", "-c", ONE_VERDICT])
+    git(lab, "commit", "-qam", "one verdict per session")
+    code, out, err = run_arl(lab, "--max-iterations", "4", "--max-restarts", "20", agent="command")
+    assert code == 0, (out + err)[-4000:]
+    assert "queued (Resources)" in out, out[-3000:]
+    rs = check_history(lab)
+    seen = [r["notes"] for r in rs[1:] if r["outcome"] == "discard"]
+    # both slots ran, each in turn on the only GPU, and saw exactly it
+    assert {s.split()[0] for s in seen} == {"slot=0", "slot=1"}, seen
+    assert all(s.split()[1] == "gpu=0" for s in seen), seen
+    assert_clean(cluster, lab)
+
+
+def test_each_slot_sees_its_own_gpu(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = slurm_cluster(gpus=4)
+    slurm_lab(lab, cluster, monkeypatch)
+    set_toml(lab, "agent", "command", ["sh", "-c", ONE_VERDICT + "; sleep 600"])  # the job holds its GPU
+    git(lab, "commit", "-qam", "one verdict, then wait")
+    code, out, err = run_arl(lab, "--max-iterations", "2", agent="command")
+    assert code == 0, (out + err)[-4000:]
+    seen = {r["slot"]: r["notes"].split()[1] for r in check_history(lab)[1:] if r["outcome"] == "discard"}
+    assert set(seen) == {"0", "1"} and len(set(seen.values())) == 2, seen  # one GPU each, not the same one
+    # what each container saw is what its job was given
+    given = [json.loads(p.read_text())["gpus"] for p in (lab / ".arl" / "engine").glob("*.status.json")]
+    assert sorted(f"gpu={g}" for g in given) == sorted(seen.values()), (given, seen)
+    assert_clean(cluster, lab)
+
+
+def test_scancel_relaunches_the_slot(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = slurm_cluster(gpus=4)
+    slurm_lab(lab, cluster, monkeypatch)
+    log = lab / "run.log"
+    proc = start(
+        ["arl", "run", "--data", "data", "--agent", "offline", "--seed", "3", "--plateau-threshold", "0",
+         "--max-iterations", "10"], lab, log,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(rows(lab)) >= 3, 300, "three experiments")
+        victim = wait_for(
+            lambda: next((j for j in cluster.jobs() if j.name.endswith("-s0") and j.state == "RUNNING"), None),
+            120,
+            "slot 0's running job",
+        )
+        cluster.run("scancel", victim.id)
+        assert proc.wait(600) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert f"(scheduler); the scheduler ended its job: CANCELLED (job {victim.id})" in text, text[-3000:]
+    rs = check_history(lab)
+    assert [int(r["id"]) for r in rs] == list(range(len(rs)))
+    assert not [r for r in rs if r["outcome"] == "crash"], rs  # a job the scheduler ended is no crash
+    assert_clean(cluster, lab)
+
+
+def test_kill9_and_resume(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = slurm_cluster(gpus=4)
+    slurm_lab(lab, cluster, monkeypatch)
+    log = lab / "run.log"
+    proc = start(
+        ["arl", "run", "--data", "data", "--agent", "offline", "--seed", "3", "--plateau-threshold", "0",
+         "--max-iterations", "30"], lab, log,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(rows(lab)) >= 3 and len(lab_jobs(cluster, lab)) == 2, 300, "experiments and 2 jobs")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(lab_jobs(cluster, lab)) == 2  # the jobs outlive a killed arl run
+    code, out, err = run_arl(lab, "--max-iterations", "3")
+    assert code == 0, (out + err)[-4000:]
+    assert "repairing its state" in err, err[-3000:]
+    rs = check_history(lab)
+    assert [int(r["id"]) for r in rs] == list(range(len(rs)))
+    assert_clean(cluster, lab)
