@@ -42,7 +42,7 @@ class Weight(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def forwarder(
-    work: Path, nofile: int | None = None, listeners: int = 1
+    work: Path, nofile: int | None = None, listeners: int = 1, one_socket_form: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], list[Path]]]:
     service = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Weight)
     service.daemon_threads = True
@@ -50,6 +50,8 @@ def forwarder(
     socks, ready = [work / f"slot-{k}.sock" for k in range(listeners)], work / "ready"
     argv = [sys.executable, "-m", "arl.sandbox.forward", *(f"unix:{s}" for s in socks)]
     argv += ["--to", f"tcp:127.0.0.1:{service.server_address[1]}", "--ready", str(ready)]
+    if one_socket_form:  # LISTEN TARGET READY, as the codex agent's container runs it
+        argv = [*argv[:3], argv[3], argv[5], argv[7]]
 
     def limit() -> None:
         if nofile is not None:
@@ -79,8 +81,9 @@ def echo(sock: Path, payload: bytes) -> bytes:
         conn.close()
 
 
-def test_bytes_both_ways(work: Path) -> None:
-    with forwarder(work) as (_, [sock]):
+@pytest.mark.parametrize("one_socket_form", [False, True])
+def test_bytes_both_ways(work: Path, one_socket_form: bool) -> None:
+    with forwarder(work, one_socket_form=one_socket_form) as (_, [sock]):
         big = os.urandom(3 * 2**20)  # more than the forwarder queues per direction: the flow control is exercised
         assert echo(sock, big) == big
         assert echo(sock, b"1.5") == b"1.5"

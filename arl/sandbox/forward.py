@@ -5,6 +5,7 @@ containers), each in a folder that only its own containers mount; a container, e
 127.0.0.1:PORT to its socket. No port is opened on any network interface.
 
     python -m arl.sandbox.forward --to TARGET [--ready FILE] [--cap N] LISTEN [LISTEN ...]
+    python -m arl.sandbox.forward LISTEN TARGET [FILE]   (one socket: the form a container's command line uses)
     (TARGET and each LISTEN: tcp:HOST:PORT or unix:PATH)
 
 FILE is created once every listening socket is bound, so a caller can wait for it.
@@ -227,6 +228,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--to", required=True, help="tcp:HOST:PORT or unix:PATH each connection is forwarded to")
     parser.add_argument("--ready", help="a file created once every socket listens")
     parser.add_argument("--cap", type=int, default=MAX_CONNECTIONS, help="connections at once, per listening socket")
+    if "--to" not in argv and len(argv) in (2, 3) and not any(a.startswith("-") for a in argv):
+        argv = [argv[0], "--to", argv[1], *(["--ready", argv[2]] if len(argv) == 3 else [])]
     args = parser.parse_args(argv)
     _room(len(args.listen), args.cap)
     servers = [listen(spec) for spec in args.listen]
