@@ -1,10 +1,10 @@
 """The live page of a lab, `.arl/report/index.html`, kept current during a run by a worker process of its own, never
 by the decider: after each experiment the loop only asks (`refresh`: the request's time written to a file and a lock
 tried, well under a millisecond; a worker started when none holds the lock). The worker rewrites the page, again
-while requests keep coming (those that came during a rewrite are answered by one more, so a busy run costs it at
-most a twentieth of its time), and exits once none came for a few seconds: never two at once, the decider never
-waiting for it. The run's end rewrites the page (`refresh(cfg, active=False)`) after any worker, so it is complete
-when the run returns. Nothing here is fatal: a page that cannot be written is a line in .arl/logs/report.log.
+while requests keep coming (those that came since are answered by one more, a second or two later), and exits once
+none came for a few seconds: never two at once, the decider never waiting for it. The run's end rewrites the page
+(`refresh(cfg, active=False)`) after any worker, so it is complete when the run returns. Nothing here is fatal: a
+page that cannot be written is a line in .arl/logs/report.log.
 
 ARL_LIVE_REPORT=0 turns the live page off (the benchmark measures the decider without it)."""
 
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from arl.report import gather
 
 LINGER_S = 5.0  # how long a worker waits for the next request before it exits (a fresh one costs a start-up)
-MAX_DELAY_S = 2.0  # the most a request waits for the rewrite that answers it, a long history's page included
+# Rewrites are at least MIN_GAP_S apart (a fast loop decides several times a second: one rewrite answers them all,
+# and the worker's git and CPU stay off the decider's way), more for a page that takes long (twenty times its cost),
+# but never more than MAX_GAP_S: the page is at most about that late.
+MIN_GAP_S = 1.0
+MAX_GAP_S = 2.0
 
 
 def path(cfg: LabConfig) -> Path:
@@ -167,7 +171,8 @@ def work(cfg: LabConfig, fd: int) -> None:
         try:
             while (wanted := _read(cfg, "wanted")) > _read(cfg, "done"):
                 if run_active(cfg):  # paced: a long history's page (megabytes) takes at most a twentieth of the time
-                    time.sleep(max(last + min(20 * spent, MAX_DELAY_S) - time.monotonic(), 0.0))
+                    gap = min(max(20 * spent, MIN_GAP_S), MAX_GAP_S)
+                    time.sleep(max(last + gap - time.monotonic(), 0.0))
                     wanted = _read(cfg, "wanted")  # those that came while it waited: one rewrite for them all
                 # read after the requests it answers: the run's end (state saved, then its request) is seen
                 active = run_active(cfg)

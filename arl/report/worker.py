@@ -15,7 +15,7 @@ from arl.report import live
 def main(argv: list[str]) -> int:
     fd = int(os.environ.pop("ARL_REPORT_LOCK_FD"))
     try:
-        os.nice(10)
+        os.nice(19)
     except OSError:
         pass  # the priority is a courtesy
     live.work(config.load(Path(argv[0])), fd)
