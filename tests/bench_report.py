@@ -116,7 +116,7 @@ if __name__ == "__main__":  # `python -m tests.bench_report`: this table alone
 
     scratch = L.Scratch(keep="--keep" in sys.argv)
     try:
-        figs, raw = report_refresh(scratch, 20, 1000, lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+        figs, raw = report_refresh(scratch, 25, 1000, lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
         print(table(figs))
         out = Path(__file__).resolve().parent.parent / "bench-results" / "report.json"
         out.parent.mkdir(parents=True, exist_ok=True)
