@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--startup-only", action="store_true", help="only the start-up table: no Docker, a minute or so")
     p.add_argument("--keep", action="store_true", help="keep the scratch labs (their path is printed)")
     p.add_argument("--no-slots", action="store_true", help="skip the parallel-agents table (about 2 minutes)")
+    p.add_argument("--no-slurm", action="store_true", help="skip the SLURM engine's figures (about 2 minutes)")
     p.add_argument("-o", "--output", type=Path, default=OUT)
     a = p.parse_args(argv)
     if a.quick:
@@ -254,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         figs += f1 + fm + fv + f2 + ft + fs + fc
         fr, raw["live_report"] = report_refresh(scratch, a.experiments, a.history, say, rounds=a.rounds)
         figs += fr
+        if not a.no_slurm:
+            from .bench_slurm import engines
+
+            fe, raw["engines"] = engines(scratch, min(a.experiments, 12), say)
+            figs += fe
         if not a.no_slots:
             from .bench_slots import EVAL_S, THINK_S, slots_table
 

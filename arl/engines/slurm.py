@@ -103,7 +103,7 @@ class Slurm:
         job = out.strip().split(";")[0]
         if not job.isdigit():
             raise ArlError(f"sbatch printed no job id: {out.strip()[:200]!r}")
-        spec["job"] = job
+        spec["job"], spec["submitted_at"] = job, time.time()
         atomic_write(self.spec_path(name), json.dumps(spec), fsync=False)
         print(f"slot {slot}: job {job} submitted ({self.job_name(run, slot)})", flush=True)
         return None
@@ -164,7 +164,7 @@ class Slurm:
                 return State(exists=True, status="paused" if frozen else "running", id=job)
             return State(exists=True, status="created", id=job)
         ended = q[0] if q is not None else ""
-        by = ended if ended in SCHEDULER_ENDS else status.get("signal", "")
+        by = ended if ended in SCHEDULER_ENDS else f"SIG{status['signal']}" if status.get("signal") else ""
         return State(
             exists=True,
             status="exited",

@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + 120
     while not containers.state(name).exists and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    _write(status, {**info, "state": "running"})
+    _write(status, {**info, "state": "running", "running_at": time.time()})
     while proc.poll() is None and not signalled:
         time.sleep(0.2)
     if signalled:
