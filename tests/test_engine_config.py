@@ -55,7 +55,8 @@ def test_slurm_time_formats(text: str, minutes: float | None) -> None:
 
 
 def test_job_time_and_resources(tmp_path: Path) -> None:
-    cfg = load(tmp_path, 'kind = "slurm"\npartition = "gpu"\naccount = "g"\ngres = "gpu:1"\nsbatch_args = ["--qos=q"]\n')
+    engine = 'kind = "slurm"\npartition = "gpu"\naccount = "g"\ngres = "gpu:1"\nsbatch_args = ["--qos=q"]\n'
+    cfg = load(tmp_path, engine)
     s = Slurm(cfg)
     assert s.resources() == ["--partition=gpu", "--account=g", "--gres=gpu:1", "--qos=q"]
     assert s.time_flag(3600 * 2) == ["--time=130"]  # what is left of the run, and slack for its end
