@@ -3,7 +3,11 @@ what they say."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ def sync_transcript(cfg: LabConfig, st: RunState, slot: int = 0, live: bool = Fa
 
 
 _ACCOUNTS: dict[Path, tuple[int, Any]] = {}  # transcript -> (bytes parsed, StreamAccount): parse only what is new
+_COUNTING = threading.RLock()  # the incremental readers (transcripts, the broker's log): one reader at a time
 
 
 def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> float:
@@ -48,14 +53,15 @@ def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> f
 
     agent = st["settings"]["agent"]
     adapter = get_adapter(agent)
-    done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
-    new = appended_lines(path, done)
-    for line in new.decode(errors="replace").splitlines():
-        adapter.parse_line(line, acc)
-    _ACCOUNTS[path] = (done + len(new), acc)
-    own = float(adapter.cost(acc))
-    if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker":  # each slot has its own socket
-        return max(own, broker_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0), slot))
+    with _COUNTING:
+        done, acc = _ACCOUNTS.get(path, (0, StreamAccount()))
+        new = appended_lines(path, done)
+        for line in new.decode(errors="replace").splitlines():
+            adapter.parse_line(line, acc)
+        _ACCOUNTS[path] = (done + len(new), acc)
+        own = float(adapter.cost(acc))
+        if agent in brokerproc.UPSTREAMS and brokerproc.mode(cfg, agent) == "broker":  # each slot has its own socket
+            return max(own, broker_cost(cfg, agent, float(slots.of(st, slot).get("launched_at") or 0.0), slot))
     return own
 
 
@@ -69,7 +75,8 @@ def broker_cost(cfg: LabConfig, agent: str, since: float, slot: int = 0) -> floa
     from arl.sandbox.broker_usage import records
 
     price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
-    used = records(brokerproc.usage_file(cfg))
+    with _COUNTING:
+        used = records(brokerproc.usage_file(cfg))
     return sum(price(str(r.get("model") or ""), r) for when, r in used if when >= since and r.get("slot", 0) == slot)
 
 
@@ -90,6 +97,59 @@ def budget_spent(cfg: LabConfig, st: RunState) -> str | None:
         sl["cost"] = sl.get("cost_closed", 0.0) + sync_transcript(cfg, st, k)
     st["cost"] = max(slots.total_cost(st), spent)
     return f"max_cost: ${st['cost']:.4f} spent (limit ${limit:g})" if st["cost"] >= limit else None
+
+
+GUARD_CHECK = 0.5  # seconds between the budget checks while a decision runs (as often as the waiting loop checks)
+
+
+def freeze_all(cfg: LabConfig, st: RunState) -> list[str]:
+    """Freeze every slot's running agent, wherever its engine runs it; the names frozen."""
+    from arl.engines.choose import engine_of
+
+    engine = engine_of(cfg, st)
+    frozen = []
+    for k in slots.numbers(st):
+        name = slots.of(st, k).get("container")
+        if name and engine.state(name).status == "running" and engine.freeze(name):
+            frozen.append(name)
+    return frozen
+
+
+@contextlib.contextmanager
+def budget_guard(cfg: LabConfig, st: RunState, during: str) -> Iterator[None]:
+    """While the host decides (`during` says what), the other slots' agents go on working: a thread checks the
+    budget as the waiting loop does and freezes every agent the moment it is spent (the broker already refuses past
+    it; a frozen agent stops asking, and one without the broker stops spending). It works on a copy of the run state
+    taken here, so the decider's own state is never written from two threads; once done, a spent budget is brought
+    into that state, so the stop rule sees it and the decided slot stays frozen."""
+    if not st["settings"].get("max_cost"):
+        yield
+        return
+    seen = copy.deepcopy(st)
+    done = threading.Event()
+    tripped: list[str] = []
+
+    def watch() -> None:
+        while True:
+            reason = budget_spent(cfg, seen)
+            if reason is not None:
+                frozen = freeze_all(cfg, seen)
+                print(f"{reason}: every agent is frozen (during {during})", flush=True)
+                state.log_event(cfg, {"event": "budget_frozen", "run": seen.get("run"), "containers": frozen})
+                tripped.append(reason)
+                return
+            if done.wait(GUARD_CHECK):
+                return
+
+    watcher = threading.Thread(target=watch, name="budget-guard", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        if tripped:
+            budget_spent(cfg, st)
 
 
 def _live_view(st: RunState, new: bytes, slot: int = 0) -> None:

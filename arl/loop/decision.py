@@ -15,7 +15,7 @@ from arl.lab.channel import Ack
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.loop import experiments, verifying
-from arl.loop.costs import account_cost
+from arl.loop.costs import account_cost, budget_guard
 from arl.loop.experiments import Attempt
 from arl.loop.launching import write_results_view
 from arl.loop.run import OK, data_dir, open_run
@@ -208,7 +208,8 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     if os.path.lexists(expected):
         landed = _mtime(expected)
         events.record(cfg, st, slot, "verdict", landed)
-        row = process_verdict(cfg, st, expected, slot, beside=verifying.parallel(cfg, st))
+        with budget_guard(cfg, st, f"the decision of slot {slot}'s verdict"):  # the other agents go on spending
+            row = process_verdict(cfg, st, expected, slot, beside=verifying.parallel(cfg, st))
         st.pop("ready", None)
         state.save(cfg, st)
         if row is STARTED:
