@@ -9,6 +9,7 @@ import socket
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def _with_command(lab: Path, command: str) -> int:
     return port
 
 
-def _started_by_the_run(lab: Path) -> dict[str, object]:
+def _started_by_the_run(lab: Path) -> dict[str, Any]:
     """`arl-step preflight` + `service-up` as `make research` runs them; what the service saw; then service-down."""
     (lab / "started.json").unlink(missing_ok=True)
     run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=lab)
@@ -219,3 +220,61 @@ def test_a_dead_forwarder_is_restarted_once_then_the_run_stops(service_lab: Path
     assert "the host service's forwarder to the sandbox died; restarting it once" in out, out[-3000:]
     assert "stop: the host service's forwarder to the sandbox died again after one restart" in out, out[-3000:]
     assert proc.returncode != 0 and not containers_of(service_lab), out[-3000:]  # a stop for a failure
+
+
+def _running_agents(lab: Path) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "--filter", f"label=arl.root={lab.resolve()}", "--filter", "label=arl.role=agent"]
+        + ["--filter", "status=running", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return out if len(out) == 2 else []
+
+
+def _inside(name: str) -> str:
+    """What the agent's container sees of the service: its socket folder, and the service's answer through it."""
+    probe = "import os, urllib.request as u; print(u.urlopen(os.environ['ARL_HOST_SERVICE_URL']).read().decode())"
+    cmd = ["docker", "exec", name, "sh", "-c", f'ls -A /workspace/service && python3 -c "{probe}"']
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""  # a container frozen for a decision answers a moment later
+
+
+@pytest.mark.docker
+def test_each_slot_reaches_the_service_through_its_own_socket(service_lab: Path, base_image: str) -> None:
+    """Two slots: the forwarder listens on one socket per slot and one for the verifications, each in its own folder;
+    each agent's container mounts its own slot's folder only (it sees one socket) and reaches the service through
+    it; the verification containers mount the verifications' folder."""
+    set_toml(service_lab, "run", "agents", 2)
+    git(service_lab, "commit", "-qam", "two agents")
+    argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "offline", "--max-iterations", "500"]
+    argv += ["--plateau-threshold", "0", "--seed", "5"]
+    env = {**os.environ, "ARL_BASE_FROM": "debootstrap"}
+    proc = subprocess.Popen(argv, cwd=service_lab, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    svc = service_lab / ".arl" / "svc"
+    try:
+        names = wait_for(lambda: _running_agents(service_lab), 240, "both agents running")
+        for name in names:
+            info = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True).stdout)[0]
+            slot = next(e.split("=", 1)[1] for e in info["Config"]["Env"] if e.startswith("ARL_SLOT="))
+            sources = [m["Source"] for m in info["Mounts"] if m["Destination"] == "/workspace/service"]
+            assert sources == [str((svc / f"slot-{slot}").resolve())], (name, info["Mounts"])
+            assert wait_for(lambda n=name: _inside(n), 60, f"{name} to answer") == "service.sock\n1.5\n"
+        assert sorted(str(p.relative_to(svc)) for p in svc.glob("*/service.sock")) == [
+            "slot-0/service.sock",
+            "slot-1/service.sock",
+            "verify/service.sock",
+        ]
+        pid = int((service_lab / ".arl" / "forward.pid").read_text())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            listening = [a for a in f.read().decode().split("\0") if a.startswith("unix:")]
+        assert sorted(listening) == sorted(f"unix:{p}" for p in svc.glob("*/service.sock")), listening
+    finally:
+        proc.kill()
+        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+        cleanup_containers(service_lab)
+        subprocess.run([str(BIN / "arl-step"), "service-down"], cwd=service_lab, capture_output=True)
+    # the host's verifications (the baseline's) went through the verifications' socket
+    dry = arl("run", "--dry-run", "--data", "data", "--agent", "offline", cwd=service_lab).stdout
+    assert f"src={(svc / 'verify').resolve()},dst=/workspace/service" in dry, dry[-3000:] + out[-2000:]
+    assert f"src={(svc / 'slot-0').resolve()},dst=/workspace/service" in dry, dry[-3000:]
