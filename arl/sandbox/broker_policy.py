@@ -22,6 +22,8 @@ _DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() would also take
 _DROPPED_PREFIXES = ("x-forwarded-", "forwarded", "x-real-ip", "via")
 # Tool types that run on the client: the agent executes them in the sandbox. Every other type (web_search_*,
 # web_fetch_*, code_execution_*, computer_*, mcp, file_search, image_generation...) has the provider act for it.
+# What Codex CLI 0.163.0 sends (tests/streams/codex_request_0.163.0.json): function tools, a namespace of function
+# tools, and web_search unless it runs with `-c web_search="disabled"`.
 CLIENT_TOOL_TYPES = {"anthropic": {"custom"}, "openai": {"function", "custom", "local_shell"}}
 
 
@@ -117,12 +119,25 @@ class Policy:
         tools = req.get("tools") or []
         if not isinstance(tools, list):
             return "tools must be a list"
-        if not self.allow_web:
-            for tool in tools:
-                kind = tool.get("type", "custom") if isinstance(tool, dict) else None
-                if kind not in CLIENT_TOOL_TYPES[self.provider]:
-                    return (
-                        f"tool type {str(kind)[:60]!r} runs on the provider's servers and is not allowed here "
-                        "([agent] allow_web = false): only tools the agent runs itself"
-                    )
+        kind = None if self.allow_web else server_tool(tools, self.provider)
+        if kind is not None:
+            return (
+                f"tool type {kind[:60]!r} runs on the provider's servers and is not allowed here "
+                "([agent] allow_web = false): only tools the agent runs itself"
+            )
         return None
+
+
+def server_tool(tools: list[Any], provider: str, depth: int = 0) -> str | None:
+    """The first tool type in `tools` that is not the client's own, or None. Codex groups some of its function tools
+    under a `namespace` (multi_agent_v1): allowed when every tool inside it is the client's own."""
+    for tool in tools:
+        kind = tool.get("type", "custom") if isinstance(tool, dict) else None
+        if kind == "namespace" and provider == "openai" and depth == 0:
+            inner = tool.get("tools")
+            found = server_tool(inner, provider, 1) if isinstance(inner, list) else "namespace without tools"
+            if found is not None:
+                return found
+        elif kind not in CLIENT_TOOL_TYPES[provider]:
+            return str(kind)
+    return None
