@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     args = list(spec["argv"])
     args[1:1] = gpu_args(gpus, spec.get("gpu_mode", "docker"))
     cmd = [spec.get("runtime", "docker"), *args]
-    info = {"job": os.environ.get("SLURM_JOB_ID", ""), "node": socket.gethostname(), "gpus": gpus}
+    info: dict[str, Any] = {"job": os.environ.get("SLURM_JOB_ID", ""), "node": socket.gethostname(), "gpus": gpus}
     sh.echo(f"{shlex.join(cmd)} >> {shlex.quote(spec['transcript'])}")
     containers.stop(name, grace=1)  # a leftover of the same name on this node (a requeued job)
     try:
@@ -57,7 +57,8 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + 120
     while not containers.state(name).exists and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    _write(status, {**info, "state": "running", "running_at": time.time()})
+    info["running_at"] = time.time()
+    _write(status, {**info, "state": "running"})
     while proc.poll() is None and not signalled:
         time.sleep(0.2)
     if signalled:
