@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,21 @@ def test_make_research_runs_the_slots_as_jobs(
     rs = check_history(lab)
     assert [int(r["id"]) for r in rs] == list(range(len(rs))) and {r["slot"] for r in rs[1:]} == {"0", "1"}
     assert_clean(cluster, lab)
+
+
+def test_the_probe_says_what_is_missing(
+    lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = slurm_cluster(gpus=1)
+    slurm_lab(lab, cluster, monkeypatch)
+
+    def probe(image: str, **env: str) -> subprocess.CompletedProcess[str]:
+        code = "from arl.engines.slurm import Slurm; from arl.lab.context import open_lab; "
+        code += f"print(Slurm(open_lab({str(lab)!r})).probe({image!r}, 900))"
+        return run([sys.executable, "-c", code], cwd=lab, check=False, env=env)
+
+    assert "probe job: the node sees the lab's folder and the image" in probe("arl-agent-base:latest").stdout
+    missing = probe("arl-no-such-image:1")
+    assert "the image arl-no-such-image:1 is not on the node" in missing.stderr, missing.stderr[-2000:]
+    broken = probe("arl-agent-base:latest", SLURM_CONF=str(cluster.root / "missing.conf"))
+    assert "the probe job failed" in broken.stderr, broken.stderr[-2000:]
