@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import arl, git, run
+from .conftest import BIN, arl, git, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, wait_for
 from .slurm_cluster import Cluster, ClusterFactory
 
@@ -46,6 +46,13 @@ def run_arl(lab: Path, *args: str, agent: str = "offline", timeout: float = 600)
     argv = ["run", "--data", "data", "--agent", agent, "--seed", "3", "--plateau-threshold", "0", *args]
     proc = arl(*argv, cwd=lab, check=False, timeout=timeout, env=ENV)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_in_background(lab: Path, n: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """`arl run` of `n` experiments with the offline agent, in its own session; its output in run.log."""
+    log = lab / "run.log"
+    argv = ["run", "--data", "data", "--agent", "offline", "--seed", "3", "--plateau-threshold", "0"]
+    return start([str(BIN / "arl"), *argv, "--max-iterations", str(n)], lab, log), log
 
 
 def assert_clean(cluster: Cluster, lab: Path) -> None:
@@ -113,11 +120,7 @@ def test_each_slot_sees_its_own_gpu(lab: Path, slurm_cluster: ClusterFactory, mo
 def test_scancel_relaunches_the_slot(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = slurm_cluster(gpus=4)
     slurm_lab(lab, cluster, monkeypatch)
-    log = lab / "run.log"
-    proc = start(
-        ["arl", "run", "--data", "data", "--agent", "offline", "--seed", "3", "--plateau-threshold", "0",
-         "--max-iterations", "10"], lab, log,
-    )  # fmt: skip
+    proc, log = run_in_background(lab, 10)
     try:
         wait_for(lambda: len(rows(lab)) >= 3, 300, "three experiments")
         victim = wait_for(
@@ -143,11 +146,7 @@ def test_scancel_relaunches_the_slot(lab: Path, slurm_cluster: ClusterFactory, m
 def test_kill9_and_resume(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = slurm_cluster(gpus=4)
     slurm_lab(lab, cluster, monkeypatch)
-    log = lab / "run.log"
-    proc = start(
-        ["arl", "run", "--data", "data", "--agent", "offline", "--seed", "3", "--plateau-threshold", "0",
-         "--max-iterations", "30"], lab, log,
-    )  # fmt: skip
+    proc, log = run_in_background(lab, 30)
     try:
         wait_for(lambda: len(rows(lab)) >= 3 and len(lab_jobs(cluster, lab)) == 2, 300, "experiments and 2 jobs")
     finally:
