@@ -1,5 +1,5 @@
 """results.tsv read by position, with the precise csv parser behind it: the same rows and the same errors for any
-file, and the parsed-history cache under `.arl/cache/` that never serves stale rows."""
+file; the last rows read from the file's end; the in-process memo that never serves stale rows."""
 
 from __future__ import annotations
 
@@ -107,84 +107,65 @@ def _lab_file(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_the_cache_is_written_reused_extended_and_never_stale(tmp_path: Path) -> None:
+def test_the_memo_reuses_an_unchanged_prefix_and_never_serves_stale_rows(tmp_path: Path) -> None:
     path = _lab_file(tmp_path, TRICKY)
-    cache = tmp_path / ".arl" / "cache" / "results.tsv.marshal"
-    first = _fresh_read(path)
-    assert cache.is_file()
-    entry = results.results_cache.load(cache, path.read_bytes(), HEADER)
-    assert entry is not None and entry.nchars == len(path.read_text()) and _same(entry.rows(), first)
-    nchars, rows = entry.nchars, entry.rows()
-    # another process's first read is served by the cache (marked here, to see that it is what answers)
-    results.results_cache.store(cache, path.read_bytes(), HEADER, nchars, [{**r, "agent": "from-cache"} for r in rows])
-    assert {r["agent"] for r in _fresh_read(path)} == {"from-cache"}
-    # appended rows: the cached prefix is reused, the new line parsed
+    results.read(path)
     results.append(path, _row(5))
-    assert [r["id"] for r in _fresh_read(path)] == [0, 1, 2, 3, 4, 5]
+    assert [r["id"] for r in results.read(path).rows] == [0, 1, 2, 3, 4, 5]
     # the same size, rewritten in place within the same second: the content decides, not the timestamps
     stat = path.stat()
-    text = path.read_text().replace("note 5", "note 6")
-    path.write_text(text)
+    path.write_text(path.read_text().replace("note 5", "note 6"))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size
-    assert _fresh_read(path)[-1]["notes"] == "note 6"
-    # a damaged cache is a miss, never an error
-    cache.write_bytes(b"\x00garbage")
-    assert _same(_fresh_read(path), _precise(path))
-
-
-def test_no_cache_without_an_arl_folder_or_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "results.tsv"
-    path.write_text(HEADER + results.format_row(TRICKY[0]))
-    _fresh_read(path)
-    assert not (tmp_path / ".arl").exists()  # the cache never creates the state folder
-    (tmp_path / ".arl").mkdir()
-    monkeypatch.setenv("ARL_CONTROL", str(tmp_path / "control"))
-    _fresh_read(path)
-    assert not (tmp_path / ".arl" / "cache").exists()
-
-
-def test_results_output_is_the_same_with_and_without_the_cache(tmp_path: Path) -> None:
-    from tests.test_config import write_lab
-
-    lab = write_lab(tmp_path / "lab")
-    (lab / ".arl").mkdir(exist_ok=True)
-    (lab / "results.tsv").write_text(HEADER + "".join(results.format_row(r) for r in TRICKY))
-    outs = []
-    for _ in range(2):  # the first run writes the cache, the second reads it
-        outs.append([arl("results", "--format", f, cwd=lab).stdout for f in ("json", "tsv", "table", "markdown")])
-    assert (lab / ".arl" / "cache" / "results.tsv.marshal").is_file()
-    assert outs[0] == outs[1]
+    assert results.read(path).rows[-1]["notes"] == "note 6"
+    assert _same(results.read(path).rows, _precise(path))
 
 
 @pytest.mark.parametrize("last", [None, 1, 2, 499, 500, 501, 700, 1203, 5000])
-def test_the_last_rows_from_the_cache_blocks_equal_a_full_read(tmp_path: Path, last: int | None) -> None:
-    many = [_row(i, notes=f"row {i}") for i in range(1203)]  # three blocks, the last one short
+def test_the_last_rows_read_from_the_end_equal_a_full_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, last: int | None
+) -> None:
+    monkeypatch.setattr(results, "TAIL_BLOCK", 4096)  # many blocks read backwards, lines cut across them
+    many = [_row(i, notes=f"row {i}") for i in range(1203)]
     path = _lab_file(tmp_path, many)
-    full = _fresh_read(path)  # parses, and writes the cache
-    results._parsed.clear()  # another process: no memo, only the cache
-    rows, texts = results.read_last(path, last, texts=True)
-    want = full if last is None else full[-last:]
-    assert texts is not None and _same(rows, want)
-    assert "[" + ", ".join(texts) + "]" == json.dumps(want, default=str)
-    # without a cache that matches the file: the rows of a full read, no texts
-    with open(path, "a") as f:
-        f.write(results.format_row(_row(1203)))
+    full = _fresh_read(path)
     results._parsed.clear()
-    rows, texts = results.read_last(path, last, texts=True)
-    assert texts is None and [r["id"] for r in rows] == [r["id"] for r in _fresh_read(path)][-(last or 0) :]
+    want = full if last is None else full[-last:]
+    assert _same(results.read_last(path, last), want)
+    assert not results._parsed or last is None  # a few rows: the file was not read whole
 
 
-def test_an_append_rewrites_only_the_last_block(tmp_path: Path) -> None:
-    path = _lab_file(tmp_path, [_row(i) for i in range(1100)])
-    cache = tmp_path / ".arl" / "cache" / "results.tsv.marshal"
-    _fresh_read(path)
-    before = results.results_cache.load(cache, path.read_bytes(), HEADER)
-    results.append(path, _row(1100))
-    after_rows = _fresh_read(path)  # the cached 1,100 rows and the one new line
-    assert _same(after_rows, _precise(path))
-    after = results.results_cache.load(cache, path.read_bytes(), HEADER)
-    assert before is not None and after is not None and after.count == 1101
-    assert after.blocks[:2] == before.blocks[:2] and after.text_blocks[:2] == before.text_blocks[:2]
-    assert after.blocks[2] != before.blocks[2]
-    assert "[" + ", ".join(after.texts()) + "]" == json.dumps(after_rows, default=str)
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "8\t2\t2024-05-01T",  # a torn last line: ignored, as a full read ignores it
+        "\n",  # a blank line
+        '9\t1\t"2024"x\tdiscard\t\t\t\t\t\t\t\t\t{}\t0\n',  # a line csv reads its own way
+    ],
+)
+def test_odd_ends_are_read_as_a_full_read_reads_them(tmp_path: Path, tail: str) -> None:
+    path = _lab_file(tmp_path, [_row(i) for i in range(8)])
+    path.write_text(path.read_text() + tail)
+    full = _fresh_read(path)
+    results._parsed.clear()
+    assert _same(results.read_last(path, 3), full[-3:])
+
+
+def test_the_last_rows_of_an_old_or_foreign_file_are_a_full_reads(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    old = results.OLD_COLUMNS
+    path.write_text(
+        "\t".join(old) + "\n" + "".join(results.format_row(_row(i)).rsplit("\t", 1)[0] + "\n" for i in range(5))
+    )
+    assert [r["id"] for r in results.read_last(path, 2)] == [3, 4]
+    assert results.read_last(tmp_path / "missing.tsv", 2) == []
+
+
+def test_results_output_is_the_same_for_the_whole_history_and_its_end(tmp_path: Path) -> None:
+    from tests.test_config import write_lab
+
+    lab = write_lab(tmp_path / "lab")
+    (lab / "results.tsv").write_text(HEADER + "".join(results.format_row(r) for r in TRICKY))
+    for f in ("json", "tsv", "table", "markdown"):
+        whole = arl("results", "--format", f, cwd=lab).stdout
+        assert arl("results", "--format", f, "--last", "99", cwd=lab).stdout == whole

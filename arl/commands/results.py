@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from arl.commands.tables import simple_table
 from arl.errors import UsageError
@@ -13,10 +14,7 @@ from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
 from arl.util.text import clean
 
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any
-
     from arl.lab.runstate import Row
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
@@ -70,15 +68,12 @@ def show_results(
 ) -> int:
     if last is not None and last < 1:
         raise UsageError(f"--last must be at least 1, not {last}")
-    texts: list[str] | None = None
     if best or run is not None or slot is not None:
         rows = select(cfg, res.read(cfg.results_file).rows, last, best, run, slot)
-    else:  # the whole history or its end: the cache may hold just these rows, even as JSON
-        rows, texts = res.read_last(cfg.results_file, last, texts=fmt == "json")
+    else:  # the whole history or its end, which is all that is read
+        rows = res.read_last(cfg.results_file, last)
     if fmt == "json":
-        # rows have exactly the columns, in order: no copies of 10,000 dicts to print them; the cached texts are
-        # what json.dumps makes of each row, and json.dumps joins a list's items with ", "
-        print("[" + ", ".join(texts) + "]" if texts is not None else json.dumps(rows, default=str))
+        print(json.dumps(rows, default=str))
     elif fmt == "csv":  # autoresearch-lab's format name: the same columns, comma-separated, quoted as csv does
         import csv
 
@@ -108,20 +103,25 @@ def show_results(
         if not rows and fmt == "table":
             print("(no experiments yet)")
         if fmt == "table":
-            for line in unrecorded_costs(cfg, res.read(cfg.results_file).rows):
+            whole = last is None and not best and run is None and slot is None
+            for line in unrecorded_costs(cfg, rows if whole else None):
                 print(line)
     return 0
 
 
-def unrecorded_costs(cfg: LabConfig, rows: list[Any]) -> list[str]:
-    """A line per run whose total cost (at its end) is more than its rows': sessions that ended without a verdict,
-    or spent past the last one, cost money too."""
+def unrecorded_costs(cfg: LabConfig, rows: list[Row] | None) -> list[str]:
+    """A line per run whose total cost (at its end) is more than its rows' (every row of the history; read here
+    when None and a run has ended): sessions that ended without a verdict, or spent past the last one, cost money
+    too."""
     from arl.report.transcript import events
 
     lines = []
-    for e in events(cfg, ("end",)):
+    ends = events(cfg, ("end",))
+    if ends and rows is None:
+        rows = res.read(cfg.results_file).rows
+    for e in ends:
         spent = float(e.get("cost") or 0.0)
-        in_rows = sum(float(r["cost_usd"] or 0.0) for r in rows if r["run"] == e.get("run"))
+        in_rows = sum(float(r["cost_usd"] or 0.0) for r in rows or [] if r["run"] == e.get("run"))
         if spent - in_rows > 5e-5:
             lines.append(
                 f"run {e.get('run')}: ${spent:.4f} spent in all, ${spent - in_rows:.4f} of it in no experiment's row "

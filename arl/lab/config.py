@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import marshal
 import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from arl.lab.engine import EngineSettings, engine_settings
 from arl.errors import ArlError
+from arl.lab.engine import EngineSettings, engine_settings
 from arl.lab.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
-
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
-if TYPE_CHECKING:
-    from typing import Any
 
 LAB_FILE = "lab.toml"
 
@@ -131,39 +127,20 @@ def __getattr__(name: str) -> Any:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """lab.toml as tomllib reads it. Every command and step loads it first, and importing tomllib (with the typing
-    module it needs) costs more than much of a short step: what tomllib made of it is kept in the lab's
-    `.arl/cache`, and used only while lab.toml's bytes are exactly the ones it was made from."""
+    """lab.toml as tomllib reads it, its errors naming the file and the place."""
     try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise ArlError(f"cannot read {path}: {e.strerror}")
     except UnicodeDecodeError:
         raise ArlError(f"{path}: not UTF-8 text")
-    from arl.lab import results_cache
-
-    cache = results_cache.cache_file(path)
-    if cache is not None:
-        try:
-            version, seen, raw = marshal.loads(cache.read_bytes())
-            if (version, seen) == (1, data) and isinstance(raw, dict):
-                return raw
-        except (OSError, ValueError, EOFError, TypeError):
-            pass
     if "\r" in text:  # the universal newlines of read_text, as lab.toml was always read
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     tomllib = _toml()
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ArlError(f"{path}: invalid TOML{toml_place(path, str(e))}: {e}")
-    if cache is not None:
-        try:
-            results_cache.write_atomic(cache, marshal.dumps((1, data, raw)))
-        except ValueError:  # a value marshal cannot hold (a TOML date): no cache
-            pass
-    return raw
 
 
 def load(path: Path) -> LabConfig:

@@ -9,15 +9,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arl.errors import ArlError
-from arl.lab import results_cache, results_fast
+from arl.lab import results_fast
 from arl.lab.config import LabConfig
 
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any
-
     from arl.lab.runstate import Row
 
 
@@ -153,15 +151,13 @@ def plateau(cfg: LabConfig, rows: list[Row]) -> int:
     return count
 
 
-# Parsed histories by path: a long-running loop re-reads results.tsv several times per verdict, and it only ever
-# grows at the end, so the rows of an unchanged prefix are reused and only the new lines are parsed.
+# Parsed histories by path: a long-running loop re-reads results.tsv as it grows, and it only ever grows at the
+# end, so the rows of an unchanged prefix are reused and only the new lines are parsed.
 _parsed: dict[str, tuple[str, list[Row]]] = {}
 _views: dict[str, tuple[list[Row], list[str]]] = {}
 
 
-def read(path: Path) -> History:
-    if not path.exists():
-        return History([])
+def _read_text(path: Path) -> tuple[str, bytes]:
     try:
         data = path.read_bytes()
         text = data.decode("utf-8")
@@ -171,17 +167,17 @@ def read(path: Path) -> History:
         raise ArlError(f"cannot read {path}: {e}")
     if "\r" in text:  # what read_text's universal newlines did
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, data
+
+
+def read(path: Path) -> History:
+    if not path.exists():
+        return History([])
+    text, data = _read_text(path)
     if not text.strip():
         return History([])
     key = str(path)
     seen, known = _parsed.get(key, ("", []))
-    cache = None if seen else results_cache.cache_file(path)
-    entry = results_cache.load(cache, data, header_line()) if cache is not None else None
-    if entry is not None:  # this process's first read: the rows parsed by an earlier one may still hold
-        try:
-            seen, known = text[: entry.nchars], entry.rows()
-        except (ValueError, EOFError, TypeError):  # a damaged entry: parsed again, and rewritten
-            entry = None
     if seen and text.startswith(seen):  # `seen` ends with a newline: the new text starts on a line of its own
         rows = known + _parse(path, text, text[len(seen) :], seen.count("\n") + 1)
     else:
@@ -191,36 +187,42 @@ def read(path: Path) -> History:
             from arl.lab.results_migrate import HEADER, convert
 
             if header == HEADER:
-                text = convert(path, text, data)
-                data, cache, header = text.encode("utf-8"), None, COLUMNS
+                text, header = convert(path, text, data), COLUMNS
         if header not in (COLUMNS, OLD_COLUMNS):
             raise ArlError(f"{path}: header is {' '.join(header)!r}; expected the columns {' '.join(COLUMNS)!r}")
         rows = _parse(path, text, text[text.index("\n") + 1 :] if "\n" in text else "", 2)
     if text.endswith("\n"):  # no torn line at the end: safe to build on
         _parsed[key] = (text, rows)
-        if cache is not None and len(rows) != len(known):
-            results_cache.store(cache, data, header_line(), len(text), rows, entry)
     return History(list(rows))
 
 
-def read_last(path: Path, last: int | None, texts: bool = False) -> tuple[list[Row], list[str] | None]:
-    """The last `last` rows (every row for None) and, when asked for and the parsed-history cache holds them, each
-    as `arl results --format json` prints it. With a cache entry that matches the whole file (its bytes, checked),
-    only the blocks holding those rows are loaded; otherwise the file is read as read() reads it, errors included."""
-    cache = results_cache.cache_file(path) if str(path) not in _parsed and path.is_file() else None
-    if cache is not None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = b""
-        entry = results_cache.load(cache, data, header_line()) if data else None
-        if entry is not None and entry.nbytes == len(data):
-            try:
-                return entry.rows(last), (entry.texts(last) if texts else None)
-            except (ValueError, EOFError, TypeError):  # a damaged block: read the file instead
-                pass
-    rows = read(path).rows
-    return (rows[-last:] if last else rows), None
+TAIL_BLOCK = 1 << 16
+
+
+def read_last(path: Path, last: int | None) -> list[Row]:
+    """The last `last` rows (every row for None). results.tsv only grows at the end, so for a few rows only its
+    header and its end are read; a file this cannot read so (another header, a line that is not arl's own, a row
+    from before the slot column) is read whole, with read()'s errors."""
+    if last is None or not path.is_file():
+        return read(path).rows if last is None else []
+    with open(path, "rb") as f:
+        head = f.readline()
+        size = f.seek(0, os.SEEK_END)
+        start = len(head)
+        pos, tail = size, b""
+        while pos > start and tail.count(b"\n") <= last:  # one line more than asked: the first may be cut
+            step = min(TAIL_BLOCK, pos - start)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+    if head != header_line().encode() or b"\r" in tail or not tail.endswith(b"\n"):
+        return read(path).rows[-last:]
+    lines = tail.decode("utf-8", "replace").split("\n")[:-1]
+    if pos > start:  # the first line may have begun before the part read
+        lines = lines[1:]
+    wanted = "\n".join(lines[-last:]) + "\n"
+    rows = results_fast.by_position(wanted, unescape) if "\ufffd" not in wanted else None
+    return rows if rows is not None and len(rows) == min(last, len(lines)) else read(path).rows[-last:]
 
 
 def _parse(path: Path, text: str, body: str, first: int) -> list[Row]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any
-
     from arl.lab.runstate import Row
 
 

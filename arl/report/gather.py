@@ -9,8 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from arl.lab import results as res
-from arl.lab import results_cache, state
+from arl.lab import state
 from arl.report import details, events, transcript
 from arl.report.series import Series
 
@@ -85,21 +84,11 @@ _texts: dict[str, tuple[list[Row], list[str]]] = {}  # results file -> its rows 
 
 def row_texts(s: Series) -> list[str]:
     """Every row as JSON, safe inside a script element: those this process made before for the same rows (the loop
-    re-reads a growing history, its earlier rows the same objects), else the texts the parsed-history cache holds;
-    only the rest are dumped here."""
+    re-reads a growing history, its earlier rows the same objects); only the rest are dumped here."""
     old_rows, texts = _texts.get(str(s.path), ([], []))
     n = len(old_rows)
     if not (n and len(s.rows) >= n and s.rows[n - 1] is old_rows[-1]):
         texts = []
-        cache = results_cache.cache_file(s.path)
-        if cache is not None:
-            try:
-                entry = results_cache.load(cache, s.path.read_bytes(), res.header_line())
-                texts = entry.texts() if entry is not None and entry.count <= len(s.rows) else []
-            except (OSError, ValueError, EOFError, TypeError):
-                texts = []
-            texts = [details.script_safe(t) if "NaN" not in t and "Infinity" not in t else "" for t in texts]
-            texts = [t or details.script_safe(row_json(s.rows[i])) for i, t in enumerate(texts)]
     texts = texts[: len(s.rows)] + [details.script_safe(row_json(r)) for r in s.rows[len(texts) :]]
     _texts[str(s.path)] = (list(s.rows), texts)
     return texts
