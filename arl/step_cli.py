@@ -82,7 +82,9 @@ def _main(argv: list[str]) -> int:
     if args is None:
         return 2
     module = import_module(f"arl.steps.{STEPS[args.step][0]}")
-    return int(module.from_args(args))
+    from arl.loop.steps import owner, run_step
+
+    return run_step(args.step, args.lab, lambda: int(module.from_args(args)), owner())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from arl.errors import ArlError
 from arl.lab import gitops, results, results_migrate, state
 from arl.lab.context import open_lab
 from arl.lab.runstate import new_run, resolve_settings
 from arl.loop.run import OK
+from arl.loop.steps import owner
 from arl.util import sh
 
 
@@ -61,5 +61,4 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
 
 def from_args(args: argparse.Namespace) -> int:
     # In `make research` every step is its own process; the lock belongs to the recipe's shell.
-    owner = int(os.environ.get("ARL_RUN_PID") or os.getppid())
-    return preflight(args.lab, args, owner)
+    return preflight(args.lab, args, owner())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from arl.lab import state
+from arl.lab import results, state
+from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
+from arl.lab.runstate import RunState
 from arl.loop.repair import reconcile
 from arl.loop.run import ERROR, OK
+from arl.loop.steps import owner
 from arl.loop.stopping import failed
 from arl.report import live
 from arl.sandbox import brokerproc, service
@@ -40,9 +42,21 @@ def teardown(lab: str | None, cause: str | None = None, owner_pid: int | None = 
     state.release_lock(cfg)
     live.refresh(cfg, active=False)  # the page stops reloading itself and shows the run's end
     print(f"run {st.get('run')} ended: {reason}; cost ${st.get('cost', 0.0):.4f}", flush=True)
-    return ERROR if failed(st) else OK  # a run stopped by failures is no success (the Makefile's trap passes it on)
+    # a run stopped by failures is no success: `arl run` exits with this, the Makefile's trap passes it on
+    crashed = all_crashed(cfg, st)  # said even when the run stopped by failures, as the likely reason
+    return ERROR if failed(st) or crashed else OK
+
+
+def all_crashed(cfg: LabConfig, st: RunState) -> bool:
+    """Did every experiment of the run crash? Then something is broken (the backend, the image), not bad luck."""
+    run = st.get("run")
+    mine = [r["outcome"] for r in results.read(cfg.results_file).rows if r["run"] == run and r["outcome"] != "baseline"]
+    if mine and all(o == "crash" for o in mine):
+        print(f"all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason", flush=True)
+        return True
+    return False
 
 
 def from_args(args: argparse.Namespace) -> int:
     # the same owner as preflight's: in `make research`, the recipe's shell that runs every step and the trap
-    return teardown(args.lab, owner_pid=int(os.environ.get("ARL_RUN_PID") or os.getppid()))
+    return teardown(args.lab, owner_pid=owner())
