@@ -36,7 +36,6 @@ class Row(TypedDict):
 
 
 class _Settings(TypedDict):
-
     data: str
     holdout: str | None
     agent: str
@@ -104,6 +103,20 @@ class Verifying(TypedDict):
     cost: float  # what the experiment had cost when its verification began
 
 
+class HistorySummary(TypedDict):
+    """What the loop needs of results.tsv, kept in the run state and updated as each row is appended, so that a
+    decision reads none of the history. It holds for the file of exactly this size and modification time; any
+    other file (a vetoed row cut, an edit by hand) is read once again to make it."""
+
+    size: int
+    mtime_ns: int
+    next_id: int
+    best: float | None  # the best score since the last baseline (as results.best_of gives it)
+    best_id: int | None
+    plateau: int  # experiments in a row that did not beat the best before them (results.plateau)
+    cost: float  # every row's cost_usd, added up
+
+
 class Ready(TypedDict):
     """What `wait` found, for `decide` or `restart`."""
 
@@ -136,6 +149,7 @@ class RunState(_Run, total=False):
     retry_at: float
     service_pid: int | None
     service_restarts: int
+    history: HistorySummary
 
 
 def image_of(st: RunState) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from arl.errors import ArlError
-from arl.lab import verdicts
+from arl.lab import results, verdicts
 from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.lab.runstate import HistorySummary, Row, RunState
 from arl.util.fsutil import write_json
 
 
@@ -180,3 +180,48 @@ def log_event(cfg: LabConfig, event: dict[str, Any]) -> None:
     fd = os.open(cfg.state_dir / "runs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as f:
         f.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+
+def history(cfg: LabConfig, st: RunState) -> HistorySummary:
+    """The history's summary (next id, best and its id, plateau, cost): the run state's while it describes
+    results.tsv as it is (one stat), else made from a read of the whole file and kept in `st`."""
+    held = st.get("history")
+    try:
+        now = os.stat(cfg.results_file)
+    except FileNotFoundError:
+        now = None
+    if held is not None and now is not None and (held["size"], held["mtime_ns"]) == (now.st_size, now.st_mtime_ns):
+        return held
+    rows = results.read(cfg.results_file).rows
+    best, best_id = results.best_of(cfg, rows)
+    made = HistorySummary(
+        size=now.st_size if now else 0,
+        mtime_ns=now.st_mtime_ns if now else 0,
+        next_id=results.History(rows).next_id,
+        best=best,
+        best_id=best_id,
+        plateau=results.plateau(cfg, rows),
+        cost=sum(r["cost_usd"] or 0.0 for r in rows),
+    )
+    st["history"] = made
+    return made
+
+
+def record(cfg: LabConfig, st: RunState, row: Row) -> None:
+    """Append `row` to results.tsv and bring the run state's summary up to date with it (the caller saves `st`)."""
+    before = history(cfg, st)
+    results.append(cfg.results_file, row)
+    h = HistorySummary(**before)
+    now = os.stat(cfg.results_file)
+    h["size"], h["mtime_ns"] = now.st_size, now.st_mtime_ns
+    if row["id"] is not None:
+        h["next_id"] = max(h["next_id"], row["id"] + 1)
+    h["cost"] += row["cost_usd"] or 0.0
+    score = results.effective(row)
+    if row["outcome"] == "baseline":  # what a keep must beat from now on: results.since_baseline
+        h["best"], h["best_id"], h["plateau"] = score, row["id"] if score is not None else None, 0
+    elif row["outcome"] == "keep" and score is not None and cfg.better(score, h["best"]):
+        h["best"], h["best_id"], h["plateau"] = score, row["id"], 0
+    else:
+        h["plateau"] += 1
+    st["history"] = h

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arl.lab import gitobjects, gitops, results, slots, state
+from arl.lab import gitobjects, gitops, slots, state
 from arl.lab.config import LabConfig
 from arl.lab.runstate import RunState
 from arl.sandbox.workspace import sync_worktree, workspace
@@ -61,15 +61,15 @@ def row_for(st: RunState, exp_id: int, outcome: str, a: Attempt, commit: str, be
 def record_failed(cfg: LabConfig, st: RunState, outcome: str, a: Attempt) -> Row:
     """discard / vetoed / crash / interrupted: save the attempt's tree under its ref, write the row, and restore
     the slot's workspace to the best tree (the newest best, whichever slot set it)."""
-    hist = results.read(cfg.results_file)
-    exp_id, sha = gitops.claim_id(cfg, hist.next_id, a.tree)
+    hist = state.history(cfg, st)
+    exp_id, sha = gitops.claim_id(cfg, hist["next_id"], a.tree)
     message = f"arl: experiment {exp_id} ({outcome})\n\n{gitops.quote_notes(a.notes)}\n\nArl-Experiment: {exp_id}"
     with phase("git"):
         sha = sha or gitops.snapshot(cfg, exp_id, a.tree, message)
     faults.point("discard:after-snapshot")
-    row = row_for(st, exp_id, outcome, a, sha, results.best_of(cfg, hist.rows)[0])
+    row = row_for(st, exp_id, outcome, a, sha, hist["best"])
     with phase("results"):
-        results.append(cfg.results_file, row)
+        state.record(cfg, st, row)
     faults.point("discard:after-row")
     note_transcript(cfg, st, exp_id, a.slot)
     with phase("restore"):
@@ -99,8 +99,7 @@ def record_keep(cfg: LabConfig, st: RunState, a: Attempt) -> tuple[Row, str]:
     reason is returned with the row).
 
     The user's pipeline folder is brought to the kept tree before the commit, so `make guard` sees it."""
-    hist = results.read(cfg.results_file)
-    exp_id, sha = gitops.claim_id(cfg, hist.next_id, a.tree)
+    exp_id, sha = gitops.claim_id(cfg, state.history(cfg, st)["next_id"], a.tree)
     settings = st.get("settings")
     agent = settings["agent"] if settings else ""
     message = gitops.keep_message(exp_id, st.get("run", 0), agent, a.score, a.verified, a.notes)
@@ -111,7 +110,7 @@ def record_keep(cfg: LabConfig, st: RunState, a: Attempt) -> tuple[Row, str]:
     row = row_for(st, exp_id, "keep", a, sha, a.verified if a.verified is not None else a.score)
     size = cfg.results_file.stat().st_size if cfg.results_file.exists() else 0
     with phase("results"):
-        results.append(cfg.results_file, row)
+        state.record(cfg, st, row)
     faults.point("keep:after-row")
     with phase("git"):
         sync_worktree(cfg, best_tree, a.tree)
@@ -149,8 +148,8 @@ def _commit_or_veto(cfg: LabConfig, st: RunState, row: Row, message: str, size: 
     tail = [ln.strip() for ln in output.splitlines() if ln.strip() and "`make guard` failed" not in ln][-5:]
     reason = "the pre-commit hook (make guard) failed: " + (" | ".join(tail) if tail else "no output")
     vetoed: Row = {**row, "outcome": "vetoed", "notes": f"{row['notes']}\n[arl] {reason}".strip()}
-    vetoed["best"] = results.best_of(cfg, results.read(cfg.results_file).rows)[0]
-    results.append(cfg.results_file, vetoed)
+    vetoed["best"] = state.history(cfg, st)["best"]  # made again: the file was cut
+    state.record(cfg, st, vetoed)
     restore(cfg, slot)
     return vetoed, reason
 

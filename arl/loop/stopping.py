@@ -32,12 +32,14 @@ def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> 
     restarts = max(slots.of(st, k).get("restarts", 0) for k in slots.numbers(st))
     if restarts > s["max_restarts"]:
         return f"max_restarts: {_n(restarts, 'container failure')} in a row (limit {s['max_restarts']})"
-    rows = results.read(cfg.results_file).rows if rows is None else rows
+    if rows is None:  # the run state's summary of the history: no read of results.tsv
+        h = state.history(cfg, st)
+        b, plateau = h["best"], h["plateau"]
+    else:
+        b, plateau = results.best_of(cfg, rows)[0], results.plateau(cfg, rows)
     target = s.get("target_score")
-    b = results.best_of(cfg, rows)[0]
     if target is not None and b is not None and (b >= target if cfg.maximize else b <= target):
         return f"target_score: best {b:.6g} reached the target {target:g}"
-    plateau = results.plateau(cfg, rows)
     if s["plateau_threshold"] and plateau >= s["plateau_threshold"]:
         return (
             f"plateau_threshold: {_n(plateau, 'experiment')} in a row without beating the best "

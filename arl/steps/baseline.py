@@ -54,7 +54,7 @@ def baseline(lab: str | None) -> int:
     sha = sha or gitops.snapshot(cfg, exp_id, tree, f"arl: experiment {exp_id} (baseline)\n\nArl-Experiment: {exp_id}")
     attempt = experiments.Attempt(tree, why, res.score, res.score, holdout, metrics=res.metrics)
     row = experiments.row_for(st, exp_id, "baseline", attempt, commit=sha, best=res.score)
-    results.append(cfg.results_file, row)
+    state.record(cfg, st, row)
     experiments.progress(cfg, st, row)
     return OK
 
