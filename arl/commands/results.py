@@ -41,21 +41,33 @@ def select(
     return rows[-last:] if last else rows
 
 
-def _short(v: Any, col: str) -> str:
-    """A table cell. Any text in it may come from the agent: its control characters are escaped."""
-    if v is None:
-        return ""
-    if col == "time":
-        return clean(str(v)).replace("T", " ")[:19]
-    if col == "cost_usd":
-        return f"{v:.4f}"
+def _time(v: Any) -> str:
+    return clean(str(v)).replace("T", " ")[:19]
+
+
+def _notes(v: Any) -> str:
+    # tabs and newlines would break the table's lines; the rest is escaped before the cut, so the width holds
+    text = " ".join(clean(str(v), newlines=True).split())
+    return text if len(text) <= 50 else text[:49] + "…"
+
+
+def _other(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
-    if col == "notes":
-        # tabs and newlines would break the table's lines; the rest is escaped before the cut, so the width holds
-        text = " ".join(clean(str(v), newlines=True).split())
-        return text if len(text) <= 50 else text[:49] + "…"
-    return clean(str(v))
+    return str(v) if isinstance(v, int) else clean(str(v))
+
+
+_CELL = {"time": _time, "cost_usd": lambda v: f"{v:.4f}", "notes": _notes}
+
+
+def _cells(rows: list[Row], cols: list[str]) -> list[list[str]]:
+    """The table's cells, column by column. Any text in them may come from the agent: its control characters are
+    escaped."""
+    columns = []
+    for c in cols:
+        fmt = _CELL.get(c, _other)
+        columns.append([fmt(v) if v is not None else "" for v in (r[c] for r in rows)])  # type: ignore[literal-required]
+    return [list(line) for line in zip(*columns)]
 
 
 def _md(v: Any) -> Any:
@@ -90,7 +102,7 @@ def show_results(
         cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
         if any(r.get("slot") for r in rows):  # parallel agents: whose experiment each row is
             cols.insert(cols.index("outcome"), "slot")
-        table = [[_short(r[c], c) for c in cols] for r in rows]
+        table = _cells(rows, cols)
         if fmt == "markdown":
             from tabulate import tabulate  # only here: importing it costs more than reading 10,000 rows
 
