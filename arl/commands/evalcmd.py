@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -48,10 +49,11 @@ def measure(cfg: LabConfig, data: Path, samples: list[str], repeats: int, local:
 def has_agent_keeps(cfg: LabConfig) -> bool:
     """Whether results.tsv records a keep: then the pipeline holds code an agent wrote."""
     try:
-        lines = cfg.results_file.read_text(errors="replace").splitlines()[1:]
+        data = cfg.results_file.read_bytes()
     except OSError:
         return False
-    return any(line.split("\t")[3:4] == ["keep"] for line in lines)
+    # the fourth cell of a line is `keep` (one scan of the file, not a split of every line)
+    return re.search(rb"^(?:[^\t\n]*\t){3}keep(?:\t|\r?$)", data, re.M) is not None
 
 
 def eval_pipeline(

@@ -99,13 +99,15 @@ def _fork(request: Request, cwd: Path, out_fd: int) -> int:
             stream.flush()
         except (OSError, ValueError):
             pass
+    # imported here, not in the child: an evaluation forks twice (its kind, then its phases), and each child would
+    # import it (and the backend API) again
+    from arl.evaluation.child import run_forked
+
     pid = os.fork()
     if pid:
         return pid
     code = 70
     try:
-        from arl.evaluation.child import run_forked
-
         code = run_forked(request, cwd, out_fd, to_stderr)
     finally:
         os._exit(code)
