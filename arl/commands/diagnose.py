@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from arl.commands.evalcmd import measure
 from arl.commands.tables import simple_table
 from arl.errors import UsageError
 from arl.lab.config import LabConfig
 from arl.lab.context import open_lab
-
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
-if TYPE_CHECKING:
-    from typing import Any
 
 _EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arl.errors import ArlError
 from arl.evaluation.process import EvalFailed, run_child
 from arl.lab.config import LabConfig
 
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
-    from typing import Any
-
     from arl.evaluation.child import Request, Response
 
 __all__ = ["EvalFailed", "Evaluation", "evaluate", "phase_request", "ask"]

@@ -13,13 +13,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arl.errors import ArlError
 
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
 if TYPE_CHECKING:
     import subprocess
-    from typing import Any
 
     from arl.evaluation.child import Request, Response
 

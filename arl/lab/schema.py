@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from arl.errors import ArlError
-
-TYPE_CHECKING = False  # typing itself costs milliseconds to import: only the type checker reads these
-if TYPE_CHECKING:
-    from typing import Any
 
 _NUM = (int, float)
 # table -> key -> (accepted types, default, required). The one place the file's shape is written down.
