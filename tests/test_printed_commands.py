@@ -14,20 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, arl, git
+from .conftest import BIN, arl, git, run
 from .loophelpers import check_history, cleanup_containers, set_toml
 
 pytestmark = pytest.mark.docker
 
+ENV = {"ARL_BASE_FROM": "debootstrap"}
+
 # Each invocation is one file named by its start time in ns and its pid (pids wrap around: not an order),
-# NUL-separated: the parent's pid, the program, the number of arguments, the arguments, then its
-# environment (what differs from the one arl was given is what arl gave it; the shim's shell sets PWD and SHLVL).
+# NUL-separated: the parent's name (`arl`, `arl-step`; a git hook's python is not arl), the program, the number
+# of arguments, the arguments, then its environment.
 SHIM = """#!/bin/sh
 f=$(date +%s%N)-$$
-{{ printf '%s\\0{name}\\0%s\\0' "$PPID" "$#"; printf '%s\\0' "$@"; env -0; }} \\
+{{ printf '%s\\0{name}\\0%s\\0' "$(cat /proc/$PPID/comm)" "$#"; printf '%s\\0' "$@"; env -0; }} \\
   > "{log}/$f"
 exec {real} "$@"
 """
+
+NOT_ARLS = {"PWD", "OLDPWD", "SHLVL", "_", "DATA", "ARGS", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS"}
 
 # Queries that change nothing: arl may run them without a printed line. Everything else must be printed.
 READ_ONLY = {
@@ -122,17 +126,18 @@ def shims(tmp: Path) -> tuple[Path, Path]:
     return folder, log
 
 
-def logged(log: Path, parent: int, inherited: dict[str, str]) -> list[Call]:
-    """The calls the process `parent` made itself (not a git hook's), with the environment arl added."""
+def logged(log: Path, parent: str, inherited: dict[str, str]) -> list[Call]:
+    """The calls made by processes named `parent` (not a git hook's), with the environment arl added: what differs
+    from `inherited`, but for what the shim's shell sets and what make exports to its recipe's commands."""
     calls: list[Call] = []
     for path in sorted(log.iterdir(), key=lambda p: [int(x) for x in p.name.split("-")]):
         fields = path.read_bytes().decode("utf-8", "replace").split("\0")
-        if int(fields[0]) != parent:
+        if fields[0].strip() != parent:
             continue
         n = int(fields[2])
         argv = [fields[1], *fields[3 : 3 + n]]
         env = dict(e.split("=", 1) for e in fields[3 + n :] if "=" in e)
-        given = {k: v for k, v in env.items() if inherited.get(k) != v and k not in ("PWD", "OLDPWD", "SHLVL", "_")}
+        given = {k: v for k, v in env.items() if inherited.get(k) != v and k not in NOT_ARLS}
         calls.append((given, argv))
     return calls
 
@@ -207,29 +212,32 @@ def compare(ran: list[Call], shown: list[Call]) -> list[str]:
     return problems
 
 
-def test_every_state_changing_git_and_docker_command_is_printed_as_it_ran(lab: Path, tmp_path: Path) -> None:
+ARGS = ["--agent", "command", "--max-iterations", "5", "--plateau-threshold", "0"]
+
+
+@pytest.mark.parametrize("loop", ["arl run", "make research"])
+def test_every_state_changing_git_and_docker_command_is_printed_as_it_ran(lab: Path, tmp_path: Path, loop: str) -> None:
     (lab / "scripted_agent.py").write_text(AGENT)
     set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/scripted_agent.py"])
     git(lab, "add", "-A")
     git(lab, "commit", "-qm", "scripted agent")
     folder, log = shims(tmp_path)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DOCKER_BUILDKIT"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DOCKER_BUILDKIT", "ARL_QUIET"))},
         "PATH": f"{folder}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "ARL_BASE_FROM": "debootstrap",
     }
-    env.pop("ARL_QUIET", None)
-    args = ["run", "--data", "data", "--agent", "command", "--max-iterations", "5", "--plateau-threshold", "0"]
-    proc = subprocess.Popen(
-        [str(BIN / "arl"), *args], cwd=lab, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    out, err = proc.communicate(timeout=600)
+    if loop == "arl run":
+        cmd, parent = [str(BIN / "arl"), "run", "--data", "data", *ARGS], "arl"
+    else:
+        cmd, parent = ["make", "research", "DATA=data", f"ARGS={' '.join(ARGS)}"], "arl-step"
+    proc = subprocess.run(cmd, cwd=lab, env=env, capture_output=True, text=True, timeout=600)
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
     outcomes = [r["outcome"] for r in check_history(lab)]
     assert outcomes == ["baseline", "keep", "discard", "vetoed", "crash", "keep"], (outcomes, out[-3000:])
 
-    inherited = env
-    ran = logged(log, proc.pid, inherited)
+    ran = logged(log, parent, env)
     shown = printed(err)
     assert ran and shown
     problems = compare(ran, shown)
@@ -244,7 +252,11 @@ def test_every_state_changing_git_and_docker_command_is_printed_as_it_ran(lab: P
     assert len([n for n in notes if n.startswith("imported ")]) >= 5, notes  # 4 verdicts and the crash's salvage
     assert any(n.startswith("moved ") and ".git/objects" in n for n in notes), notes  # a recorded import
 
-    # -q hides them all.
-    again = ["-q", "run", "--data", "data", "--agent", "command", "--max-iterations", "1"]
-    quiet = arl(*again, cwd=lab, timeout=300, env={"ARL_BASE_FROM": "debootstrap"})
+    # -q (or ARL_QUIET=1, which reaches every step of the Makefile's loop) hides them all.
+    if loop == "arl run":
+        quiet = arl("-q", "run", "--data", "data", *ARGS[:2], "--max-iterations", "1", cwd=lab, timeout=300, env=ENV)
+    else:
+        once = f"ARGS={' '.join(ARGS[:2])} --max-iterations 1"
+        quiet = run(["make", "research", "DATA=data", once], cwd=lab, timeout=300, env={**ENV, "ARL_QUIET": "1"})
+    assert [r["outcome"] for r in check_history(lab)][-1] == "discard"
     assert not [ln for ln in quiet.stderr.splitlines() if ln.startswith(("+ ", "# arl: "))], quiet.stderr[-2000:]
