@@ -266,7 +266,8 @@ def test_codex_launch(tmp_path: Path) -> None:
     spec = CodexAdapter().launch(ctx(tmp_path, {"CODEX_API_KEY": "ck"}, model="gpt-5-codex", extra_args=["-c", "x=1"]))
     assert spec.argv[:2] == ["sh", "-c"] and spec.argv[3] == "codex"
     line = "codex exec --json --ephemeral --skip-git-repo-check -m gpt-5-codex "
-    assert " ".join(spec.argv[4:]) == line + "--dangerously-bypass-approvals-and-sandbox -C /workspace/pipeline -c x=1"
+    line += "--dangerously-bypass-approvals-and-sandbox -C /workspace/pipeline "
+    assert " ".join(spec.argv[4:]) == line + '-c web_search="disabled" -c x=1'  # the broker refuses web_search
     assert spec.env["CODEX_API_KEY"] == "ck" and spec.secrets == ["CODEX_API_KEY"] and not spec.stdin_prompt
     # the wrapper: the model line first, then the program with the prompt file's text as its last argument
     prompt = tmp_path / "prompt.md"

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from arl.agents.base import AgentContext
+from arl.agents.codex import CodexAdapter
 from arl.sandbox.broker_policy import Policy
 from arl.sandbox.broker_serve import request_unix
+from arl.sandbox.brokerproc import CODEX_PORT
 
 from .fake_openai import FakeOpenAI, Reply
 from .test_broker import ROOT, broker, broker_env, work
@@ -84,30 +87,35 @@ def codex_binary() -> str | None:
     return str(path) if path.is_file() else None
 
 
-PORT = 18951  # codex's base URL inside its network namespace: forwarded to the broker's socket, as in the sandbox
+def _launch_line(home: Path, allow_web: bool) -> tuple[list[str], dict[str, str]]:
+    """codex's command line and environment as arl's adapter builds them for a brokered container."""
+    ctx = AgentContext("lab", "gpt-5-codex", [], "say hi", {"CODEX_API_KEY": "sk-x"}, home, os.getuid())
+    ctx.network, ctx.allow_web = "broker", allow_web
+    spec = CodexAdapter().launch(ctx)
+    argv = spec.argv[spec.argv.index("codex", 3) + 1 :]  # after `sh -c SCRIPT codex`: the program and its flags
+    argv[argv.index("-C") + 1] = str(home)
+    return argv, {k: v for k, v in spec.env.items() if k in ("CODEX_API_KEY", "OPENAI_BASE_URL")}
 
 
-def _codex(codex: str, sock: Path, home: Path, flags: list[str]) -> subprocess.CompletedProcess[str]:
-    """codex exec in a network namespace of its own (loopback only: nothing it tries can leave this machine), its
-    base URL a loopback port forwarded to the broker's unix socket, as in the agent's container."""
+def _codex(codex: str, sock: Path, home: Path, allow_web: bool) -> subprocess.CompletedProcess[str]:
+    """codex exec, launched as arl launches it, in a network namespace of its own (loopback only: nothing it tries
+    can leave this machine); its base URL a loopback port forwarded to the broker's unix socket, as in the agent's
+    container."""
     ready = home / "ready"
     ready.unlink(missing_ok=True)
-    argv = [codex, "exec", "--json", "--ephemeral", "--skip-git-repo-check"]
-    argv += ["--dangerously-bypass-approvals-and-sandbox", "-C", str(home), "-m", "gpt-5-codex"]
-    argv += ["-c", f'openai_base_url="http://127.0.0.1:{PORT}/v1"', *flags]
+    argv, env = _launch_line(home, allow_web)
     script = (
         "ip link set lo up || exit 1\n"
-        f"{sys.executable} -m arl.sandbox.forward tcp:127.0.0.1:{PORT} unix:{sock} {ready} &\n"
+        f"{sys.executable} -m arl.sandbox.forward tcp:127.0.0.1:{CODEX_PORT} unix:{sock} {ready} &\n"
         "fwd=$!\n"
         f"while [ ! -e {ready} ]; do sleep 0.01; done\n"
         '"$@" "say hi" </dev/null\n'
         "rc=$?; kill $fwd; exit $rc\n"
     )
-    env = {"PATH": f"{Path(codex).parent.parent / 'codex-path'}:/usr/bin:/bin", "HOME": str(home)}
-    env["CODEX_API_KEY"] = "arl-broker-placeholder"
+    env.update(PATH=f"{Path(codex).parent.parent / 'codex-path'}:/usr/bin:/bin", HOME=str(home), PYTHONPATH=str(ROOT))
     return subprocess.run(
-        ["unshare", "--net", "sh", "-c", script, "codex", *argv],
-        env={**env, "PYTHONPATH": str(ROOT)},
+        ["unshare", "--net", "sh", "-c", script, "codex", codex, *argv[1:]],
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
@@ -115,6 +123,8 @@ def _codex(codex: str, sock: Path, home: Path, flags: list[str]) -> subprocess.C
 
 
 def test_the_real_codex_through_the_broker(work: Path) -> None:
+    """arl's launch line makes the real codex work through the broker (its web search off); codex left to its
+    default (web search on, as `[agent] allow_web = true` launches it) is refused by a broker without allow_web."""
     codex = codex_binary()
     if codex is None:
         pytest.skip("no codex binary here (the openai-codex-cli-bin package, or ARL_TEST_CODEX=/path/to/codex)")
@@ -124,13 +134,14 @@ def test_the_real_codex_through_the_broker(work: Path) -> None:
     home.mkdir()
     env = broker_env(OPENAI_API_KEY="sk-openai-test")
     with FakeOpenAI([Reply("Done.", 100, 0, 5)]) as api, broker(work, _upstream(api), env, "--provider", "openai") as b:
-        web_off = _codex(codex, b.sock, home, ["-c", 'web_search="disabled"'])
+        launched = _codex(codex, b.sock, home, allow_web=False)
         posted = [r for r in api.requests if r.method == "POST"]
-        assert '"type":"turn.completed"' in web_off.stdout, web_off.stdout[-2000:] + web_off.stderr[-2000:]
+        assert '"type":"turn.completed"' in launched.stdout, launched.stdout[-2000:] + launched.stderr[-2000:]
         assert posted and all(r.path == "/v1/responses" for r in posted)
         kinds = {t["type"] for r in posted for t in r.body["tools"]}
         assert kinds <= {"function", "namespace"} and "function" in kinds, kinds
-        default = _codex(codex, b.sock, home, [])  # codex's own default: its web_search tool, refused
+        assert all(r.headers["authorization"] == "Bearer sk-openai-test" for r in posted)
+        default = _codex(codex, b.sock, home, allow_web=True)  # codex's own default: its web_search tool, refused
         assert len([r for r in api.requests if r.method == "POST"]) == len(posted), default.stdout[-2000:]
     refusals = [json.loads(line) for line in b.log.read_text().splitlines()]
     assert any(r["status"] == 400 and r.get("reason") == "refused body" for r in refusals), refusals[-5:]

@@ -58,7 +58,12 @@ class CodexAdapter(JsonLinesReader):
         codex = ["codex", "exec", "--json", "--ephemeral", "--skip-git-repo-check"]
         if ctx.model:
             codex += ["-m", ctx.model]
-        codex += ["--dangerously-bypass-approvals-and-sandbox", "-C", "/workspace/pipeline", *ctx.extra_args]
+        codex += ["--dangerously-bypass-approvals-and-sandbox", "-C", "/workspace/pipeline"]
+        if not ctx.allow_web:  # else codex (0.163) sends the provider's web_search tool, which the broker refuses
+            codex += ["-c", 'web_search="disabled"']
+        if ctx.network == "broker":  # codex 0.163 reads its base URL from its config only, not OPENAI_BASE_URL
+            codex += ["-c", f'openai_base_url="http://127.0.0.1:{CODEX_PORT}/v1"']
+        codex += ctx.extra_args
         env = {"ARL_MODEL_LINE": json.dumps({"type": "arl.model", "model": ctx.model})}
         spec = LaunchSpec(argv=["sh", "-c", _SHELL, "codex", *codex], env=env, image_layer="codex")
         if ctx.network == "broker":
