@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench clean debootstrap chromium slurm
+.PHONY: codex-bin install test test-fast lint demo bench clean debootstrap chromium slurm
 
 install: $(STAMP)
 
@@ -40,8 +40,15 @@ debootstrap chromium slurm:
 	      { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(or $(PKGS_$@),$@) >/dev/null; }; }; }; } || \
 	  echo "$@ missing (sudo apt-get install $(or $(PKGS_$@),$@)): $(WHY_$@)"
 
-test: install lint debootstrap chromium slurm
+test: install lint debootstrap chromium slurm codex-bin
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
+
+# The real codex CLI for the broker's test of what codex sends (tests/test_codex_requests.py): OpenAI's own wheel,
+# into the test venv only (it is 400 MB installed; arl never needs it at run time).
+CODEX_BIN = openai-codex-cli-bin==0.163.0
+codex-bin: install
+	@$(BIN)/python -c "import codex_cli_bin" 2>/dev/null || $(BIN)/python -m pip install -q "$(CODEX_BIN)" || \
+	  echo "codex-bin missing ($(BIN)/pip install $(CODEX_BIN)): the real-codex broker test will skip"
 
 test-fast: install
 	$(BIN)/python -m pytest -x -q -m "not docker" $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ from arl.sandbox.broker_policy import Policy
 from arl.sandbox.broker_serve import request_unix
 from arl.sandbox.brokerproc import CODEX_PORT
 
+from .conftest import skip_unless_required
 from .fake_openai import FakeOpenAI, Reply
 from .test_broker import ROOT, broker, broker_env, work
 
@@ -127,9 +128,9 @@ def test_the_real_codex_through_the_broker(work: Path) -> None:
     default (web search on, as `[agent] allow_web = true` launches it) is refused by a broker without allow_web."""
     codex = codex_binary()
     if codex is None:
-        pytest.skip("no codex binary here (the openai-codex-cli-bin package, or ARL_TEST_CODEX=/path/to/codex)")
+        skip_unless_required("no codex binary here (make codex-bin installs the openai-codex-cli-bin package)")
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
-        pytest.skip("codex runs in a network namespace of its own (unshare --net, as root): loopback only")
+        skip_unless_required("codex runs in a network namespace of its own (unshare --net, as root): loopback only")
     home = work / "home"
     home.mkdir()
     env = broker_env(OPENAI_API_KEY="sk-openai-test")
