@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from arl.engines.choose import engine_of
 from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
 from arl.lab import channel, results, slots, state, verdicts
 from arl.lab.channel import Ack
@@ -21,7 +22,6 @@ from arl.loop.launching import write_results_view
 from arl.loop.run import OK, data_dir, open_run
 from arl.loop.stopping import stop_reason
 from arl.report import events
-from arl.sandbox import containers
 from arl.sandbox.workspace import workspace
 from arl.util import faults, timing
 from arl.util.text import clean
@@ -198,7 +198,7 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     timing.take()
     with timing.phase("freeze"):
         # no edit can race the commit; a slot whose keep was being verified has stayed frozen since its verdict
-        frozen = bool(name) and (bool(sl.get("verifying")) or containers.pause(name))
+        frozen = bool(name) and (bool(sl.get("verifying")) or engine_of(cfg, st).freeze(name))
     faults.point("decide:after-pause")
     events.record(cfg, st, slot, "freeze")
     control = slots.control_dir(cfg, slot)
@@ -224,7 +224,7 @@ def decide(lab: str | None, slot: int | None = None) -> int:
     with timing.phase("unfreeze"):
         if frozen and name and stop_reason(cfg, st) is None:
             events.record(cfg, st, slot, "thaw")
-            containers.unpause(name)
+            engine_of(cfg, st).thaw(name)
     state.log_event(cfg, {"event": "timing", "run": st["run"], **timing.take()})
     return OK
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.engines.choose import engine_of
 from arl.evaluation.verification import Verification, VerificationFailed
 from arl.lab import slots
 from arl.lab.config import LabConfig
@@ -27,6 +28,8 @@ from arl.util import sh
 
 def parallel(cfg: LabConfig, st: RunState) -> bool:
     """Whether keeps are verified beside the decider: with more than one slot, unless capped to one at a time."""
+    if (st["settings"].get("engine") or cfg.engine.kind) == "slurm":
+        return True  # a step of the slot's job, where its resources are, never on the submitting host
     return slots.count(st) > 1 and cfg.run.max_parallel_verifications != 1
 
 
@@ -58,6 +61,8 @@ def start(cfg: LabConfig, st: RunState, slot: int, seq: int, tree: str, cost: fl
     log = cfg.state_dir / "logs" / f"verify-slot{slot}-seq{seq}.log"
     log.parent.mkdir(mode=0o700, exist_ok=True)
     cmd = [sys.executable, "-m", "arl.loop.verify_job", str(cfg.root), str(slot), str(seq), tree]
+    # where the slot's resources are: on this machine, or a step of the slot's SLURM job
+    cmd = engine_of(cfg, st).verification(slots.of(st, slot).get("container") or "", cmd)
     sh.echo(" ".join(cmd) + f" > {log} 2>&1 &")
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
