@@ -77,11 +77,11 @@ def test_a_run_whose_every_experiment_crashed_fails_under_both_loops(lab: Path) 
 
     by_arl = arl_run(lab, "--agent", "command", "--max-iterations", "2")
     assert by_arl.returncode == 1, by_arl.stdout[-2000:] + by_arl.stderr[-2000:]
-    assert "all 2 experiments of run 1 crashed" in by_arl.stdout
+    assert "all 2 experiments of run 1 crashed" in by_arl.stderr
 
     by_make = make(lab, "--agent command --max-iterations 2")
     assert by_make.returncode == 2, by_make.stdout[-2000:] + by_make.stderr[-2000:]
-    assert "all 2 experiments of run 2 crashed" in by_make.stdout
+    assert "all 2 experiments of run 2 crashed" in by_make.stderr
     assert [r["outcome"] for r in rows(lab)] == ["baseline", "crash", "crash", "crash", "crash"]
 
 

@@ -14,6 +14,7 @@ from arl.loop.steps import owner
 from arl.loop.stopping import failed
 from arl.report import live
 from arl.sandbox import brokerproc, service
+from arl.util import sh
 
 
 def teardown(lab: str | None, cause: str | None = None, owner_pid: int | None = None) -> int:
@@ -52,7 +53,7 @@ def all_crashed(cfg: LabConfig, st: RunState) -> bool:
     run = st.get("run")
     mine = [r["outcome"] for r in results.read(cfg.results_file).rows if r["run"] == run and r["outcome"] != "baseline"]
     if mine and all(o == "crash" for o in mine):
-        print(f"all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason", flush=True)
+        sh.say(f"arl: all {len(mine)} experiments of run {run} crashed; `arl show ID` has each one's reason")
         return True
     return False
 
