@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -52,8 +51,14 @@ def has_agent_keeps(cfg: LabConfig) -> bool:
         data = cfg.results_file.read_bytes()
     except OSError:
         return False
-    # the fourth cell of a line is `keep` (one scan of the file, not a split of every line)
-    return re.search(rb"^(?:[^\t\n]*\t){3}keep(?:\t|\r?$)", data, re.M) is not None
+    # a line whose fourth cell is `keep`, found by the C scans of bytes.find, not a split of every line
+    pos = data.find(b"\tkeep")
+    while pos >= 0:
+        whole_cell = data[pos + 5 : pos + 6] in (b"\t", b"\n", b"\r", b"")
+        if whole_cell and data.count(b"\t", data.rfind(b"\n", 0, pos) + 1, pos) == 2:
+            return True
+        pos = data.find(b"\tkeep", pos + 5)
+    return False
 
 
 def eval_pipeline(
