@@ -9,6 +9,7 @@ import pytest
 
 from arl.engines.choose import engine_of
 from arl.engines.slurm import Slurm
+from arl.engines.slurm_probe import probe
 from arl.errors import ArlError
 from arl.lab import config
 from arl.lab.engine import time_limit_minutes
@@ -68,7 +69,7 @@ def test_job_time_and_resources(tmp_path: Path) -> None:
 def test_a_time_limit_shorter_than_one_experiment_is_refused(tmp_path: Path) -> None:
     cfg = load(tmp_path, 'kind = "slurm"\ntime_limit = "10"\n')
     with pytest.raises(ArlError, match="shorter than one experiment"):
-        Slurm(cfg).probe("img", iteration_timeout=900)  # refused before any job is submitted
+        probe(Slurm(cfg), "img", iteration_timeout=900)  # refused before any job is submitted
 
 
 def test_the_jobs_gpus_become_the_containers() -> None:

@@ -14,8 +14,9 @@ from arl.sandbox.containers import State
 class Engine(Protocol):
     kind: str
 
-    def start(self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int,
-              time_left: float = 0.0) -> int | None:  # fmt: skip
+    def start(
+        self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int, time_left: float = 0.0
+    ) -> int | None:
         """Start the slot's container from `cmd` (a `docker run` command value, attached), its stdout appended to
         `transcript`; `env` holds the secrets it is given; `time_left`: seconds the run has left (0: no limit).
         Returns the pid of a local process that ends with the container (None: none here)."""

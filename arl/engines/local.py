@@ -17,8 +17,9 @@ class Local:
     def __init__(self, cfg: LabConfig) -> None:
         self.cfg = cfg
 
-    def start(self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int,
-              time_left: float = 0.0) -> int | None:  # fmt: skip
+    def start(
+        self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int, time_left: float = 0.0
+    ) -> int | None:
         return containers.run_attached(cmd, name, transcript, env=env)
 
     def state(self, name: str) -> State:

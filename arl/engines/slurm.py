@@ -18,7 +18,6 @@ from typing import Any
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
-from arl.lab.engine import time_limit_minutes
 from arl.sandbox.containers import State
 from arl.sandbox.docker_run import slug
 from arl.util import sh
@@ -72,12 +71,14 @@ class Slurm:
             return []  # no max_hours: the partition's default
         return [f"--time={int(time_left / 60 + SLACK_MINUTES)}"]
 
-    def start(self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int,
-              time_left: float = 0.0) -> int | None:  # fmt: skip
+    def start(
+        self, cmd: Any, name: str, transcript: Path, env: dict[str, str], slot: int, run: int, time_left: float = 0.0
+    ) -> int | None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.status_path(name).unlink(missing_ok=True)
         spec: dict[str, Any] = {
             "name": name,
+            "root": str(self.cfg.root),
             "argv": list(cmd.formulate())[1:],  # `run ...`: the runtime is [engine] runtime
             "runtime": self.s.runtime,
             "gpu_mode": self.s.gpu_mode,
@@ -94,10 +95,17 @@ class Slurm:
         log.parent.mkdir(mode=0o700, exist_ok=True)  # sbatch's output file: a job whose folder is missing fails
         runner = f"exec {sys.executable} -m arl.engines.slurm_job {self.spec_path(name)}"
         args = [
-            "--parsable", f"--job-name={self.job_name(run, slot)}", f"--comment={self.comment(name)}",
-            f"--output={log}", "--open-mode=append", "--export=ALL", "--ntasks=1",
-            *self.time_flag(time_left), *self.resources(), f"--wrap={runner}",
-        ]  # fmt: skip
+            "--parsable",
+            f"--job-name={self.job_name(run, slot)}",
+            f"--comment={self.comment(name)}",
+            f"--output={log}",
+            "--open-mode=append",
+            "--export=ALL",
+            "--ntasks=1",
+            *self.time_flag(time_left),
+            *self.resources(),
+            f"--wrap={runner}",
+        ]
         sbatch = sh.tool("sbatch")[args]
         _, out, _ = sh.run(sbatch, env=env)  # the credential travels in the job's environment, as the user's own
         job = out.strip().split(";")[0]
@@ -255,35 +263,14 @@ class Slurm:
         job = self.job_of(name) if name else None
         if job is not None and self.state(name).status in ("running", "paused", "created"):
             return ["srun", f"--jobid={job}", "--overlap", "--ntasks=1", "--quiet", "--mem=0", *argv]
-        return ["srun", "--ntasks=1", "--quiet", f"--job-name=arl-{slug(self.cfg.name)}-verify", *self.resources(),
-                *argv]  # fmt: skip
-
-    def probe(self, image: str, iteration_timeout: float) -> str:
-        """Before any slot is submitted: a tiny job on the slots' partition must see the lab's folder and the image
-        and run the container engine; else say exactly what is missing."""
-        minutes = time_limit_minutes(self.s.time_limit) if self.s.time_limit else None
-        if minutes is not None and iteration_timeout and minutes * 60 < iteration_timeout:
-            raise ArlError(
-                f"[engine] time_limit {self.s.time_limit} is shorter than one experiment (iteration_timeout "
-                f"{iteration_timeout:g} s): a job would end before its agent could finish"
-            )
-        check = (
-            f"test -r {self.cfg.path} || echo 'the lab folder {self.cfg.root} is not shared with the node'; "
-            f"{self.s.runtime} image inspect --format . {image} >/dev/null 2>&1 || "
-            f"echo 'the image {image} is not on the node ({self.s.runtime} load it there, or use a shared registry)'"
-        )
-        probe = sh.tool("srun")[[
-            "--ntasks=1", "--quiet", f"--job-name=arl-{slug(self.cfg.name)}-probe", "--time=5",
-            *self.resources(), "sh", "-c", check,
-        ]]  # fmt: skip
-        code, out, err = sh.run(probe, ok=None, timeout=600)
-        if code != 0:
-            detail = (err.strip() or out.strip()).splitlines()
-            hint = " (is munged running on this host and the nodes?)" if "munge" in err.lower() else ""
-            raise ArlError(f"the probe job failed{hint}: {detail[-1] if detail else f'exit {code}'}")
-        if out.strip():
-            raise ArlError(f"the probe job on the slots' partition says: {out.strip().splitlines()[0]}")
-        return "probe job: the node sees the lab's folder and the image"
+        return [
+            "srun",
+            "--ntasks=1",
+            "--quiet",
+            f"--job-name=arl-{slug(self.cfg.name)}-verify",
+            *self.resources(),
+            *argv,
+        ]
 
     def leftovers(self) -> list[str]:
         """The lab's jobs the scheduler still has, found by their comment (a run killed before its teardown)."""

@@ -39,12 +39,15 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(sig, on_signal)
     gpus = allocated_gpus(os.environ)
+    job = os.environ.get("SLURM_JOB_ID", "")
     args = list(spec["argv"])
-    args[1:1] = gpu_args(gpus, spec.get("gpu_mode", "docker"))
+    # the job's GPUs, and its id: a later job on this node finds a container whose job died without stopping it
+    args[1:1] = [*gpu_args(gpus, spec.get("gpu_mode", "docker")), "--label", f"arl.job={job}"]
     cmd = [spec.get("runtime", "docker"), *args]
-    info: dict[str, Any] = {"job": os.environ.get("SLURM_JOB_ID", ""), "node": socket.gethostname(), "gpus": gpus}
+    info: dict[str, Any] = {"job": job, "node": socket.gethostname(), "gpus": gpus}
     sh.echo(f"{shlex.join(cmd)} >> {shlex.quote(spec['transcript'])}")
     containers.stop(name, grace=1)  # a leftover of the same name on this node (a requeued job)
+    remove_orphans(spec.get("root", ""))
     try:
         broker = _start_broker(spec.get("broker"))
     except ArlError as e:
@@ -70,10 +73,36 @@ def main(argv: list[str]) -> int:
     cs = containers.state(name)
     tail = containers.stderr_tail(name, 5) if cs.exists else ""
     containers.stop(name, grace=1)
-    _write(status, {**info, "state": "exited", "exit_code": cs.exit_code if cs.exists else proc.returncode,
-                    "oom": cs.oom_killed, "error": cs.error, "stderr_tail": tail,
-                    "signal": signalled[0] if signalled else ""})  # fmt: skip
+    _write(
+        status,
+        {
+            **info,
+            "state": "exited",
+            "exit_code": cs.exit_code if cs.exists else proc.returncode,
+            "oom": cs.oom_killed,
+            "error": cs.error,
+            "stderr_tail": tail,
+            "signal": signalled[0] if signalled else "",
+        },
+    )
     return 0
+
+
+def remove_orphans(root: str) -> None:
+    """The lab's agent containers on this node whose job has ended: a job killed (a node's hiccup, SIGKILL after
+    SLURM's KillWait) before its runner could stop its container leaves it running, owned by no one."""
+    if not root:
+        return
+    fmt = '{{.Names}} {{.Label "arl.job"}}'
+    ls = sh.docker()["ps", "--filter", f"label=arl.root={root}", "--filter", "label=arl.job", "--format", fmt]
+    code, out, _ = sh.run(ls, ok=None, quiet=True)
+    for line in out.splitlines() if code == 0 else []:
+        name, _, job = line.partition(" ")
+        code, state, err = sh.run(sh.tool("squeue")["-h", "-j", job, "-o", "%T"], ok=None, quiet=True)
+        ended = "Invalid job id" in err if code else state.strip() not in ("RUNNING", "COMPLETING", "SUSPENDED")
+        if job.isdigit() and ended:  # (no word from the controller: nothing is concluded)
+            sh.say(f"removing {name}: its job {job} has ended")
+            containers.stop(name, grace=0)
 
 
 def _start_broker(spec: dict[str, Any] | None) -> subprocess.Popen[bytes] | None:

@@ -19,8 +19,9 @@ def image(lab: str | None) -> int:
     print(f"image {st['image']}")
     if (st["settings"].get("engine") or cfg.engine.kind) == "slurm":
         from arl.engines.slurm import Slurm
+        from arl.engines.slurm_probe import probe
 
-        print(Slurm(cfg).probe(st["image"], st["settings"]["iteration_timeout"]))
+        print(probe(Slurm(cfg), st["image"], st["settings"]["iteration_timeout"]))
     return OK
 
 
