@@ -10,6 +10,7 @@ most 0.8x autoresearch-lab's median measured in the same run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -100,6 +101,9 @@ def shared_lab(scratch: L.Scratch, rows: int) -> tuple[Path, Path]:
     (warm / ".gitignore").write_text(".arl/\n__pycache__/\n.last_eval.json\n")
     L.commit_all(warm)
     L.seed_history(warm, rows, refs=False)
+    # and the run's log, its start and its end, as a run leaves it
+    events = [{"event": "start", "run": 1, "pid": os.getpid()}, {"event": "end", "run": 1, "reason": "max_iterations"}]
+    (warm / ".arl" / "runs.jsonl").write_text("".join(json.dumps({"time": time.time(), **e}) + "\n" for e in events))
     fresh = scratch.root / "startup-clone"
     _run(["git", "clone", "-q", str(warm), str(fresh)], scratch.root)
     return warm, fresh

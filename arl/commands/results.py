@@ -125,6 +125,8 @@ def unrecorded_costs(cfg: LabConfig, rows: list[Row] | None) -> list[str]:
     """A line per run whose total cost (at its end) is more than its rows' (every row of the history; read here
     when None and a run has ended): sessions that ended without a verdict, or spent past the last one, cost money
     too."""
+    if not (cfg.state_dir / "runs.jsonl").exists():  # no run ever ended here: nothing to import or read
+        return []
     from arl.report.transcript import events
 
     lines = []
