@@ -191,5 +191,8 @@ def test_a_runs_cost_outside_its_rows_is_shown(history_lab: Path) -> None:
     out = arl("results", cwd=history_lab).stdout
     assert "run 1: $0.0500 spent in all, $0.0200 of it in no experiment's row" in out  # rows hold 0.01 + 0.02
     assert "run 2:" not in out  # its rows hold all it spent
+    # the end of the history alone is all that `--last N` reads: a run's cost needs all its rows
+    assert "spent in all" not in arl("results", "--last", "2", cwd=history_lab).stdout
+    assert "run 1: $0.0500 spent in all" in arl("results", "--run", "1", cwd=history_lab).stdout
     assert "spent in all" not in arl("results", "--format", "markdown", cwd=history_lab).stdout
     assert isinstance(_json(history_lab), list)  # scripts' formats stay exactly the history

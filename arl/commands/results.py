@@ -80,10 +80,13 @@ def show_results(
 ) -> int:
     if last is not None and last < 1:
         raise UsageError(f"--last must be at least 1, not {last}")
+    whole: list[Row] | None = None  # every row, when they were read
     if best or run is not None or slot is not None:
-        rows = select(cfg, res.read(cfg.results_file).rows, last, best, run, slot)
+        whole = res.read(cfg.results_file).rows
+        rows = select(cfg, whole, last, best, run, slot)
     else:  # the whole history or its end, which is all that is read
         rows = res.read_last(cfg.results_file, last)
+        whole = rows if last is None else None
     if fmt == "json":
         print(json.dumps(rows, default=str))
     elif fmt == "csv":  # autoresearch-lab's format name: the same columns, comma-separated, quoted as csv does
@@ -114,28 +117,23 @@ def show_results(
             print(simple_table(table, cols, _NUMERIC))
         if not rows and fmt == "table":
             print("(no experiments yet)")
-        if fmt == "table":
-            whole = last is None and not best and run is None and slot is None
-            for line in unrecorded_costs(cfg, rows if whole else None):
+        if fmt == "table" and whole is not None:  # not after --last N alone: a run's cost needs all its rows
+            for line in unrecorded_costs(cfg, whole):
                 print(line)
     return 0
 
 
-def unrecorded_costs(cfg: LabConfig, rows: list[Row] | None) -> list[str]:
-    """A line per run whose total cost (at its end) is more than its rows' (every row of the history; read here
-    when None and a run has ended): sessions that ended without a verdict, or spent past the last one, cost money
-    too."""
+def unrecorded_costs(cfg: LabConfig, rows: list[Row]) -> list[str]:
+    """A line per run whose total cost (at its end) is more than its rows' (`rows`: the whole history): sessions
+    that ended without a verdict, or spent past the last one, cost money too."""
     if not (cfg.state_dir / "runs.jsonl").exists():  # no run ever ended here: nothing to import or read
         return []
     from arl.report.transcript import events
 
     lines = []
-    ends = events(cfg, ("end",))
-    if ends and rows is None:
-        rows = res.read(cfg.results_file).rows
-    for e in ends:
+    for e in events(cfg, ("end",)):
         spent = float(e.get("cost") or 0.0)
-        in_rows = sum(float(r["cost_usd"] or 0.0) for r in rows or [] if r["run"] == e.get("run"))
+        in_rows = sum(float(r["cost_usd"] or 0.0) for r in rows if r["run"] == e.get("run"))
         if spent - in_rows > 5e-5:
             lines.append(
                 f"run {e.get('run')}: ${spent:.4f} spent in all, ${spent - in_rows:.4f} of it in no experiment's row "
