@@ -117,6 +117,16 @@ def base_image(docker_engine: None) -> str:
     return images.ensure_base(base_from=os.environ.get("ARL_TEST_BASE_FROM", "debootstrap"))
 
 
+@pytest.fixture
+def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
+    """The example lab, for a run on the real engine; the lab's containers are removed after the test, whatever
+    it left (its own teardown is what it checks)."""
+    yield example_lab
+    from .loophelpers import cleanup_containers  # loophelpers imports this module
+
+    cleanup_containers(example_lab)
+
+
 # Suites that print one summary table at the end of the run (hostile agents, faults...): add rows with
 # `summary_table("title", ["col", ...]).append([...])`; pytest prints every table in its terminal summary.
 _TABLES: dict[str, tuple[list[str], list[list[object]]]] = {}

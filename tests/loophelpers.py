@@ -10,9 +10,34 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .conftest import BIN, git
+from .conftest import BIN, arl, git
+
+
+class Ran(NamedTuple):
+    """A finished `arl run`: read as `code, out, err = ...` or as a CompletedProcess (`.returncode`, ...)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_arl(
+    lab: Path,
+    *args: str,
+    agent: str = "offline",
+    seed: int = 3,
+    data: str = "data",
+    timeout: float = 300,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+) -> Ran:
+    """`arl run --data DATA --agent AGENT --seed SEED ARGS...` in the lab, on the debootstrap-built base image (a
+    later `--seed` in ARGS wins); `check`: a non-zero exit fails the test with the output."""
+    argv = ["run", "--data", data, "--agent", agent, "--seed", str(seed), *args]
+    proc = arl(*argv, cwd=lab, check=check, timeout=timeout, env={"ARL_BASE_FROM": "debootstrap", **(env or {})})
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 
 def env_for() -> dict[str, str]:

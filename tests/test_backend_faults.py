@@ -12,13 +12,12 @@ import hashlib
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import arl, git
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
+from .loophelpers import check_history, containers_of, rows, run_arl, set_toml
 from .test_forgery import SINGLE_PHASE
 
 pytestmark = pytest.mark.docker
@@ -74,17 +73,9 @@ def faulty_lab(lab: Path, fault: str, where: str) -> str:
     return name
 
 
-@pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
-def run_arl(lab: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:
-    env = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
-    flags = ["--data", "data", "--agent", "offline", "--seed", "1", "--plateau-threshold", "0", *args]
-    proc = arl("run", *flags, cwd=lab, check=False, timeout=timeout, env=env)
-    return proc.returncode, proc.stdout, proc.stderr
+def run_faulty(lab: Path, *args: str) -> tuple[int, str, str]:
+    """The offline agent, seed 1 (its first proposals are keeps), no plateau stop, command lines hidden."""
+    return run_arl(lab, "--plateau-threshold", "0", *args, seed=1, env={"ARL_QUIET": "1"})
 
 
 @pytest.mark.parametrize(
@@ -99,7 +90,7 @@ def run_arl(lab: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]
 )
 def test_backend_failing_in_the_hosts_verification_vetoes_the_keep(lab: Path, fault: str, words: list[str]) -> None:
     name = faulty_lab(lab, fault, "verify")
-    code, out, err = run_arl(lab, "--max-iterations", "3")
+    code, out, err = run_faulty(lab, "--max-iterations", "3")
     assert code == 0, (out + err)[-4000:]
     assert "stop: max_iterations" in out, (out + err)[-4000:]
     assert "Traceback" not in out + err
@@ -120,7 +111,7 @@ def test_backend_failing_in_the_hosts_verification_vetoes_the_keep(lab: Path, fa
 
 def test_backend_failing_in_the_agents_sandbox_is_a_crash_and_the_run_stops(lab: Path) -> None:
     name = faulty_lab(lab, "raise", "agent")
-    code, out, err = run_arl(lab, "--max-iterations", "10", "--max-restarts", "1")
+    code, out, err = run_faulty(lab, "--max-iterations", "10", "--max-restarts", "1")
     assert code == 1 and "all 2 experiments of run 1 crashed" in err, (out + err)[-4000:]
     assert "stop: max_restarts" in out, (out + err)[-4000:]
     rs = check_history(lab, name)
@@ -134,7 +125,7 @@ def test_backend_failing_in_the_agents_sandbox_is_a_crash_and_the_run_stops(lab:
 
 def test_baseline_failure_is_one_line_and_leaves_nothing(lab: Path) -> None:
     faulty_lab(lab, "raise", "always")
-    code, out, err = run_arl(lab, "--max-iterations", "3")
+    code, out, err = run_faulty(lab, "--max-iterations", "3")
     errors = [ln for ln in err.splitlines() if ln.startswith("arl: error:")]
     assert code == 1, out + err
     assert "Traceback" not in out + err

@@ -10,22 +10,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import BIN, arl, git, run
-from .loophelpers import cleanup_containers, containers_of, rows, set_toml
+from .loophelpers import containers_of, rows, run_arl, set_toml
 
 pytestmark = pytest.mark.docker
 ENV = {"ARL_BASE_FROM": "debootstrap"}
-
-
-@pytest.fixture
-def lab(example_lab: Path, base_image: str):
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
-def arl_run(lab: Path, *args: str, agent: str = "offline") -> tuple[int, str, str]:
-    argv = ["run", "--data", "data", "--agent", agent, "--seed", "3", *args]
-    proc = arl(*argv, cwd=lab, check=False, timeout=300, env=ENV)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def step(lab: Path, *args: str) -> tuple[int, str, str]:
@@ -34,11 +22,11 @@ def step(lab: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_a_backend_that_no_longer_loads_stops_the_run_before_any_experiment(lab: Path) -> None:
-    code, out, _ = arl_run(lab, "--max-iterations", "1")
+    code, out, _ = run_arl(lab, "--max-iterations", "1")
     assert code == 0 and [r["outcome"] for r in rows(lab)][0] == "baseline"
     set_toml(lab, "backend", "class", "CurveFitBackendRenamed")
     git(lab, "commit", "-qam", "a class renamed")
-    code, out, err = arl_run(lab, "--max-iterations", "3")
+    code, out, err = run_arl(lab, "--max-iterations", "3")
     line = "arl: error: the backend cannot be loaded in the sandbox: backend.py has no class 'CurveFitBackendRenamed'"
     assert code == 1 and line in err, err[-2000:]
     assert "ended: error: the backend cannot be loaded" in out  # the end line names the cause
@@ -51,9 +39,9 @@ def test_a_history_on_a_plateau_stops_before_launch_and_says_how_to_go_on(lab: P
         lab, "agent", "command", ["sh", "-c", "while :; do arl eval >/dev/null; arl verdict discard --notes same; done"]
     )
     git(lab, "commit", "-qam", "an agent that only discards")
-    code, out, _ = arl_run(lab, "--max-iterations", "2", "--plateau-threshold", "0", agent="command")
+    code, out, _ = run_arl(lab, "--max-iterations", "2", "--plateau-threshold", "0", agent="command")
     assert code == 0 and [r["outcome"] for r in rows(lab)] == ["baseline", "discard", "discard"]
-    code, out, err = arl_run(lab, "--max-iterations", "5", "--plateau-threshold", "2", agent="command")
+    code, out, err = run_arl(lab, "--max-iterations", "5", "--plateau-threshold", "2", agent="command")
     assert code == 0, err[-2000:]
     assert "stop: plateau_threshold: 2 experiments in a row" in out
     assert "to go on: --plateau-threshold 4, or 0 for no limit" in out
@@ -65,7 +53,7 @@ def test_an_iteration_timeout_of_zero_means_no_timeout(lab: Path) -> None:
     slow = "sleep 4; arl eval >/dev/null; arl verdict discard --notes slow; sleep 600"
     set_toml(lab, "agent", "command", ["sh", "-c", slow])
     git(lab, "commit", "-qam", "a slow agent")
-    code, out, err = arl_run(lab, "--max-iterations", "1", "--iteration-timeout", "0", agent="command")
+    code, out, err = run_arl(lab, "--max-iterations", "1", "--iteration-timeout", "0", agent="command")
     assert code == 0, out[-2000:] + err[-2000:]
     assert [r["outcome"] for r in rows(lab)] == ["baseline", "discard"], out
     assert "no verdict within the iteration timeout" not in out
@@ -111,7 +99,7 @@ def test_a_guard_veto_shows_the_guards_own_words(lab: Path) -> None:
     makefile.write_text(text.replace("guard:\n\t@true\n", guard))
     assert guard in makefile.read_text()
     git(lab, "commit", "-qam", "a strict guard")
-    code, out, err = arl_run(lab, "--max-iterations", "3", "--plateau-threshold", "0")
+    code, out, err = run_arl(lab, "--max-iterations", "3", "--plateau-threshold", "0")
     assert code == 0, err[-2000:]
     vetoed = [r for r in rows(lab) if r["outcome"] == "vetoed"]
     assert vetoed, out

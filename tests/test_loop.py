@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,10 @@ import pytest
 from .conftest import arl, git
 from .loophelpers import (
     check_history,
-    cleanup_containers,
     containers_of,
     kill_agent,
     rows,
+    run_arl,
     set_toml,
     start,
     stop_proc,
@@ -24,29 +23,6 @@ from .loophelpers import (
 )
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def lab(example_lab: Path, base_image: str):
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
-def run_arl(lab: Path, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return arl(
-        "run",
-        "--data",
-        "data",
-        "--agent",
-        "offline",
-        "--seed",
-        "3",
-        *args,
-        cwd=lab,
-        check=check,
-        timeout=timeout,
-        env={"ARL_BASE_FROM": "debootstrap"},
-    )
 
 
 def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -> None:
@@ -61,7 +37,7 @@ def test_five_experiments_rows_trailers_refs_and_user_work_survives(lab: Path) -
     staged_before = git(lab, "diff", "--cached")
     head_before = git(lab, "rev-parse", "HEAD").strip()
 
-    proc = run_arl(lab, "--max-iterations", "5", "--plateau-threshold", "0")
+    proc = run_arl(lab, "--max-iterations", "5", "--plateau-threshold", "0", check=True)
     assert "stop: max_iterations" in proc.stdout
 
     rs = check_history(lab)
@@ -167,7 +143,7 @@ def test_second_run_is_refused_with_the_pid(lab: Path, tmp_path: Path) -> None:
     )
     try:
         wait_for(lambda: (lab / ".arl" / "lock").exists() and len(rows(lab)) >= 1, 180, "the first run")
-        second = run_arl(lab, "--max-iterations", "1", check=False)
+        second = run_arl(lab, "--max-iterations", "1")
         assert second.returncode == 1
         assert f"pid {proc.pid}" in second.stderr, second.stderr
         assert second.stderr.count("\n") == 1
@@ -185,7 +161,7 @@ def test_second_run_is_refused_with_the_pid(lab: Path, tmp_path: Path) -> None:
     ],
 )
 def test_stopping_conditions(lab: Path, flags: list[str], reason: str) -> None:
-    proc = run_arl(lab, *flags)
+    proc = run_arl(lab, *flags, check=True)
     assert f"stop: {reason}" in proc.stdout, proc.stdout
     events = [json.loads(ln) for ln in (lab / ".arl" / "runs.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "stop" and e["reason"].startswith(reason) for e in events)
@@ -223,9 +199,9 @@ def test_max_restarts_with_an_agent_that_dies(lab: Path) -> None:
 
 
 def test_resume_continues_numbering_and_best(lab: Path) -> None:
-    run_arl(lab, "--max-iterations", "3", "--plateau-threshold", "0")
+    run_arl(lab, "--max-iterations", "3", "--plateau-threshold", "0", check=True)
     first = rows(lab)
-    run_arl(lab, "--max-iterations", "2", "--plateau-threshold", "0", "--seed", "9")
+    run_arl(lab, "--max-iterations", "2", "--plateau-threshold", "0", "--seed", "9", check=True)
     rs = check_history(lab)
     assert [int(r["id"]) for r in rs] == list(range(6))
     assert [r["run"] for r in rs[4:]] == ["2", "2"]

@@ -6,31 +6,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import arl, git, run
-from .loophelpers import cleanup_containers, rows, set_toml
+from .loophelpers import rows, run_arl, set_toml
 
 pytestmark = pytest.mark.docker
 
 ENV = {"ARL_BASE_FROM": "debootstrap"}
 
 
-@pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
 def make(lab: Path, args: str, data: str = "data", **env: str) -> subprocess.CompletedProcess[str]:
     return run(["make", "research", f"DATA={data}", f"ARGS={args}"], cwd=lab, check=False, env={**ENV, **env})
-
-
-def arl_run(lab: Path, *args: str, data: str = "data", **env: str) -> subprocess.CompletedProcess[str]:
-    return arl("run", "--data", data, *args, cwd=lab, check=False, timeout=300, env={**ENV, **env})
 
 
 def status(lab: Path) -> dict[str, object]:
@@ -50,7 +39,7 @@ def test_a_step_added_to_the_makefile_loop_runs_under_make_and_arl_run_says_it_d
     turns = (lab / "turns.log").read_text().splitlines()
     assert len(turns) == 3 == len(rows(lab)) - 1  # one per turn: every turn recorded one experiment
 
-    proc = arl_run(lab, "--agent", "offline", "--seed", "3", "--max-iterations", "1", "--plateau-threshold", "0")
+    proc = run_arl(lab, "--max-iterations", "1", "--plateau-threshold", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "differs from arl's loop" in proc.stderr and "`make research` runs yours" in proc.stderr
     assert len((lab / "turns.log").read_text().splitlines()) == 3  # arl run ran arl's steps, not the recipe
@@ -64,7 +53,7 @@ def test_a_failing_step_ends_the_run_with_its_error_under_both_loops(lab: Path) 
     assert reason.startswith("error: the unmodified pipeline does not evaluate"), reason
     assert f"run 1 ended: {reason}" in by_make.stdout
 
-    by_arl = arl_run(lab, "--agent", "offline", data="empty")
+    by_arl = run_arl(lab, data="empty")
     assert by_arl.returncode == 1
     assert "differs from arl's loop" not in by_arl.stderr  # the lab's Makefile is arl's own
     assert status(lab)["stop_reason"] == reason
@@ -75,7 +64,7 @@ def test_a_run_whose_every_experiment_crashed_fails_under_both_loops(lab: Path) 
     set_toml(lab, "agent", "command", ["sh", "-c", "exit 1"])
     git(lab, "commit", "-qam", "an agent that dies at once")
 
-    by_arl = arl_run(lab, "--agent", "command", "--max-iterations", "2")
+    by_arl = run_arl(lab, "--max-iterations", "2", agent="command")
     assert by_arl.returncode == 1, by_arl.stdout[-2000:] + by_arl.stderr[-2000:]
     assert "all 2 experiments of run 1 crashed" in by_arl.stderr
 

@@ -9,13 +9,12 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import BIN, arl, git, run
-from .loophelpers import check_history, cleanup_containers, set_toml
+from .loophelpers import check_history, set_toml
 
 pytestmark = pytest.mark.docker
 
@@ -105,12 +104,6 @@ for action in PLAN[len(DONE.read_text().splitlines()) if DONE.exists() else 0 :]
         notes = "worse, claimed as a keep" if action == "veto" else "worse"
     subprocess.run(["arl", "verdict", "keep" if action == "veto" else action, "--notes", notes], capture_output=True)
 """
-
-
-@pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    yield example_lab
-    cleanup_containers(example_lab)
 
 
 def shims(tmp: Path) -> tuple[Path, Path]:

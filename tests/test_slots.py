@@ -14,24 +14,27 @@ import pytest
 from arl.lab import results
 
 from .conftest import arl, git, run
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, stop_proc, wait_for
+from .loophelpers import (
+    check_history,
+    containers_of,
+    rows,
+    run_arl,
+    set_toml,
+    start,
+    stop_proc,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 ENV = {"ARL_BASE_FROM": "debootstrap"}
 
 
 @pytest.fixture
-def lab(example_lab: Path, base_image: str):
-    set_toml(example_lab, "run", "agents", 3)
-    git(example_lab, "commit", "-qam", "three agents")
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
-def run_arl(lab: Path, *args: str, agent: str = "offline", timeout: float = 300) -> tuple[int, str, str]:
-    argv = ["run", "--data", "data", "--agent", agent, "--seed", "3", "--plateau-threshold", "0", *args]
-    proc = arl(*argv, cwd=lab, check=False, timeout=timeout, env=ENV)
-    return proc.returncode, proc.stdout, proc.stderr
+def three_agents(lab: Path) -> Path:
+    """The lab with `[run] agents = 3`, committed."""
+    set_toml(lab, "run", "agents", 3)
+    git(lab, "commit", "-qam", "three agents")
+    return lab
 
 
 def keep_chain(lab: Path) -> list[str]:
@@ -47,8 +50,9 @@ def answered_everything(lab: Path, n: int) -> bool:
     return all(not list(c.glob("verdict-*")) for c in control)
 
 
+@pytest.mark.usefixtures("three_agents")
 def test_three_slots_one_history(lab: Path) -> None:
-    code, out, err = run_arl(lab, "--max-iterations", "15")
+    code, out, err = run_arl(lab, "--max-iterations", "15", "--plateau-threshold", "0")
     assert code == 0, (out + err)[-3000:]
     assert "stop: max_iterations: 15 experiments in this run" in out
     rs = check_history(lab)  # ids unique and increasing, every row's commit is its ref, the pipeline clean
@@ -66,6 +70,7 @@ def test_three_slots_one_history(lab: Path) -> None:
     assert "[slot 1]" in out and "[slot 2]" in out  # the live view says whose words these are
 
 
+@pytest.mark.usefixtures("three_agents")
 def test_slots_are_isolated(lab: Path) -> None:
     # Each agent adds its own marker file, checks it sees no other slot's, then proposes it as a keep (the score
     # does not change: each is judged, verified on its own tree, and vetoed as no improvement).
@@ -77,7 +82,7 @@ def test_slots_are_isolated(lab: Path) -> None:
     )
     set_toml(lab, "agent", "command", ["sh", "-c", agent])
     git(lab, "commit", "-qam", "marker agents")
-    code, out, err = run_arl(lab, "--max-iterations", "9", agent="command")
+    code, out, err = run_arl(lab, "--max-iterations", "9", "--plateau-threshold", "0", agent="command")
     assert code == 0, (out + err)[-3000:]
     rs = check_history(lab)
     tried = [r for r in rs[1:] if r["outcome"] in ("vetoed", "keep")]
@@ -93,6 +98,7 @@ def test_slots_are_isolated(lab: Path) -> None:
     assert "marker-" not in git(lab, "ls-tree", "-r", "--name-only", "HEAD")  # nothing was kept
 
 
+@pytest.mark.usefixtures("three_agents")
 def test_kill_9_with_three_slots_then_resume(lab: Path, tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--seed", "4", "--max-iterations", "500",
@@ -105,7 +111,7 @@ def test_kill_9_with_three_slots_then_resume(lab: Path, tmp_path: Path) -> None:
         stop_proc(proc)
     before = rows(lab)
     assert len(containers_of(lab)) >= 1  # the agents outlived their host process
-    code, out, err = run_arl(lab, "--max-iterations", "3")
+    code, out, err = run_arl(lab, "--max-iterations", "3", "--plateau-threshold", "0")
     assert code == 0, (out + err)[-3000:]
     assert "repairing its state before starting" in err
     rs = check_history(lab)
@@ -115,6 +121,7 @@ def test_kill_9_with_three_slots_then_resume(lab: Path, tmp_path: Path) -> None:
     assert keep_chain(lab) == [r["id"] for r in rs if r["outcome"] == "keep"]
 
 
+@pytest.mark.usefixtures("three_agents")
 def test_ctrl_c_tears_down_every_slot(lab: Path, tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "500",
@@ -145,6 +152,7 @@ def test_a_history_without_the_slot_column_is_read_and_upgraded(tmp_path: Path) 
     assert [r["slot"] for r in results.read(path).rows] == [0, 2]
 
 
+@pytest.mark.usefixtures("three_agents")
 def test_the_labs_makefile_drives_three_slots_unchanged(lab: Path) -> None:
     proc = run(
         ["make", "research", "DATA=data", "ARGS=--agent offline --seed 5 --max-iterations 6 --plateau-threshold 0"],

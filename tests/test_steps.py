@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import BIN, arl, git, run
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
+from .loophelpers import check_history, containers_of, rows, set_toml
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    yield example_lab
-    cleanup_containers(example_lab)
 
 
 def step(lab: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
