@@ -356,7 +356,14 @@ def attack(
         TABLE.append([name, f"FAILED: {first[:110]}{seen}", "NO"])
         raise
     seen = watch.seen if watch else None
-    report["host"] = {"stdout": proc.stdout, "stderr": proc.stderr, "before": before, "early": early, "seen": seen}
+    report["host"] = {
+        "lab": str(lab),
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+        "before": before,
+        "early": early,
+        "seen": seen,
+    }
     return report
 
 
@@ -369,14 +376,23 @@ def kept_rows(lab: Path) -> list[dict[str, str]]:
     return [r for r in rows(lab) if r["outcome"] == "keep"]
 
 
+def first_row(report: dict[str, Any]) -> dict[str, str]:
+    """The attack's experiment as the host recorded it in results.tsv (never what the agent relays of its ack)."""
+    lab = Path(report["host"]["lab"])
+    mine = run_rows(lab, report["host"]["before"])
+    assert mine, "the host recorded no experiment of the attack"
+    return mine[0]
+
+
+def measured(row: dict[str, str]) -> str:
+    return f"host measured {float(row['verified_score']):.4g}" if row["verified_score"] else "nothing measured"
+
+
 def test_forged_verdict_with_a_better_score(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "forged_verdict")
-    ack = report["ack"]
+    row = first_row(attack(hostile_lab, "forged_verdict"))
     no_keep_commit = "Arl-Experiment" not in git(hostile_lab, "log", "--format=%B")
-    contained = ack["outcome"] == "vetoed" and not kept_rows(hostile_lab) and no_keep_commit
-    record(
-        "forged verdict claiming score -1e9", f"{ack['outcome']}: host measured {ack['verified_score']:.4g}", contained
-    )
+    contained = row["outcome"] == "vetoed" and not kept_rows(hostile_lab) and no_keep_commit
+    record("forged verdict claiming score -1e9", f"{row['outcome']}: {measured(row)}", contained)
 
 
 def test_keep_after_making_it_worse(hostile_lab: Path) -> None:
@@ -387,9 +403,9 @@ def test_keep_after_making_it_worse(hostile_lab: Path) -> None:
 
 
 def test_editing_the_eval_cache(hostile_lab: Path) -> None:
-    ack = attack(hostile_lab, "eval_cache")["ack"]
-    contained = ack["outcome"] == "vetoed" and not kept_rows(hostile_lab)
-    record("edited eval cache (score -1e9)", f"{ack['outcome']}: host measured {ack['verified_score']:.4g}", contained)
+    row = first_row(attack(hostile_lab, "eval_cache"))
+    contained = row["outcome"] == "vetoed" and row["verified_score"] != "" and not kept_rows(hostile_lab)
+    record("edited eval cache (score -1e9)", f"{row['outcome']}: {measured(row)}", contained)
 
 
 def test_writing_lab_files_results_and_state(hostile_lab: Path) -> None:
