@@ -8,13 +8,13 @@ import shutil
 import stat
 import time
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from arl.errors import ArlError
-from arl.lab import results, verdicts
 from arl.lab.config import LabConfig
-from arl.lab.runstate import HistorySummary, Row, RunState
-from arl.util.fsutil import write_json
+
+if TYPE_CHECKING:  # the run state's types: their TypedDicts take milliseconds to build, and a dict is what is read
+    from arl.lab.runstate import HistorySummary, Row, RunState
 
 
 class Lock(TypedDict, total=False):
@@ -51,17 +51,19 @@ def load(cfg: LabConfig) -> RunState:
     try:
         st = json.loads(state_path(cfg).read_text())
     except FileNotFoundError:
-        return cast(RunState, {})
+        return cast("RunState", {})
     except ValueError:
         raise ArlError(f"{state_path(cfg)} is not valid JSON; move it away to start fresh") from None
     if not isinstance(st, dict):
         raise ArlError(f"{state_path(cfg)} is not a run state (a JSON object); move it away to start fresh")
     if not st.get("slots") and any(k in st for k in _PRE_SLOT_KEYS):
         st["slots"] = {"0": {k: st.pop(k) for k in _PRE_SLOT_KEYS if k in st}}
-    return cast(RunState, st)
+    return cast("RunState", st)
 
 
 def save(cfg: LabConfig, st: RunState) -> None:
+    from arl.util.fsutil import write_json
+
     write_json(state_path(cfg), st)
 
 
@@ -112,6 +114,8 @@ def acquire_lock(cfg: LabConfig, pid: int) -> Lock | None:
                 f"(`kill -INT {held.get('pid')}`) or wait for it"
             )
         stale = held
+    from arl.util.fsutil import write_json
+
     write_json(lock_path(cfg), {"pid": pid, "since": time.time()})
     return stale
 
@@ -120,6 +124,8 @@ def release_lock(cfg: LabConfig) -> None:
     """The run is over: what imports left in quarantine will never be recorded, the control folders keep only the
     protocol's names, and everything under `.arl/` is made private (no setuid, setgid or sticky bit) before the
     lock goes."""
+    from arl.lab import verdicts
+
     shutil.rmtree(cfg.state_dir / "quarantine", ignore_errors=True)
     for control in cfg.state_dir.glob("control*"):  # what an agent wrote after the last poll goes too
         if control.is_dir() and not control.is_symlink():
@@ -192,26 +198,30 @@ def history(cfg: LabConfig, st: RunState) -> HistorySummary:
         now = None
     if held is not None and now is not None and (held["size"], held["mtime_ns"]) == (now.st_size, now.st_mtime_ns):
         return held
+    from arl.lab import results  # only to make it again: a current summary needs no read, nor the parser
+
     rows = results.read(cfg.results_file).rows
     best, best_id = results.best_of(cfg, rows)
-    made = HistorySummary(
-        size=now.st_size if now else 0,
-        mtime_ns=now.st_mtime_ns if now else 0,
-        next_id=results.History(rows).next_id,
-        best=best,
-        best_id=best_id,
-        plateau=results.plateau(cfg, rows),
-        cost=sum(r["cost_usd"] or 0.0 for r in rows),
-    )
+    made: HistorySummary = {
+        "size": now.st_size if now else 0,
+        "mtime_ns": now.st_mtime_ns if now else 0,
+        "next_id": results.History(rows).next_id,
+        "best": best,
+        "best_id": best_id,
+        "plateau": results.plateau(cfg, rows),
+        "cost": sum(r["cost_usd"] or 0.0 for r in rows),
+    }
     st["history"] = made
     return made
 
 
 def record(cfg: LabConfig, st: RunState, row: Row) -> None:
     """Append `row` to results.tsv and bring the run state's summary up to date with it (the caller saves `st`)."""
+    from arl.lab import results
+
     before = history(cfg, st)
     results.append(cfg.results_file, row)
-    h = HistorySummary(**before)
+    h: HistorySummary = {**before}
     now = os.stat(cfg.results_file)
     h["size"], h["mtime_ns"] = now.st_size, now.st_mtime_ns
     if row["id"] is not None:
