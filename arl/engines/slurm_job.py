@@ -110,6 +110,7 @@ def _start_broker(spec: dict[str, Any] | None) -> subprocess.Popen[bytes] | None
     if not spec:
         return None
     sock = Path(spec["socket"])
+    sh.background(spec["argv"], spec["log"])
     with open(spec["log"], "ab") as log:
         proc = subprocess.Popen(spec["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 15

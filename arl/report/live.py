@@ -125,6 +125,7 @@ def _start_worker(cfg: LabConfig, fd: int) -> None:
     """A detached process that inherits the held lock (this process lets go of its copy) and no terminal or pipe of
     the run's: a caller reading the run's output is never kept waiting by it."""
     try:
+        (cfg.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)  # a lab's first run: no log written yet
         with open(cfg.state_dir / "logs" / "report.log", "a") as err:
             env = {**os.environ, "ARL_REPORT_LOCK_FD": str(fd)}
             argv = [sys.executable, "-m", "arl.report.worker", str(Path(cfg.path).resolve())]

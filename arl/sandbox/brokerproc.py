@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
+from arl.util import sh
 from arl.util.fsutil import atomic_write
 
 MOUNT = "/workspace/broker"
@@ -92,6 +93,7 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
     argv = [python, *command(cfg, agent, credentials_file)]
     for sock in socks:
         argv += ["--socket", str(sock)]
+    sh.background(argv, logs / "broker.log")
     with open(logs / "broker.log", "ab") as log:
         # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

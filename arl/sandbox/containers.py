@@ -58,7 +58,7 @@ def run_attached(cmd: Any, name: str, dest: Path, env: dict[str, str] | None = N
     stream lands in a host file as it is written, from its first byte, and the engine's log rotation (a daemon
     with max-size) can never lose or misalign a line of it. Returns once the container exists; the docker client
     (its pid is returned) ends with the container. A `docker run` that fails is an ArlError with its message."""
-    sh.echo(f"{sh.line(cmd)} >> {dest} &")
+    sh.echo(f"{sh.env_line(env, cmd)} >> {dest} &")  # the secrets it is given named, never shown
     dest.parent.mkdir(parents=True, exist_ok=True)
     err_path = dest.with_suffix(".docker-run.err")
     with open(dest, "ab") as out, open(err_path, "wb") as err:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arl.errors import ArlError
 from arl.lab.config import LabConfig
+from arl.util import sh
 from arl.util.fsutil import atomic_write
 
 
@@ -62,10 +63,12 @@ def start_forwarder(cfg: LabConfig) -> int:
         sock.unlink(missing_ok=True)
     ready.unlink(missing_ok=True)
     listen = [f"unix:{sock}" for sock in socks]
+    argv = [sys.executable, "-m", "arl.sandbox.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
+    argv += ["--ready", str(ready)]
+    sh.background(argv, cfg.state_dir / "logs" / "forward.log")
     with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arl.sandbox.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
-            + ["--ready", str(ready)],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -141,6 +144,7 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0, data: Path | None = None)
         )
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    sh.background(list(command), log_dir / "service.log")
     with open(log_dir / "service.log", "ab") as log:
         try:
             proc = subprocess.Popen(

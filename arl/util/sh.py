@@ -25,6 +25,12 @@ def echo(line: str) -> None:
         print(f"+ {line}", file=sys.stderr, flush=True)
 
 
+def background(argv: list[str], log: os.PathLike[str] | str) -> None:
+    """A process arl starts beside itself (the broker, the host service, its forwarder): its line, as a person
+    would start it in the background with its output in `log`."""
+    echo(f"{shlex.join(argv)} >> {shlex.quote(str(log))} 2>&1 &")
+
+
 def note(what: str) -> None:
     """What arl writes itself, with no command to show (git objects of an import, a results row, an ack): one
     `# arl: ...` line naming what and where, a comment when pasted."""
