@@ -10,7 +10,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from arl.cli_flags import FROM_LAB, add_run_flags, json_flags
+from arl.cli_flags import FROM_LAB, add_run_flags
+from arl.commands.options import json_flags
 from arl.errors import ArlError, UsageError
 
 __all__ = ["FROM_LAB", "add_run_flags", "json_flags"]  # arl-step builds preflight's options from these too
@@ -25,88 +26,25 @@ def common_options(sub: bool = False) -> Parser:
     """--lab and --debug, accepted before and after the command; a sub-command's copy must not reset them."""
     p = Parser(add_help=False)
     default: str | None = argparse.SUPPRESS if sub else None
-    p.add_argument("--lab", default=default, help="the lab folder or its lab.toml (default: $ARL_LAB, else the "
-                   "first lab.toml walking up from here)")  # fmt: skip
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if sub else False,
-                   help="show tracebacks (default: off; ARL_DEBUG=1 too)")  # fmt: skip
+    p.add_argument(
+        "--lab",
+        default=default,
+        help="the lab folder or its lab.toml (default: $ARL_LAB, else the first lab.toml walking up from here)",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="show tracebacks (default: off; ARL_DEBUG=1 too)",
+    )
     quiet_help = "hide the docker and git command lines (default: shown; ARL_QUIET=1 too)"
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if sub else False, help=quiet_help)
     return p
 
 
-def _data_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=os.environ.get("ARL_DATA"), required="ARL_DATA" not in os.environ,
-                   help="the data folder to evaluate against (default: $ARL_DATA; required without it)")  # fmt: skip
-
-
-def _init(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", help="the lab's name (default: the folder's name)")
-    p.add_argument("--pipeline-dir", default="pipeline", help="the folder the agent may change (default: pipeline)")
-    p.add_argument("--example", help="scaffold a complete example lab instead (default: none; see --list-examples)")
-    p.add_argument("--list-examples", action="store_true", help="list the examples and exit")
-    p.add_argument("--force", action="store_true", help="write the scaffolding over files that exist, each kept "
-                   "beside it as NAME.orig; never your Makefile or a results.tsv history (default: off)")  # fmt: skip
-    p.add_argument("--adopt", action="store_true", help="make the lab here (e.g. an autoresearch-lab one) an arl lab: "
-                   "write only what it lacks, replace nothing (default: off)")  # fmt: skip
-
-
 def _run(p: argparse.ArgumentParser) -> None:
     add_run_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the command lines instead of running them")
-
-
-def _eval(p: argparse.ArgumentParser) -> None:
-    _data_flag(p)
-    p.add_argument("--sample", action="append", default=[], help="evaluate only this sample id; repeatable "
-                   "(default: every sample)")  # fmt: skip
-    json_flags(p, "on when stdout is not a terminal")
-    p.add_argument("--repeats", type=int, default=1, help="evaluations; the mean is the score (default: 1)")
-    _local_flag(p)
-    p.add_argument("--phase", choices=["prepare", "run", "score", "evaluate"], help="one part, as the host's "
-                   "containers run it, with --inputs/--outputs DIR (default: all)")  # fmt: skip
-    p.add_argument("--inputs", help="with --phase: the folder of the samples' inputs (default: none)")
-    p.add_argument("--outputs", help="with --phase: the folder of the pipeline's outputs (default: none)")
-
-
-def _local_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--local", action="store_true", help="run the pipeline in this process's machine even when the "
-                   "lab holds an agent's kept code (default: then in the sandbox image)")  # fmt: skip
-
-
-def _diagnose(p: argparse.ArgumentParser) -> None:
-    _data_flag(p)
-    p.add_argument("--top", type=int, help="show only the N worst samples (default: all)")
-    _local_flag(p)
-    p.add_argument("--sample", action="append", default=[], help="only this sample id; repeatable (default: all)")
-    json_flags(p, "a table")
-
-
-def _verdict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
-    p.add_argument(
-        "--action",
-        dest="action_flag",
-        choices=["keep", "discard"],
-        help="the same, as autoresearch-lab spelled it (default: none)",
-    )
-    p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
-    p.add_argument("--timeout", type=float, default=None,
-                   help="seconds to wait for the host's ack (default: no limit)")  # fmt: skip
-
-
-def _results(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["table", "tsv", "csv", "json", "markdown"], default="table",
-                   help="the output format (default: table)")  # fmt: skip
-    p.add_argument(
-        "--json", dest="format", action="store_const", const="json", help="the same as --format json (default: off)"
-    )
-    p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
-    one_slot = "only the experiments of parallel agent K, with the baseline (default: every slot)"
-    p.add_argument("--slot", type=int, metavar="K", help=one_slot)
-    p.add_argument("--last", type=int, help="only the last N experiments shown (default: all)")
-    p.add_argument("--best", action="store_true", help="only the best kept experiment")
-    p.add_argument("--all-runs", action="store_true",
-                   help="every run, which is the default now; kept for scripts (default: on)")  # fmt: skip
 
 
 def _own(name: str) -> Callable[[argparse.ArgumentParser], None]:
@@ -124,49 +62,82 @@ def _status(p: argparse.ArgumentParser) -> None:
     json_flags(p, "text")
 
 
-def _image(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base-from", choices=["registry", "debootstrap"], default=None,
-                   help="where the base image comes from: a registry pull, or a Debian built with debootstrap "
-                   "(default: what the engine has, else a pull, else debootstrap)")  # fmt: skip
-    p.add_argument("--agent", help="also build this agent's layer (default: the lab's [agent] kind)")
-    p.add_argument("--force", action="store_true", help="rebuild the top image, the lab's own layer when it has a "
-                   "Dockerfile (default: off)")  # fmt: skip
-    p.add_argument("--force-all", action="store_true", help="rebuild every image, the base too (default: off)")
-
-
 def _hooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["install", "uninstall"], help="install or remove arl's git hooks")
 
 
 # name -> (its line in `arl --help`, its description in `arl NAME --help`, its options)
 COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
-    "init": ("scaffold a lab here", "Write a lab into this folder: lab.toml, backend.py, AGENT.md, a Makefile "
-             "(arl.mk, included from yours, when you have one), results.tsv, and arl's git hooks. It stops when "
-             "those files exist, unless --force.", _init),
-    "run": ("run the research loop", "Run the research loop: preflight, image, baseline, then experiments until "
-            "a stopping condition; the same steps as `make research`.", _run),
-    "eval": ("evaluate the pipeline", "Evaluate the pipeline with the lab's backend, under [backend] eval_timeout, "
-             "and print the score (JSON for scripts).", _eval),
-    "diagnose": ("per-sample results, worst first", "Evaluate the pipeline and list the per-sample results, worst "
-                 "first (failed samples before all others).", _diagnose),
-    "verdict": ("(inside the sandbox) propose keep or discard", "Inside the sandbox: propose keep or discard for "
-                "the last `arl eval`, then wait for the host's ack and print it.", _verdict),
-    "results": ("the experiment history", "Print the experiment history of the lab (every run; --run and --last "
-                "narrow it) as a table, TSV, JSON or Markdown.", _results),
-    "plot": ("plot the score per experiment", "Plot the score per experiment of this lab, and of other results "
-             "files to compare (needs matplotlib: pip install '.[plot]' in a checkout of arl).", _own("plot")),
-    "report": ("an HTML page of the lab's history", "Write one self-contained HTML page of the lab's history: chart, "
-               "table, each experiment's diff and transcript, the runs; more labs compared.", _own("report")),
-    "show": ("one experiment: diff, notes, scores, transcript", "Show one experiment: its scores, notes, the "
-             "diff of what it tried, and an excerpt of the agent's transcript.", _show),
-    "status": ("is a run active, and how is it doing", "Say whether a run is active, its phase, experiment, best "
-               "score, elapsed time, cost and container.", _status),
-    "image": ("build the sandbox images", "Build the sandbox images (base, agent layer, the lab's own) when "
-              "missing or stale, and print the tag to run.", _image),
-    "hooks": ("install or uninstall arl's git hooks", "Install or uninstall arl's git hooks (pre-commit runs "
-              "`make guard` for keeps; post-commit runs `make on-keep`); foreign hooks are kept and chained.",
-              _hooks),
-}  # fmt: skip
+    "init": (
+        "scaffold a lab here",
+        "Write a lab into this folder: lab.toml, backend.py, AGENT.md, a Makefile "
+        "(arl.mk, included from yours, when you have one), results.tsv, and arl's git hooks. It stops when "
+        "those files exist, unless --force.",
+        _own("init"),
+    ),
+    "run": (
+        "run the research loop",
+        "Run the research loop: preflight, image, baseline, then experiments until "
+        "a stopping condition; the same steps as `make research`.",
+        _run,
+    ),
+    "eval": (
+        "evaluate the pipeline",
+        "Evaluate the pipeline with the lab's backend, under [backend] eval_timeout, "
+        "and print the score (JSON for scripts).",
+        _own("evalcmd"),
+    ),
+    "diagnose": (
+        "per-sample results, worst first",
+        "Evaluate the pipeline and list the per-sample results, worst first (failed samples before all others).",
+        _own("diagnose"),
+    ),
+    "verdict": (
+        "(inside the sandbox) propose keep or discard",
+        "Inside the sandbox: propose keep or discard for "
+        "the last `arl eval`, then wait for the host's ack and print it.",
+        _own("verdict"),
+    ),
+    "results": (
+        "the experiment history",
+        "Print the experiment history of the lab (every run; --run and --last "
+        "narrow it) as a table, TSV, JSON or Markdown.",
+        _own("results"),
+    ),
+    "plot": (
+        "plot the score per experiment",
+        "Plot the score per experiment of this lab, and of other results "
+        "files to compare (needs matplotlib: pip install '.[plot]' in a checkout of arl).",
+        _own("plot"),
+    ),
+    "report": (
+        "an HTML page of the lab's history",
+        "Write one self-contained HTML page of the lab's history: chart, "
+        "table, each experiment's diff and transcript, the runs; more labs compared.",
+        _own("report"),
+    ),
+    "show": (
+        "one experiment: diff, notes, scores, transcript",
+        "Show one experiment: its scores, notes, the diff of what it tried, and an excerpt of the agent's transcript.",
+        _show,
+    ),
+    "status": (
+        "is a run active, and how is it doing",
+        "Say whether a run is active, its phase, experiment, best score, elapsed time, cost and container.",
+        _status,
+    ),
+    "image": (
+        "build the sandbox images",
+        "Build the sandbox images (base, agent layer, the lab's own) when missing or stale, and print the tag to run.",
+        _own("image"),
+    ),
+    "hooks": (
+        "install or uninstall arl's git hooks",
+        "Install or uninstall arl's git hooks (pre-commit runs "
+        "`make guard` for keeps; post-commit runs `make on-keep`); foreign hooks are kept and chained.",
+        _hooks,
+    ),
+}
 
 
 def chosen(argv: Sequence[str], names: Sequence[str]) -> str | None:

@@ -19,38 +19,42 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-cost", type=float, help=f"USD of agent cost in this run, 0 = unlimited ({FROM_LAB} [run])")
     from arl.lab.runstate import target_flag
 
-    p.add_argument("--target-score", type=target_flag, help=f"stop once the best reaches this score; 'off': no target "
-                   f"({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--plateau-threshold", type=int,
-                   help=f"stop after this many experiments in a row without a new best ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--max-restarts", type=int,
-                   help=f"stop after this many container failures in a row ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--iteration-timeout", type=float,
-                   help=f"seconds an experiment may take, 0 = no limit ({FROM_LAB} [run])")  # fmt: skip
+    p.add_argument(
+        "--target-score",
+        type=target_flag,
+        help=f"stop once the best reaches this score; 'off': no target ({FROM_LAB} [run])",
+    )
+    p.add_argument(
+        "--plateau-threshold",
+        type=int,
+        help=f"stop after this many experiments in a row without a new best ({FROM_LAB} [run])",
+    )
+    p.add_argument(
+        "--max-restarts", type=int, help=f"stop after this many container failures in a row ({FROM_LAB} [run])"
+    )
+    p.add_argument(
+        "--iteration-timeout", type=float, help=f"seconds an experiment may take, 0 = no limit ({FROM_LAB} [run])"
+    )
     p.add_argument("--repeats", type=int, help=f"host evaluations per keep; the mean decides ({FROM_LAB} [run])")
-    p.add_argument("--no-verify", action="store_true",
-                   help=f"trust the agent's score instead of re-evaluating keeps; not recommended ({FROM_LAB} "
-                   "[run] verify)")  # fmt: skip
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help=f"trust the agent's score instead of re-evaluating keeps; not recommended ({FROM_LAB} [run] verify)",
+    )
     p.add_argument("--branch", help="run on this branch, created when missing (default: the current branch)")
     p.add_argument("--prompt", default="", help="extra instructions appended to the agent's prompt (default: none)")
-    p.add_argument("--use-oauth-osx", action="store_true",
-                   help="claude: read the credentials from the macOS keychain (default: off)")  # fmt: skip
-    p.add_argument("--seed", type=int, help="offline agent: its random seed (default: from the run number)")
-    p.add_argument("--agents", type=int,
-                   help=f"parallel agents, each with its own container and workspace ({FROM_LAB} [run])")  # fmt: skip
-    p.add_argument("--engine", choices=["local", "slurm"],
-                   help=f"where the agents run: here, or as SLURM jobs ({FROM_LAB} [engine] kind)")  # fmt: skip
-    p.add_argument("agent_args", nargs="*", help="after --: passed to the agent untouched")
-
-
-def json_flags(p: argparse.ArgumentParser, default: str) -> None:
-    """--json, and --format json as `arl results` takes it: either spelling wherever one is."""
-    p.add_argument("--json", action="store_true", help=f"print JSON (default: {default})")
     p.add_argument(
-        "--format", choices=["text", "table", "json"], action=_Format, help="json: the same as --json (default: text)"
+        "--use-oauth-osx",
+        action="store_true",
+        help="claude: read the credentials from the macOS keychain (default: off)",
     )
-
-
-class _Format(argparse.Action):
-    def __call__(self, parser: object, namespace: argparse.Namespace, values: object, opt: object = None) -> None:
-        namespace.json = values == "json"
+    p.add_argument("--seed", type=int, help="offline agent: its random seed (default: from the run number)")
+    p.add_argument(
+        "--agents", type=int, help=f"parallel agents, each with its own container and workspace ({FROM_LAB} [run])"
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "slurm"],
+        help=f"where the agents run: here, or as SLURM jobs ({FROM_LAB} [engine] kind)",
+    )
+    p.add_argument("agent_args", nargs="*", help="after --: passed to the agent untouched")

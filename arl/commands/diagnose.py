@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from arl.commands.evalcmd import measure
+from arl.commands.options import data_flag, json_flags, local_flag
 from arl.commands.tables import simple_table
 from arl.errors import UsageError
 from arl.lab.config import LabConfig
@@ -67,6 +68,15 @@ def _is_number(cell: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    data_flag(p)
+    p.add_argument("--top", type=int, help="show only the N worst samples (default: all)")
+    local_flag(p)
+    p.add_argument("--sample", action="append", default=[], help="only this sample id; repeatable (default: all)")
+    json_flags(p, "a table")
 
 
 def from_args(args: argparse.Namespace) -> int:

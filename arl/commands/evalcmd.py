@@ -9,6 +9,7 @@ import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from arl.commands.options import data_flag, json_flags, local_flag
 from arl.errors import ArlError, UsageError
 from arl.evaluation.evaluate import SINGLE_PHASE_WARNING, Evaluation, evaluate
 from arl.lab.config import LabConfig
@@ -92,6 +93,24 @@ def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
 
     found = scan(cfg.pipeline_dir, limits(cfg), algo=os.environ.get("ARL_OBJECT_FORMAT", "sha1"))
     return found.tree, (found.problems[0] if found.problems else "")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    data_flag(p)
+    p.add_argument(
+        "--sample", action="append", default=[], help="evaluate only this sample id; repeatable (default: every sample)"
+    )
+    json_flags(p, "on when stdout is not a terminal")
+    p.add_argument("--repeats", type=int, default=1, help="evaluations; the mean is the score (default: 1)")
+    local_flag(p)
+    p.add_argument(
+        "--phase",
+        choices=["prepare", "run", "score", "evaluate"],
+        help="one part, as the host's containers run it, with --inputs/--outputs DIR (default: all)",
+    )
+    p.add_argument("--inputs", help="with --phase: the folder of the samples' inputs (default: none)")
+    p.add_argument("--outputs", help="with --phase: the folder of the pipeline's outputs (default: none)")
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -41,5 +41,23 @@ def _lab_or_none(explicit: str | None) -> LabConfig | None:
     return load(path)
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    p.add_argument(
+        "--base-from",
+        choices=["registry", "debootstrap"],
+        default=None,
+        help="where the base image comes from: a registry pull, or a Debian built with debootstrap "
+        "(default: what the engine has, else a pull, else debootstrap)",
+    )
+    p.add_argument("--agent", help="also build this agent's layer (default: the lab's [agent] kind)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild the top image, the lab's own layer when it has a Dockerfile (default: off)",
+    )
+    p.add_argument("--force-all", action="store_true", help="rebuild every image, the base too (default: off)")
+
+
 def from_args(args: argparse.Namespace) -> int:
     return build_images(_lab_or_none(args.lab), args.base_from, args.agent, args.force, args.force_all)

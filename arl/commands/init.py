@@ -204,8 +204,11 @@ def arl_mk(template: str, leave_out: list[str]) -> str:
     body = "\n\n".join(kept).replace("$(DATA)", "$(ARL_MK_DATA)").replace("$(ARGS)", "$(ARL_MK_ARGS)")
     # DATA and ARGS as given to make (`make research DATA=...`), never the including Makefile's own variables
     given = "$(if $(filter command line environment,$(origin {0})),$({0}),{1})"
-    body = body.replace("DATA ?= data\nARGS ?=\n", f"ARL_MK_DATA = {given.format('DATA', 'data')}\n"
-                        f"ARL_MK_ARGS = {given.format('ARGS', '')}\n", 1)  # fmt: skip
+    body = body.replace(
+        "DATA ?= data\nARGS ?=\n",
+        f"ARL_MK_DATA = {given.format('DATA', 'data')}\nARL_MK_ARGS = {given.format('ARGS', '')}\n",
+        1,
+    )
     return (
         "# The research lab's targets, written by `arl init` and included by the Makefile beside it. Yours to edit\n"
         "# (`arl init --force` keeps the previous version as arl.mk.orig).\n"
@@ -228,6 +231,26 @@ def _gitignore(path: Path) -> None:
             if have and have[-1] != "":
                 f.write("\n")
             f.write("\n".join(missing) + "\n")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    p.add_argument("--name", help="the lab's name (default: the folder's name)")
+    p.add_argument("--pipeline-dir", default="pipeline", help="the folder the agent may change (default: pipeline)")
+    p.add_argument("--example", help="scaffold a complete example lab instead (default: none; see --list-examples)")
+    p.add_argument("--list-examples", action="store_true", help="list the examples and exit")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write the scaffolding over files that exist, each kept "
+        "beside it as NAME.orig; never your Makefile or a results.tsv history (default: off)",
+    )
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="make the lab here (e.g. an autoresearch-lab one) an arl lab: "
+        "write only what it lacks, replace nothing (default: off)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -142,6 +142,27 @@ def unrecorded_costs(cfg: LabConfig, rows: list[Row]) -> list[str]:
     return lines
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    p.add_argument(
+        "--format",
+        choices=["table", "tsv", "csv", "json", "markdown"],
+        default="table",
+        help="the output format (default: table)",
+    )
+    p.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="the same as --format json (default: off)"
+    )
+    p.add_argument("--run", type=int, help="only the experiments of run N, with the baseline (default: every run)")
+    one_slot = "only the experiments of parallel agent K, with the baseline (default: every slot)"
+    p.add_argument("--slot", type=int, metavar="K", help=one_slot)
+    p.add_argument("--last", type=int, help="only the last N experiments shown (default: all)")
+    p.add_argument("--best", action="store_true", help="only the best kept experiment")
+    p.add_argument(
+        "--all-runs", action="store_true", help="every run, which is the default now; kept for scripts (default: on)"
+    )
+
+
 def from_args(args: argparse.Namespace) -> int:
     # --all-runs is what every call shows now; it stays accepted for the scripts that pass it
     return show_results(open_lab(args.lab), args.format, args.last, args.best, args.run, getattr(args, "slot", None))

@@ -60,6 +60,19 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
     return 0 if ack.get("outcome") != "rejected" else 1
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options (arl.cli builds them only when this command runs)."""
+    p.add_argument("action", nargs="?", choices=["keep", "discard"], help="keep: commit this change; discard: drop it")
+    p.add_argument(
+        "--action",
+        dest="action_flag",
+        choices=["keep", "discard"],
+        help="the same, as autoresearch-lab spelled it (default: none)",
+    )
+    p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the host's ack (default: no limit)")
+
+
 def from_args(args: argparse.Namespace) -> int:
     from arl.errors import UsageError
 
