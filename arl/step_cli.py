@@ -44,8 +44,11 @@ def _options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--notes", default="", help="what was tried and why, for the history (default: none)")
         _slot_flag(p, 0, "the slot whose workspace to record (default: 0)")
         if name == "commit":
-            p.add_argument("--force", action="store_true",
-                           help="keep it even when the host's score is worse than the best (default: off)")  # fmt: skip
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="keep it even when the host's score is worse than the best (default: off)",
+            )
     elif name in ("decide", "restart"):
         what = "verdict to handle" if name == "decide" else "ended or silent agent to record and relaunch"
         _slot_flag(p, None, f"the slot whose {what} (default: the one `wait` found)")

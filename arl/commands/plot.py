@@ -40,8 +40,12 @@ class Style:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `arl plot` (arl.cli builds the parser only for the command being run)."""
-    p.add_argument("-o", "--output", help=f"the image file (.png, .svg, .pdf); default: a window when a display is "
-                   f"available, else {DEFAULT_OUTPUT} in the lab's folder")  # fmt: skip
+    p.add_argument(
+        "-o",
+        "--output",
+        help=f"the image file (.png, .svg, .pdf); default: a window when a display is "
+        f"available, else {DEFAULT_OUTPUT} in the lab's folder",
+    )
     p.add_argument("--title", help="the chart's title (default: the lab's name, or none for several labs)")
     p.add_argument("--xlabel", default="experiment", help="the x axis label (default: experiment)")
     p.add_argument("--ylabel", help="the y axis label (default: score, and which way is better)")
@@ -121,12 +125,26 @@ def _draw(ax: Any, s: Series, colour: str, holdout_colour: str, style: Style, by
         for r in kept:
             text = note_label(str(r.get("notes") or ""))
             if text and r["outcome"] == "keep":
-                ax.annotate(text, (r["id"], res.effective(r)), xytext=(4, 6), textcoords="offset points",
-                            fontsize="x-small", color=colour, rotation=20)  # fmt: skip
+                ax.annotate(
+                    text,
+                    (r["id"], res.effective(r)),
+                    xytext=(4, 6),
+                    textcoords="offset points",
+                    fontsize="x-small",
+                    color=colour,
+                    rotation=20,
+                )
     hold = [r for r in s.rows if r["id"] is not None and r["holdout_score"] is not None]
     if hold:
-        ax.plot([r["id"] for r in hold], [r["holdout_score"] for r in hold], color=holdout_colour, marker="x",
-                linestyle="--", linewidth=1.2, label=f"{s.label}: holdout")  # fmt: skip
+        ax.plot(
+            [r["id"] for r in hold],
+            [r["holdout_score"] for r in hold],
+            color=holdout_colour,
+            marker="x",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"{s.label}: holdout",
+        )
     return [v for v in [res.effective(r) for r in scored] + [r["holdout_score"] for r in hold] if v is not None]
 
 
@@ -178,8 +196,10 @@ def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Sty
     experiments = sum(len(s.rows) for s in series)
     try:
         if window and _interactive(plt):
-            print(f"showing {experiments} experiments of {len(series)} lab(s); close the window to finish",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"showing {experiments} experiments of {len(series)} lab(s); close the window to finish",
+                file=sys.stderr,
+            )
             plt.show()
             return 0
         out = _output(cfg, output)
@@ -191,8 +211,10 @@ def plot(cfg: LabConfig | None, output: str | None, files: list[str], style: Sty
     finally:
         plt.close(fig)
     shown = os.path.relpath(out)
-    print(f"wrote {out if shown.startswith('..') else shown} ({experiments} experiments of {len(series)} lab(s))",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote {out if shown.startswith('..') else shown} ({experiments} experiments of {len(series)} lab(s))",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -17,8 +17,11 @@ from arl.report.series import parse_spec
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `arl report` (arl.cli builds the parser only for the command being run)."""
-    p.add_argument("-o", "--output", help="the HTML file to write (default: .arl/report/index.html of the lab; "
-                   "report.html when no lab is open)")  # fmt: skip
+    p.add_argument(
+        "-o",
+        "--output",
+        help="the HTML file to write (default: .arl/report/index.html of the lab; report.html when no lab is open)",
+    )
     more = "more labs to compare: a lab's folder, its lab.toml or its results.tsv, each as PATH or LABEL:PATH"
     p.add_argument("labs", nargs="*", metavar="LAB", help=more)
 

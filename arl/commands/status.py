@@ -81,20 +81,24 @@ def status(cfg: LabConfig, as_json: bool) -> int:
         return 0
     # The stop reason (a fatal error's message) and the phase may quote the agent.
     if s["open"]:
-        print(clean(
-            f"run {s['run']} is open, phase {s['phase']}, but the process that started it has exited: it is driven "
-            "step by step (arl-step), or it died; `arl-step teardown` closes it, the next `arl run` repairs it"
-        ))  # fmt: skip
+        print(
+            clean(
+                f"run {s['run']} is open, phase {s['phase']}, but the process that started it has exited: it is driven "
+                "step by step (arl-step), or it died; `arl-step teardown` closes it, the next `arl run` repairs it"
+            )
+        )
     if s["active"]:
         print(clean(f"run {s['run']} active (pid {s['pid']}), phase {s['phase']}, elapsed {s['elapsed_s']:.0f} s"))
     if s["active"] or s["open"]:
         if len(s["slots"]) > 1:
             for sl in s["slots"]:
-                print(clean(
-                    f"slot {sl['slot']}: {sl['state']}, {sl['experiments']} experiments, last "
-                    f"{sl['last_outcome'] or '-'}, cost ${sl['cost_usd']:.4f}, container {sl['container'] or '-'}"
-                    + (f" ({sl['where']})" if sl["where"] else "")
-                ))  # fmt: skip
+                print(
+                    clean(
+                        f"slot {sl['slot']}: {sl['state']}, {sl['experiments']} experiments, last "
+                        f"{sl['last_outcome'] or '-'}, cost ${sl['cost_usd']:.4f}, container {sl['container'] or '-'}"
+                        + (f" ({sl['where']})" if sl["where"] else "")
+                    )
+                )
         else:
             where = s["slots"][0]["where"] if s["slots"] else ""
             print(clean(f"container: {s['container'] or '-'}" + (f" ({where})" if where else "")))

@@ -92,8 +92,16 @@ def check_backend(cfg: LabConfig, st: RunState, tree: str) -> str | None:
     pipeline = fresh_checkout(cfg, tree, "check")
     name = container_name(cfg, st["run"], os.getpid() * 1000 + next(_counter), role="verify")
     try:
-        cmd = verify_run(cfg, image=image_of(st), name=name, run=st["run"], data=Path(st["settings"]["data"]),
-                         repeats=1, pipeline=pipeline, command=["python3", "-c", _CHECK])  # fmt: skip
+        cmd = verify_run(
+            cfg,
+            image=image_of(st),
+            name=name,
+            run=st["run"],
+            data=Path(st["settings"]["data"]),
+            repeats=1,
+            pipeline=pipeline,
+            command=["python3", "-c", _CHECK],
+        )
         code, out, err = sh.run(cmd, ok=None, timeout=cfg.eval_timeout + 60)
     except ArlError as e:
         containers.stop(name, grace=1)

@@ -27,10 +27,24 @@ class Lock(TypedDict, total=False):
 # What a state written before slots kept at its top level for its one agent (slot 0). Not SlotState's keys: a slot's
 # "cost" is new, and the top-level "cost" of such a state is the run's, which stays where it is.
 _PRE_SLOT_KEYS = (
-    "container", "follower", "launched_at", "last_progress", "shown_bytes", "seq", "verdicts_since_launch",
-    "idle_ends", "retry_at", "outage_attempts", "outage_since", "last_end", "detected_at", "restarts", "deciding",
-    "cost_closed", "cost_attributed",
-)  # fmt: skip
+    "container",
+    "follower",
+    "launched_at",
+    "last_progress",
+    "shown_bytes",
+    "seq",
+    "verdicts_since_launch",
+    "idle_ends",
+    "retry_at",
+    "outage_attempts",
+    "outage_since",
+    "last_end",
+    "detected_at",
+    "restarts",
+    "deciding",
+    "cost_closed",
+    "cost_attributed",
+)
 
 
 def state_path(cfg: LabConfig) -> Path:

@@ -140,8 +140,9 @@ def process_verdict(cfg: LabConfig, st: RunState, path: Any, slot: int = 0, besi
             row = experiments.record_failed(cfg, st, "vetoed", attempt)
     else:
         metrics = {**v.metrics, "verdict_seq": v.seq}
-        row = experiments.record_failed(cfg, st, "discard", Attempt(tree, notes, v.score, cost=cost, metrics=metrics,
-                                                                    slot=slot))  # fmt: skip
+        row = experiments.record_failed(
+            cfg, st, "discard", Attempt(tree, notes, v.score, cost=cost, metrics=metrics, slot=slot)
+        )
         reason = ""
     rows = results.read(cfg.results_file).rows
     best, best_id = results.best_of(cfg, rows)

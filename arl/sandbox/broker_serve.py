@@ -185,9 +185,13 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def request_unix(
-    socket_path: str | Path, method: str, path: str, body: bytes | None = None,
-    headers: Mapping[str, str] | None = None, timeout: float = 60.0,
-) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    socket_path: str | Path,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> tuple[int, dict[str, str], bytes]:
     """One request through a unix socket: (status, headers with lower-cased names, body)."""
     conn = UnixHTTPConnection(socket_path, timeout)
     try:

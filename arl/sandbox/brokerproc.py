@@ -96,8 +96,9 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
     sh.background(argv, logs / "broker.log")
     with open(logs / "broker.log", "ab") as log:
         # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     atomic_write(pid_file(cfg), f"{proc.pid}\n")
     deadline = time.monotonic() + ready_timeout
     while not all(sock.exists() for sock in socks):
@@ -118,11 +119,25 @@ def command(cfg: LabConfig, agent: str, credentials_file: Path | None = None) ->
     logs = _made(cfg.state_dir / "logs")
     model = settings.get("model") or cfg.agent_model
     argv = [
-        "-m", ENTRY, "--provider", UPSTREAMS[agent][0], "--upstream", upstream(agent, os.environ),
-        "--log", str(logs / "broker.jsonl"), "--usage", str(usage_file(cfg)),
-        "--models", ",".join(allowed_models(cfg, agent, model)), "--spent-file", str(spent_file(cfg)),
-        "--max-cost", repr(float(settings.get("max_cost") or 0.0)), "--spent", repr(float(st.get("cost", 0.0))),
-    ]  # fmt: skip
+        "-m",
+        ENTRY,
+        "--provider",
+        UPSTREAMS[agent][0],
+        "--upstream",
+        upstream(agent, os.environ),
+        "--log",
+        str(logs / "broker.jsonl"),
+        "--usage",
+        str(usage_file(cfg)),
+        "--models",
+        ",".join(allowed_models(cfg, agent, model)),
+        "--spent-file",
+        str(spent_file(cfg)),
+        "--max-cost",
+        repr(float(settings.get("max_cost") or 0.0)),
+        "--spent",
+        repr(float(st.get("cost", 0.0))),
+    ]
     if cfg.allow_web:
         argv.append("--allow-web")
     if credentials_file is not None:

@@ -37,8 +37,9 @@ class State:
 def state(name: str) -> State:
     if not name:
         return State(exists=False)
-    code, out, _ = sh.run(sh.docker()["inspect", "--type", "container", "--format", "{{.Id}} {{json .State}}", name],
-                          ok=None, quiet=True)  # fmt: skip
+    code, out, _ = sh.run(
+        sh.docker()["inspect", "--type", "container", "--format", "{{.Id}} {{json .State}}", name], ok=None, quiet=True
+    )
     if code != 0:
         return State(exists=False)
     cid, _, raw = out.partition(" ")
