@@ -95,6 +95,9 @@ class LabConfig:
         return a > b + margin if self.maximize else a < b - margin
 
 
+RUN_FLOATS = ("max_hours", "max_cost", "max_api_outage_minutes", "iteration_timeout", "min_improvement")
+
+
 def find_lab(start: Path | None = None, explicit: str | os.PathLike[str] | None = None) -> Path:
     """The lab.toml for --lab PATH, $ARL_LAB, or the first one walking up from the current folder."""
     given = explicit or os.environ.get("ARL_LAB")
@@ -219,6 +222,8 @@ def load(path: Path) -> LabConfig:
         if not 0 < hs["port"] < 65536:
             raise ArlError(f"{where('backend.host_service', 'port')} must be between 1 and 65535")
         service = HostService(command=cmd, port=hs["port"])
+    run: dict[str, Any] = {k: float(v) if k in RUN_FLOATS else v for k, v in rn.items()}
+    run["target_score"] = target
     return LabConfig(
         path=path.resolve(),
         name=lab["name"] or root.name,
@@ -252,21 +257,7 @@ def load(path: Path) -> LabConfig:
         slot_gpus=tuple(sb["slot_gpus"]),
         backend_files=tuple(be["files"]),
         engine=engine_settings(tables["engine"], lambda key: where("engine", key)),
-        run=RunDefaults(
-            max_iterations=rn["max_iterations"],
-            max_hours=float(rn["max_hours"]),
-            max_cost=float(rn["max_cost"]),
-            target_score=target,
-            plateau_threshold=rn["plateau_threshold"],
-            max_restarts=rn["max_restarts"],
-            max_api_outage_minutes=float(rn["max_api_outage_minutes"]),
-            iteration_timeout=float(rn["iteration_timeout"]),
-            verify=rn["verify"],
-            min_improvement=float(rn["min_improvement"]),
-            repeats=rn["repeats"],
-            agents=rn["agents"],
-            max_parallel_verifications=rn["max_parallel_verifications"],
-        ),
+        run=RunDefaults(**run),
     )
 
 
