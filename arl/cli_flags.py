@@ -17,7 +17,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iterations", type=int, help=f"experiments in this run ({FROM_LAB} [run])")
     p.add_argument("--max-hours", type=float, help=f"wall-clock hours of this run ({FROM_LAB} [run])")
     p.add_argument("--max-cost", type=float, help=f"USD of agent cost in this run, 0 = unlimited ({FROM_LAB} [run])")
-    from arl.lab.runstate import target_flag
+    from arl.runstate.runstate import target_flag
 
     p.add_argument(
         "--target-score",

@@ -180,9 +180,9 @@ def seed_history(lab: Path, count: int, run: int = 1, outcome: str = "discard", 
 
     Rows are worse than the baseline, so the best stays the baseline and a run with the same seed proposes and
     decides exactly what it would in a fresh lab: only the length of the history differs."""
-    from arl.lab import results
-    from arl.lab.config import load
-    from arl.lab.gitops import ref_name
+    from arl.config.config import load
+    from arl.git.gitops import ref_name
+    from arl.history import results
 
     cfg = load(lab / "lab.toml")
     base = json.loads(sh(arl("eval", "--data", "data", "--json"), cwd=lab).strip().splitlines()[-1])["score"]

@@ -21,8 +21,8 @@ import pytest
 from arl.agents.base import AgentContext, StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.pricing import claude_cost
+from arl.config.context import open_lab
 from arl.errors import ArlError
-from arl.lab.context import open_lab
 from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, text
 
 from .conftest import arl, git, make_repo, pypi_reachable, run, skip_unless_required

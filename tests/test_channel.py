@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import channel, state, verdicts
-from arl.lab.config import load
+from arl.channel import channel, verdicts
+from arl.config.config import load
+from arl.runstate import state
 
 HOST = ("expected.json", "prompt.md", "ack-3.json", "ack-4.json")
 

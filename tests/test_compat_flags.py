@@ -64,7 +64,7 @@ def test_counts_of_one_are_singular() -> None:
     from typing import cast
 
     from arl.agents.prompt import budget_line
-    from arl.lab.runstate import Settings
+    from arl.runstate.runstate import Settings
 
     one = budget_line(cast(Settings, {"max_iterations": 1}), None, 0.0)
     assert "at most 1 experiment in this run" in one

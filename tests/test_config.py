@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from arl.config import config
 from arl.errors import ArlError
-from arl.lab import config
 from tests.conftest import arl
 
 MINIMAL_BACKEND = """
@@ -295,7 +295,7 @@ def test_python_api_import_names() -> None:
 def test_a_state_written_before_slots_is_read_as_slot_0s(tmp_path: Path) -> None:
     """An arl without slots kept its agent's bookkeeping at the top of state.json: it moves under slots["0"] on
     read (so that a run it left is repaired), and the run's own keys, its total cost among them, stay where they are."""
-    from arl.lab import slots, state
+    from arl.runstate import slots, state
 
     cfg = config.load(write_lab(tmp_path / "lab") / "lab.toml")
     old = {"active": True, "run": 3, "cost": 1.25, "seq": 7, "container": "arl-old-agent1", "cost_closed": 0.5}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from arl.config import config
 from arl.errors import ArlError
-from arl.lab import config
 from tests.test_config import write_lab
 
 

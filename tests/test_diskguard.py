@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from arl.lab.config import LabConfig, load
+from arl.config.config import LabConfig, load
 from arl.loop.diskguard import cap_notes, over_limit
 from arl.loop.launching import notes_file
 

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from arl.lab.schema import SCHEMA
+from arl.config.schema import SCHEMA
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
@@ -133,7 +133,7 @@ def test_every_environment_variable_named_is_read_and_the_users_are_named() -> N
 
 
 def test_protocol_names_every_column_in_order_and_every_file_of_the_state_folder() -> None:
-    from arl.lab.results import COLUMNS
+    from arl.history.format import COLUMNS
 
     text = (DOCS / "protocol.md").read_text()
     columns = re.findall(r"^\| `([a-z_]+)` \|", _section(text, "## results.tsv"), re.M)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from arl.config import config
+from arl.config.engine import time_limit_minutes
 from arl.engines.choose import engine_of
 from arl.engines.slurm import Slurm
 from arl.engines.slurm_probe import probe
 from arl.errors import ArlError
-from arl.lab import config
-from arl.lab.engine import time_limit_minutes
 from arl.sandbox.gpus import allocated_gpus, gpu_args
 from tests.test_config import write_lab
 

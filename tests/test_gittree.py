@@ -1,4 +1,4 @@
-"""arl.lab.gittree and arl.lab.treefs against real git and hostile folders: plain pytest, no Docker, a few seconds.
+"""arl.git.gittree and arl.git.treefs against real git and hostile folders: plain pytest, no Docker, a few seconds.
 
 gittree computes a folder's git tree as data; every id here is checked against what git itself computes, and every
 problem kind against a corpus of bad input, strict and not. treefs writes trees out and empties folders an agent
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import treefs
-from arl.lab.gittree import DIR, EXEC, FILE, LINK, HashCache, Limits, LooseStore, name_problem, object_id, scan
+from arl.git import treefs
+from arl.git.gittree import DIR, EXEC, FILE, LINK, HashCache, Limits, LooseStore, name_problem, object_id, scan
 
 NOBODY = 65534
 ROOT = os.geteuid() == 0

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from arl.lab.gittree import scan
+from arl.git.gittree import scan
 
 from .conftest import ROOT, arl, git, run, summary_table
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml

@@ -245,7 +245,7 @@ def test_force_rebuilds_the_labs_layer_only_and_prunes_nothing_else(base_image: 
 
 def test_force_all_rebuilds_every_layer(base_image: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from arl.commands.image import build_images
-    from arl.lab.config import load
+    from arl.config.config import load
 
     lab = write_lab(tmp_path / "lab", "ARG ARL_BASE=arl-agent-base:latest\nFROM ${ARL_BASE}\nCOPY marker /opt/marker\n")
     (lab / "marker").write_text("from the lab\n")

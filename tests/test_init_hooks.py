@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import config
-from arl.lab.results import COLUMNS, header_line
-from tests.conftest import ROOT, arl, git, make_repo, run
+from arl.config import config
+from arl.history.format import COLUMNS, header_line
+from tests.conftest import BIN, ROOT, arl, git, make_repo, run
 from tests.test_config import one_line_error
 
 MAKE_TARGETS = ("research", "eval", "diagnose", "results", "plot", "image", "status", "guard", "on-keep")
@@ -396,3 +396,27 @@ def test_arl_mk_leaves_the_users_own_DATA_and_ARGS_alone(repo: Path) -> None:
 
     assert preflight() == '--data "data"'  # the lab's default, not the user's DATA
     assert preflight("DATA=d", "ARGS=--agent offline") == '--data "d" --agent offline'
+
+
+def test_hooks_of_an_earlier_arl_keep_working_and_are_rewritten_at_the_next_run(repo: Path) -> None:
+    arl("init", "--example", "curve-fit", cwd=repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "lab")
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    current = hook.read_text()
+    old = current.replace("from arl.hookrun import main", "from arl.lab.hookrun import main")  # as 2026-11-28 wrote
+    assert old != current
+    hook.write_text(old)
+    # the old path still reaches the runner: a hook that found nothing would let every commit through unchecked
+    probe = run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "from arl.lab.hookrun import main; from arl.hookrun import main as m; assert main is m",
+        ]
+    )
+    assert probe.returncode == 0
+    proc = run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=repo)
+    assert "rewrote arl's pre-commit hook from the current template" in proc.stderr
+    assert hook.read_text() == current
+    run([str(BIN / "arl-step"), "teardown"], cwd=repo)

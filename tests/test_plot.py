@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 from tests.conftest import arl, run
 from tests.test_config import one_line_error, write_lab
 from tests.test_results_cmd import HISTORY, row

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 
 from .browser import Browser, chromium_path
 from .conftest import arl, git, make_repo, run, skip_unless_required
@@ -345,7 +345,7 @@ def test_the_chart_is_not_blank(lab: Path, browser: Browser, tmp_path: Path) -> 
 
 
 def test_the_live_page_reloads_only_while_active(lab: Path, browser: Browser, tmp_path: Path) -> None:
-    from arl.lab import config
+    from arl.config import config
     from arl.report import live
 
     cfg = config.load(lab / "lab.toml")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 
 from .browser import Browser
 from .conftest import arl, git, make_repo

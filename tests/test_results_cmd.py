@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 from tests.conftest import arl
 from tests.test_config import one_line_error, write_lab
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 from tests.conftest import arl, git, make_repo, run
 from tests.loophelpers import cleanup_containers
 from tests.test_config import write_lab
@@ -76,7 +76,7 @@ def test_read_only_commands_read_it_as_it_is_and_a_run_converts_it_once(ar_lab: 
 def _ensure(lab: Path) -> str:
     """What the host does before it appends a row (preflight), in its own process; returns its stderr."""
     path = str(lab / "results.tsv")
-    code = f"from pathlib import Path; from arl.lab import results_migrate as m; m.ensure_file(Path({path!r}))"
+    code = f"from pathlib import Path; from arl.history import results as m; m.ensure_file(Path({path!r}))"
     return run([sys.executable, "-c", code], cwd=lab).stderr
 
 

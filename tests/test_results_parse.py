@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from arl.errors import ArlError
-from arl.lab import results
+from arl.history import results
 from tests.conftest import arl
 
 HEADER = results.header_line()

@@ -9,8 +9,11 @@ from typing import Any, cast
 
 import pytest
 
-from arl.lab import config, results, state
-from arl.lab.runstate import Row, RunState
+from arl.config import config
+from arl.history import results
+from arl.history.format import Row
+from arl.runstate import state
+from arl.runstate.runstate import RunState
 from tests.test_config import write_lab
 
 OUTCOMES = ["keep", "keep", "discard", "vetoed", "crash", "interrupted", "baseline"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl.lab import slots
-from arl.lab.context import open_lab
+from arl.config.context import open_lab
+from arl.runstate import slots
 from arl.sandbox import docker_run as sandbox
 
 from .conftest import BIN, git, make_repo, run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.lab import results
+from arl.history import results
 
 from .conftest import arl, git, run
 from .loophelpers import (

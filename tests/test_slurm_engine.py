@@ -184,7 +184,7 @@ def test_the_probe_says_what_is_missing(
 
     def probe(image: str, **env: str) -> subprocess.CompletedProcess[str]:
         code = "from arl.engines.slurm import Slurm; from arl.engines.slurm_probe import probe; "
-        code += f"from arl.lab.context import open_lab; print(probe(Slurm(open_lab({str(lab)!r})), {image!r}, 900))"
+        code += f"from arl.config.context import open_lab; print(probe(Slurm(open_lab({str(lab)!r})), {image!r}, 900))"
         return run([sys.executable, "-c", code], cwd=lab, check=False, env=env)
 
     assert "probe job: the node sees the lab's folder and the image" in probe("arl-agent-base:latest").stdout

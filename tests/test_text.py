@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from arl.lab import results
+from arl.history import results
 from arl.report.transcript import readable
 from arl.util.text import clean
 from tests.conftest import arl

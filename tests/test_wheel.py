@@ -39,11 +39,12 @@ def test_wheel_carries_templates_and_hooks(tmp_path: Path) -> None:
 
     # arl comes from the venv's site-packages, with its resources inside the package
     where = _run([str(vbin / "python"), "-c", "import arl, arl.util.fsutil as f; "
-                  "print(arl.__file__); print(f.resource_dir('templates'))"],
+                  "print(arl.__file__); print(f.resource_dir('templates')); print(f.resource_dir('hooks'))"],
                  cwd=tmp_path, env=env).split()  # fmt: skip
     pkg = Path(where[0]).parent
     assert pkg.is_relative_to(venv) and not pkg.is_relative_to(ROOT)
-    assert Path(where[1]) == pkg / "templates" and (pkg / "templates" / "hooks" / "hook.tmpl").is_file()
+    assert Path(where[1]) == pkg / "templates" and (pkg / "templates" / "lab" / "lab.toml").is_file()
+    assert Path(where[2]) == pkg / "hooks" and (pkg / "hooks" / "hook.tmpl").is_file()
     # so does the alias that autoresearch-lab backends import
     alias = _run([str(vbin / "python"), "-c", "import autoresearch_lab.harness.backend as b, arl; "
                   "assert b.EvalResult is arl.EvalResult; print(b.__file__)"], cwd=tmp_path, env=env)  # fmt: skip
@@ -69,10 +70,11 @@ def test_editable_install_finds_its_templates() -> None:
     """The dev venv's arl is the checkout (an editable install) and finds the top-level folders beside it."""
     out = subprocess.run(
         [sys.executable, "-c", "import arl, arl.util.fsutil as f; "
-         "print(arl.__file__); print(f.resource_dir('templates'))"],
+         "print(arl.__file__); print(f.resource_dir('templates')); print(f.resource_dir('hooks'))"],
         cwd="/", capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": ""},
     ).stdout.split()  # fmt: skip
     assert Path(out[0]) == ROOT / "arl" / "__init__.py"
     assert Path(out[1]) == ROOT / "templates"
     assert (Path(out[1]) / "examples" / "curve-fit" / "lab.toml").is_file()
-    assert (Path(out[1]) / "hooks" / "hook.tmpl").is_file()  # one template, rendered per hook type
+    assert Path(out[2]) == ROOT / "hooks"
+    assert (Path(out[2]) / "hook.tmpl").is_file()  # one template, rendered per hook type

@@ -7,9 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from arl.lab import gitobjects, gitops
-from arl.lab.config import LabConfig, load
-from arl.lab.gittree import LINK, empty_tree, scan
+from arl.config.config import LabConfig, load
+from arl.git import gitobjects, gitops
+from arl.git.gittree import LINK, empty_tree, scan
 from arl.sandbox.workspace import LocalWorkspace, checkout, sync_worktree
 
 from .conftest import arl, git

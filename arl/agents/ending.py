@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from arl.agents.base import StreamAccount
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, SlotState
+from arl.config.config import LabConfig
+from arl.runstate.runstate import RunState, SlotState
 
 
 def end_of(cfg: LabConfig, st: RunState, name: str, exit_code: int | None, slot: int = 0) -> str:
     """ "api_error", "done", "limit" or "crash"."""
     from arl.agents.registry import get_adapter
-    from arl.lab import state
+    from arl.runstate import state
 
     adapter = get_adapter(st["settings"]["agent"])
     acc = StreamAccount()

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from arl.agents.base import AgentContext, LaunchSpec
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, Settings
+from arl.config.config import LabConfig
+from arl.runstate.runstate import RunState, Settings
 from arl.sandbox.brokerproc import mode
 
 

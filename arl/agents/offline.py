@@ -104,7 +104,7 @@ def main() -> int:
     pipeline = Path(os.environ.get("ARL_PIPELINE", "/workspace/pipeline"))
     seed = int(os.environ.get("ARL_SEED", "0"))
     rng = random.Random(seed)
-    from arl.lab.config import find_lab, load
+    from arl.config.config import find_lab, load
 
     maximize = load(find_lab()).maximize
     emit("started", f"offline hill-climber, seed {seed}")

@@ -6,7 +6,7 @@ reason to game `arl eval` and every reason to make real, one-at-a-time changes."
 
 from __future__ import annotations
 
-from arl.lab.runstate import Settings
+from arl.runstate.runstate import Settings
 
 PROTOCOL = """\
 You are the research agent of an arl loop for the lab "{lab_name}". You improve a pipeline, one experiment at a \

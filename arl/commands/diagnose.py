@@ -10,9 +10,9 @@ from typing import Any
 from arl.commands.evalcmd import measure
 from arl.commands.options import data_flag, json_flags, local_flag
 from arl.commands.tables import simple_table
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
 from arl.errors import UsageError
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
 
 _EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 

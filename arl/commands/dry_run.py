@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from arl.agents.launch import check_agent, context
+from arl.config.config import LabConfig
 from arl.evaluation.contained import Box, planned
-from arl.lab import gitops
-from arl.lab.config import LabConfig
-from arl.lab.runstate import resolve_settings
+from arl.git import gitops, repo
+from arl.runstate.runstate import resolve_settings
 from arl.sandbox.docker_run import agent_run, container_name, verify_run
 from arl.sandbox.workspace import LocalWorkspace
 from arl.util import sh
@@ -23,8 +23,8 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
     data = Path(settings["data"])
     reps = settings["repeats"]
     state_dir = cfg.state_dir
-    p = gitops.rel(cfg, cfg.pipeline_dir)
-    g = sh.git(gitops.top(cfg))
+    p = repo.rel(cfg, cfg.pipeline_dir)
+    g = sh.git(repo.top(cfg))
     index = {"GIT_INDEX_FILE": str(cfg.state_dir / "keep.index")}
     lines = [
         sh.line(g["status", "--porcelain", "--untracked-files=all", "--", p]),
@@ -68,7 +68,7 @@ def dry_run(cfg: LabConfig, args: argparse.Namespace) -> int:
         "# keep: .git/index is copied to .arl/keep.index, a private index (your staged work stays as it is)",
         sh.env_line(index, g["read-tree", "-m", "-i", "<the snapshot + results.tsv now>"]),
         sh.env_line({**index, "ARL_KEEP_LAB": str(cfg.root)}, g["commit", "-q", "-m", "..."]) + "  # hooks run",
-        sh.line(g["reset", "-q", "--", p, gitops.rel(cfg, cfg.results_file)]) + "  # keep: your index follows HEAD",
+        sh.line(g["reset", "-q", "--", p, repo.rel(cfg, cfg.results_file)]) + "  # keep: your index follows HEAD",
         "# discard: the workspace is emptied and written again from the best tree's objects",
         sh.line(sh.docker()["unpause", container_name(cfg, 0, 1)]),
     ]

@@ -10,10 +10,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from arl.commands.options import data_flag, json_flags, local_flag
+from arl.config.config import LabConfig
+from arl.config.context import in_sandbox, last_eval_path, open_lab
 from arl.errors import ArlError, UsageError
 from arl.evaluation.evaluate import SINGLE_PHASE_WARNING, Evaluation, evaluate
-from arl.lab.config import LabConfig
-from arl.lab.context import in_sandbox, last_eval_path, open_lab
 from arl.util import sh
 
 
@@ -88,7 +88,7 @@ def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
     """(tree id, "") of the workspace, or ("", why the host would refuse to import it)."""
     import os
 
-    from arl.lab.gittree import scan
+    from arl.git.gittree import scan
     from arl.sandbox.workspace import limits
 
     found = scan(cfg.pipeline_dir, limits(cfg), algo=os.environ.get("ARL_OBJECT_FORMAT", "sha1"))

@@ -10,9 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
+from arl.config.config import LabConfig
 from arl.errors import UsageError
 from arl.evaluation.evaluate import ask, phase_request
-from arl.lab.config import LabConfig
 
 NEEDS = {
     "prepare": ("data", "inputs"),

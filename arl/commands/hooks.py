@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from arl.lab import githooks as hooks
-from arl.lab.config import find_lab
+from arl.config.config import find_lab
+from arl.git import githooks as hooks
 
 
 def hooks_command(action: str, where: Path) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from arl.config.config import LabConfig, find_lab, load
 from arl.errors import ArlError
-from arl.lab.config import LabConfig, find_lab, load
 
 
 def build_images(

@@ -9,8 +9,8 @@ import shlex
 from pathlib import Path
 
 from arl.errors import ArlError
-from arl.lab import githooks as hooks
-from arl.lab import results
+from arl.git import githooks as hooks
+from arl.history import results
 from arl.util.fsutil import resource_dir
 from arl.util.toml_out import toml_str
 
@@ -116,7 +116,7 @@ def _has_files(path: Path) -> bool:
 def _adopt(lab: Path, repo: Path, templates: Path) -> int:
     """An existing lab (e.g. autoresearch-lab's) made an arl lab: what it lacks is written (a Makefile or arl.mk,
     the instructions file, the .gitignore lines, the hooks); nothing it has is replaced, its history included."""
-    from arl.lab.config import load
+    from arl.config.config import load
 
     if not (lab / "lab.toml").is_file():
         raise ArlError(f"there is no lab.toml in {lab} to adopt; `arl init` (without --adopt) makes a new lab")

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arl.config import config
+from arl.config.config import LabConfig
 from arl.errors import ArlError, UsageError
-from arl.lab import config
-from arl.lab import results as res
-from arl.lab.config import LabConfig
+from arl.history import results as res
 from arl.report.series import KEPT as _KEPT
 from arl.report.series import Series, legend_label, note_label, parse_spec
 from arl.report.series import running_best as _running_best
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 DEFAULT_OUTPUT = "progress.png"
 # tab:orange is left out: with one lab it marks the holdout line
@@ -236,6 +236,6 @@ def from_args(args: argparse.Namespace) -> int:
         if args.lab or not files:
             raise
         return plot(None, args.output, files, style)
-    from arl.lab.context import open_lab
+    from arl.config.context import open_lab
 
     return plot(open_lab(str(lab_file)), args.output, files, style)

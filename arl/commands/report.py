@@ -8,9 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from arl.config import config
 from arl.errors import ArlError, UsageError
-from arl.lab import config
-from arl.lab import results as res
+from arl.history import results as res
 from arl.report import gather, live, render
 from arl.report.series import parse_spec
 
@@ -65,7 +65,7 @@ def from_args(args: argparse.Namespace) -> int:
             raise
         report(None, args.output, specs)
         return 0
-    from arl.lab.context import open_lab
+    from arl.config.context import open_lab
 
     report(open_lab(str(lab_file)), args.output, specs)
     return 0

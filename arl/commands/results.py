@@ -8,14 +8,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from arl.commands.tables import simple_table
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
 from arl.errors import UsageError
-from arl.lab import results as res
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
+from arl.history import results as res
 from arl.util.text import clean
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 _SHOWN = ["id", "time", "outcome", "score", "verified_score", "holdout_score", "best", "cost_usd", "notes"]
 _NUMERIC = {"id", "slot", "score", "verified_score", "holdout_score", "best", "cost_usd"}

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from arl.config.context import open_lab
 from arl.errors import ArlError
-from arl.lab.context import open_lab
 from arl.loop.launching import launch
 from arl.loop.run import STOP
 from arl.loop.steps import INTERRUPTED, run_step

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
 from arl.errors import ArlError
-from arl.lab import gitops, results
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
+from arl.git import gitops, repo
+from arl.history import results
 from arl.util import sh
 from arl.util.text import clean
 
@@ -31,8 +32,8 @@ def show(cfg: LabConfig, exp_id: int) -> int:
     if r["notes"]:
         print("notes:\n  " + clean(r["notes"], newlines=True).replace("\n", "\n  "))
     if commit:
-        p = gitops.rel(cfg, cfg.pipeline_dir)
-        code, diff, _ = sh.run(sh.git(gitops.top(cfg))["diff", f"{commit}^", commit, "--", p], ok=None, quiet=True)
+        p = repo.rel(cfg, cfg.pipeline_dir)
+        code, diff, _ = sh.run(sh.git(repo.top(cfg))["diff", f"{commit}^", commit, "--", p], ok=None, quiet=True)
         shown = "  (not in this repository)" if code != 0 else "  (no change to the pipeline)"
         print("diff:\n" + (clean(diff.rstrip(), newlines=True) or shown))
     excerpt = transcript_excerpt(cfg, exp_id)

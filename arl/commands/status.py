@@ -7,16 +7,17 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
 from arl.engines.choose import engine_of
-from arl.lab import results, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
-from arl.lab.runstate import RunState
+from arl.history import results
 from arl.report.live import path as report_path
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.util.text import clean
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
 def status_of(cfg: LabConfig) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.config.context import last_eval_path, open_lab
 from arl.errors import ArlError
-from arl.lab.context import last_eval_path, open_lab
 from arl.util.fsutil import write_json
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from arl.config.config import LabConfig
 from arl.engines.base import Engine
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.runstate.runstate import RunState
 
 
 def engine_of(cfg: LabConfig, st: RunState | None = None) -> Engine:

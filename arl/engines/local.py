@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from arl.lab import slots
-from arl.lab.config import LabConfig
+from arl.config.config import LabConfig
+from arl.runstate import slots
 from arl.sandbox import containers
 from arl.sandbox.containers import State
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 from arl.sandbox.containers import State
 from arl.sandbox.docker_run import slug
 from arl.util import sh
@@ -119,7 +119,7 @@ class Slurm:
     def _broker(self, slot: int) -> dict[str, Any] | None:
         """The API broker of the slot's job (when the agent has one): its command with the slot's socket, and what
         the run has spent so far (its budget counts from there)."""
-        from arl.lab import state
+        from arl.runstate import state
         from arl.sandbox import brokerproc
 
         try:

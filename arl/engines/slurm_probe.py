@@ -3,9 +3,9 @@ folder and the image and run the container engine; else it says exactly what is 
 
 from __future__ import annotations
 
+from arl.config.engine import time_limit_minutes
 from arl.engines.slurm import Slurm
 from arl.errors import ArlError
-from arl.lab.engine import time_limit_minutes
 from arl.sandbox.docker_run import slug
 from arl.util import sh
 

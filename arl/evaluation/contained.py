@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
 from arl.evaluation.evaluate import SINGLE_PHASE_WARNING, Evaluation, evaluation, max_output_bytes
 from arl.evaluation.outputs import BadOutputs, copy_outputs
-from arl.lab.config import LabConfig
 from arl.sandbox import containers
 from arl.sandbox.docker_run import WORK, container_name, phase_run
 from arl.sandbox.spec import Mount

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
 from arl.evaluation.process import EvalFailed, run_child
-from arl.lab.config import LabConfig
 
 if TYPE_CHECKING:
     from arl.evaluation.child import Request, Response

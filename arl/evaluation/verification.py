@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
 from arl.evaluation import contained
 from arl.evaluation.contained import Box
-from arl.lab import slots
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, image_of
+from arl.runstate import slots
+from arl.runstate.runstate import RunState, image_of
 from arl.sandbox import containers
 from arl.sandbox.docker_run import container_name, verify_run
 from arl.sandbox.workspace import discard_checkout, fresh_checkout
@@ -75,7 +75,7 @@ def host_evaluate(cfg: LabConfig, st: RunState, data: Path, repeats: int, tree: 
 
 # Run in the sandbox's image, where the backend's own dependencies are: import the class and make one.
 _CHECK = """import os, sys
-from arl.lab.config import find_lab, load
+from arl.config.config import find_lab, load
 from arl.evaluation.child import BackendProblem, load_backend_class
 cfg = load(find_lab())
 try:

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from arl.lab import slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.config.config import LabConfig
 from arl.report.transcript import readable
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox import containers
 from arl.util.fsutil import appended_lines
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from arl.channel import channel, verdicts
+from arl.channel.channel import Ack
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
-from arl.lab import channel, results, slots, state, verdicts
-from arl.lab.channel import Ack
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.history import results
 from arl.loop import experiments, verifying
 from arl.loop.costs import account_cost, budget_guard
 from arl.loop.experiments import Attempt
@@ -22,12 +22,14 @@ from arl.loop.launching import write_results_view
 from arl.loop.run import OK, data_dir, open_run
 from arl.loop.stopping import stop_reason
 from arl.report import events
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import workspace
 from arl.util import faults, timing
 from arl.util.text import clean
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
 class Judgement(NamedTuple):

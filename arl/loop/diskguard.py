@@ -12,14 +12,15 @@ import stat
 import time
 from pathlib import Path
 
+from arl.channel import channel
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
-from arl.lab import channel, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
 from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import notes_file, start_container
 from arl.loop.stopping import stop_reason
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import workspace
 
 CHECK_EVERY = 30.0  # seconds; a check freezes each agent for the time of a walk and two engine calls

@@ -9,15 +9,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arl.lab import gitobjects, gitops, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.config.config import LabConfig
+from arl.git import gitobjects, gitops
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import faults, sh
 from arl.util.timing import phase
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
 def now_iso() -> str:

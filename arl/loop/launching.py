@@ -8,15 +8,17 @@ from pathlib import Path
 
 from arl.agents.launch import context
 from arl.agents.registry import get_adapter
+from arl.channel import channel
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.errors import ArlError
-from arl.lab import channel, results, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.gitobjects import pipeline_tree
-from arl.lab.runstate import RunState, image_of
+from arl.git.gitobjects import pipeline_tree
+from arl.history import results
 from arl.loop.costs import transcript_path
 from arl.loop.run import OK, data_dir, open_run
 from arl.report import events
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState, image_of
 from arl.sandbox.docker_run import agent_run, container_name, secret_env
 from arl.sandbox.workspace import workspace
 from arl.util import sh
@@ -86,7 +88,7 @@ def start_container(cfg: LabConfig, st: RunState, slot: int = 0, reseed: bool = 
 
 def relaunch_preamble(cfg: LabConfig, st: RunState, slot: int = 0) -> str:
     """What a relaunched session needs to know first: it is not the first, why the last one ended, where things are."""
-    from arl.lab import results
+    from arl.history import results
     from arl.util.text import clean
 
     rows = results.read(cfg.results_file).rows

@@ -7,13 +7,16 @@ import os
 import time
 from pathlib import Path
 
+from arl.channel import channel, verdicts
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
-from arl.lab import channel, gitobjects, gitops, results, slots, state, verdicts
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.git import gitobjects, gitops
+from arl.history import results
 from arl.loop import experiments, verifying
 from arl.loop.costs import close_container_cost
 from arl.loop.decision import process_verdict
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import sync_worktree, workspace
 from arl.util import sh
 

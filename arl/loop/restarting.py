@@ -12,16 +12,16 @@ import random
 import time
 
 from arl.agents.ending import end_of, outage_retry_after
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
-from arl.lab import slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
 from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import start_container
 from arl.loop.run import OK, open_run
 from arl.loop.stopping import stop_reason
 from arl.report import events
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.util import faults
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl.lab import state
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
-from arl.lab.runstate import RunState
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
+from arl.runstate import state
+from arl.runstate.runstate import RunState
 
 # Exit codes of the steps, shown by `arl-step --help` and used by the lab's Makefile.
 OK, ERROR, GONE, TIMED_OUT = 0, 1, 3, 4

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from arl.config.context import open_lab
 from arl.errors import ArlError
-from arl.lab import state
-from arl.lab.context import open_lab
+from arl.runstate import state
 from arl.util import faults
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"

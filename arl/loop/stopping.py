@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
-from arl.lab import results, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.history import results
 from arl.loop.run import GO_ON, STOP
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
 def stop_reason(cfg: LabConfig, st: RunState, rows: list[Row] | None = None) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from arl.evaluation.verification import VerificationFailed, host_evaluate
-from arl.lab import results
+from arl.history import results
 from arl.loop.run import data_dir, open_run
 from arl.loop.verifying import result_path
 from arl.util.fsutil import write_json

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.evaluation.verification import Verification, VerificationFailed
-from arl.lab import slots
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, Verifying
 from arl.report import events
+from arl.runstate import slots
+from arl.runstate.runstate import RunState, Verifying
 from arl.util import sh
 
 

@@ -7,14 +7,15 @@ import math
 import os
 import time
 
+from arl.channel import verdicts
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
-from arl.lab import slots, state, verdicts
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
 from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
 from arl.report import events
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox import service
 from arl.sandbox.containers import State
 

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from arl.lab import gitops
+from arl.git import repo
 from arl.report import transcript
 from arl.util import sh
 
 if TYPE_CHECKING:
-    from arl.lab.config import LabConfig
-    from arl.lab.runstate import Row
+    from arl.config.config import LabConfig
+    from arl.history.format import Row
 
 DIFF_LIMIT = 200_000  # characters of one experiment's diff in the page
 _MARK = "\x01arl-commit "
@@ -79,10 +79,10 @@ def diffs(cfg: LabConfig, commits: list[str]) -> dict[str, str]:
     """commit -> the diff of the pipeline against its first parent, for every commit git has (one git process)."""
     if not commits:
         return {}
-    g = sh.git(gitops.top(cfg))
+    g = sh.git(repo.top(cfg))
     argv = ["log", "--no-walk=unsorted", "--stdin", "-p", "--no-color", "--no-ext-diff", f"--format={_MARK}%H", "--"]
     stdin = "\n".join(commits) + "\n"
-    code, out, _ = sh.run(g[(*argv, gitops.rel(cfg, cfg.pipeline_dir))], ok=None, quiet=True, stdin=stdin)
+    code, out, _ = sh.run(g[(*argv, repo.rel(cfg, cfg.pipeline_dir))], ok=None, quiet=True, stdin=stdin)
     if code != 0:  # a commit git does not have (a copied history): ask which it has, all at once, and diff those
         _, out, _ = sh.run(g["cat-file", "--batch-check"], ok=None, quiet=True, stdin=stdin)
         have = [c for c, line in zip(commits, out.splitlines()) if line.endswith(" commit") or " commit " in line]

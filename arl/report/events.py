@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from arl.lab.config import LabConfig
-    from arl.lab.runstate import RunState
+    from arl.config.config import LabConfig
+    from arl.runstate.runstate import RunState
 
 KINDS = ("launch", "verdict", "freeze", "verify", "thaw", "budget", "end", "api-wait", "backoff")
 

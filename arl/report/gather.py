@@ -9,13 +9,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from arl.lab import state
 from arl.report import details, events, transcript
 from arl.report.series import Series
+from arl.runstate import state
 
 if TYPE_CHECKING:
-    from arl.lab.config import LabConfig
-    from arl.lab.runstate import Row
+    from arl.config.config import LabConfig
+    from arl.history.format import Row
 
 
 class RunInfo(TypedDict):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from arl.lab.config import LabConfig
+    from arl.config.config import LabConfig
     from arl.report import gather
 
 LINGER_S = 5.0  # how long a worker waits for the next request before it exits (a fresh one costs a start-up)
@@ -43,7 +43,7 @@ def _write(
     cfg: LabConfig, active: bool, out: Path | None = None, more: list[gather.Lab] | None = None
 ) -> tuple[Path, int]:
     """The page written, and how many experiments of this lab it holds."""
-    from arl.lab import results as res  # here, not at the top: the decider's `refresh` never needs them
+    from arl.history import results as res  # here, not at the top: the decider's `refresh` never needs them
     from arl.report import gather, render
     from arl.report.series import Series
 

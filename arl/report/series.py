@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from arl.config import config
 from arl.errors import ArlError, UsageError
-from arl.lab import config
-from arl.lab import results as res
+from arl.history import results as res
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 KEPT = ("baseline", "keep")
 NOTE_CHARS = 40

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from arl.lab import state
+from arl.runstate import state
 
 if TYPE_CHECKING:
-    from arl.lab.config import LabConfig
+    from arl.config.config import LabConfig
 
 
 class Mark(TypedDict, total=False):

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from arl.lab import config
+from arl.config import config
 from arl.report import live
 
 

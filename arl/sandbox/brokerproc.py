@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 from arl.util import sh
 from arl.util.fsutil import atomic_write
 
@@ -80,7 +80,7 @@ def upstream(agent: str, env: dict[str, str] | os._Environ[str]) -> str:
 
 def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, ready_timeout: float = 15.0) -> int:
     """The run's broker: a socket per slot, the run's models and budget (what it had spent before: a resumed run)."""
-    from arl.lab import slots, state
+    from arl.runstate import slots, state
 
     st = state.load(cfg)
     socks = [slot_folder(cfg.state_dir, k) / SOCKET for k in slots.numbers(st)] if st.get("settings") else []
@@ -112,7 +112,7 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
 def command(cfg: LabConfig, agent: str, credentials_file: Path | None = None) -> list[str]:
     """The broker's arguments after the interpreter, all but its sockets: the run's provider, models and budget
     (what it had spent before: a resumed run). A SLURM job adds its slot's socket and starts it beside its agent."""
-    from arl.lab import state
+    from arl.runstate import state
 
     st = state.load(cfg)
     settings = st.get("settings") or {}
@@ -183,7 +183,7 @@ def _python() -> tuple[str, dict[str, str]]:
 
 
 def running(cfg: LabConfig) -> bool:
-    from arl.lab.state import pid_alive
+    from arl.runstate.state import pid_alive
 
     try:
         pid = int(pid_file(cfg).read_text().strip())

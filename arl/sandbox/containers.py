@@ -93,7 +93,7 @@ def run_attached(cmd: Any, name: str, dest: Path, env: dict[str, str] | None = N
 
 def follower_done(pid: int | None, timeout: float) -> bool:
     """Wait for a follower to end (its container has stopped): True when it has written everything."""
-    from arl.lab.state import pid_alive
+    from arl.runstate.state import pid_alive
 
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline:

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 from arl.sandbox.spec import LaunchSpec, Mount
 from arl.util import sh
 
@@ -97,7 +97,7 @@ def _mount_args(mounts: list[Mount]) -> list[str]:
 
 
 def _base_env(cfg: LabConfig) -> dict[str, str]:
-    from arl.lab.gitobjects import algo
+    from arl.git.gitobjects import algo
 
     return {
         "ARL_OBJECT_FORMAT": algo(cfg),  # the agent's `arl eval` names its tree the way this repository does

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 from arl.sandbox import images_debootstrap as deb
 from arl.sandbox.images_context import dockerignore, tree_digest
 from arl.util import sh
@@ -102,7 +102,7 @@ def _write_base_context(dest: Path) -> None:
     """arl, its resources and its runtime dependencies, copied from this very installation, as a root filesystem."""
     lib, bin_dir, pkg = dest / "rootfs/opt/arl/lib", dest / "rootfs/usr/local/bin", Path(__file__).resolve().parents[1]
     shutil.copytree(pkg, lib / "arl", ignore=_SKIP)
-    for name in ("templates",):  # beside the package in a checkout, inside it in a wheel
+    for name in ("templates", "hooks"):  # beside the package in a checkout, inside it in a wheel
         if not (lib / "arl" / name).is_dir():
             shutil.copytree(resource_dir(name), lib / "arl" / name, ignore=_SKIP)
     alias = importlib.util.find_spec("autoresearch_lab")  # autoresearch-lab backends import it in the sandbox too

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 from arl.util import sh
 from arl.util.fsutil import atomic_write
 
@@ -37,7 +37,7 @@ def socket_dir(cfg: LabConfig, slot: int | None = None) -> Path:
 
 def sockets(cfg: LabConfig) -> list[Path]:
     """Every socket the forwarder listens on: the verifications' and one per slot of the run."""
-    from arl.lab import slots, state
+    from arl.runstate import slots, state
 
     try:
         count = slots.count(state.load(cfg))
@@ -83,7 +83,7 @@ def start_forwarder(cfg: LabConfig) -> int:
 
 def forwarder_alive(cfg: LabConfig) -> bool:
     """The forwarder's process runs and every socket of it is in place: each slot can reach the service."""
-    from arl.lab.state import pid_alive
+    from arl.runstate.state import pid_alive
 
     try:
         pid = int((cfg.state_dir / "forward.pid").read_text().strip())
@@ -110,7 +110,7 @@ def argv(cfg: LabConfig) -> list[str]:
 
 
 def _written_command(cfg: LabConfig) -> object:
-    from arl.lab import config
+    from arl.config import config
 
     try:
         raw = config.tomllib.loads(cfg.path.read_text(encoding="utf-8"))
@@ -121,7 +121,7 @@ def _written_command(cfg: LabConfig) -> object:
 
 def run_data(cfg: LabConfig) -> Path | None:
     """The data folder of the lab's run (its state says), when `up` is not told."""
-    from arl.lab import state
+    from arl.runstate import state
 
     try:
         given = state.load(cfg).get("settings", {}).get("data")
@@ -182,7 +182,7 @@ def up(cfg: LabConfig, data: Path | None = None) -> int:
 
 
 def running_pid(cfg: LabConfig) -> int | None:
-    from arl.lab.state import pid_alive
+    from arl.runstate.state import pid_alive
 
     try:
         pid = int(pid_file(cfg).read_text().strip())

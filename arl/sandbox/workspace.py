@@ -1,7 +1,7 @@
 """An agent's private workspace, and every place the host writes a tree out as files.
 
 The agent's container mounts `.arl/workspaces/<slot>/`, never the lab's pipeline folder. The host imports the
-workspace as data (arl.lab.gittree), restores it in place from git objects, and writes the user's pipeline folder
+workspace as data (arl.git.gittree), restores it in place from git objects, and writes the user's pipeline folder
 only from git objects, when a keep lands. `Workspace` is the one interface the loop uses, so that a workspace
 can live elsewhere (a Docker volume on another engine) without the loop changing."""
 
@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from arl.lab import gitobjects, treefs
-from arl.lab.config import LabConfig
-from arl.lab.gittree import HashCache, Limits, Scan, scan
+from arl.config.config import LabConfig
+from arl.git import gitobjects, treefs
+from arl.git.gittree import HashCache, Limits, Scan, scan
 from arl.sandbox.spec import Mount
 from arl.util import sh
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, check_backend, host_evaluate
-from arl.lab import gitops, results, state
-from arl.lab.gitobjects import pipeline_tree
+from arl.git import gitops
+from arl.git.gitobjects import pipeline_tree
+from arl.history import results
 from arl.loop import experiments
 from arl.loop.run import OK, data_dir, open_run
+from arl.runstate import state
 
 
 def baseline(lab: str | None) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from arl.lab import state
 from arl.loop.run import OK, open_run
+from arl.runstate import state
 
 
 def image(lab: str | None) -> int:

@@ -9,16 +9,18 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.errors import ArlError
 from arl.evaluation.verification import VerificationFailed, host_evaluate
-from arl.lab import gitobjects, results, slots, state
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState
+from arl.git import gitobjects
+from arl.history import results
 from arl.loop import experiments
 from arl.loop.costs import account_cost
 from arl.loop.experiments import Attempt
 from arl.loop.run import OK, data_dir, open_run
+from arl.runstate import slots, state
+from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import workspace
 
 

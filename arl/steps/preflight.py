@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from arl.config.context import open_lab
 from arl.errors import ArlError
-from arl.lab import gitops, results, results_migrate, state
-from arl.lab.context import open_lab
-from arl.lab.runstate import new_run, resolve_settings
+from arl.git import gitops
+from arl.history import results
 from arl.loop.run import OK
 from arl.loop.steps import owner
+from arl.runstate import state
+from arl.runstate.runstate import new_run, resolve_settings
 from arl.util import sh
 
 
@@ -18,6 +20,10 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
     from arl.util.installed import warn_about_conflicts
 
     warn_about_conflicts()
+    from arl.git import githooks
+
+    for hook in githooks.refresh(githooks.repo_root(cfg.root)):  # an earlier arl's hook may import a path now gone
+        sh.say(f"rewrote arl's {hook.name} hook from the current template")
     if not cfg.pipeline_dir.is_dir():
         raise ArlError(f"pipeline folder {cfg.pipeline_dir} does not exist ([lab] pipeline_dir in {cfg.path})")
     settings = resolve_settings(cfg, args)
@@ -42,7 +48,7 @@ def preflight(lab: str | None, args: argparse.Namespace, owner_pid: int) -> int:
                 f"first: the agent starts from the last commit, and a keep rewrites the pipeline folder"
             )
         branch = gitops.use_branch(cfg, settings["branch"])
-        results_migrate.ensure_file(cfg.results_file)
+        results.ensure_file(cfg.results_file)
         hist = results.read(cfg.results_file)
         run = max([r["run"] or 0 for r in hist.rows] + [old.get("run", 0)]) + 1
         st = new_run(run, owner_pid, settings, branch, old)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from arl.lab import state
-from arl.lab.context import open_lab
+from arl.config.context import open_lab
 from arl.loop.run import OK, open_run
+from arl.runstate import state
 from arl.sandbox import brokerproc, service
 
 

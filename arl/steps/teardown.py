@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from arl.lab import results, state
-from arl.lab.config import LabConfig
-from arl.lab.context import open_lab
-from arl.lab.runstate import RunState
+from arl.config.config import LabConfig
+from arl.config.context import open_lab
+from arl.history import results
 from arl.loop.repair import reconcile
 from arl.loop.run import ERROR, OK
 from arl.loop.steps import owner
 from arl.loop.stopping import failed
 from arl.report import live
+from arl.runstate import state
+from arl.runstate.runstate import RunState
 from arl.sandbox import brokerproc, service
 from arl.util import sh
 

@@ -48,7 +48,7 @@ def dumps(obj: Any) -> str:
 
 
 def resource_dir(name: str) -> Path:
-    """`templates/`: inside the package in a wheel, beside it in a checkout."""
+    """`templates/` or `hooks/`: inside the package in a wheel, beside it in a checkout."""
     pkg = Path(__file__).resolve().parents[1]  # the arl package
     for candidate in (pkg / name, pkg.parent / name):
         if candidate.is_dir():

@@ -50,7 +50,7 @@ def git_tree():
     code, out, _ = sh(
         "python3",
         "-c",
-        "import arl.lab.gittree, pathlib; print(arl.lab.gittree.scan(pathlib.Path('/workspace/pipeline')).tree)",
+        "import arl.git.gittree, pathlib; print(arl.git.gittree.scan(pathlib.Path('/workspace/pipeline')).tree)",
     )
     return out
 

@@ -19,34 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from arl.errors import ArlError
-from arl.lab.results import OLD_COLUMNS, format_row, header_line, read
+from arl.history.format import format_row, header_line
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 HEADER = ["experiment_id", "timestamp", "score", "metrics", "kept", "commit_sha", "notes"]
 SUFFIX = ".autoresearch-lab"
-
-
-def ensure_file(path: Path) -> None:
-    """The file exists with today's header, before anything is appended to it: an empty file (autoresearch-lab's
-    `arl init` makes one) is a new history; one from before the slot column gets it (every old row: slot 0), and
-    one of autoresearch-lab's is converted, each rewritten once, atomically."""
-    if not path.exists() or (path.stat().st_size < 64 and not path.read_bytes().strip()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(header_line())
-        return
-    with open(path, "rb") as f:
-        head = f.readline()
-    cells = head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
-    if cells == HEADER:
-        data = path.read_bytes()
-        convert(path, data.decode("utf-8", "replace").replace("\r\n", "\n"), data, write=True)
-    elif cells == OLD_COLUMNS:
-        rows = read(path).rows
-        tmp = path.with_name(f".{path.name}.slot-column.tmp")
-        tmp.write_text(header_line() + "".join(format_row({**r, "slot": r.get("slot") or 0}) for r in rows), "utf-8")
-        os.replace(tmp, path)
 
 
 def convert(path: Path, text: str, data: bytes, write: bool = False) -> str:

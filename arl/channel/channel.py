@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from arl.lab.verdicts import HOST_FILES, MAX_BYTES, MAX_FILES, SEQ, Rejected, read, remove, sweep
+from arl.channel.verdicts import HOST_FILES, MAX_BYTES, MAX_FILES, SEQ, Rejected, read, remove, sweep
 from arl.util import sh
 from arl.util.fsutil import write_json
 

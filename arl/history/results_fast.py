@@ -1,5 +1,6 @@
-"""results.tsv read by position: the fast path of arl.lab.results.read for the lines arl itself writes. Anything it does
-not recognise as such is left to the csv parser (arl.lab.results), which gives the same rows and the errors."""
+"""results.tsv read by position: the fast path of arl.history.results.read for the lines arl itself writes.
+Anything it does not recognise as such is left to the csv parser (arl.history.results), which gives the same rows
+and the errors."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
-WIDTH = 14  # the columns of arl.lab.results.COLUMNS, in that order
+WIDTH = 14  # the columns of arl.history.format.COLUMNS, in that order
 
 
 def by_position(body: str, unescape: Callable[[str], str]) -> list[Row] | None:

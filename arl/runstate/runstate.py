@@ -1,4 +1,4 @@
-"""The shapes of what arl keeps, typed: a row of results.tsv, and the run state (`.arl/state.json`). Preflight
+"""The run state's shapes, typed (`.arl/state.json`; a row of results.tsv: arl.history.format). Preflight
 builds the state (`new_run`) from the settings (`resolve_settings`: lab.toml's [run] under the command's flags);
 every step reads and extends it."""
 
@@ -12,27 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
-
-
-class Row(TypedDict):
-    """One experiment of results.tsv, parsed (an empty cell is None)."""
-
-    id: int | None
-    run: int | None
-    time: str | None
-    outcome: str | None
-    score: float | None  # the agent's claim
-    verified_score: float | None  # the host's measurement
-    holdout_score: float | None
-    best: float | None  # the best score when it was recorded
-    cost_usd: float | None
-    commit: str | None  # the experiment's snapshot commit (a keep's is on the branch)
-    agent: str | None
-    notes: str
-    metrics: dict[str, Any]
-    slot: int | None
 
 
 class _Settings(TypedDict):
@@ -228,7 +209,7 @@ def _data_folder(cfg: LabConfig, given: str | None, flag: str) -> Path:
     path = Path(given).expanduser().resolve()
     if not path.is_dir():
         raise ArlError(f"{flag}: data folder {given} does not exist ({how})")
-    from arl.lab.gitops import top
+    from arl.git.repo import top
 
     for inside, what in ((cfg.root, "the lab"), (top(cfg), "the repository")):
         if inside.resolve().is_relative_to(path):

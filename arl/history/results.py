@@ -11,38 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab import results_fast
-from arl.lab.config import LabConfig
+from arl.history import results_fast
+from arl.history.format import COLUMNS, OLD_COLUMNS, format_row, header_line
 
 if TYPE_CHECKING:
-    from arl.lab.runstate import Row
+    from arl.history.format import Row
 
 
-COLUMNS = [
-    "id",
-    "run",
-    "time",
-    "outcome",
-    "score",
-    "verified_score",
-    "holdout_score",
-    "best",
-    "cost_usd",
-    "commit",
-    "agent",
-    "notes",
-    "metrics",
-    "slot",  # which parallel agent (0 to agents-1); files written before slots existed lack the column
-]
-OLD_COLUMNS = COLUMNS[:-1]
 OUTCOMES = ("baseline", "keep", "discard", "vetoed", "crash", "interrupted")
 _FLOATS = ("score", "verified_score", "holdout_score", "best", "cost_usd")
 _INTS = ("id", "run", "slot")
-
-
-def escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 _ESCAPED = re.compile(r"\\(.)", re.S)
@@ -53,27 +33,6 @@ def unescape(text: str) -> str:
     if "\\" not in text:  # most notes: nothing to undo
         return text
     return _ESCAPED.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text)
-
-
-def header_line() -> str:
-    return "\t".join(COLUMNS) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def format_row(row: Row) -> str:
-    cells = [_cell(row.get(c)) for c in COLUMNS]
-    cells[COLUMNS.index("notes")] = escape(str(row.get("notes") or ""))
-    cells[COLUMNS.index("metrics")] = json.dumps(row.get("metrics") or {}, sort_keys=True, default=str)
-    buf = io.StringIO()
-    csv.writer(buf, delimiter="\t", lineterminator="\n").writerow(cells)
-    return buf.getvalue()
 
 
 def parse_row(raw: dict[str, str], where: str) -> Row:
@@ -184,7 +143,7 @@ def read(path: Path) -> History:
         reader = csv.reader(io.StringIO(text), delimiter="\t")
         header = next(reader)
         if header[:1] == ["experiment_id"]:  # perhaps a history begun with autoresearch-lab: converted once
-            from arl.lab.results_migrate import HEADER, convert
+            from arl.history.results_migrate import HEADER, convert
 
             if header == HEADER:
                 text, header = convert(path, text, data), COLUMNS
@@ -261,9 +220,30 @@ def view_text(path: Path) -> str:
     return header_line() + "".join(lines)
 
 
-def append(path: Path, row: Row) -> None:
-    from arl.lab.results_migrate import ensure_file
+def ensure_file(path: Path) -> None:
+    """The file exists with today's header, before anything is appended to it: an empty file (autoresearch-lab's
+    `arl init` makes one) is a new history; one from before the slot column gets it (every old row: slot 0), and
+    one of autoresearch-lab's is converted, each rewritten once, atomically."""
+    from arl.history.results_migrate import HEADER, convert
 
+    if not path.exists() or (path.stat().st_size < 64 and not path.read_bytes().strip()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header_line())
+        return
+    with open(path, "rb") as f:
+        head = f.readline()
+    cells = head.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
+    if cells == HEADER:
+        data = path.read_bytes()
+        convert(path, data.decode("utf-8", "replace").replace("\r\n", "\n"), data, write=True)
+    elif cells == OLD_COLUMNS:
+        rows = read(path).rows
+        tmp = path.with_name(f".{path.name}.slot-column.tmp")
+        tmp.write_text(header_line() + "".join(format_row({**r, "slot": r.get("slot") or 0}) for r in rows), "utf-8")
+        os.replace(tmp, path)
+
+
+def append(path: Path, row: Row) -> None:
     ensure_file(path)
     with open(path, "rb+") as f:
         f.seek(0, os.SEEK_END)

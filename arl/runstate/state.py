@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
 
 if TYPE_CHECKING:  # the run state's types: their TypedDicts take milliseconds to build, and a dict is what is read
-    from arl.lab.runstate import HistorySummary, Row, RunState
+    from arl.history.format import Row
+    from arl.runstate.runstate import HistorySummary, RunState
 
 
 class Lock(TypedDict, total=False):
@@ -138,7 +139,7 @@ def release_lock(cfg: LabConfig) -> None:
     """The run is over: what imports left in quarantine will never be recorded, the control folders keep only the
     protocol's names, and everything under `.arl/` is made private (no setuid, setgid or sticky bit) before the
     lock goes."""
-    from arl.lab import verdicts
+    from arl.channel import verdicts
 
     shutil.rmtree(cfg.state_dir / "quarantine", ignore_errors=True)
     for control in cfg.state_dir.glob("control*"):  # what an agent wrote after the last poll goes too
@@ -212,7 +213,7 @@ def history(cfg: LabConfig, st: RunState) -> HistorySummary:
         now = None
     if held is not None and now is not None and (held["size"], held["mtime_ns"]) == (now.st_size, now.st_mtime_ns):
         return held
-    from arl.lab import results  # only to make it again: a current summary needs no read, nor the parser
+    from arl.history import results  # only to make it again: a current summary needs no read, nor the parser
 
     rows = results.read(cfg.results_file).rows
     best, best_id = results.best_of(cfg, rows)
@@ -231,7 +232,7 @@ def history(cfg: LabConfig, st: RunState) -> HistorySummary:
 
 def record(cfg: LabConfig, st: RunState, row: Row) -> None:
     """Append `row` to results.tsv and bring the run state's summary up to date with it (the caller saves `st`)."""
-    from arl.lab import results
+    from arl.history import results
 
     before = history(cfg, st)
     results.append(cfg.results_file, row)

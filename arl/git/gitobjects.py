@@ -11,9 +11,9 @@ import shutil
 import zlib
 from pathlib import Path
 
-from arl.lab.config import LabConfig
-from arl.lab.gitops import rel, top
-from arl.lab.gittree import DIR, LooseStore, empty_tree, object_id, tree_bytes
+from arl.config.config import LabConfig
+from arl.git.gittree import DIR, LooseStore, empty_tree, object_id, tree_bytes
+from arl.git.repo import rel, top
 from arl.util import sh
 
 Entry = tuple[bytes, bytes, str]  # (path or name, mode, object id)

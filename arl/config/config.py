@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arl.config.engine import EngineSettings, engine_settings
+from arl.config.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
 from arl.errors import ArlError
-from arl.lab.engine import EngineSettings, engine_settings
-from arl.lab.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
 
 LAB_FILE = "lab.toml"
 

@@ -6,8 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from arl.lab import config
-from arl.lab.config import LabConfig
+from arl.config import config
+from arl.config.config import LabConfig
 
 
 def open_lab(explicit: str | None = None) -> LabConfig:

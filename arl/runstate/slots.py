@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl.lab.config import LabConfig
-from arl.lab.runstate import RunState, SlotState
+from arl.config.config import LabConfig
+from arl.runstate.runstate import RunState, SlotState
 
 
 def count(st: RunState) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arl.lab.gitnames import attributes_problem, is_attributes, name_problem
+from arl.git.gitnames import attributes_problem, is_attributes, name_problem
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 FILE, EXEC, LINK, DIR = b"100644", b"100755", b"120000", b"40000"

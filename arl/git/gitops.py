@@ -4,30 +4,14 @@ Only the pipeline, the results file and .arl/ are ever touched; the user's other
 
 from __future__ import annotations
 
-import functools
-import os
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
+from arl.config.config import LabConfig
 from arl.errors import ArlError
-from arl.lab.config import LabConfig
+from arl.git.repo import rel, top
 from arl.util import sh
-
-
-def top(cfg: LabConfig) -> Path:
-    return _top(cfg.root)
-
-
-@functools.lru_cache(maxsize=8)
-def _top(root: Path) -> Path:
-    _, out, _ = sh.run(sh.git(root)["rev-parse", "--show-toplevel"], quiet=True)
-    return Path(out.strip())
-
-
-def rel(cfg: LabConfig, path: Path) -> str:
-    return os.path.relpath(path.resolve(), top(cfg).resolve())
 
 
 def ref_name(cfg: LabConfig, exp_id: int) -> str:
@@ -49,8 +33,8 @@ def identity_args(cfg: LabConfig) -> list[str]:
 def pipeline_dirty(cfg: LabConfig) -> list[str]:
     """Tracked or untracked changes under the pipeline (git status lines), comparing bytes: attributes (which a
     kept `.gitattributes` could set so that a file never looks clean, e.g. `* text` and CRLF) are not applied."""
-    from arl.lab.gitobjects import algo
-    from arl.lab.gittree import empty_tree
+    from arl.git.gitobjects import algo
+    from arl.git.gittree import empty_tree
 
     cmd = _git(cfg)["status", "--porcelain", "--untracked-files=all", "--", rel(cfg, cfg.pipeline_dir)]
     _, out, _ = sh.run(cmd, env={"GIT_ATTR_SOURCE": empty_tree(algo(cfg))})  # git >= 2.40; older gits ignore it
@@ -83,7 +67,7 @@ def use_branch(cfg: LabConfig, branch: str | None) -> str:
 def snapshot(cfg: LabConfig, exp_id: int, tree: str, message: str) -> str:
     """A commit on top of HEAD whose pipeline is exactly `tree`, under the experiment's ref. Built from objects:
     neither the index, nor HEAD, nor any folder is read or touched."""
-    from arl.lab.gitobjects import promote, with_path
+    from arl.git.gitobjects import promote, with_path
 
     promote(cfg, tree)  # the import's objects leave their quarantine: this tree is recorded
     root = with_path(cfg, "HEAD", rel(cfg, cfg.pipeline_dir), tree)
@@ -115,7 +99,7 @@ def claim_id(cfg: LabConfig, after_rows: int, tree: str) -> tuple[int, str | Non
     ref (a stash, a reset or an old checkout of results.tsv must not hand out saved ids again): past the highest
     ref. One exception: the newest ref is the next row's and holds this very tree, i.e. a run killed between the
     snapshot and the row; that snapshot is the experiment's, reused as it is (nothing moves, no id is skipped)."""
-    from arl.lab.gitobjects import pipeline_tree
+    from arl.git.gitobjects import pipeline_tree
 
     refs = experiment_refs(cfg)
     top_id = max(refs, default=-1)
@@ -127,8 +111,8 @@ def claim_id(cfg: LabConfig, after_rows: int, tree: str) -> tuple[int, str | Non
 def commit_keep(cfg: LabConfig, snapshot_sha: str, message: str) -> tuple[bool, str]:
     """`git commit` of the snapshot's pipeline plus the results file as it is now, hooks included, through a
     private index: the user's staged work elsewhere is neither committed nor lost. Returns (committed, output)."""
-    from arl.lab.gitobjects import shown, store, with_path
-    from arl.lab.gittree import FILE
+    from arl.git.gitobjects import shown, store, with_path
+    from arl.git.gittree import FILE
 
     s = store(cfg)
     blob = s.put(b"blob", cfg.results_file.read_bytes())

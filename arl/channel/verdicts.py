@@ -132,7 +132,7 @@ def remove(path: Path) -> None:
     link: nothing of it is kept."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
-            from arl.lab.treefs import wipe
+            from arl.git.treefs import wipe
 
             wipe(path)  # whatever the agent built in there: unreadable, deep, linked
             os.rmdir(path)

@@ -33,7 +33,7 @@ def hooks_dir(repo: Path) -> Path:
         if not target.resolve().is_relative_to(repo.resolve()):
             raise ArlError(
                 f"core.hooksPath is set to {hooks_path.strip()}, outside this repository; arl will not write "
-                f"there. Call `python -m arl.lab.hookrun pre-commit` and `... post-commit` from those hooks, or "
+                f"there. Call `python -m arl.hookrun pre-commit` and `... post-commit` from those hooks, or "
                 f"`git config --unset core.hooksPath` and rerun `arl hooks install`"
             )
     return target
@@ -49,7 +49,7 @@ def is_ours(path: Path) -> bool:
 def install(repo: Path) -> list[Path]:
     target = hooks_dir(repo)
     target.mkdir(parents=True, exist_ok=True)
-    template = (resource_dir("templates") / "hooks" / "hook.tmpl").read_text()
+    template = (resource_dir("hooks") / "hook.tmpl").read_text()
     written = []
     for name in HOOKS:
         dest = target / name
@@ -59,12 +59,30 @@ def install(repo: Path) -> list[Path]:
                 raise ArlError(f"both {dest} and {chained} exist; merge them by hand, then rerun")
             os.replace(dest, chained)
             sh.say(f"kept your {name} hook as {chained.name}; arl's hook runs it first")
-        # one template for every hook type (as pre-commit does): only its name and arl's python differ
-        text = template.replace("@HOOK@", name).replace("@ARL_PYTHON@", shlex.quote(sys.executable))
-        dest.write_text(text)
+        dest.write_text(render(template, name))
         dest.chmod(0o755)
         written.append(dest)
     return written
+
+
+def render(template: str, name: str) -> str:
+    """One template for every hook type (as pre-commit does): only its name and arl's python differ."""
+    return template.replace("@HOOK@", name).replace("@ARL_PYTHON@", shlex.quote(sys.executable))
+
+
+def refresh(repo: Path) -> list[Path]:
+    """arl's hooks that an earlier version (or another python) wrote, rewritten from the current template: a hook
+    importing a path arl no longer has would let commits through unchecked. Foreign hooks are left as they are."""
+    target = hooks_dir(repo)
+    template = (resource_dir("hooks") / "hook.tmpl").read_text()
+    rewritten = []
+    for name in HOOKS:
+        dest = target / name
+        if not dest.is_symlink() and is_ours(dest) and dest.read_text(errors="replace") != render(template, name):
+            dest.write_text(render(template, name))
+            dest.chmod(0o755)
+            rewritten.append(dest)
+    return rewritten
 
 
 def uninstall(repo: Path) -> list[Path]:
