@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from arl.commands.evalcmd import measure
 from arl.commands.options import data_flag, json_flags, local_flag
 from arl.commands.tables import simple_table
 from arl.config.config import LabConfig
 from arl.config.context import open_lab
 from arl.errors import UsageError
+from arl.evaluation.measure import measure
 
 _EXTRA_WIDTH = 60  # the extra column of many samples; one sample alone shows all of it
 

@@ -29,7 +29,7 @@ def propose(action: str, notes: str, timeout: float | None) -> int:
     except (OSError, ValueError):
         pass
     if action == "keep":
-        from arl.commands.evalcmd import workspace_tree
+        from arl.sandbox.workspace import workspace_tree
 
         tree, problem = workspace_tree(open_lab(None))
         if problem:

@@ -24,7 +24,11 @@ MOUNT = "/workspace/pipeline"
 
 
 class Workspace(Protocol):
+    """A slot's workspace as the loop uses it; `LocalWorkspace` is the one a bind mount serves (an engine whose
+    containers cannot see the lab's folder would bring its own)."""
+
     slot: int
+    path: Path  # where the host reads it (its size, for the disk guard)
 
     def mount(self) -> Mount: ...
 
@@ -123,7 +127,7 @@ class LocalWorkspace:
         atomic_write(self._cache_path(), json.dumps([[*k, v] for k, v in cache.items()]), fsync=False)
 
 
-def workspace(cfg: LabConfig, slot: int = 0) -> LocalWorkspace:
+def workspace(cfg: LabConfig, slot: int = 0) -> Workspace:
     return LocalWorkspace(cfg, slot)
 
 
@@ -179,3 +183,10 @@ def sync_worktree(cfg: LabConfig, old: str, new: str) -> None:
     treefs.write(cfg.pipeline_dir, ((p, m, content[o]) for p, m, o in sorted(wanted)))
     where = gitobjects.shown(cfg, cfg.pipeline_dir)
     sh.note(f"brought {where} from tree {old} to {new} ({len(wanted)} files written, {len(gone)} removed)")
+
+
+def workspace_tree(cfg: LabConfig) -> tuple[str, str]:
+    """(tree id, "") of the pipeline as the agent sees it in the sandbox, or ("", why the host would refuse to
+    import it): what `arl eval` and `arl verdict` send with a proposal."""
+    found = scan(cfg.pipeline_dir, limits(cfg), algo=os.environ.get("ARL_OBJECT_FORMAT", "sha1"))
+    return found.tree, (found.problems[0] if found.problems else "")
