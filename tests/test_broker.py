@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from arl.agents.pricing import claude_cost
-from arl.sandbox.broker import UnixHTTPConnection, request_unix
-from arl.sandbox.broker_auth import OAUTH_CLIENT_ID
-from arl.sandbox.broker_usage import read_usage, usage_cost
+from arl.broker.auth import OAUTH_CLIENT_ID
+from arl.broker.broker import UnixHTTPConnection, request_unix
+from arl.broker.usage import read_usage, usage_cost
 from tests.fake_anthropic import FakeAnthropic, Turn, Usage, bash, error_turn, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def broker_env(**creds: str) -> dict[str, str]:
 @contextmanager
 def broker(work: Path, upstream: str, env: dict[str, str] | None = None, *args: str) -> Iterator[Broker]:
     sock, log, usage, stderr = work / "b.sock", work / "log.jsonl", work / "usage.jsonl", work / "stderr"
-    argv = [sys.executable, "-m", "arl.sandbox.broker", "--socket", str(sock), "--upstream", upstream]
+    argv = [sys.executable, "-m", "arl.broker.broker", "--socket", str(sock), "--upstream", upstream]
     argv += ["--log", str(log), "--usage", str(usage), *args]
     with open(stderr, "w") as err:
         env = env or broker_env(ANTHROPIC_API_KEY=KEY)
@@ -525,7 +525,7 @@ def test_openai_provider_bearer_key_and_its_own_endpoints(work: Path, upstreams:
 
 def test_openai_usage_counted_from_every_answer_shape() -> None:
     """Responses SSE (split mid-event), a Responses JSON body, a Chat Completions chunk, a failed response."""
-    from arl.sandbox.broker_usage import UsageMeter
+    from arl.broker.usage import UsageMeter
 
     done = {"type": "response.completed", "response": {"model": "gpt-5-codex", "usage": {
         "input_tokens": 900, "input_tokens_details": {"cached_tokens": 800}, "output_tokens": 70}}}  # fmt: skip

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from arl.agents.pricing import claude_cost
-from arl.sandbox.broker import request_unix
-from arl.sandbox.broker_serve import MAX_CONNECTIONS
+from arl.broker.broker import request_unix
+from arl.broker.serve import MAX_CONNECTIONS
 from tests.fake_anthropic import FakeAnthropic, Turn, Usage, text
 from tests.loophelpers import wait_for
 from tests.test_broker import CLIENT_HEADERS, ROOT, broker_env, lines, message, raw_exchange, work
@@ -275,8 +275,8 @@ def test_floods_from_one_slot_cost_the_host_little_and_the_other_slot_nothing(wo
 def test_default_models_are_the_runs_and_its_cheap_sibling(model: str, allowed: list[str], refused: list[str]) -> None:
     from types import SimpleNamespace
 
-    from arl.sandbox.broker_policy import model_allowed
-    from arl.sandbox.brokerproc import allowed_models
+    from arl.broker.policy import model_allowed
+    from arl.broker.process import allowed_models
 
     given = allowed_models(SimpleNamespace(agent_models=()), "claude", model)  # type: ignore[arg-type]
     assert [m for m in allowed + refused if model_allowed(m, given)] == allowed

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arl.agents.pricing import claude_cost
-from arl.sandbox.broker_usage import epoch
+from arl.broker.usage import epoch
 from tests.fake_anthropic import Turn, bash, text
 
 from .claude_lab import (

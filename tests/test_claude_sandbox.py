@@ -28,7 +28,7 @@ from arl.agents.base import StreamAccount
 from arl.agents.claude import ClaudeAdapter
 from arl.agents.claude_auth import NO_CREDENTIALS
 from arl.agents.pricing import claude_cost
-from arl.sandbox.broker_usage import usage_cost
+from arl.broker.usage import usage_cost
 from tests.fake_anthropic import error_turn
 
 from .claude_lab import (

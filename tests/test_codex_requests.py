@@ -19,9 +19,9 @@ import pytest
 
 from arl.agents.base import AgentContext
 from arl.agents.codex import CodexAdapter
-from arl.sandbox.broker_policy import Policy
-from arl.sandbox.broker_serve import request_unix
-from arl.sandbox.brokerproc import CODEX_PORT
+from arl.broker.policy import Policy
+from arl.broker.process import CODEX_PORT
+from arl.broker.serve import request_unix
 
 from .conftest import skip_unless_required
 from .fake_openai import FakeOpenAI, Reply
@@ -107,7 +107,7 @@ def _codex(codex: str, sock: Path, home: Path, allow_web: bool) -> subprocess.Co
     argv, env = _launch_line(home, allow_web)
     script = (
         "ip link set lo up || exit 1\n"
-        f"{sys.executable} -m arl.sandbox.forward tcp:127.0.0.1:{CODEX_PORT} unix:{sock} {ready} &\n"
+        f"{sys.executable} -m arl.broker.forward tcp:127.0.0.1:{CODEX_PORT} unix:{sock} {ready} &\n"
         "fwd=$!\n"
         f"while [ ! -e {ready} ]; do sleep 0.01; done\n"
         '"$@" "say hi" </dev/null\n'

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from arl.agents.pricing import openai_cost
-from arl.sandbox.broker_usage import usage_cost
+from arl.broker.usage import usage_cost
 
 from .claude_lab import RAISE, REACH, host_listener, reach_checked, rename
 from .conftest import ROOT, arl, run

@@ -1,4 +1,4 @@
-"""The host-service forwarder (arl/sandbox/forward.py) as a real process between unix sockets and a service on
+"""The host-service forwarder (arl/broker/forward.py) as a real process between unix sockets and a service on
 127.0.0.1: bytes both ways, a flood of connections that costs one thread and bounded fds, even out of fds, and a cap
 per listening socket (per slot), so that one slot's flood leaves another slot's socket working."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from arl.sandbox.broker_serve import UnixHTTPConnection
+from arl.broker.serve import UnixHTTPConnection
 from tests.test_broker import ROOT, work
 from tests.test_broker_limits import connect_flood, proc_status
 
@@ -48,7 +48,7 @@ def forwarder(
     service.daemon_threads = True
     threading.Thread(target=service.serve_forever, daemon=True).start()
     socks, ready = [work / f"slot-{k}.sock" for k in range(listeners)], work / "ready"
-    argv = [sys.executable, "-m", "arl.sandbox.forward", *(f"unix:{s}" for s in socks)]
+    argv = [sys.executable, "-m", "arl.broker.forward", *(f"unix:{s}" for s in socks)]
     argv += ["--to", f"tcp:127.0.0.1:{service.server_address[1]}", "--ready", str(ready)]
     if one_socket_form:  # LISTEN TARGET READY, as the codex agent's container runs it
         argv = [*argv[:3], argv[3], argv[5], argv[7]]

@@ -24,6 +24,7 @@ LAYERS = [
     "channel",
     "runstate",
     "sandbox",
+    "broker",
     "evaluation",
     "engines",
     "agents",

@@ -28,9 +28,9 @@ from arl.agents.claude_auth import add_credentials as _add_credentials
 from arl.agents.claude_auth import broker_credentials
 from arl.agents.pricing import claude_cost
 from arl.agents.stream import JsonLinesReader, as_int, content_text, first_line, tool_summary
-from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
-from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
-from arl.sandbox.brokerproc import slot_folder
+from arl.broker.process import MOUNT as BROKER_MOUNT
+from arl.broker.process import SOCKET as BROKER_SOCKET
+from arl.broker.process import slot_folder
 
 FINAL = "arl_final"  # marks a usage entry that holds the message's final counts (from its message_delta)
 _STREAM_EVENT = '{"type":"stream_event"'  # how Claude Code starts a partial-message line

@@ -19,10 +19,10 @@ from typing import Any
 from arl.agents.base import AgentContext, Event, LaunchSpec, Mount, StreamAccount
 from arl.agents.pricing import openai_cost
 from arl.agents.stream import JsonLinesReader, as_int, first_line
+from arl.broker.process import CODEX_PORT, slot_folder
+from arl.broker.process import MOUNT as BROKER_MOUNT
+from arl.broker.process import SOCKET as BROKER_SOCKET
 from arl.errors import ArlError
-from arl.sandbox.brokerproc import CODEX_PORT, slot_folder
-from arl.sandbox.brokerproc import MOUNT as BROKER_MOUNT
-from arl.sandbox.brokerproc import SOCKET as BROKER_SOCKET
 
 PROMPT_FILE = "/workspace/control/prompt.md"
 USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens")
@@ -35,7 +35,7 @@ _SHELL = 'printf "%s\\n" "$ARL_MODEL_LINE"; exec "$@" "$(cat ' + PROMPT_FILE + '
 # (codex speaks TCP only); the container has no other network.
 _READY = "/tmp/.arl-broker-ready"
 _FORWARD = (
-    f"python3 -m arl.sandbox.forward tcp:127.0.0.1:{CODEX_PORT} unix:{BROKER_MOUNT}/{BROKER_SOCKET} {_READY} & "
+    f"python3 -m arl.broker.forward tcp:127.0.0.1:{CODEX_PORT} unix:{BROKER_MOUNT}/{BROKER_SOCKET} {_READY} & "
     f"while [ ! -e {_READY} ]; do sleep 0.01; done; "
 )
 KEY_VARS = ("CODEX_API_KEY", "OPENAI_API_KEY")

@@ -40,8 +40,8 @@ def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
 
 def _upstream_failures(cfg: LabConfig, since: float, slot: int | None = None) -> list[dict[str, Any]]:
     """The broker's failure records since `since`: the slot's own (each slot has its socket), or every slot's."""
-    from arl.sandbox.broker_usage import records
-    from arl.sandbox.brokerproc import usage_file
+    from arl.broker.process import usage_file
+    from arl.broker.usage import records
 
     def failed(rec: dict[str, Any]) -> bool:
         status = rec.get("status")

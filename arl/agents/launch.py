@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from arl.agents.base import AgentContext, LaunchSpec
+from arl.broker.process import mode
 from arl.config.config import LabConfig
 from arl.runstate.runstate import RunState, Settings
-from arl.sandbox.brokerproc import mode
 
 
 def context(

@@ -119,8 +119,8 @@ class Slurm:
     def _broker(self, slot: int) -> dict[str, Any] | None:
         """The API broker of the slot's job (when the agent has one): its command with the slot's socket, and what
         the run has spent so far (its budget counts from there)."""
+        from arl.broker import process as brokerproc
         from arl.runstate import state
-        from arl.sandbox import brokerproc
 
         try:
             argv = json.loads(brokerproc.job_command_file(self.cfg).read_text())

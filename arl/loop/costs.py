@@ -49,7 +49,7 @@ def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> f
     higher (an agent killed mid-turn never reported what its last calls cost)."""
     from arl.agents.base import StreamAccount
     from arl.agents.registry import get_adapter
-    from arl.sandbox import brokerproc
+    from arl.broker import process as brokerproc
 
     agent = st["settings"]["agent"]
     adapter = get_adapter(agent)
@@ -71,8 +71,8 @@ def broker_cost(cfg: LabConfig, agent: str, since: float, slot: int = 0) -> floa
     its tokens only when a turn ends, a killed Claude never prints its total), and for calls an agent makes to the
     broker itself (curl from its shell), which its own count never sees."""
     from arl.agents.pricing import claude_cost, openai_cost
-    from arl.sandbox import brokerproc
-    from arl.sandbox.broker_usage import records
+    from arl.broker import process as brokerproc
+    from arl.broker.usage import records
 
     price = openai_cost if brokerproc.UPSTREAMS[agent][0] == "openai" else claude_cost
     with _COUNTING:
@@ -83,7 +83,7 @@ def broker_cost(cfg: LabConfig, agent: str, since: float, slot: int = 0) -> floa
 def budget_spent(cfg: LabConfig, st: RunState) -> str | None:
     """Why the run must stop now for its budget, or None: the broker has refused calls past `max_cost` (it counts
     every call as it ends), or the slots' costs, brought up to date, have reached it."""
-    from arl.sandbox import brokerproc
+    from arl.broker import process as brokerproc
 
     limit = st["settings"].get("max_cost") or 0.0
     if not limit:

@@ -24,7 +24,7 @@ from arl.util import sh
 def repair(cfg: LabConfig, old: RunState) -> None:
     """A run that died: reconcile what it left, then mark it ended."""
     reconcile(cfg, old, "[arl] the run died mid-experiment")
-    from arl.sandbox import brokerproc
+    from arl.broker import process as brokerproc
 
     brokerproc.stop(cfg)  # its own session: it outlived the run; the next run starts one with current credentials
     old.update(active=False, stop_reason=old.get("stop_reason") or "died (repaired)")

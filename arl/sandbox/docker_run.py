@@ -140,7 +140,7 @@ def _service(cfg: LabConfig, slot: int | None = None) -> tuple[list[Mount], dict
     port = cfg.host_service.port
     ready = "/tmp/.arl-forward-ready"
     prelude = (
-        f"python3 -m arl.sandbox.forward tcp:127.0.0.1:{port} --to unix:{WORK}/service/service.sock --ready {ready} & "
+        f"python3 -m arl.broker.forward tcp:127.0.0.1:{port} --to unix:{WORK}/service/service.sock --ready {ready} & "
         f"while [ ! -e {ready} ]; do sleep 0.01; done; "
     )
     return [Mount(socket_dir(cfg, slot).resolve(), f"{WORK}/service")], {"ARL_HOST_SERVICE_URL": url(cfg)}, prelude

@@ -63,7 +63,7 @@ def start_forwarder(cfg: LabConfig) -> int:
         sock.unlink(missing_ok=True)
     ready.unlink(missing_ok=True)
     listen = [f"unix:{sock}" for sock in socks]
-    argv = [sys.executable, "-m", "arl.sandbox.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
+    argv = [sys.executable, "-m", "arl.broker.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
     argv += ["--ready", str(ready)]
     sh.background(argv, cfg.state_dir / "logs" / "forward.log")
     with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:

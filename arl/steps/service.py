@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from arl.broker import process as brokerproc
 from arl.config.context import open_lab
 from arl.loop.run import OK, open_run
 from arl.runstate import state
-from arl.sandbox import brokerproc, service
+from arl.sandbox import service
 
 
 def service_up(lab: str | None) -> int:

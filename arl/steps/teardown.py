@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from arl.broker import process as brokerproc
 from arl.config.config import LabConfig
 from arl.config.context import open_lab
 from arl.history import results
@@ -14,7 +15,7 @@ from arl.loop.stopping import failed
 from arl.report import live
 from arl.runstate import state
 from arl.runstate.runstate import RunState
-from arl.sandbox import brokerproc, service
+from arl.sandbox import service
 from arl.util import sh
 
 

@@ -1,4 +1,4 @@
-"""What the API broker (arl/sandbox/broker.py) lets through, decided per request: a strictly parsed head, the models
+"""What the API broker (arl/broker/broker.py) lets through, decided per request: a strictly parsed head, the models
 the run allows, no provider-side tool unless the web is allowed, and the run's budget.
 
 Every check answers with the reason the agent is shown (in the API's error shape); None means go on."""

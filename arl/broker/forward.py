@@ -4,8 +4,8 @@ The host forwards unix sockets in .arl/ to the service on 127.0.0.1, one per slo
 containers), each in a folder that only its own containers mount; a container, even with `--network none`, forwards
 127.0.0.1:PORT to its socket. No port is opened on any network interface.
 
-    python -m arl.sandbox.forward --to TARGET [--ready FILE] [--cap N] LISTEN [LISTEN ...]
-    python -m arl.sandbox.forward LISTEN TARGET [FILE]   (one socket: the form a container's command line uses)
+    python -m arl.broker.forward --to TARGET [--ready FILE] [--cap N] LISTEN [LISTEN ...]
+    python -m arl.broker.forward LISTEN TARGET [FILE]   (one socket: the form a container's command line uses)
     (TARGET and each LISTEN: tcp:HOST:PORT or unix:PATH)
 
 FILE is created once every listening socket is bound, so a caller can wait for it.
@@ -40,7 +40,7 @@ def _endpoint(spec: str) -> tuple[int, object]:
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
         return socket.AF_INET, (host or "127.0.0.1", int(port))
-    raise SystemExit(f"arl.sandbox.forward: bad endpoint {spec!r} (tcp:HOST:PORT or unix:PATH)")
+    raise SystemExit(f"arl.broker.forward: bad endpoint {spec!r} (tcp:HOST:PORT or unix:PATH)")
 
 
 @dataclass
@@ -129,7 +129,7 @@ class Forwarder:
         if now - self.said >= 1.0:  # a flood must not fill the log as well
             self.said = now
             name = errno.errorcode.get(e.errno or 0, str(e))
-            print(f"arl.sandbox.forward: {call}() failed ({name}); not accepting for {ACCEPT_PAUSE:g} s", flush=True)
+            print(f"arl.broker.forward: {call}() failed ({name}); not accepting for {ACCEPT_PAUSE:g} s", flush=True)
         self.sel.unregister(lst.sock)
         lst.paused_until = now + ACCEPT_PAUSE
 
@@ -223,7 +223,7 @@ def _room(listeners: int, cap: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arl.sandbox.forward", description="Forward connections.")
+    parser = argparse.ArgumentParser(prog="python -m arl.broker.forward", description="Forward connections.")
     parser.add_argument("listen", nargs="+", help="tcp:HOST:PORT or unix:PATH to accept connections on")
     parser.add_argument("--to", required=True, help="tcp:HOST:PORT or unix:PATH each connection is forwarded to")
     parser.add_argument("--ready", help="a file created once every socket listens")

@@ -25,7 +25,7 @@ UPSTREAMS = {
     "claude": ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
     "codex": ("openai", "OPENAI_BASE_URL", "https://api.openai.com"),
 }
-# The broker as arl runs it: arl.sandbox.broker with arl's prices (a module above this layer, named, not imported)
+# The broker as arl runs it: arl.broker.broker with arl's prices (a module above this layer, named, not imported)
 ENTRY = "arl.agents.brokered"
 CODEX_PORT = 18951  # codex's base URL inside the container (its own loopback), forwarded to the socket
 

@@ -1,6 +1,6 @@
 """The host-side API broker: the sandboxed agent's only way to its LLM API, and the holder of the real credential.
 
-    python -m arl.sandbox.broker --socket PATH [--socket PATH...] --upstream URL --log PATH --usage PATH
+    python -m arl.broker.broker --socket PATH [--socket PATH...] --upstream URL --log PATH --usage PATH
         [--provider anthropic|openai] [--tcp HOST:PORT] [--credentials-file PATH] [--oauth-token-url URL]
         [--models M,M...] [--allow-web]   (and, run by arl.agents.brokered: --max-cost USD --spent USD --spent-file P)
 
@@ -27,12 +27,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from arl.sandbox.broker_auth import OAUTH_BETA, OAUTH_TOKEN_URL, Credentials, open_connection
-from arl.sandbox.broker_policy import Budget, Policy, dropped, head_problem
-from arl.sandbox.broker_serve import MAX_HEAD, MAX_INFLIGHT, HeadLimit, SlotLimits, serve
-from arl.sandbox.broker_serve import UnixHTTPConnection as UnixHTTPConnection  # the clients' (tests') import path
-from arl.sandbox.broker_serve import request_unix as request_unix
-from arl.sandbox.broker_usage import MAX_BODY, UsageMeter, append_jsonl, now_iso
+from arl.broker.auth import OAUTH_BETA, OAUTH_TOKEN_URL, Credentials, open_connection
+from arl.broker.policy import Budget, Policy, dropped, head_problem
+from arl.broker.serve import MAX_HEAD, MAX_INFLIGHT, HeadLimit, SlotLimits, serve
+from arl.broker.serve import UnixHTTPConnection as UnixHTTPConnection  # the clients' (tests') import path
+from arl.broker.serve import request_unix as request_unix
+from arl.broker.usage import MAX_BODY, UsageMeter, append_jsonl, now_iso
 
 ALLOWED = {
     "anthropic": ("/v1/messages", "/v1/messages/count_tokens"),
@@ -257,7 +257,7 @@ Price = Callable[[str, Mapping[str, Any]], float]
 
 def main(argv: list[str] | None = None, prices: Mapping[str, Price] | None = None) -> int:
     """`prices`: provider -> the price of one usage line (arl.agents.brokered passes arl's): what a budget needs."""
-    p = argparse.ArgumentParser(prog="python -m arl.sandbox.broker", description=(__doc__ or "").split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m arl.broker.broker", description=(__doc__ or "").split("\n")[0])
     p.add_argument("--socket", type=Path, required=True, action="append", help="one per slot, slot 0 first")
     p.add_argument("--upstream", required=True, help="e.g. https://api.anthropic.com")
     p.add_argument("--log", type=Path, required=True, help="JSON lines: every request, forwarded or refused")
