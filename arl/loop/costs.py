@@ -103,8 +103,10 @@ GUARD_CHECK = 0.5  # seconds between the budget checks while a decision runs (as
 
 
 def freeze_all(cfg: LabConfig, st: RunState) -> list[str]:
-    """Freeze every slot's running agent, wherever its engine runs it; the names frozen."""
+    """Freeze every slot's running agent for the budget, wherever its engine runs it (each a `budget` interval of
+    the report's timeline); the names frozen."""
     from arl.engines.choose import engine_of
+    from arl.report import events
 
     engine = engine_of(cfg, st)
     frozen = []
@@ -112,6 +114,7 @@ def freeze_all(cfg: LabConfig, st: RunState) -> list[str]:
         name = slots.of(st, k).get("container")
         if name and engine.state(name).status == "running" and engine.freeze(name):
             frozen.append(name)
+            events.record(cfg, st, k, "budget")
     return frozen
 
 

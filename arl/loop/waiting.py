@@ -11,9 +11,8 @@ from arl.channel import verdicts
 from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.loop import diskguard, verifying
-from arl.loop.costs import budget_spent, sync_transcript
+from arl.loop.costs import budget_spent, freeze_all, sync_transcript
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
-from arl.report import events
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState
 from arl.sandbox import service
@@ -127,12 +126,7 @@ def _budget_spent(cfg: LabConfig, st: RunState) -> bool:
     reason = budget_spent(cfg, st)
     if reason is None:
         return False
-    engine = engine_of(cfg, st)
-    for k in slots.numbers(st):
-        name = slots.of(st, k).get("container")
-        if name and engine.state(name).status == "running":
-            engine.freeze(name)
-            events.record(cfg, st, k, "budget")
+    freeze_all(cfg, st)
     state.save(cfg, st)
     print(f"{reason}: every agent is frozen", flush=True)
     return True
