@@ -131,4 +131,7 @@ def test_the_budget_freezes_every_agent_while_a_long_decision_runs(lab: Path) ->
     froze = [e for e in events if e["event"] == "budget_frozen"]
     assert len(froze) == 1 and any(n.endswith("agent2") for n in froze[0]["containers"]), froze
     assert froze[0]["time"] - refused[0] < 3, (froze, refused[0])
+    # and the report's timeline shows slot 1 frozen for the budget from then on
+    timeline = [json.loads(ln) for ln in (lab / ".arl" / "runs" / "1" / "events.jsonl").read_text().splitlines()]
+    assert [e for e in timeline if e["what"] == "budget" and e["slot"] == 1], timeline
     assert not containers_of(lab)

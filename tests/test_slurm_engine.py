@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, arl, git, run
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, start, wait_for
+from .conftest import BIN, git, run
+from .loophelpers import check_history, containers_of, rows, run_arl, set_toml, start, wait_for
 from .slurm_cluster import Cluster, ClusterFactory
 
 pytestmark = pytest.mark.docker
@@ -42,12 +42,6 @@ def lab_jobs(cluster: Cluster, lab: Path) -> list[str]:
     return [j.id for j in cluster.jobs() if j.comment.startswith(f"arl:{lab.resolve()}:")]
 
 
-def run_arl(lab: Path, *args: str, agent: str = "offline", timeout: float = 600) -> tuple[int, str, str]:
-    argv = ["run", "--data", "data", "--agent", agent, "--seed", "3", "--plateau-threshold", "0", *args]
-    proc = arl(*argv, cwd=lab, check=False, timeout=timeout, env=ENV)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
 def run_in_background(lab: Path, n: int) -> tuple[subprocess.Popen[bytes], Path]:
     """`arl run` of `n` experiments with the offline agent, in its own session; its output in run.log."""
     log = lab / "run.log"
@@ -60,16 +54,10 @@ def assert_clean(cluster: Cluster, lab: Path) -> None:
     assert containers_of(lab) == []
 
 
-@pytest.fixture
-def lab(example_lab: Path, base_image: str):
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
 def test_two_slots_as_jobs(lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = slurm_cluster(gpus=4)
     slurm_lab(lab, cluster, monkeypatch)
-    code, out, err = run_arl(lab, "--max-iterations", "12")
+    code, out, err = run_arl(lab, "--plateau-threshold", "0", "--max-iterations", "12", timeout=600)
     assert code == 0, (out + err)[-4000:]
     rs = check_history(lab)
     assert [int(r["id"]) for r in rs] == list(range(len(rs)))  # contiguous
@@ -91,7 +79,8 @@ def test_gpus_from_the_scheduler_and_a_queue(
     slurm_lab(lab, cluster, monkeypatch)
     set_toml(lab, "agent", "command", ["sh", "-c", ONE_VERDICT])
     git(lab, "commit", "-qam", "one verdict per session")
-    code, out, err = run_arl(lab, "--max-iterations", "4", "--max-restarts", "20", agent="command")
+    args = ["--plateau-threshold", "0", "--max-iterations", "4", "--max-restarts", "20"]
+    code, out, err = run_arl(lab, *args, agent="command", timeout=600)
     assert code == 0, (out + err)[-4000:]
     assert "queued (Resources)" in out, out[-3000:]
     rs = check_history(lab)
@@ -107,7 +96,7 @@ def test_each_slot_sees_its_own_gpu(lab: Path, slurm_cluster: ClusterFactory, mo
     slurm_lab(lab, cluster, monkeypatch)
     set_toml(lab, "agent", "command", ["sh", "-c", ONE_VERDICT + "; sleep 600"])  # the job holds its GPU
     git(lab, "commit", "-qam", "one verdict, then wait")
-    code, out, err = run_arl(lab, "--max-iterations", "2", agent="command")
+    code, out, err = run_arl(lab, "--plateau-threshold", "0", "--max-iterations", "2", agent="command", timeout=600)
     assert code == 0, (out + err)[-4000:]
     seen = {r["slot"]: r["notes"].split()[1] for r in check_history(lab)[1:] if r["outcome"] == "discard"}
     assert set(seen) == {"0", "1"} and len(set(seen.values())) == 2, seen  # one GPU each, not the same one
@@ -153,7 +142,7 @@ def test_kill9_and_resume(lab: Path, slurm_cluster: ClusterFactory, monkeypatch:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert len(lab_jobs(cluster, lab)) == 2  # the jobs outlive a killed arl run
-    code, out, err = run_arl(lab, "--max-iterations", "3")
+    code, out, err = run_arl(lab, "--plateau-threshold", "0", "--max-iterations", "3", timeout=600)
     assert code == 0, (out + err)[-4000:]
     assert "repairing its state" in err, err[-3000:]
     rs = check_history(lab)
