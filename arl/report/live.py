@@ -146,14 +146,21 @@ def _rewrite(cfg: LabConfig, wanted: int, active: bool) -> float:
     return spent
 
 
-def _wait_done(cfg: LabConfig, wanted: int, timeout: float = 60.0) -> None:
+def _wait_done(cfg: LabConfig, wanted: int, timeout: float = 10.0) -> None:
     """The run's end while a worker rewrites: it answers this request too (it sees the run over, so the page it
-    writes is the final one); if it does not within `timeout`, the page is rewritten here."""
+    writes is the final one). Once no worker holds the lock (it ended without answering) or after `timeout`, the
+    page is rewritten here: a run's end never waits on a view."""
     deadline = time.monotonic() + timeout
     while _read(cfg, "done") < wanted:
-        if time.monotonic() > deadline:
-            log(cfg, f"the report's worker did not answer within {timeout:.0f} s: rewriting the page here")
-            _rewrite(cfg, wanted, active=False)
+        fd = _try_lock(cfg)
+        if fd is not None or time.monotonic() > deadline:
+            if fd is None:
+                log(cfg, f"the report's worker did not answer within {timeout:.0f} s: rewriting the page here")
+            try:
+                _rewrite(cfg, wanted, active=False)
+            finally:
+                if fd is not None:
+                    os.close(fd)
             return
         time.sleep(0.05)
 
