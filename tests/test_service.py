@@ -246,8 +246,11 @@ def test_each_slot_reaches_the_service_through_its_own_socket(service_lab: Path,
     each agent's container mounts its own slot's folder only (it sees one socket) and reaches the service through
     it; the verification containers mount the verifications' folder."""
     set_toml(service_lab, "run", "agents", 2)
+    # agents that propose nothing: no decision pauses a container while the test execs into it (a `docker exec`
+    # into a frozen container blocks, and holds the engine's lock on it, so the decider's unpause never returns)
+    set_toml(service_lab, "agent", "command", ["sh", "-c", "sleep 600"])
     git(service_lab, "commit", "-qam", "two agents")
-    argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "offline", "--max-iterations", "500"]
+    argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "command", "--max-iterations", "500"]
     argv += ["--plateau-threshold", "0", "--seed", "5"]
     env = {**os.environ, "ARL_BASE_FROM": "debootstrap"}
     proc = subprocess.Popen(argv, cwd=service_lab, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
