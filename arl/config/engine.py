@@ -64,3 +64,8 @@ def time_limit_minutes(text: str) -> float | None:
     if b is not None:  # M:S
         return (a or 0) + b / 60
     return float(a or 0)
+
+
+def engine_kind(lab: EngineSettings, settings: Any) -> str:
+    """The run's engine: its settings hold `--engine` when one was given, else lab.toml's [engine] kind."""
+    return str((settings or {}).get("engine") or lab.kind)

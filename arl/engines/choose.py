@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from arl.config.config import LabConfig
+from arl.config.engine import engine_kind
 from arl.engines.base import Engine
 from arl.runstate.runstate import RunState
 
 
 def engine_of(cfg: LabConfig, st: RunState | None = None) -> Engine:
     """The run's engine (its settings hold `--engine` when one was given), else lab.toml's."""
-    kind = ((st or {}).get("settings") or {}).get("engine") or cfg.engine.kind
+    kind = engine_kind(cfg.engine, (st or {}).get("settings"))
     if kind == "slurm":
         from arl.engines.slurm import Slurm
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from arl.config.config import LabConfig
+from arl.config.engine import engine_kind
 from arl.errors import ArlError
 from arl.evaluation import contained
 from arl.evaluation.contained import Box
@@ -49,7 +50,7 @@ class VerificationFailed(ArlError):
 
 def _gpus(cfg: LabConfig, st: RunState, slot: int) -> str:
     """`--gpus` of the slot's verification: its own GPU here; in a SLURM job step, the GPUs the job was given."""
-    if (st["settings"].get("engine") or cfg.engine.kind) != "slurm":
+    if engine_kind(cfg.engine, st["settings"]) != "slurm":
         return slots.gpu_for(cfg, slot)
     from arl.sandbox.gpus import allocated_gpus, gpu_args
 

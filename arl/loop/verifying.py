@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from arl.config.config import LabConfig
+from arl.config.engine import engine_kind
 from arl.engines.choose import engine_of
 from arl.evaluation.verification import Verification, VerificationFailed
 from arl.report import events
@@ -28,7 +29,7 @@ from arl.util import sh
 
 def parallel(cfg: LabConfig, st: RunState) -> bool:
     """Whether keeps are verified beside the decider: with more than one slot, unless capped to one at a time."""
-    if (st["settings"].get("engine") or cfg.engine.kind) == "slurm":
+    if engine_kind(cfg.engine, st["settings"]) == "slurm":
         return True  # a step of the slot's job, where its resources are, never on the submitting host
     return slots.count(st) > 1 and cfg.run.max_parallel_verifications != 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from arl.config.engine import engine_kind
 from arl.loop.run import OK, open_run
 from arl.runstate import state
 
@@ -17,7 +18,7 @@ def image(lab: str | None) -> int:
     st["image"] = images.ensure_lab_image(cfg, st["settings"]["agent"], base_from)
     state.save(cfg, st)
     print(f"image {st['image']}")
-    if (st["settings"].get("engine") or cfg.engine.kind) == "slurm":
+    if engine_kind(cfg.engine, st["settings"]) == "slurm":
         from arl.engines.slurm import Slurm
         from arl.engines.slurm_probe import probe
 

@@ -6,6 +6,7 @@ import argparse
 
 from arl.broker import process as brokerproc
 from arl.config.context import open_lab
+from arl.config.engine import engine_kind
 from arl.loop.run import OK, open_run
 from arl.runstate import state
 from arl.sandbox import service
@@ -15,7 +16,7 @@ def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
     agent = st["settings"]["agent"]
     brokered = brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS
-    in_jobs = (st["settings"].get("engine") or cfg.engine.kind) == "slurm"
+    in_jobs = engine_kind(cfg.engine, st["settings"]) == "slurm"
     brokerproc.job_command_file(cfg).unlink(missing_ok=True)
     if brokered and (in_jobs or not brokerproc.running(cfg)):
         from arl.agents.launch import broker_auth
