@@ -85,7 +85,7 @@ def _main(argv: list[str]) -> int:
     if args is None:
         return 2
     module = import_module(f"arl.steps.{STEPS[args.step][0]}")
-    from arl.loop.steps import owner, run_step
+    from arl.loop.run import owner, run_step
 
     return run_step(args.step, args.lab, lambda: int(module.from_args(args)), owner())
 

@@ -13,8 +13,7 @@ from types import FrameType
 from arl.config.context import open_lab
 from arl.errors import ArlError
 from arl.loop.launching import launch
-from arl.loop.run import STOP
-from arl.loop.steps import INTERRUPTED, run_step
+from arl.loop.run import INTERRUPTED, STOP, run_step
 from arl.loop.turn import next_turn
 from arl.steps.baseline import baseline
 from arl.steps.image import image

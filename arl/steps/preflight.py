@@ -8,8 +8,7 @@ from arl.config.context import open_lab
 from arl.errors import ArlError
 from arl.git import gitops
 from arl.history import results
-from arl.loop.run import OK
-from arl.loop.steps import owner
+from arl.loop.run import OK, owner
 from arl.runstate import state
 from arl.runstate.runstate import new_run, resolve_settings
 from arl.util import sh
