@@ -1,5 +1,10 @@
-"""Waiting for the next thing to decide: a slot's verdict (the oldest first), a container gone, an agent silent past
-the iteration timeout, or a host service that died."""
+"""One turn of the loop: wait for the next thing to decide (a slot's verdict, the oldest first; a container gone; an
+agent silent past the iteration timeout; a host service that died), then `decide` (a verdict) or `restart` (a
+container gone or silent), then the stop rule. `arl-step next` and `arl run` both loop on `next_turn`; `arl-step
+wait` is its first part alone.
+
+In one process the verdict is decided the moment `wait` sees it, with no interpreter to start in between: that
+start-up was most of a `make research` experiment's host time."""
 
 from __future__ import annotations
 
@@ -12,11 +17,15 @@ from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, freeze_all, sync_transcript
+from arl.loop.decision import decide
+from arl.loop.restarting import restart
 from arl.loop.run import GONE, OK, TIMED_OUT, open_run
+from arl.loop.stopping import stop_rule
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState
 from arl.sandbox import service
 from arl.sandbox.containers import State
+from arl.util import faults
 
 POLL = 0.005  # verdict detection latency (half of it on average); a directory listing costs microseconds
 
@@ -25,6 +34,20 @@ CHECK_CONTAINER = 0.5  # asking the engine is not
 
 
 LIVE_VIEW = 2.0  # `docker logs` returns the whole stream so far: fetch it for the live view only now and then
+
+
+def next_turn(lab: str | None) -> int:
+    """0 when the run should stop now (the reason printed), 3 when it goes on: as `should-stop`."""
+    got_verdict = wait(lab) == OK
+    faults.point("after-wait")
+    if got_verdict:
+        decide(lab)
+        faults.point("after-decide")
+    else:
+        restart(lab)
+        faults.point("after-restart")
+    cfg, st = open_run(lab)
+    return stop_rule(cfg, st)
 
 
 def wait(lab: str | None) -> int:
