@@ -14,7 +14,7 @@ from arl.config.context import open_lab
 from arl.errors import ArlError
 from arl.loop.launching import launch
 from arl.loop.run import INTERRUPTED, STOP, run_step
-from arl.loop.waiting import next_turn
+from arl.loop.turn import next_turn
 from arl.steps.baseline import baseline
 from arl.steps.image import image
 from arl.steps.preflight import preflight

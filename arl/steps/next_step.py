@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from arl.loop.waiting import next_turn
+from arl.loop.turn import next_turn
 
 
 def from_args(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arl.loop.waiting import wait
+from arl.loop.turn import wait
 
 
 def from_args(args: argparse.Namespace) -> int:
