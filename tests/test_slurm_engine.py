@@ -67,7 +67,7 @@ def test_two_slots_as_jobs(lab: Path, slurm_cluster: ClusterFactory, monkeypatch
     assert keeps and all(r["verified_score"] for r in keeps)  # every keep verified, as a step of its slot's job
     # the lines that ran: sbatch per slot, named after the lab and slot; the verification as a step of the job
     assert "sbatch --parsable --job-name=arl-curve-fit-r1-s0" in err and "--job-name=arl-curve-fit-r1-s1" in err
-    assert "srun --jobid=" in err and "arl.loop.verify_job" in err
+    assert "srun --jobid=" in err and "arl.loop.verifying" in err
     assert "scancel" in err
     assert_clean(cluster, lab)
 

@@ -1,11 +1,12 @@
 """Verifications that run beside the decider, so that slots scale when their keeps are verified.
 
 With several slots, a keep's verification (and its holdout) runs in a process of its own (`python -m
-arl.loop.verify_job`, its own session, its log under .arl/logs/), while the decider goes on deciding the other slots'
-verdicts. The slot stays frozen meanwhile: its agent is waiting for its ack anyway. The job writes its result to
-.arl/verifications/<slot>-<seq>.json; the decider records it when it is there, against the best of that moment, so
-the history keeps one writer and a keep overtaken by a better one is vetoed. Nothing lives only in memory: a run
-killed meanwhile finds the job's result (or the job still running, or dead) in the next preflight's repair."""
+arl.loop.verifying LAB SLOT SEQ TREE`: `main` below, its own session, its log under .arl/logs/), while the decider
+goes on deciding the other slots' verdicts. The slot stays frozen meanwhile: its agent is waiting for its ack anyway.
+The job writes its result to .arl/verifications/<slot>-<seq>.json; the decider records it when it is there, against
+the best of that moment, so the history keeps one writer and a keep overtaken by a better one is vetoed. Nothing
+lives only in memory: a run killed meanwhile finds the job's result (or the job still running, or dead) in the next
+preflight's repair."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from typing import Any
 from arl.config.config import LabConfig
 from arl.config.engine import engine_kind
 from arl.engines.choose import engine_of
-from arl.evaluation.verification import Verification, VerificationFailed
+from arl.evaluation.verification import Verification, VerificationFailed, host_evaluate
+from arl.history import results
+from arl.loop.run import data_dir, open_run
 from arl.report import events
 from arl.runstate import slots
 from arl.runstate.runstate import RunState, Verifying
 from arl.util import sh
+from arl.util.fsutil import write_json
 
 
 def parallel(cfg: LabConfig, st: RunState) -> bool:
@@ -61,7 +65,7 @@ def start(cfg: LabConfig, st: RunState, slot: int, seq: int, tree: str, cost: fl
     result_path(cfg, slot, seq).unlink(missing_ok=True)
     log = cfg.state_dir / "logs" / f"verify-slot{slot}-seq{seq}.log"
     log.parent.mkdir(mode=0o700, exist_ok=True)
-    cmd = [sys.executable, "-m", "arl.loop.verify_job", str(cfg.root), str(slot), str(seq), tree]
+    cmd = [sys.executable, "-m", "arl.loop.verifying", str(cfg.root), str(slot), str(seq), tree]
     # where the slot's resources are: on this machine, or a step of the slot's SLURM job
     cmd = engine_of(cfg, st).verification(slots.of(st, slot).get("container") or "", cmd)
     sh.echo(" ".join(cmd) + f" > {log} 2>&1 &")
@@ -141,10 +145,50 @@ def _alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat") as f:
             running = f.read().rsplit(")", 1)[1].split()[0] != "Z"
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return running and b"arl.loop.verify_job" in f.read()  # not a pid reused since
+            # not a pid reused since; the prefix matches `arl.loop.verify_job` too, the job as an earlier arl ran it
+            return running and b"arl.loop.verif" in f.read()
     except (OSError, IndexError):
         try:
             os.kill(pid, 0)
             return True
         except OSError:
             return False
+
+
+def main(argv: list[str]) -> int:
+    """The job itself, `python -m arl.loop.verifying LAB SLOT SEQ TREE`: one keep's verification (and its holdout).
+    Started by `start`, never by people. It reads the run state and writes only its result file (atomically): the
+    decider records the outcome."""
+    lab, slot, seq, tree = argv[0], int(argv[1]), int(argv[2]), argv[3]
+    cfg, st = open_run(lab)
+    s = st["settings"]
+    out: dict[str, Any]
+    try:
+        res = host_evaluate(cfg, st, data_dir(st), s["repeats"], tree, slot)
+        out = dict(
+            ok=True,
+            score=res.score,
+            scores=res.scores,
+            metrics=res.metrics,
+            seconds=res.seconds,
+            split=res.split,
+            failures=list(res.failures),
+            holdout=None,
+        )
+        # The holdout of a keep that beats the best as it is now: the best only gets better, so a keep the decider
+        # accepts later beat this one too, and has its holdout score.
+        best, _ = results.best_of(cfg, results.read(cfg.results_file).rows)
+        holdout = s.get("holdout")
+        if holdout and cfg.better(res.score, best, s["min_improvement"]):
+            try:
+                out["holdout"] = host_evaluate(cfg, st, Path(holdout), 1, tree, slot).score
+            except VerificationFailed:
+                pass  # a holdout that does not evaluate hides nothing and decides nothing
+    except VerificationFailed as e:
+        out = {"ok": False, "error": str(e)}
+    write_json(result_path(cfg, slot, seq), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
