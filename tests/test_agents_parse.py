@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 
 from arl.agents import claude_auth as claude_mod
-from arl.agents.base import AgentContext, Event, StreamAccount
+from arl.agents.base import AgentContext, Event, StreamAccount, get_adapter
 from arl.agents.claude import ClaudeAdapter, estimate
 from arl.agents.codex import CodexAdapter
 from arl.agents.command import CommandAdapter
 from arl.agents.pricing import claude_cost, claude_rates, openai_cost, openai_rates
 from arl.agents.prompt import build_prompt
-from arl.agents.registry import get_adapter
 from arl.errors import ArlError
 
 STREAMS = Path(__file__).parent / "streams"

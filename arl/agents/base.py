@@ -1,4 +1,5 @@
-"""The agent adapter Protocol: the one swappable part of the loop, and the types it speaks in.
+"""The agent adapter Protocol: the one swappable part of the loop, the types it speaks in, and the adapters by name
+(`get_adapter`: `[agent] kind`, `--agent`, or a dotted path to a user's own class).
 
 An adapter says how to start an agent in the sandbox (command, environment, extra mounts), how to read its
 output stream into a few normalised events, how to classify its end, and what it cost."""
@@ -6,12 +7,14 @@ output stream into a few normalised events, how to classify its end, and what it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from arl.errors import ArlError
 from arl.sandbox.spec import LaunchSpec, Mount
 
-__all__ = ["AgentAdapter", "AgentContext", "Event", "LaunchSpec", "Mount", "StreamAccount"]
+__all__ = ["AgentAdapter", "AgentContext", "Event", "LaunchSpec", "Mount", "StreamAccount", "get_adapter"]
 
 EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "usage", "retry", "final")
 END_CLASSES = ("done", "error", "limit", "timeout", "killed", "api_error")
@@ -76,3 +79,37 @@ class AgentAdapter(Protocol):
     def cost(self, acc: StreamAccount) -> float:
         """USD for this process: the agent's own report when it made one, else arl's estimate."""
         ...
+
+
+KNOWN = {
+    "claude": "arl.agents.claude:ClaudeAdapter",
+    "codex": "arl.agents.codex:CodexAdapter",
+    "command": "arl.agents.command:CommandAdapter",
+    "offline": "arl.agents.offline:OfflineAdapter",
+}
+
+
+def get_adapter(kind: str) -> AgentAdapter:
+    """An adapter instance: a known kind, or `pkg.mod:Class` / `pkg.mod.Class` (imported only when asked for)."""
+    target = KNOWN.get(kind, kind)
+    if ":" in target:
+        module_name, _, attr = target.partition(":")
+    else:
+        module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise ArlError(
+            f"unknown agent {kind!r}: use one of {', '.join(KNOWN)}, or a class path such as mypkg.mod:MyAgent"
+        )
+    try:
+        cls: Any = getattr(import_module(module_name), attr)
+    except ImportError as e:
+        raise ArlError(f"cannot import the agent adapter {target!r}: {e}")
+    except AttributeError:
+        raise ArlError(f"the module {module_name!r} has no class {attr!r} (agent {kind!r})")
+    try:
+        adapter = cls()
+    except Exception as e:
+        raise ArlError(f"cannot create the agent adapter {target!r}: {type(e).__name__}: {e}")
+    if not isinstance(adapter, AgentAdapter):
+        raise ArlError(f"{target!r} is not an agent adapter: it needs name, launch, parse_line, end_class and cost")
+    return adapter

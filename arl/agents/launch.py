@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arl.agents.base import AgentContext, LaunchSpec
+from arl.agents.base import AgentContext, LaunchSpec, get_adapter
 from arl.broker.process import mode
 from arl.config.config import LabConfig
 from arl.runstate.runstate import RunState, Settings
@@ -47,8 +47,6 @@ def context(
 
 def check_agent(cfg: LabConfig, settings: Settings) -> LaunchSpec:
     """Resolve the adapter and its credentials; a missing credential is an ArlError raised here."""
-    from arl.agents.registry import get_adapter
-
     return get_adapter(settings["agent"]).launch(context(cfg, settings))
 
 

@@ -47,8 +47,7 @@ _COUNTING = threading.RLock()  # the incremental readers (transcripts, the broke
 def container_cost(cfg: LabConfig, st: RunState, path: Path, slot: int = 0) -> float:
     """The agent's own count from its stream; with the API broker, the broker's count of this session when it is
     higher (an agent killed mid-turn never reported what its last calls cost)."""
-    from arl.agents.base import StreamAccount
-    from arl.agents.registry import get_adapter
+    from arl.agents.base import StreamAccount, get_adapter
     from arl.broker import process as brokerproc
 
     agent = st["settings"]["agent"]

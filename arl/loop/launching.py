@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from arl.agents.base import get_adapter
 from arl.agents.launch import context
-from arl.agents.registry import get_adapter
 from arl.channel import channel
 from arl.config.config import LabConfig
 from arl.engines.choose import engine_of

@@ -1,4 +1,5 @@
-"""A slot's agent's container ended or went silent. How it ended decides what happens:
+"""A slot's agent's container ended or went silent. How it ended (`end_of`: from what the host saw, the agent's own
+stream read through its adapter and the API broker's record of upstream failures) decides what happens:
 
 - an API outage (its own retries ran out) is no experiment and spends no iteration: wait (30 s doubling to 10 min,
   with jitter, at least the API's Retry-After) and relaunch, until `max_api_outage_minutes` of failure;
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
-from arl.agents.ending import end_of, outage_retry_after
+from arl.agents.base import StreamAccount, get_adapter
+from arl.broker.process import usage_file
+from arl.broker.usage import records
 from arl.config.config import LabConfig
 from arl.engines.choose import engine_of
 from arl.loop import experiments
@@ -21,7 +25,7 @@ from arl.loop.run import OK, open_run
 from arl.loop.stopping import stop_reason
 from arl.report import events
 from arl.runstate import slots, state
-from arl.runstate.runstate import RunState
+from arl.runstate.runstate import RunState, SlotState
 from arl.util import faults
 
 
@@ -121,3 +125,39 @@ def _wait(cfg: LabConfig, st: RunState, delay: float, what: str) -> None:
     while time.time() < st["retry_at"] and stop_reason(cfg, st) is None:
         time.sleep(min(1.0, max(st["retry_at"] - time.time(), 0.0)))
     st.pop("retry_at", None)
+
+
+def end_of(cfg: LabConfig, st: RunState, name: str, exit_code: int | None, slot: int = 0) -> str:
+    """ "api_error", "done", "limit" or "crash"."""
+    adapter = get_adapter(st["settings"]["agent"])
+    acc = StreamAccount()
+    try:
+        with open(state.logs_dir(cfg) / f"{name}.jsonl", errors="replace") as f:
+            for line in f:
+                adapter.parse_line(line, acc)
+    except OSError:
+        pass
+    end = adapter.end_class(acc, exit_code)
+    since = st.get("slots", {}).get(str(slot), {}).get("launched_at", 0.0)
+    if end in ("error", "killed") and _upstream_failures(cfg, since, slot):
+        return "api_error"  # the agent gave up while the broker saw its API fail
+    return end if end in ("api_error", "done", "limit") else "crash"
+
+
+def outage_retry_after(cfg: LabConfig, session: SlotState) -> float:
+    """The longest Retry-After the API sent during this session (a slot's state; seconds), 0 when none."""
+    return max(
+        (float(f.get("retry_after") or 0) for f in _upstream_failures(cfg, session.get("launched_at", 0.0))),
+        default=0,
+    )
+
+
+def _upstream_failures(cfg: LabConfig, since: float, slot: int | None = None) -> list[dict[str, Any]]:
+    """The broker's failure records since `since`: the slot's own (each slot has its socket), or every slot's."""
+
+    def failed(rec: dict[str, Any]) -> bool:
+        status = rec.get("status")
+        return bool(rec.get("error")) or (isinstance(status, int) and (status == 429 or status >= 500))
+
+    mine = [rec for when, rec in records(usage_file(cfg)) if when >= since and failed(rec)]
+    return mine if slot is None else [rec for rec in mine if rec.get("slot", 0) == slot]

@@ -24,8 +24,7 @@ class Mark(TypedDict, total=False):
 def readable(agent: str, lines: list[str]) -> list[str]:
     """The short view of a stream: what the agent says, which tool it runs with the first line of its input,
     its control characters escaped (these lines go to the user's terminal)."""
-    from arl.agents.base import StreamAccount
-    from arl.agents.registry import get_adapter
+    from arl.agents.base import StreamAccount, get_adapter
     from arl.util.text import clean
 
     adapter = get_adapter(agent)
