@@ -398,24 +398,30 @@ def test_arl_mk_leaves_the_users_own_DATA_and_ARGS_alone(repo: Path) -> None:
     assert preflight("DATA=d", "ARGS=--agent offline") == '--data "d" --agent offline'
 
 
+# How a hook ended as arl wrote it until its runner moved to hooks/hookrun.py: by importing the runner's old path.
+EARLIER_HOOK_END = """exec "$ARL_PYTHON" -c '
+import sys
+try:
+    from arl.lab.hookrun import main
+except ImportError:
+    sys.exit(0)
+sys.exit(main(sys.argv[1:]))' "$hook" "$@"
+"""
+
+
 def test_hooks_of_an_earlier_arl_keep_working_and_are_rewritten_at_the_next_run(repo: Path) -> None:
     arl("init", "--example", "curve-fit", cwd=repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "lab")
     hook = repo / ".git" / "hooks" / "pre-commit"
     current = hook.read_text()
-    old = current.replace("from arl.hookrun import main", "from arl.lab.hookrun import main")  # as 2026-11-28 wrote
-    assert old != current
-    hook.write_text(old)
+    hook.write_text(current[: current.index("runner=")] + EARLIER_HOOK_END)
     # the old path still reaches the runner: a hook that found nothing would let every commit through unchecked
-    probe = run(
-        [
-            str(BIN / "python"),
-            "-c",
-            "from arl.lab.hookrun import main; from arl.hookrun import main as m; assert main is m",
-        ]
-    )
-    assert probe.returncode == 0
+    _set_target(repo, "guard", "@echo guard says no >&2; exit 3")
+    git(repo, "add", "-A")
+    vetoed = _commit(repo, "-m", "keep", env={"ARL_KEEP_LAB": str(repo)})
+    assert vetoed.returncode != 0 and "guard says no" in vetoed.stderr
+    git(repo, "reset", "-q", "--hard")
     proc = run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=repo)
     assert "rewrote arl's pre-commit hook from the current template" in proc.stderr
     assert hook.read_text() == current

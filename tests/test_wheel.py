@@ -45,6 +45,7 @@ def test_wheel_carries_templates_and_hooks(tmp_path: Path) -> None:
     assert pkg.is_relative_to(venv) and not pkg.is_relative_to(ROOT)
     assert Path(where[1]) == pkg / "templates" and (pkg / "templates" / "lab" / "lab.toml").is_file()
     assert Path(where[2]) == pkg / "hooks" and (pkg / "hooks" / "hook.tmpl").is_file()
+    assert (pkg / "hooks" / "hookrun.py").is_file()  # the runner the hooks name by its path
     # so does the alias that autoresearch-lab backends import
     alias = _run([str(vbin / "python"), "-c", "import autoresearch_lab.harness.backend as b, arl; "
                   "assert b.EvalResult is arl.EvalResult; print(b.__file__)"], cwd=tmp_path, env=env)  # fmt: skip
@@ -58,6 +59,7 @@ def test_wheel_carries_templates_and_hooks(tmp_path: Path) -> None:
         assert (repo / name).is_file(), name
     hook = repo / ".git" / "hooks" / "pre-commit"
     assert "arl-managed-hook" in hook.read_text() and str(vbin / "python") in hook.read_text()
+    assert str(pkg / "hooks" / "hookrun.py") in hook.read_text()
     result = json.loads(_run([str(vbin / "arl"), "eval", "--data", "data", "--json"], cwd=repo, env=env))
     assert set(result) == {"score", "metrics", "samples", "seconds"} and math.isfinite(result["score"])
     assert result["samples"] == 8

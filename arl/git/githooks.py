@@ -1,4 +1,6 @@
-"""Installing arl's git hooks the careful way: marked, chaining a foreign hook, removing only ours."""
+"""Installing arl's git hooks the careful way: marked, chaining a foreign hook, removing only ours. Each is
+hooks/hook.tmpl rendered for its hook type, naming arl's python and the runner beside the template
+(hooks/hookrun.py) by their absolute paths."""
 
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ def hooks_dir(repo: Path) -> Path:
         if not target.resolve().is_relative_to(repo.resolve()):
             raise ArlError(
                 f"core.hooksPath is set to {hooks_path.strip()}, outside this repository; arl will not write "
-                f"there. Call `python -m arl.hookrun pre-commit` and `... post-commit` from those hooks, or "
-                f"`git config --unset core.hooksPath` and rerun `arl hooks install`"
+                f"there. Call `{shlex.join([sys.executable, str(runner())])} pre-commit` and `... post-commit` from "
+                f"those hooks, or `git config --unset core.hooksPath` and rerun `arl hooks install`"
             )
     return target
 
@@ -65,9 +67,18 @@ def install(repo: Path) -> list[Path]:
     return written
 
 
+def runner() -> Path:
+    """What the hooks run: a script, in a checkout beside the package and in a wheel inside it."""
+    return resource_dir("hooks") / "hookrun.py"
+
+
 def render(template: str, name: str) -> str:
-    """One template for every hook type (as pre-commit does): only its name and arl's python differ."""
-    return template.replace("@HOOK@", name).replace("@ARL_PYTHON@", shlex.quote(sys.executable))
+    """One template for every hook type (as pre-commit does): only its name, arl's python and runner differ."""
+    return (
+        template.replace("@HOOK@", name)
+        .replace("@ARL_PYTHON@", shlex.quote(sys.executable))
+        .replace("@ARL_HOOKRUN@", shlex.quote(str(runner())))
+    )
 
 
 def refresh(repo: Path) -> list[Path]:

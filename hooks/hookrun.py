@@ -1,6 +1,12 @@
-"""What arl's git hooks do: the hooks rendered from hooks/hook.tmpl call `arl.hookrun.main`. Keep the path:
-hooks that arl installed long ago import it too, and a hook that finds nothing lets every commit through
-unchecked."""
+"""What arl's git hooks do, run by path: `python /abs/path/hooks/hookrun.py pre-commit|post-commit`. The hooks
+rendered from hook.tmpl (beside this file) name it with its absolute path, as they name arl's python.
+
+- pre-commit: in a keep's commit (arl sets ARL_KEEP_LAB), the lab's `make guard`, whose failure vetoes the keep;
+  otherwise a commit that touches the pipeline of a lab whose research run is active is refused.
+- post-commit: in a keep's commit, the lab's `make on-keep`.
+
+A script, not a module of the package: the hooks are one folder, found by path. Without arl importable (its
+virtualenv removed, or another python), a person's commit goes through unchecked."""
 
 from __future__ import annotations
 
@@ -8,8 +14,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-from arl.runstate.state import active_run_pid
 
 
 def _git(*args: str) -> str:
@@ -39,6 +43,10 @@ def pre_commit() -> int:
         return rc
     if os.environ.get("ARL_ALLOW_PIPELINE_COMMIT") == "1":
         return 0
+    try:
+        from arl.runstate.state import active_run_pid
+    except ImportError:
+        return 0  # arl is not importable (its virtualenv removed, another python): unchecked
     top = Path(_git("rev-parse", "--show-toplevel").strip() or ".")
     # --no-renames: a file moved out of the pipeline touches the pipeline too (its old path is listed)
     staged = [p for p in _git("diff", "--cached", "--name-only", "--no-renames", "-z").split("\0") if p]
