@@ -402,7 +402,7 @@ def test_arl_mk_leaves_the_users_own_DATA_and_ARGS_alone(repo: Path) -> None:
 EARLIER_HOOK_END = """exec "$ARL_PYTHON" -c '
 import sys
 try:
-    from arl.lab.hookrun import main
+    from arl.hookrun import main
 except ImportError:
     sys.exit(0)
 sys.exit(main(sys.argv[1:]))' "$hook" "$@"

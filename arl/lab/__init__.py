@@ -1,1 +1,0 @@
-"""Old import paths kept for what earlier versions of arl left outside the package: nothing new goes here."""
