@@ -1,6 +1,7 @@
 """The layout README's "Layout" section promises, read from the source: packages import only from the layers below
 them, no import cycle (lazy and type-only imports count), no step imports another, no module reaches into
-another's private names, no module is over 300 lines, and README names every folder."""
+another's private names, no module is over 300 lines, no folder holds more than a dozen modules (steps and commands
+aside), and README names every folder."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from .conftest import ROOT
 
 ARL = ROOT / "arl"
 # Lowest first: a package may import from its own layer and the ones before it. The top-level modules are the
-# error class (used everywhere), the two console scripts, the hook runner and the old import path kept for
-# backends.
+# error class (used everywhere), the two console scripts and the old import paths kept for backends (arl.api) and
+# for git hooks an earlier arl installed (arl.hookrun).
 LAYERS = [
     "util",
     "config",
@@ -32,7 +33,6 @@ LAYERS = [
     "loop",
     "steps",
     "commands",
-    "lab",  # old import paths only (arl.lab.hookrun, for git hooks an earlier arl installed)
 ]
 TOP_LEVEL_LOW = {"errors"}  # below every package
 
@@ -73,8 +73,7 @@ def upward_imports(root: Path) -> list[str]:
             targets = [f"{module}.{n}" for n in names] if module.count(".") == 0 else [module]
             for target in targets:
                 theirs = layer(target)
-                legacy = rel.parts[0] == "lab"  # old paths that stand for top-level modules (arl.hookrun)
-                if theirs is None and not legacy or theirs is not None and theirs > mine:
+                if theirs is None or theirs > mine:
                     wrong.append(f"arl/{rel}:{line} imports {target}")
     return wrong
 
@@ -107,6 +106,31 @@ def test_no_step_imports_another_step() -> None:
 def test_no_module_imports_a_private_name_of_another() -> None:
     wrong = private_imports(ARL)
     assert not wrong, "\n".join(wrong)
+
+
+MAX_MODULES = 12
+MANY_MODULES = {"steps", "commands"}  # one module per `arl-step` / `arl` command: as many as there are commands
+
+
+def crowded_folders(root: Path) -> list[str]:
+    """The folders under `root` (arl/) with more than MAX_MODULES .py files, `__init__.py` included."""
+    folders = sorted({p.parent for p in modules(root)} - {root})
+    counts = {f: len(list(f.glob("*.py"))) for f in folders if f.relative_to(root).parts[0] not in MANY_MODULES}
+    return [f"arl/{f.relative_to(root)}/: {n} modules" for f, n in counts.items() if n > MAX_MODULES]
+
+
+def test_no_folder_holds_more_than_a_dozen_modules() -> None:
+    """A folder is one idea a reader can take in at once; one that grows past a dozen holds two: split it."""
+    wrong = crowded_folders(ARL)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_folder_check_sees_a_crowded_folder(tmp_path: Path) -> None:
+    for folder, count in (("loop", MAX_MODULES + 1), ("agents", MAX_MODULES), ("steps", MAX_MODULES + 5)):
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            (tmp_path / folder / f"m{i}.py").write_text("")
+    assert crowded_folders(tmp_path) == [f"arl/loop/: {MAX_MODULES + 1} modules"]
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ARL)))
@@ -179,10 +203,34 @@ def test_the_cycle_check_sees_a_lazy_cycle(tmp_path: Path) -> None:
     assert cycles(tmp_path) == ["util.a -> util.b -> util.a"]
 
 
+def layout_entries() -> dict[str, str]:
+    """README's "Layout": each entry's text by the folder it opens with (`arl/util/`, `arl/`, `hooks/`)."""
+    section = (ROOT / "README.md").read_text().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    entries = re.findall(r"(?ms)^\* `([^`]+)`(.*?)(?=^\* |\Z)", section)
+    return {folder: text for folder, text in entries}
+
+
 def test_readme_layout_names_every_folder_in_layer_order() -> None:
     """README's "Layout" has one entry per folder of arl/, lowest first as LAYERS has them, and none that is gone."""
-    section = (ROOT / "README.md").read_text().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
-    named = re.findall(r"(?m)^\* `arl/(\w+)/`", section)
+    named = [f.split("/")[1] for f in layout_entries() if re.fullmatch(r"arl/\w+/", f)]
     folders = sorted(p.parent.name for p in ARL.glob("*/__init__.py"))
     assert sorted(LAYERS) == folders
     assert named == LAYERS
+
+
+def test_readme_layout_names_every_module_and_no_other() -> None:
+    """Each folder's entry names its modules in backticks (steps and commands aside: one per command), and every
+    lower-case name in backticks there is one of them: a module renamed or merged away shows."""
+    entries = layout_entries()
+    wrong = []
+    for folder, entry in entries.items():
+        where = ROOT / folder
+        if not folder.startswith(("arl/", "hooks/")) or where.name in MANY_MODULES:
+            continue
+        files = [p for p in where.glob("*") if p.is_file() and p.suffix in (".py", ".tmpl")]
+        mine = {p.stem if p.suffix == ".py" and folder != "hooks/" else p.name for p in files} - {"__init__"}
+        named = set(re.findall(r"`([a-z_][a-z0-9_.]*)`", entry))
+        named = {n for n in named if n in mine or re.fullmatch(r"[a-z_][a-z0-9_]*(\.py|\.tmpl)?", n)}
+        wrong += [f"{folder}: `{m}` is not named" for m in sorted(mine - named)]
+        wrong += [f"{folder}: `{n}` is no module there" for n in sorted(named - mine)]
+    assert not wrong, "\n".join(wrong)
