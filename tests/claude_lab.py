@@ -1,15 +1,12 @@
 """What the Claude Code sandbox tests share: the scripted API's turns (each a Bash tool call that makes the agent act),
-their prices, the image and lab fixtures, and helpers to run arl and read what it left."""
+their prices, the image fixture (each module's lab: its `lab` mark), and helpers to run arl and read what it left."""
 
 from __future__ import annotations
 
 import json
 import platform
 import secrets
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +22,8 @@ from arl.config.context import open_lab
 from arl.errors import ArlError
 from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, text
 
-from .conftest import arl, git, make_repo, pypi_reachable, run, skip_unless_required
-from .loophelpers import cleanup_containers, rows, set_toml
+from .conftest import arl, pypi_reachable, run, skip_unless_required
+from .loophelpers import Ran, rows, run_arl
 
 
 def _free_port() -> int:
@@ -184,40 +181,8 @@ def claude_image_fixture(docker_engine: None) -> str:
         raise
 
 
-def rename(lab: Path) -> str:
-    """A name of its own: container names derive from the lab's name (see the name-clash test at the end)."""
-    name = f"curve-fit-{secrets.token_hex(3)}"
-    set_toml(lab, "lab", "name", name)
-    git(lab, "commit", "-qam", "a lab name of its own")
-    return name
-
-
 def lab_name(lab: Path) -> str:
     return open_lab(str(lab)).name
-
-
-@pytest.fixture(name="lab")
-def claude_lab_fixture(example_lab: Path, claude_image: str) -> Iterator[Path]:
-    rename(example_lab)
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
-@pytest.fixture(name="user_lab")
-def user_lab_fixture(claude_image: str) -> Iterator[Path]:
-    """The example lab owned by an unprivileged user, outside root's private tmp (as tests/test_sandbox.py)."""
-    top = Path(tempfile.mkdtemp(prefix="arl-claude-"))
-    top.chmod(0o755)
-    lab = make_repo(top / "repo")
-    arl("init", "--example", "curve-fit", cwd=lab)
-    git(lab, "add", "-A")
-    git(lab, "commit", "-qm", "lab")
-    rename(lab)
-    (top / "home").mkdir()
-    subprocess.run(["chown", "-R", f"{NON_ROOT}:{NON_ROOT}", str(top)], check=True)
-    yield lab
-    cleanup_containers(lab)
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def fake_api(*conversations: list[Turn]) -> FakeAnthropic:
@@ -240,18 +205,12 @@ class Secrets:
 
 
 # `arl run` as every test here starts it (the agent's plateau never stops a scripted run)
-RUN_ARGS = ["run", "--data", "data", "--agent", "claude", "--model", MODEL, "--plateau-threshold", "0"]
+CLAUDE_FLAGS = ["--model", MODEL, "--plateau-threshold", "0"]
+RUN_ARGS = ["run", "--data", "data", "--agent", "claude", *CLAUDE_FLAGS]  # for a run started otherwise (setpriv, start)
 
 
-def arl_run(lab: Path, env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return arl(
-        *RUN_ARGS,
-        *args,
-        cwd=lab,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+def arl_run(lab: Path, env: dict[str, str], *args: str, timeout: float = 240) -> Ran:
+    return run_arl(lab, *CLAUDE_FLAGS, *args, agent="claude", env=env, timeout=timeout)
 
 
 def costs(lab: Path) -> list[float]:

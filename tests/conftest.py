@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,15 +64,6 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-@pytest.fixture
-def example_lab(repo: Path) -> Path:
-    """The curve-fit example, scaffolded and committed in a fresh repository."""
-    arl("init", "--example", "curve-fit", cwd=repo)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "lab")
-    return repo
-
-
 def docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -117,14 +112,144 @@ def base_image(docker_engine: None) -> str:
     return images.ensure_base(base_from=os.environ.get("ARL_TEST_BASE_FROM", "debootstrap"))
 
 
+# ---- labs: every lab of the tests is made by new_lab(), through `lab`, `example_lab` or `make_lab(**options)` ----
+
+
+def busy_repo(path: Path) -> Path:
+    """A repository with work of its own: a root Makefile, a staged file, an unstaged change, an untracked file."""
+    repo = make_repo(path)
+    (repo / "Makefile").write_text("all:\n\t@echo the user's own build\nDATA = user-data\n")
+    (repo / "notes.txt").write_text("v1\n")
+    git(repo, "add", "Makefile", "notes.txt")
+    git(repo, "commit", "-qm", "the user's project")
+    (repo / "staged.txt").write_text("staged work\n")
+    git(repo, "add", "staged.txt")
+    (repo / "notes.txt").write_text("v2, not staged\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    return repo
+
+
+def own_work_intact(repo: Path) -> None:
+    """The busy repository's own work as busy_repo left it: staged, unstaged and untracked."""
+    status = git(repo, "status", "--porcelain", "--", "staged.txt", "notes.txt", "scratch.txt", "Makefile")
+    assert sorted(status.splitlines()) == [" M notes.txt", "?? scratch.txt", "A  staged.txt"], status
+    assert (repo / "notes.txt").read_text() == "v2, not staged\n"
+
+
+def new_lab(
+    repo: Path,
+    *,
+    example: str | None = "curve-fit",
+    init: tuple[str, ...] = (),
+    folder: str = "",
+    busy: bool = False,
+    own_name: bool = False,
+    settings: dict[str, dict[str, Any]] | None = None,
+    files: dict[str, str] | None = None,
+    agents: tuple[str, ...] = (),
+    commit: bool = True,
+) -> Path:
+    """A lab as a user makes one: `arl init [--example EXAMPLE] INIT...` in the repository `repo` (made here; with
+    `busy`, one holding work of its own) or in its sub-folder `folder`; then `settings` ({table: {key: value}}) set
+    in lab.toml, `files` (path in the lab -> text) written, the scripts `agents` of tests/agents/ copied in, and
+    with `own_name` a lab name of its own (container names and refs derive from it: nothing can meet another
+    lab's on the engine). With `commit`, the lab's files are committed (only those: a busy repository's own work
+    stays as it was)."""
+    top = busy_repo(repo) if busy else make_repo(repo)
+    lab = top / folder if folder else top
+    lab.mkdir(exist_ok=True)
+    arl("init", *(["--example", example] if example else []), *init, cwd=lab)
+    for table, values in (settings or {}).items():
+        for key, value in values.items():
+            set_toml(lab, table, key, value)
+    if own_name:
+        set_toml(lab, "lab", "name", f"{example or 'lab'}-{secrets.token_hex(3)}")
+    for rel, text in (files or {}).items():
+        (lab / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lab / rel).write_text(text)
+    for script in agents:
+        shutil.copy(ROOT / "tests" / "agents" / script, lab / script)
+    if commit:
+        git(lab, "add", "--", ".")
+        git(lab, "commit", "-qm", "lab", "--", ".")
+    return lab
+
+
+LabMaker = Callable[..., Path]
+
+
 @pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    """The example lab, for a run on the real engine; the lab's containers are removed after the test, whatever
-    it left (its own teardown is what it checks)."""
-    yield example_lab
+def make_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabMaker]:
+    """`make_lab(image=..., owner=..., **options of new_lab)`: a lab under the test's folder (the first at
+    tmp_path/repo, the `repo` fixture's folder). `image` names the fixture of the image its agents run on
+    (base_image, codex_image, claude_image; None: a lab that runs no agent); `owner` (a uid) puts it outside
+    root's private tmp, owned by that user. After the test the containers of every lab it made are removed,
+    whatever the test left (its own teardown is what it checks)."""
+    made: list[Path] = []
+    tops: list[Path] = []
+
+    def make(*, image: str | None = "base_image", owner: int | None = None, **options: Any) -> Path:
+        if image:
+            request.getfixturevalue(image)
+        if owner is None:
+            top = tmp_path
+        else:
+            top = Path(tempfile.mkdtemp(prefix="arl-lab-"))
+            top.chmod(0o755)
+            tops.append(top)
+        lab = new_lab(top / ("repo" if not made else f"repo{len(made) + 1}"), **options)
+        if owner is not None:
+            (top / "home").mkdir()
+            subprocess.run(["chown", "-R", f"{owner}:{owner}", str(top)], check=True)
+        made.append(lab)
+        return lab
+
+    yield make
     from .loophelpers import cleanup_containers  # loophelpers imports this module
 
-    cleanup_containers(example_lab)
+    for lab in made:
+        cleanup_containers(lab)
+    for top in tops:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, make_lab: LabMaker) -> Path:
+    """The test's lab: the curve-fit example, committed, on the engine. A module or a test that needs another lab
+    says which with the `lab` mark, whose keywords are make_lab's: `pytestmark = pytest.mark.lab(image=
+    "codex_image", own_name=True)`, `@pytest.mark.lab(image=None, folder="research", busy=True)`."""
+    mark = request.node.get_closest_marker("lab")
+    return make_lab(**(mark.kwargs if mark else {}))
+
+
+@pytest.fixture
+def example_lab(make_lab: LabMaker) -> Path:
+    """The curve-fit example, committed, for a test that runs no agent (no engine needed)."""
+    return make_lab(image=None)
+
+
+def set_toml(lab: Path, table: str, key: str, value: Any) -> None:
+    """Edit one key of lab.toml (tests only), keeping it valid TOML."""
+    text = (lab / "lab.toml").read_text().splitlines()
+    out, in_table, done = [], False, False
+    for line in text:
+        if line.strip().startswith("["):
+            if in_table and not done:
+                out.append(f"{key} = {json.dumps(value)}")
+                done = True
+            in_table = line.strip() == f"[{table}]"
+        if in_table and line.split("=")[0].strip() == key:
+            line, done = f"{key} = {json.dumps(value)}", True
+        out.append(line)
+    if not done:
+        if not in_table:
+            out.append(f"[{table}]")
+        out.append(f"{key} = {json.dumps(value)}")
+    (lab / "lab.toml").write_text("\n".join(out) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab(**options): the lab the `lab` fixture makes (make_lab's keywords)")
 
 
 # Suites that print one summary table at the end of the run (hostile agents, faults...): add rows with

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .conftest import BIN, arl, git
+from .conftest import set_toml as set_toml  # lab.toml edits live with the labs (conftest); many tests import it here
 
 
 class Ran(NamedTuple):
@@ -32,11 +32,14 @@ def run_arl(
     timeout: float = 300,
     check: bool = False,
     env: dict[str, str] | None = None,
+    fault: str | None = None,
 ) -> Ran:
     """`arl run --data DATA --agent AGENT --seed SEED ARGS...` in the lab, on the debootstrap-built base image (a
-    later `--seed` in ARGS wins); `check`: a non-zero exit fails the test with the output."""
+    later `--agent` or `--seed` in ARGS wins; the seed is the offline agent's only); `fault`: arl killed at that
+    fault point (ARL_FAULT, arl/util/faults.py); `check`: a non-zero exit fails the test with the output."""
     argv = ["run", "--data", data, "--agent", agent, "--seed", str(seed), *args]
-    proc = arl(*argv, cwd=lab, check=check, timeout=timeout, env={"ARL_BASE_FROM": "debootstrap", **(env or {})})
+    env = {"ARL_BASE_FROM": "debootstrap", **({"ARL_FAULT": fault} if fault else {}), **(env or {})}
+    proc = arl(*argv, cwd=lab, check=check, timeout=timeout, env=env)
     return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -125,23 +128,3 @@ def check_history(lab: Path, lab_name: str = "curve-fit") -> list[dict[str, str]
         assert ref == r["commit"], f"experiment {r['id']}: ref {ref} != row commit {r['commit']}"
     assert git(lab, "status", "--porcelain", "--untracked-files=all", "--", "pipeline").strip() == ""
     return rs
-
-
-def set_toml(lab: Path, table: str, key: str, value: Any) -> None:
-    """Edit one key of lab.toml (tests only), keeping it valid TOML."""
-    text = (lab / "lab.toml").read_text().splitlines()
-    out, in_table, done = [], False, False
-    for line in text:
-        if line.strip().startswith("["):
-            if in_table and not done:
-                out.append(f"{key} = {json.dumps(value)}")
-                done = True
-            in_table = line.strip() == f"[{table}]"
-        if in_table and line.split("=")[0].strip() == key:
-            line, done = f"{key} = {json.dumps(value)}", True
-        out.append(line)
-    if not done:
-        if not in_table:
-            out.append(f"[{table}]")
-        out.append(f"{key} = {json.dumps(value)}")
-    (lab / "lab.toml").write_text("\n".join(out) + "\n")

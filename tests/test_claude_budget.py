@@ -21,7 +21,6 @@ from .claude_lab import (
     Secrets,
     arl_run,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
     served_cost,
     status,
@@ -31,7 +30,7 @@ from .conftest import git
 from .loophelpers import containers_of, set_toml
 from .test_broker_limits import billed_past
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
 
 # Three calls to the broker's socket with the agent's own tools (billed like turns), then one asking the provider to
 # search the web (refused: allow_web is false).
@@ -50,7 +49,7 @@ DIRECT = (
 TURN = Turn([text("Working on it, and asking the API myself."), bash(DIRECT, "call the API")], u(2000, 700))
 
 
-def test_budget_stops_two_slots_at_the_limit_and_counts_every_call(lab: Path) -> None:  # noqa: F811
+def test_budget_stops_two_slots_at_the_limit_and_counts_every_call(lab: Path) -> None:
     set_toml(lab, "run", "agents", 2)
     git(lab, "commit", "-qam", "two agents")
     script = [TURN] * 60  # never a verdict: the sessions would run until the iteration timeout
@@ -103,7 +102,7 @@ SLOW_KEEP = (
 WORK = Turn([text("Still working."), bash("echo working", "work")], u(2000, 700))
 
 
-def test_the_budget_freezes_every_agent_while_a_long_decision_runs(lab: Path) -> None:  # noqa: F811
+def test_the_budget_freezes_every_agent_while_a_long_decision_runs(lab: Path) -> None:
     """With one verification at a time, slot 0's keep is verified inside the decision, for 45 s; slot 1 crosses
     max_cost meanwhile with calls from its shell. Every agent is frozen then, not when the decision ends: nothing is
     billed past the limit but what was in flight, and slot 1's refused calls stop within a second or two of the

@@ -27,14 +27,13 @@ from .claude_lab import (
     RAISE_TURN,
     arl_run,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
     u,
 )
 from .loophelpers import containers_of, rows
 from .test_broker import Seen, Upstream
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
 
 # Where Claude Code keeps a login, in the container: each is overwritten, and every credentials file found is shown.
 ATTACK = (
@@ -99,7 +98,7 @@ def login(folder: Path, expires_in_ms: int) -> tuple[Path, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("expired", [True, False], ids=["expired", "valid"])
-def test_oauth_login_stays_on_the_host(lab: Path, tmp_path: Path, tokens: TokenServer, expired: bool) -> None:  # noqa: F811
+def test_oauth_login_stays_on_the_host(lab: Path, tmp_path: Path, tokens: TokenServer, expired: bool) -> None:
     creds, old = login(tmp_path / "claude-home", 60_000 if expired else 8 * 3_600_000)
     before = creds.read_bytes()
     script = [PROBE_TURN, ATTACK_TURN, RAISE_TURN, KEEP_TURN, DONE_TURN]

@@ -49,7 +49,6 @@ from .claude_lab import (
     adapter_env_names,
     arl_run,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    claude_lab_fixture,  # noqa: F401  (a fixture)
     costs,
     docker_lines,
     fake_api,
@@ -65,25 +64,24 @@ from .claude_lab import (
     tool_result_text,
     transcript_cost,
     transcripts,
-    user_lab_fixture,  # noqa: F401  (a fixture)
 )
-from .conftest import BIN, arl, git, make_repo, run
+from .conftest import BIN, LabMaker, arl, git, run
 from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml, wait_for
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
 
 
 # ------------------------------------------------------------------------------------------------------ tests
 
 
 @pytest.mark.parametrize("as_user", ["root", "non-root"])
-def test_two_experiments_argv_env_cost_transcript(request: pytest.FixtureRequest, as_user: str) -> None:
+def test_two_experiments_argv_env_cost_transcript(make_lab: LabMaker, as_user: str) -> None:
     if as_user == "root" and os.getuid() != 0:
         pytest.skip("the root variant needs a root host user")
     if as_user == "non-root" and (os.getuid() != 0 or shutil.which("setpriv") is None):
         pytest.skip("the non-root variant switches user with setpriv, as root")
-    lab: Path = request.getfixturevalue("lab" if as_user == "root" else "user_lab")
     uid = 0 if as_user == "root" else NON_ROOT
+    lab = make_lab(image="claude_image", own_name=True, owner=uid or None)
     script = [PROBE_TURN, RAISE_TURN, KEEP_TURN, WORSEN_TURN, DISCARD_TURN, DONE_TURN]
     agent_args = ["--max-turns", "40"]
     sec = Secrets()
@@ -330,15 +328,11 @@ def test_no_credentials_fails_at_preflight(example_lab: Path, docker_engine: Non
     assert time.time() - started < 30
 
 
-def test_two_labs_of_the_same_name_do_not_touch_each_other(lab: Path, tmp_path: Path) -> None:
+def test_two_labs_of_the_same_name_do_not_touch_each_other(lab: Path, make_lab: LabMaker, tmp_path: Path) -> None:
     """Two checkouts of one lab run at once: the second's launch must not take the first's agent for a leftover
     of its own (container names once derived from the lab's name alone)."""
     name = lab_name(lab)
-    twin = make_repo(tmp_path / "twin")
-    arl("init", "--example", "curve-fit", cwd=twin)
-    set_toml(twin, "lab", "name", name)
-    git(twin, "add", "-A")
-    git(twin, "commit", "-qm", "the same lab, another checkout")
+    twin = make_lab(image="claude_image", settings={"lab": {"name": name}})  # the same lab, another checkout
     sec = Secrets()
     # the first run's agent sits in a long tool call; the twin's (the second conversation) makes one experiment
     with fake_api([BUSY_TURN], [RAISE_TURN, KEEP_TURN, DONE_TURN]) as api:

@@ -15,7 +15,6 @@ from .claude_lab import (
     Secrets,
     arl_run,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
     lab_name,
     priced,
@@ -26,10 +25,10 @@ from .conftest import git
 from .loophelpers import check_history, containers_of, set_toml
 from .test_broker_limits import billed_past
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
 
 
-def test_max_cost_sums_three_claude_slots(lab: Path) -> None:  # noqa: F811
+def test_max_cost_sums_three_claude_slots(lab: Path) -> None:
     set_toml(lab, "run", "agents", 3)
     git(lab, "commit", "-qam", "three agents")
     script = [RAISE_TURN, KEEP_TURN, DONE_TURN]

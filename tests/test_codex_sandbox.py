@@ -19,12 +19,12 @@ import pytest
 from arl.agents.pricing import openai_cost
 from arl.broker.usage import usage_cost
 
-from .claude_lab import RAISE, REACH, host_listener, reach_checked, rename
-from .conftest import ROOT, arl, run
+from .claude_lab import RAISE, REACH, host_listener, reach_checked
+from .conftest import ROOT, run
 from .fake_openai import FakeOpenAI, Reply
-from .loophelpers import cleanup_containers, containers_of, rows
+from .loophelpers import containers_of, rows, run_arl
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="codex_image", own_name=True)]
 
 MODEL = "gpt-5-codex"
 PROBE = (
@@ -61,21 +61,13 @@ def codex_image(docker_engine: None) -> Iterator[str]:
     run(["docker", "image", "rm", tag], check=False)
 
 
-@pytest.fixture
-def lab(example_lab: Path, codex_image: str) -> Iterator[Path]:
-    rename(example_lab)
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
 def test_codex_reaches_only_its_api_through_the_broker(lab: Path) -> None:
     key = f"sk-proj-{secrets.token_hex(16)}"
     with FakeOpenAI(SCRIPT) as api, host_listener() as seen:
-        env = {"ARL_BASE_FROM": "debootstrap", "CODEX_API_KEY": key, "OPENAI_BASE_URL": api.base_url}
-        proc = arl(
-            "run", "--data", "data", "--agent", "codex", "--model", MODEL, "--plateau-threshold", "0",
-            "--max-iterations", "1", cwd=lab, env=env, timeout=300, check=False,
-        )  # fmt: skip
+        env = {"CODEX_API_KEY": key, "OPENAI_BASE_URL": api.base_url}
+        proc = run_arl(
+            lab, "--model", MODEL, "--plateau-threshold", "0", "--max-iterations", "1", agent="codex", env=env
+        )
         posts = [r for r in api.requests if r.method == "POST"]
         others = [r for r in api.requests if r.method != "POST"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, arl, run
+from tests.conftest import BIN, arl, busy_repo, run
 from tests.test_config import one_line_error
-from tests.test_user_actions import busy_repo
 
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    lab = busy_repo(tmp_path / "repo") / "research"
-    lab.mkdir()
-    arl("init", "--example", "curve-fit", cwd=lab)
-    return lab
+pytestmark = pytest.mark.lab(image=None, folder="research", busy=True, commit=False)  # no agent runs here
 
 
 def test_verdict_takes_its_action_as_autoresearch_lab_spelled_it(lab: Path) -> None:

@@ -11,19 +11,17 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arl.config.context import open_lab
 from arl.util import faults
 
-from .conftest import arl, git, make_repo, summary_table
-from .loophelpers import cleanup_containers, containers_of, kill_agent, rows, set_toml, start, stop_proc, wait_for
-
-pytestmark = pytest.mark.docker
+from .conftest import LabMaker, git, summary_table
+from .loophelpers import containers_of, kill_agent, rows, run_arl, set_toml, start, stop_proc, wait_for
 
 # ---- the table ---------------------------------------------------------------------------------------------------
 
@@ -40,41 +38,20 @@ def table() -> list[list[object]]:
 
 # For the restart points: an agent that leaves an edit behind and dies (a crash with a dirty pipeline).
 DYING_AGENT = ["sh", "-c", "echo 'EXTRA = 1' >> model.py; exit 3"]
+# A name of its own: nothing of this lab (containers, refs) can meet another lab's on this engine.
+pytestmark = [pytest.mark.docker, pytest.mark.lab(own_name=True, settings={"agent": {"command": DYING_AGENT}})]
+QUIET = {"ARL_QUIET": "1"}
 
 
-@dataclass
-class Lab:
-    path: Path
-    name: str  # a name of its own: nothing of this lab (containers, refs) can meet another lab's on this engine
-
-    @property
-    def ref_prefix(self) -> str:
-        return f"refs/arl/{self.name}/experiments"
+def ref_prefix(lab: Path) -> str:
+    return f"refs/arl/{open_lab(str(lab)).name}/experiments"
 
 
-@pytest.fixture
-def lab(example_lab: Path, base_image: str) -> Iterator[Lab]:
-    name = f"curve-fit-{os.urandom(3).hex()}"
-    set_toml(example_lab, "lab", "name", name)
-    set_toml(example_lab, "agent", "command", DYING_AGENT)
-    git(example_lab, "commit", "-qam", "fault lab")
-    yield Lab(example_lab, name)
-    cleanup_containers(example_lab)
-
-
-def run_arl(lab: Lab, *args: str, fault: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
-    if fault:
-        env["ARL_FAULT"] = fault
-    return arl("run", "--data", "data", "--plateau-threshold", "0", *args, cwd=lab.path, check=False, timeout=timeout,
-               env=env)  # fmt: skip
-
-
-def set_agent(lab: Lab, command: list[str], **sandbox: str) -> None:
-    set_toml(lab.path, "agent", "command", command)
+def set_agent(lab: Path, command: list[str], **sandbox: str) -> None:
+    set_toml(lab, "agent", "command", command)
     for key, value in sandbox.items():
-        set_toml(lab.path, "sandbox", key, value)
-    git(lab.path, "commit", "-qam", "agent for this fault")
+        set_toml(lab, "sandbox", key, value)
+    git(lab, "commit", "-qam", "agent for this fault")
 
 
 # ---- the audit: what must hold after every fault and resume --------------------------------------------------------
@@ -113,9 +90,9 @@ def _json(path: Path) -> Any:
         return None
 
 
-def audit(lab: Lab) -> Audit:
+def audit(lab: Path) -> Audit:
     a = Audit()
-    root = lab.path
+    root = lab
     rs = rows(root)
     metrics = [json.loads(r["metrics"] or "{}") for r in rs]
 
@@ -169,8 +146,8 @@ def audit(lab: Lab) -> Audit:
     for r in rs:
         if not r["commit"] or not _rev(root, r["commit"] + "^{commit}"):
             a.bad(f"experiment {r['id']}: commit {r['commit']!r} does not resolve")
-        elif _rev(root, f"{lab.ref_prefix}/{r['id']}") != r["commit"]:
-            a.bad(f"experiment {r['id']}: {lab.ref_prefix}/{r['id']} is not the row's commit")
+        elif _rev(root, f"{ref_prefix(lab)}/{r['id']}") != r["commit"]:
+            a.bad(f"experiment {r['id']}: {ref_prefix(lab)}/{r['id']} is not the row's commit")
     for r in rs:
         if r["outcome"] == "interrupted" and _rev(root, f"{r['commit']}:pipeline") == _rev(
             root, f"{r['commit']}^:pipeline"
@@ -224,23 +201,24 @@ def check(a: Audit, *logs: str) -> None:
 
 # How the first run reaches each point. With --seed 1 the offline agent's first verdict on the example is a keep
 # and its fifth a discard; the restart points need a container that dies, which DYING_AGENT does.
-OFFLINE = ["--agent", "offline", "--seed", "1", "--max-iterations", "8"]
-DYING = ["--agent", "command", "--max-iterations", "4", "--max-restarts", "3"]
+OFFLINE = ["--plateau-threshold", "0", "--agent", "offline", "--seed", "1", "--max-iterations", "8"]
+DYING = ["--plateau-threshold", "0", "--agent", "command", "--max-iterations", "4", "--max-restarts", "3"]
 FIRST_RUN = {p: (DYING if p in ("after-restart", "restart:after-record") else OFFLINE) for p in faults.POINTS}
-RESUME = ["--agent", "offline", "--seed", "5", "--max-iterations", "3"]
+COMMAND = ["--plateau-threshold", "0", "--agent", "command"]
+RESUME = ["--plateau-threshold", "0", "--agent", "offline", "--seed", "5", "--max-iterations", "3"]
 
 
 @pytest.mark.parametrize("point", faults.POINTS)
-def test_sigkill_at_every_fault_point_then_resume(lab: Lab, table: list[list[object]], point: str) -> None:
-    first = run_arl(lab, *FIRST_RUN[point], fault=point)
+def test_sigkill_at_every_fault_point_then_resume(lab: Path, table: list[list[object]], point: str) -> None:
+    first = run_arl(lab, *FIRST_RUN[point], fault=point, env=QUIET)
     first_log = first.stdout + first.stderr
     # -9: the point was reached and arl died there (a run that finished did not test this point).
     assert first.returncode == -signal.SIGKILL, f"exit {first.returncode}: {point} not reached\n{first_log[-3000:]}"
-    second = run_arl(lab, *RESUME)
+    second = run_arl(lab, *RESUME, env=QUIET)
     second_log = second.stdout + second.stderr
     resumed = second.returncode == 0 and "stop: max_iterations" in second.stdout
     a = audit(lab)
-    runs = {r["run"] for r in rows(lab.path)}
+    runs = {r["run"] for r in rows(lab)}
     if "2" not in runs:
         a.bad(f"the second run recorded nothing: runs {sorted(runs)}")
     record(table, "arl killed (SIGKILL)", point, a, resumed)
@@ -248,18 +226,18 @@ def test_sigkill_at_every_fault_point_then_resume(lab: Lab, table: list[list[obj
     check(a, first_log, second_log)
 
 
-def _lag_index(lab: Lab) -> None:
+def _lag_index(lab: Path) -> None:
     """`git commit` killed after moving the branch, before writing the index: the index is the parent's."""
-    git(lab.path, "read-tree", "HEAD~1")
-    (lab.path / ".git" / "index.lock").write_text("")
+    git(lab, "read-tree", "HEAD~1")
+    (lab / ".git" / "index.lock").write_text("")
 
 
-def _locks_mid_keep(lab: Lab) -> None:
+def _locks_mid_keep(lab: Path) -> None:
     """git killed in `git add` / `git commit` / `update-ref` / a snapshot: their lock files stay behind."""
     for lock in (".git/index.lock", ".git/refs/heads/main.lock", ".arl/keep.index.lock",
-                 f".git/{lab.ref_prefix}/1.lock"):  # fmt: skip
-        (lab.path / lock).parent.mkdir(parents=True, exist_ok=True)
-        (lab.path / lock).write_text("")
+                 f".git/{ref_prefix(lab)}/1.lock"):  # fmt: skip
+        (lab / lock).parent.mkdir(parents=True, exist_ok=True)
+        (lab / lock).write_text("")
 
 
 # A kill -9 that lands inside a git command (as `make research` killed as a group can): arl dies at the point,
@@ -271,16 +249,16 @@ GIT_KILLS = {
 
 
 @pytest.mark.parametrize("point", sorted(GIT_KILLS))
-def test_git_killed_mid_command_then_resume(lab: Lab, table: list[list[object]], point: str) -> None:
+def test_git_killed_mid_command_then_resume(lab: Path, table: list[list[object]], point: str) -> None:
     fault, lay_down = GIT_KILLS[point]
-    first = run_arl(lab, *OFFLINE, fault=point)
+    first = run_arl(lab, *OFFLINE, fault=point, env=QUIET)
     assert first.returncode == -signal.SIGKILL, (first.stdout + first.stderr)[-3000:]
     lay_down(lab)
-    second = run_arl(lab, *RESUME)
+    second = run_arl(lab, *RESUME, env=QUIET)
     second_log = second.stdout + second.stderr
     resumed = second.returncode == 0 and "stop: max_iterations" in second.stdout
     a = audit(lab)
-    leftover = [p for p in (*(lab.path / ".git").rglob("*.lock"), *(lab.path / ".arl").glob("*.lock"))]
+    leftover = [p for p in (*(lab / ".git").rglob("*.lock"), *(lab / ".arl").glob("*.lock"))]
     if leftover:
         a.bad(f"lock files left: {leftover}")
     record(table, fault, point, a, resumed)
@@ -291,19 +269,19 @@ def test_git_killed_mid_command_then_resume(lab: Lab, table: list[list[object]],
 # ---- the agent's container -------------------------------------------------------------------------------------
 
 
-def test_agent_container_killed_from_outside(lab: Lab, table: list[list[object]], tmp_path: Path) -> None:
+def test_agent_container_killed_from_outside(lab: Path, table: list[list[object]], tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     # 12 experiments: the kill lands after the first (a frozen container is retried), with room for the run to go on
     proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--seed", "1", "--max-iterations", "12",
-                  "--plateau-threshold", "0"], lab.path, log)  # fmt: skip
+                  "--plateau-threshold", "0"], lab, log)  # fmt: skip
     try:
-        wait_for(lambda: len(rows(lab.path)) >= 2, 180, "the first experiment")
-        kill_agent(lab.path)
+        wait_for(lambda: len(rows(lab)) >= 2, 180, "the first experiment")
+        kill_agent(lab)
         code = proc.wait(300)
     finally:
         stop_proc(proc)
     a = audit(lab)
-    rs = rows(lab.path)
+    rs = rows(lab)
     crashes = [r for r in rs if r["outcome"] == "crash"]
     if not crashes or "exited with code 137" not in crashes[0]["notes"]:
         a.bad(f"no crash row naming the kill: {[(r['outcome'], r['notes']) for r in rs]}")
@@ -314,12 +292,12 @@ def test_agent_container_killed_from_outside(lab: Lab, table: list[list[object]]
     check(a, log.read_text())
 
 
-def test_agent_out_of_memory(lab: Lab, table: list[list[object]]) -> None:
+def test_agent_out_of_memory(lab: Path, table: list[list[object]]) -> None:
     # Writing 1 GiB under a 64 MiB limit (without swap): the kernel's OOM killer ends the agent.
     set_agent(lab, ["python3", "-c", "x = bytearray(b'x') * (1 << 30)"], memory="64m")
-    proc = run_arl(lab, "--agent", "command", "--max-restarts", "0", "--max-iterations", "5")
+    proc = run_arl(lab, *COMMAND, "--max-restarts", "0", "--max-iterations", "5", env=QUIET)
     a = audit(lab)
-    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab.path)]
+    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab)]
     if outcomes[1:] != [("crash", "[arl] the container ran out of memory (limit 64m)")]:
         a.bad(f"expected one crash naming the memory limit: {outcomes}")
     ok = proc.returncode == 1 and "stop: max_restarts" in proc.stdout  # 1: its only experiment crashed
@@ -328,11 +306,11 @@ def test_agent_out_of_memory(lab: Lab, table: list[list[object]]) -> None:
     check(a, proc.stdout + proc.stderr)
 
 
-def test_agent_exits_zero_early(lab: Lab, table: list[list[object]]) -> None:
+def test_agent_exits_zero_early(lab: Path, table: list[list[object]]) -> None:
     set_agent(lab, ["true"])
-    proc = run_arl(lab, "--agent", "command", "--max-restarts", "1", "--max-iterations", "5")
+    proc = run_arl(lab, *COMMAND, "--max-restarts", "1", "--max-iterations", "5", env=QUIET)
     a = audit(lab)
-    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab.path)]
+    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab)]
     # A clean end is no crash and no experiment: relaunched at once, then, ending again without a verdict, stopped.
     if outcomes[1:]:
         a.bad(f"expected no experiment (two clean ends without a verdict): {outcomes}")
@@ -344,12 +322,12 @@ def test_agent_exits_zero_early(lab: Lab, table: list[list[object]]) -> None:
     check(a, proc.stdout + proc.stderr)
 
 
-def test_no_verdict_within_the_iteration_timeout(lab: Lab, table: list[list[object]]) -> None:
+def test_no_verdict_within_the_iteration_timeout(lab: Path, table: list[list[object]]) -> None:
     set_agent(lab, ["sleep", "3600"])
-    proc = run_arl(lab, "--agent", "command", "--max-restarts", "0", "--iteration-timeout", "3",
-                   "--max-iterations", "5", timeout=120)  # fmt: skip
+    proc = run_arl(lab, *COMMAND, "--max-restarts", "0", "--iteration-timeout", "3", "--max-iterations", "5",
+                   env=QUIET, timeout=120)  # fmt: skip
     a = audit(lab)
-    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab.path)]
+    outcomes = [(r["outcome"], r["notes"]) for r in rows(lab)]
     if outcomes[1:] != [("crash", "[arl] no verdict within the iteration timeout (3 s)")]:
         a.bad(f"expected one crash naming the timeout: {outcomes}")
     ok = proc.returncode == 1 and "stop: max_restarts" in proc.stdout  # 1: its only experiment crashed
@@ -358,18 +336,18 @@ def test_no_verdict_within_the_iteration_timeout(lab: Lab, table: list[list[obje
     check(a, proc.stdout + proc.stderr)
 
 
-def test_make_research_process_group_killed_then_resumed(lab: Lab, table: list[list[object]], tmp_path: Path) -> None:
+def test_make_research_process_group_killed_then_resumed(lab: Path, table: list[list[object]], tmp_path: Path) -> None:
     log = tmp_path / "make.log"
     args = "ARGS=--agent offline --seed 1 --max-iterations 200 --plateau-threshold 0"
-    proc = start(["make", "research", "DATA=data", args], lab.path, log)
+    proc = start(["make", "research", "DATA=data", args], lab, log)
     try:
-        wait_for(lambda: len(rows(lab.path)) >= 4, 240, "three experiments through make research")
+        wait_for(lambda: len(rows(lab)) >= 4, 240, "three experiments through make research")
         os.killpg(proc.pid, signal.SIGKILL)  # make, its shell and the arl-step of the moment, all at once
         proc.wait(30)
     finally:
         stop_proc(proc)
-    assert (lab.path / ".arl" / "lock").exists(), "kill -9 leaves the lock behind (no teardown ran)"
-    second = run_arl(lab, *RESUME)
+    assert (lab / ".arl" / "lock").exists(), "kill -9 leaves the lock behind (no teardown ran)"
+    second = run_arl(lab, *RESUME, env=QUIET)
     second_log = second.stdout + second.stderr
     ok = second.returncode == 0 and "did not finish; repairing" in second_log and "stop: max_iterations" in second_log
     a = audit(lab)
@@ -381,21 +359,15 @@ def test_make_research_process_group_killed_then_resumed(lab: Lab, table: list[l
 # ---- two labs of one name on one engine ------------------------------------------------------------------------
 
 
-def test_two_labs_with_the_same_name_do_not_kill_each_other(example_lab: Path, base_image: str, tmp_path: Path) -> None:
-    other = make_repo(tmp_path / "other")
-    arl("init", "--example", "curve-fit", cwd=other)
-    git(other, "add", "-A")
-    git(other, "commit", "-qm", "lab")
+def test_two_labs_with_the_same_name_do_not_kill_each_other(make_lab: LabMaker, tmp_path: Path) -> None:
+    first, other = make_lab(), make_lab()  # both named curve-fit
     proc = start(["arl", "run", "--data", "data", "--agent", "offline", "--max-iterations", "500",
-                  "--plateau-threshold", "0"], example_lab, tmp_path / "a.log")  # fmt: skip
+                  "--plateau-threshold", "0"], first, tmp_path / "a.log")  # fmt: skip
     try:
-        wait_for(lambda: len(rows(example_lab)) >= 2, 180, "the first lab's first experiment")
-        arl("run", "--data", "data", "--agent", "offline", "--max-iterations", "1", cwd=other, timeout=300,
-            env={"ARL_BASE_FROM": "debootstrap"})  # fmt: skip
-        done = len(rows(example_lab))
-        wait_for(lambda: len(rows(example_lab)) >= done + 1, 120, "one more experiment in the first lab")
+        wait_for(lambda: len(rows(first)) >= 2, 180, "the first lab's first experiment")
+        run_arl(other, "--max-iterations", "1", check=True)
+        done = len(rows(first))
+        wait_for(lambda: len(rows(first)) >= done + 1, 120, "one more experiment in the first lab")
     finally:
         stop_proc(proc)
-        cleanup_containers(example_lab)
-        cleanup_containers(other)
-    assert [r for r in rows(example_lab) if r["outcome"] == "crash"] == []
+    assert [r for r in rows(first) if r["outcome"] == "crash"] == []

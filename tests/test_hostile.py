@@ -14,7 +14,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,20 +24,12 @@ import pytest
 from arl.git.gittree import scan
 
 from .conftest import ROOT, arl, git, run, summary_table
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
+from .loophelpers import check_history, containers_of, rows, run_arl, set_toml
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(agents=("hostile_agent.py",))]
 TABLE = summary_table("hostile-agent suite", ["attack", "outcome", "contained"])
 SECRET = "arl-hostile-secret-value"
-
-
-@pytest.fixture
-def hostile_lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    shutil.copy(ROOT / "tests" / "agents" / "hostile_agent.py", example_lab / "hostile_agent.py")
-    git(example_lab, "add", "-A")
-    git(example_lab, "commit", "-qm", "hostile agent")
-    yield example_lab
-    cleanup_containers(example_lab)
+SECRET_ENV = {"HOSTILE_SECRET": SECRET}  # in the environment of every run: no agent may read it
 
 
 @dataclass
@@ -208,23 +200,6 @@ def check_host_files(lab: Path) -> None:
         assert not odd, f"archived verdicts that are not plain files: {odd[:5]}"
 
 
-def run_arl(
-    lab: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 500
-) -> subprocess.CompletedProcess[str]:
-    return arl(
-        "run",
-        "--data",
-        "data",
-        "--iteration-timeout",
-        "120",
-        *flags,
-        cwd=lab,
-        timeout=timeout,
-        check=False,
-        env={"ARL_BASE_FROM": "debootstrap", "HOSTILE_SECRET": SECRET, **(env or {})},
-    )
-
-
 def agent_container(lab: Path) -> str:
     """The full id of the lab's one running agent container."""
     out = run(
@@ -332,7 +307,8 @@ def attack(
     before = measure(lab)
     watch = Watch(lab, name, look) if look else None
     try:
-        proc = run_arl(lab, "--agent", "command", "--max-iterations", str(iterations), *flags, env=env, timeout=timeout)
+        argv = ["--agent", "command", "--iteration-timeout", "120", "--max-iterations", str(iterations), *flags]
+        proc = run_arl(lab, *argv, env={**SECRET_ENV, **(env or {})}, timeout=timeout)
     finally:
         if watch:
             watch.close()
@@ -384,38 +360,68 @@ def first_row(report: dict[str, Any]) -> dict[str, str]:
     return mine[0]
 
 
+# The lines `arl run` prints itself as it answers a verdict: "[verdict SEQ] rejected: REASON" or, for the row it
+# recorded, "[exp ID] OUTCOME ...". The agent's own output reaches `arl run`'s only indented ("  agent text: ..."),
+# so a line that starts so is the host's.
+ANSWER = re.compile(r"\[verdict [^\]]*\] rejected: (.*)|\[exp +\d+\] (\S+)")
+
+
+def answers(report: dict[str, Any]) -> list[str]:
+    """The host's answer to each verdict of the attack's run, in order: "rejected: REASON" (nothing recorded) or
+    the outcome of the row it recorded (a crash row too; the baseline left out). A rejected verdict's ack is
+    overwritten by the next answer to the same seq, so `arl run`'s output is the host's one record of it."""
+    said = []
+    for line in report["host"]["stdout"].splitlines():
+        m = ANSWER.match(line)
+        if m and m[2] != "baseline":
+            said.append(f"rejected: {m[1]}" if m[1] is not None else m[2])
+    assert said, f"`arl run` printed no answer to a verdict: {report['host']['stdout'][-2000:]}"
+    return said
+
+
+def rejected(answer: str, *named: str) -> bool:
+    return answer.startswith("rejected: ") and all(n in answer for n in named)
+
+
+def host_acks(lab: Path) -> list[str]:
+    """The ack files the host left: the control folders' and the archived ones (.arl/verdicts), as text."""
+    state = lab / ".arl"
+    return [p.read_text() for p in sorted([*state.glob("control*/ack-*.json"), *state.glob("verdicts/ack-*.json*")])]
+
+
 def measured(row: dict[str, str]) -> str:
     return f"host measured {float(row['verified_score']):.4g}" if row["verified_score"] else "nothing measured"
 
 
-def test_forged_verdict_with_a_better_score(hostile_lab: Path) -> None:
-    row = first_row(attack(hostile_lab, "forged_verdict"))
-    no_keep_commit = "Arl-Experiment" not in git(hostile_lab, "log", "--format=%B")
-    contained = row["outcome"] == "vetoed" and not kept_rows(hostile_lab) and no_keep_commit
+def test_forged_verdict_with_a_better_score(lab: Path) -> None:
+    row = first_row(attack(lab, "forged_verdict"))
+    no_keep_commit = "Arl-Experiment" not in git(lab, "log", "--format=%B")
+    contained = row["outcome"] == "vetoed" and not kept_rows(lab) and no_keep_commit
     record("forged verdict claiming score -1e9", f"{row['outcome']}: {measured(row)}", contained)
 
 
-def test_keep_after_making_it_worse(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "keep_after_worsening")
-    ack = report["ack"]
-    contained = ack["outcome"] == "rejected" and "changed" in ack["reason"] and not kept_rows(hostile_lab)
-    record("keep after worsening the evaluated pipeline", f"{ack['outcome']} (stale pipeline hash)", contained)
+def test_keep_after_making_it_worse(lab: Path) -> None:
+    report = attack(lab, "keep_after_worsening")
+    said = answers(report)
+    # refused before any measurement (a keep that was measured would be vetoed): no row; the discard is the first
+    contained = rejected(said[0], "changed") and said[1:2] == ["discard"] and not kept_rows(lab)
+    record("keep after worsening the evaluated pipeline", f"{short(said[0], 60)} (stale pipeline hash)", contained)
 
 
-def test_editing_the_eval_cache(hostile_lab: Path) -> None:
-    row = first_row(attack(hostile_lab, "eval_cache"))
-    contained = row["outcome"] == "vetoed" and row["verified_score"] != "" and not kept_rows(hostile_lab)
+def test_editing_the_eval_cache(lab: Path) -> None:
+    row = first_row(attack(lab, "eval_cache"))
+    contained = row["outcome"] == "vetoed" and row["verified_score"] != "" and not kept_rows(lab)
     record("edited eval cache (score -1e9)", f"{row['outcome']}: {measured(row)}", contained)
 
 
-def test_writing_lab_files_results_and_state(hostile_lab: Path) -> None:
-    before = {p: (hostile_lab / p).read_bytes() for p in ("lab.toml", "backend.py", "AGENT.md")}
-    report = attack(hostile_lab, "write_protected")
+def test_writing_lab_files_results_and_state(lab: Path) -> None:
+    before = {p: (lab / p).read_bytes() for p in ("lab.toml", "backend.py", "AGENT.md")}
+    report = attack(lab, "write_protected")
     written = [p for p, r in report["attempts"].items() if r == "written"]
     # lab.toml was rewritten by attack() itself (the agent's command) and committed: compare with HEAD.
-    unchanged = all((hostile_lab / p).read_bytes() == b for p, b in before.items() if p != "lab.toml")
-    unchanged = unchanged and git(hostile_lab, "status", "--porcelain", "lab.toml", "backend.py", "AGENT.md") == ""
-    untouched_results = all("pwned" not in r["notes"] for r in rows(hostile_lab))
+    unchanged = all((lab / p).read_bytes() == b for p, b in before.items() if p != "lab.toml")
+    unchanged = unchanged and git(lab, "status", "--porcelain", "lab.toml", "backend.py", "AGENT.md") == ""
+    untouched_results = all("pwned" not in r["notes"] for r in rows(lab))
     contained = not written and unchanged and untouched_results and not report["state_files"]
     record(
         "write lab.toml, backend, AGENT.md, results, .arl state",
@@ -424,42 +430,44 @@ def test_writing_lab_files_results_and_state(hostile_lab: Path) -> None:
     )
 
 
-def test_reading_the_holdout(hostile_lab: Path, tmp_path: Path) -> None:
+def test_reading_the_holdout(lab: Path, tmp_path: Path) -> None:
     holdout = tmp_path / "holdout"
     holdout.mkdir()
-    for csv in sorted((hostile_lab / "data").glob("*.csv"))[:3]:
+    for csv in sorted((lab / "data").glob("*.csv"))[:3]:
         shutil.copy(csv, holdout / csv.name)
     (holdout / "holdout_marker_9f3c.txt").write_text("only the host may see this")
-    report = attack(hostile_lab, "read_holdout", "--holdout", str(holdout))
-    rs = rows(hostile_lab)
+    report = attack(lab, "read_holdout", "--holdout", str(holdout))
+    rs = rows(lab)
     # The holdout is evaluated by the host for the baseline and every keep, and recorded.
     assert rs[0]["holdout_score"], rs[0]
     keeps = [r for r in rs if r["outcome"] == "keep"]
     assert keeps and all(r["holdout_score"] for r in keeps)
     view_rows = report["results_view"].splitlines()[1:]
     leaked_in_view = any(line.split("\t")[6] for line in view_rows)
-    contained = not report["found"] and "holdout" not in json.dumps(report["ack"]) and not leaked_in_view
+    acks = host_acks(lab)
+    assert acks, "the host left no ack"
+    contained = not report["found"] and not any("holdout" in a for a in acks) and not leaked_in_view
     record("find / -name the holdout marker; read holdout scores", f"found {len(report['found'])} paths", contained)
 
 
-def test_symlink_to_a_host_file(hostile_lab: Path, tmp_path: Path) -> None:
+def test_symlink_to_a_host_file(lab: Path, tmp_path: Path) -> None:
     secret_file = tmp_path / "host-secret.txt"
     secret_file.write_text("TOPSECRET-HOST-CONTENT\n")
-    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_TARGET"])
-    report = attack(hostile_lab, "symlink_escape", env={"ARL_HOSTILE_TARGET": str(secret_file)})
-    ack = report["ack"]
-    if ack["outcome"] == "keep":
-        mode = git(hostile_lab, "ls-tree", "HEAD", "pipeline/leak.txt").split()[0]
-        content = git(hostile_lab, "cat-file", "-p", "HEAD:pipeline/leak.txt")
+    set_toml(lab, "sandbox", "env", ["ARL_HOSTILE_TARGET"])
+    report = attack(lab, "symlink_escape", env={"ARL_HOSTILE_TARGET": str(secret_file)})
+    answer = answers(report)[0]
+    if answer == "keep":
+        mode = git(lab, "ls-tree", "HEAD", "pipeline/leak.txt").split()[0]
+        content = git(lab, "cat-file", "-p", "HEAD:pipeline/leak.txt")
         assert mode == "120000" and content == str(secret_file)
     leaked = subprocess.run(
         [
             "git",
             "-C",
-            str(hostile_lab),
+            str(lab),
             "grep",
             "TOPSECRET-HOST-CONTENT",
-            *git(hostile_lab, "for-each-ref", "--format=%(objectname)").split(),
+            *git(lab, "for-each-ref", "--format=%(objectname)").split(),
         ],
         capture_output=True,
         text=True,
@@ -467,7 +475,7 @@ def test_symlink_to_a_host_file(hostile_lab: Path, tmp_path: Path) -> None:
     contained = not leaked and secret_file.read_text() == "TOPSECRET-HOST-CONTENT\n"
     record(
         "symlink in the pipeline to a host file, then keep",
-        f"{ack['outcome']}; committed as a link, not content",
+        f"{short(answer)}; committed as a link, not content",
         contained,
     )
 
@@ -490,8 +498,8 @@ def look_pids(container: str) -> dict[str, Any]:
     }
 
 
-def test_fork_bomb(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "fork_bomb", sandbox={"pids_limit": PIDS_LIMIT}, look=look_pids)
+def test_fork_bomb(lab: Path) -> None:
+    report = attack(lab, "fork_bomb", sandbox={"pids_limit": PIDS_LIMIT}, look=look_pids)
     seen = report["host"]["seen"]
     # The kernel refused forks at the limit (pids.events max), and the host never saw more than the limit.
     contained = (
@@ -560,10 +568,10 @@ class HostMemory:
         self._thread.join(5)
 
 
-def test_memory_bomb(hostile_lab: Path) -> None:
+def test_memory_bomb(lab: Path) -> None:
     host = HostMemory()
     try:
-        report = attack(hostile_lab, "memory_bomb", sandbox={"memory": "256m"}, look=look_memory)
+        report = attack(lab, "memory_bomb", sandbox={"memory": "256m"}, look=look_memory)
     finally:
         host.close()
     seen = report["host"]["seen"]
@@ -616,7 +624,7 @@ class Listener:
         self.sock.close()
 
 
-def test_host_ports(hostile_lab: Path) -> None:
+def test_host_ports(lab: Path) -> None:
     listeners = [Listener("0.0.0.0"), Listener("127.0.0.1")]
     try:
         # The instrument works: a connection from the host itself is counted (then forgotten).
@@ -637,8 +645,8 @@ def test_host_ports(hostile_lab: Path) -> None:
             or "172.17.0.1"
         )
         targets = f"{gateway}:{ports[0]},host.docker.internal:{ports[0]},127.0.0.1:{ports[1]},{gateway}:{ports[1]}"
-        set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_PORTS"])
-        report = attack(hostile_lab, "host_ports", env={"ARL_HOSTILE_PORTS": targets})
+        set_toml(lab, "sandbox", "env", ["ARL_HOSTILE_PORTS"])
+        report = attack(lab, "host_ports", env={"ARL_HOSTILE_PORTS": targets})
         time.sleep(0.5)  # a connection still in the backlog is counted too
     finally:
         for listener in listeners:
@@ -685,9 +693,9 @@ def look_environments(container: str) -> dict[str, Any]:
     }
 
 
-def test_host_environment_secrets(hostile_lab: Path) -> None:
+def test_host_environment_secrets(lab: Path) -> None:
     names = ["HOSTILE_SECRET", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"]
-    report = attack(hostile_lab, "env_secrets", env=dict.fromkeys(names, SECRET), look=look_environments)
+    report = attack(lab, "env_secrets", env=dict.fromkeys(names, SECRET), look=look_environments)
     seen = report["host"]["seen"]
     # The instrument works: the secret is in the environment of the host's processes running arl at that moment,
     # and the container's processes' environments were read (they hold arl's ARL_SANDBOX=1).
@@ -739,7 +747,7 @@ def look_mounts(container: str) -> dict[str, Any]:
     return {"exposing": exposing, "socket": sock}
 
 
-def test_docker_socket(hostile_lab: Path, base_image: str) -> None:
+def test_docker_socket(lab: Path, base_image: str) -> None:
     name = f"arl-hostile-{os.getpid()}-{time.monotonic_ns()}"
     # The instrument works: the agent's own requests, sent to the host's engine, create what the host then lists.
     control = f"{name}-control"
@@ -749,10 +757,10 @@ def test_docker_socket(hostile_lab: Path, base_image: str) -> None:
     finally:
         remove_names(control)
     assert not engine_names(name)
-    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_NAME", "ARL_HOSTILE_IMAGE"])
+    set_toml(lab, "sandbox", "env", ["ARL_HOSTILE_NAME", "ARL_HOSTILE_IMAGE"])
     try:
         report = attack(
-            hostile_lab,
+            lab,
             "docker_socket",
             env={"ARL_HOSTILE_NAME": name, "ARL_HOSTILE_IMAGE": base_image},
             look=lambda c: {**look_mounts(c), "created": engine_names(name)},
@@ -797,52 +805,42 @@ def short(reason: str, n: int = 70) -> str:
     return reason if len(reason) <= n else reason[: n - 1] + "…"
 
 
-def test_nested_repo_with_fsmonitor(hostile_lab: Path, tmp_path: Path) -> None:
+def test_nested_repo_with_fsmonitor(lab: Path, tmp_path: Path) -> None:
     marker = tmp_path / "fsmonitor-ran"  # a host path: only the host running git in the nested repo creates it
-    set_toml(hostile_lab, "sandbox", "env", ["ARL_HOSTILE_MARKER"])
+    set_toml(lab, "sandbox", "env", ["ARL_HOSTILE_MARKER"])
     report = attack(
-        hostile_lab,
+        lab,
         "nested_repo_fsmonitor",
         env={"ARL_HOSTILE_MARKER": str(marker)},
         probe=lambda: {"marker exists": marker.exists()},
     )
-    ack = report["ack"]
+    answer = answers(report)[0]
     ran_during_run = report["host"]["early"]["marker exists"]
-    bad = gitlinks_and_dot_git(hostile_lab, all_commits(hostile_lab))
+    bad = gitlinks_and_dot_git(lab, all_commits(lab))
     # The user's own git in the lab afterwards must not run it either.
     for cmd in (["status"], ["add", "-A"]):
-        subprocess.run(["git", "-C", str(hostile_lab), *cmd], capture_output=True, timeout=60)
+        subprocess.run(["git", "-C", str(lab), *cmd], capture_output=True, timeout=60)
     ran_after = marker.exists()
-    contained = (
-        ack["outcome"] == "rejected"
-        and "evil" in ack.get("reason", "")
-        and not ran_during_run
-        and not ran_after
-        and not bad
-    )
+    contained = rejected(answer, "evil") and not kept_rows(lab) and not ran_during_run and not ran_after and not bad
     record(
         "nested repo (core.fsmonitor, core.hooksPath) in a keep",
-        f"{ack['outcome']}: {short(ack.get('reason', ''), 60)}; marker {'CREATED' if marker.exists() else 'absent'}; "
-        f"{len(bad)} gitlink/.git entries",
+        f"{short(answer, 60)}; marker {'CREATED' if marker.exists() else 'absent'}; {len(bad)} gitlink/.git entries",
         contained,
     )
 
 
-def test_gitignore_hiding_a_file(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "gitignore_hidden")
-    ack = report["ack"]
-    if ack["outcome"] != "keep":
-        record(
-            "pipeline/.gitignore hiding extra.py, then keep", f"{ack['outcome']}: {short(ack.get('reason', ''))}", True
-        )
+def test_gitignore_hiding_a_file(lab: Path) -> None:
+    report = attack(lab, "gitignore_hidden")
+    answer = answers(report)[0]
+    if answer != "keep":
+        record("pipeline/.gitignore hiding extra.py, then keep", short(answer), True)
         return
-    row = next(r for r in rows(hostile_lab) if int(r["id"]) == ack["experiment"])
-    commits = {"snapshot": row["commit"], "HEAD": git(hostile_lab, "rev-parse", "HEAD").strip()}
+    row = first_row(report)
+    commits = {"snapshot": row["commit"], "HEAD": git(lab, "rev-parse", "HEAD").strip()}
     has_extra = {
-        k: "pipeline/extra.py" in git(hostile_lab, "ls-tree", "-r", "--name-only", c).split()
-        for k, c in commits.items()
+        k: "pipeline/extra.py" in git(lab, "ls-tree", "-r", "--name-only", c).split() for k, c in commits.items()
     }
-    scores = {k: reevaluate(hostile_lab, c) for k, c in commits.items()}
+    scores = {k: reevaluate(lab, c) for k, c in commits.items()}
     verified = float(row["verified_score"])
     contained = all(has_extra.values()) and all(same_score(v, verified) for v in scores.values())
     record(
@@ -853,54 +851,52 @@ def test_gitignore_hiding_a_file(hostile_lab: Path) -> None:
     )
 
 
-def test_git_file_gitlink(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "git_file_gitlink")
-    ack = report["ack"]
-    bad = gitlinks_and_dot_git(hostile_lab, all_commits(hostile_lab))
-    contained = ack["outcome"] == "rejected" and "sub/.git" in ack.get("reason", "") and not bad
+def test_git_file_gitlink(lab: Path) -> None:
+    report = attack(lab, "git_file_gitlink")
+    answer = answers(report)[0]
+    bad = gitlinks_and_dot_git(lab, all_commits(lab))
+    contained = rejected(answer, "sub/.git") and not kept_rows(lab) and not bad
     record(
         "sub/.git file 'gitdir: ../../.git' (gitlink) in a keep",
-        f"{ack['outcome']}: {short(ack.get('reason', ''), 60)}; {len(bad)} gitlink/.git entries in history",
+        f"{short(answer, 60)}; {len(bad)} gitlink/.git entries in history",
         contained,
     )
 
 
-def test_setuid_binary(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "setuid_binary")
-    ack = report["ack"]
-    marked = setuid_files(hostile_lab)
+def test_setuid_binary(lab: Path) -> None:
+    report = attack(lab, "setuid_binary")
+    answer = answers(report)[0]
+    marked = setuid_files(lab)
     modes = {}
-    if ack["outcome"] == "keep":
-        row = next(r for r in rows(hostile_lab) if int(r["id"]) == ack["experiment"])
+    if answer == "keep":
+        row = first_row(report)
         for where in (row["commit"], "HEAD"):
             for path in ("pipeline/py", "pipeline/tool.sh"):
-                modes[f"{where[:7]}:{path}"] = git(hostile_lab, "ls-tree", where, path).split()[0]
+                modes[f"{where[:7]}:{path}"] = git(lab, "ls-tree", where, path).split()[0]
     contained = not marked and all(m == "100755" for m in modes.values())
     record(
         "setuid python (4755) and setgid script in a keep",
-        f"{ack['outcome']}; agent set {sorted(report['modes'].values())}; committed "
+        f"{short(answer)}; agent set {sorted(report['modes'].values())}; committed "
         f"{sorted(set(modes.values())) or '-'}; {len(marked)} setuid files on the host",
         contained,
     )
 
 
-def test_wedges(hostile_lab: Path) -> None:
+def test_wedges(lab: Path) -> None:
     # Each wedge with its verdict; then all at once and the agent dies: a crash, salvaged and restored over.
-    report = attack(hostile_lab, "wedges", iterations=6)
-    wrong = {}
-    for label, ack in report["acks"].items():
-        named = report["named"][label]
-        rejected_naming = ack.get("outcome") == "rejected" and named in ack.get("reason", "")
-        if not (rejected_naming or ack.get("outcome") == "discard"):
-            wrong[label] = ack
-    outcomes = sorted({f"{a.get('outcome')}" for a in report["acks"].values()})
-    crashes = [r for r in rows(hostile_lab) if r["outcome"] == "crash"]
+    report = attack(lab, "wedges", iterations=6)
+    wedges = hostile_module().WEDGES  # (label, what the host's reason must name, ...), one verdict each in order
+    said = answers(report)
+    assert len(said) > len(wedges), said  # a verdict each, then the crash
+    wrong = {w[0]: a for w, a in zip(wedges, said) if not (rejected(a, w[1]) or a == "discard")}
+    outcomes = sorted({a.split(":")[0] for a in said[: len(wedges)]})
+    crashes = [r for r in rows(lab) if r["outcome"] == "crash"]
     # The next run on the same lab starts and completes normally.
-    before = measure(hostile_lab)
-    proc = run_arl(hostile_lab, "--agent", "offline", "--max-iterations", "2")
+    before = measure(lab)
+    proc = run_arl(lab, "--max-iterations", "2", env=SECRET_ENV, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
-    new = run_rows(hostile_lab, before)
-    check_invariants(hostile_lab, before, 2)
+    new = run_rows(lab, before)
+    check_invariants(lab, before, 2)
     contained = not wrong and bool(crashes) and len(new) >= 1
     record(
         "wedges: 1,100 deep, empty repo, >PATH_MAX, chmod 000, FIFO, socket",
@@ -910,12 +906,13 @@ def test_wedges(hostile_lab: Path) -> None:
     assert not wrong, wrong
 
 
-def test_verdicts_written_ahead(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "verdicts_ahead", iterations=3)
-    n = len(run_rows(hostile_lab, report["host"]["before"]))
-    control = hostile_lab / ".arl" / "control"
+def test_verdicts_written_ahead(lab: Path) -> None:
+    report = attack(lab, "verdicts_ahead", iterations=3)
+    n = len(run_rows(lab, report["host"]["before"]))
+    control = lab / ".arl" / "control"
     left = [name for name in os.listdir(control) if name.startswith("verdict-")]
-    contained = n <= 3 and not left and (report["ack"] or {}).get("outcome") == "discard"
+    first = first_row(report)  # the expected seq's verdict, the last written: answered, the others not
+    contained = n <= 3 and not left and first["outcome"] == "discard" and first["notes"] == "written ahead 0"
     record(
         "105 verdicts written ahead (--max-iterations 3)",
         f"{n} experiments; {len(left)} verdict files left; agent saw {len(report['verdicts_left'])} left",
@@ -923,16 +920,14 @@ def test_verdicts_written_ahead(hostile_lab: Path) -> None:
     )
 
 
-def test_workspace_limits(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "workspace_limits", sandbox={"max_workspace_mb": 5, "max_files": 200})
-    grew = tree_bytes(hostile_lab / ".git") - report["host"]["before"].git_bytes
-    big, many = report["big"], report["many"]
-    big_ok = big.get("outcome") == "rejected" and "max_workspace_mb" in big.get("reason", "")
-    many_ok = many.get("outcome") == "rejected" and "max_files" in many.get("reason", "")
-    contained = big_ok and many_ok and grew < 2 * 1024 * 1024
+def test_workspace_limits(lab: Path) -> None:
+    report = attack(lab, "workspace_limits", sandbox={"max_workspace_mb": 5, "max_files": 200})
+    grew = tree_bytes(lab / ".git") - report["host"]["before"].git_bytes
+    big, many = answers(report)[:2]
+    contained = rejected(big, "max_workspace_mb") and rejected(many, "max_files") and grew < 2 * 1024 * 1024
     record(
         "8 MB file, then 300 files (limits 5 MB, 200 files)",
-        f"{big.get('outcome')}, {many.get('outcome')}; .git grew {grew / 1024:.0f} KiB",
+        f"{short(big, 40)}, {short(many, 40)}; .git grew {grew / 1024:.0f} KiB",
         contained,
     )
 
@@ -942,18 +937,18 @@ def trailers(message: str) -> list[tuple[str, str]]:
     return [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in out.splitlines() if line.strip())]
 
 
-def test_terminal_and_trailer_injection(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "terminal_injection", iterations=3)
-    ack, discarded = report["ack"], report["discard"]
+def test_terminal_and_trailer_injection(lab: Path) -> None:
+    report = attack(lab, "terminal_injection", iterations=3)
+    said = answers(report)
     outputs = {"arl run": report["host"]["stdout"] + report["host"]["stderr"]}
-    outputs["arl results"] = arl("results", "--all-runs", cwd=hostile_lab).stdout
-    for r in rows(hostile_lab):
-        outputs[f"arl show {r['id']}"] = arl("show", r["id"], cwd=hostile_lab).stdout
+    outputs["arl results"] = arl("results", "--all-runs", cwd=lab).stdout
+    for r in rows(lab):
+        outputs[f"arl show {r['id']}"] = arl("show", r["id"], cwd=lab).stdout
     dirty = [k for k, v in outputs.items() if "\x1b" in v or "\x07" in v]
     # Every arl commit: the rows' snapshots, the keeps on the branch, everything under refs/arl.
     wrong = []
-    for sha in all_commits(hostile_lab):
-        message = git(hostile_lab, "log", "-1", "--format=%B", sha)
+    for sha in all_commits(lab):
+        message = git(lab, "log", "-1", "--format=%B", sha)
         subject = message.splitlines()[0] if message else ""
         if not subject.startswith("arl: experiment "):
             continue
@@ -963,10 +958,10 @@ def test_terminal_and_trailer_injection(hostile_lab: Path) -> None:
         want = sorted(ARL_TRAILERS) if " kept " in subject else ["Arl-Experiment"]
         if keys != want or dict(found).get("Arl-Experiment") != exp_id:
             wrong.append(f"{sha[:10]} ({subject}): {found}")
-    contained = not dirty and not wrong and ack["outcome"] == "keep" and discarded["outcome"] == "discard"
+    contained = not dirty and not wrong and said[:2] == ["keep", "discard"]
     record(
         "ESC/BEL and forged trailers in notes, output, files",
-        f"{ack['outcome']}+{discarded['outcome']}; raw ESC/BEL in {dirty or 'nothing'}; {len(wrong)} bad trailer sets",
+        f"{'+'.join(said[:2])}; raw ESC/BEL in {dirty or 'nothing'}; {len(wrong)} bad trailer sets",
         contained,
     )
     assert not wrong, wrong
@@ -976,30 +971,29 @@ def objects_bytes(lab: Path) -> int:
     return tree_bytes(lab / ".git" / "objects")
 
 
-def test_control_folder_junk_and_setuid(hostile_lab: Path) -> None:
+def test_control_folder_junk_and_setuid(lab: Path) -> None:
     """200,000 junk files, forged acks, verdicts that are a folder with a setuid python, a symlink, a FIFO: every
     one answered or removed, nothing of it kept under .arl/ (check_host_files), and the next run on the lab works."""
-    report = attack(hostile_lab, "control_junk", "--iteration-timeout", "900", timeout=1200)  # 200,000 files, loaded
-    acks = report["acks"]
-    rejected = all(a.get("outcome") == "rejected" for a in acks.values())
-    named = "not a regular file" in acks["folder"].get("reason", "") and "symlink" in acks["symlink"].get("reason", "")
-    before = measure(hostile_lab)
-    proc = run_arl(hostile_lab, "--agent", "offline", "--max-iterations", "2")
+    report = attack(lab, "control_junk", "--iteration-timeout", "900", timeout=1200)  # 200,000 files, loaded
+    said = answers(report)  # the verdicts that are a folder, a symlink, a FIFO; then the honest discard
+    answered = rejected(said[0], "not a regular file") and rejected(said[1], "symlink") and rejected(said[2])
+    before = measure(lab)
+    proc = run_arl(lab, "--max-iterations", "2", env=SECRET_ENV, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
-    check_invariants(hostile_lab, before, 2)
-    again = len(run_rows(hostile_lab, before))
+    check_invariants(lab, before, 2)
+    again = len(run_rows(lab, before))
     record(
         "200,000 junk files, forged ack folder, setuid verdict folder, symlink and FIFO verdicts",
-        f"acks {sorted({a.get('outcome') for a in acks.values()})}; nothing kept; next run: {again} experiments",
-        rejected and named and report["ack"].get("outcome") == "discard" and again == 2,
+        f"answers {sorted({a.split(':')[0] for a in said[:3]})}; nothing kept; next run: {again} experiments",
+        answered and said[3] == "discard" and again == 2,
     )
 
 
-def test_stale_keeps_do_not_grow_the_repository(hostile_lab: Path) -> None:
-    before = objects_bytes(hostile_lab)
-    report = attack(hostile_lab, "stale_keeps")
-    grew = objects_bytes(hostile_lab) - before
-    stale = [a for a in report["acks"] if a.get("outcome") == "rejected" and "changed" in a.get("reason", "")]
+def test_stale_keeps_do_not_grow_the_repository(lab: Path) -> None:
+    before = objects_bytes(lab)
+    report = attack(lab, "stale_keeps")
+    grew = objects_bytes(lab) - before
+    stale = [a for a in answers(report) if rejected(a, "changed")]
     record(
         "10 stale keeps of a workspace with 4 MB of random bytes each",
         f"{len(stale)} rejected as stale; .git/objects grew {grew / 1024:.0f} KiB",
@@ -1007,17 +1001,17 @@ def test_stale_keeps_do_not_grow_the_repository(hostile_lab: Path) -> None:
     )
 
 
-def test_git_metadata_never_reaches_a_keep(hostile_lab: Path) -> None:
+def test_git_metadata_never_reaches_a_keep(lab: Path) -> None:
     """check_invariants: git fsck --strict passes and `git archive` of every keep re-evaluates to its verified score."""
-    report = attack(hostile_lab, "git_metadata")
-    acks = report["acks"]
-    want = {".gitmodules": ".gitmodules", "sub/.gitattributes": "sub/.gitattributes", "export-subst": "export-subst"}
-    wrong = {k: a for k, a in acks.items() if a.get("outcome") != "rejected" or want[k] not in a.get("reason", "")}
-    kept = report["ack"].get("outcome") == "keep"
-    attributes = git(hostile_lab, "show", "HEAD:pipeline/.gitattributes") if kept else ""
+    report = attack(lab, "git_metadata")
+    said = answers(report)  # a keep of each, in this order, then the harmless one
+    want = [".gitmodules", "sub/.gitattributes", "export-subst"]
+    wrong = {named: a for named, a in zip(want, said) if not rejected(a, named)}
+    kept = said[len(want) :][:1] == ["keep"]
+    attributes = git(lab, "show", "HEAD:pipeline/.gitattributes") if kept else ""
     record(
         ".gitmodules with update = !cmd, a .gitattributes folder, export-subst; then a harmless .gitattributes",
-        f"{sorted({a.get('outcome') for a in acks.values()})}; then {report['ack'].get('outcome')}",
+        f"{sorted({a.split(':')[0] for a in said[: len(want)]})}; then {said[len(want) :][:1]}",
         not wrong and kept and "text" in attributes,
     )
     assert not wrong, wrong
@@ -1031,8 +1025,8 @@ def look_notes(lab: Path) -> Callable[[str], dict[str, Any]]:
     return look
 
 
-def test_notes_are_capped(hostile_lab: Path) -> None:
-    report = attack(hostile_lab, "notes_flood", look=look_notes(hostile_lab))
+def test_notes_are_capped(lab: Path) -> None:
+    report = attack(lab, "notes_flood", look=look_notes(lab))
     seen = report["host"]["seen"]
     cut = seen["size"] <= 256 * 1024 and "max_notes_kb" in seen["tail"]
     record(
@@ -1042,13 +1036,13 @@ def test_notes_are_capped(hostile_lab: Path) -> None:
     )
 
 
-def test_a_workspace_filling_the_disk_is_stopped(hostile_lab: Path) -> None:
-    before = objects_bytes(hostile_lab)
-    attack(hostile_lab, "disk_fill", sandbox={"max_workspace_mb": 20})
-    crashes = [r for r in rows(hostile_lab) if r["outcome"] == "crash"]
+def test_a_workspace_filling_the_disk_is_stopped(lab: Path) -> None:
+    before = objects_bytes(lab)
+    attack(lab, "disk_fill", sandbox={"max_workspace_mb": 20})
+    crashes = [r for r in rows(lab) if r["outcome"] == "crash"]
     stopped = [r for r in crashes if "max_workspace_mb" in r["notes"] and "while the agent ran" in r["notes"]]
-    grew = objects_bytes(hostile_lab) - before
-    left = tree_bytes(hostile_lab / ".arl" / "workspaces")
+    grew = objects_bytes(lab) - before
+    left = tree_bytes(lab / ".arl" / "workspaces")
     record(
         "a 64 MB file growing in the workspace (max_workspace_mb 20), no verdict",
         f"{len(stopped)} crash recorded with the reason; .git/objects grew {grew / 1024:.0f} KiB; "

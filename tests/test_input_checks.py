@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import arl, git, run
+from tests.conftest import LabMaker, arl, git, own_work_intact, run
 from tests.loophelpers import set_toml
 from tests.test_config import one_line_error
-from tests.test_user_actions import busy_repo, own_work_intact
 
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    repo = busy_repo(tmp_path / "repo")
-    lab = repo / "research"
-    lab.mkdir()
-    arl("init", "--example", "curve-fit", cwd=lab)
-    return lab
+pytestmark = pytest.mark.lab(image=None, folder="research", busy=True, commit=False)  # no agent runs here
 
 
 def dry(lab: Path, *args: str) -> str:
@@ -92,11 +84,8 @@ def test_a_pipeline_beside_the_lab_is_accepted_and_one_outside_the_repository_is
     assert "[lab] pipeline_dir" in dry(lab, "--data", "data") and "outside the repository" in dry(lab, "--data", "data")
 
 
-def test_a_folder_that_is_no_repository_or_has_no_commit_says_so(tmp_path: Path) -> None:
-    lab = tmp_path / "plain"
-    lab.mkdir()
-    run(["git", "init", "-q"], cwd=lab)
-    arl("init", "--example", "curve-fit", cwd=lab)
+def test_a_folder_that_is_no_repository_or_has_no_commit_says_so(make_lab: LabMaker) -> None:
+    lab = make_lab(image=None, commit=False)
     assert "no commit yet" in dry(lab, "--data", "data")
     run(["rm", "-rf", ".git"], cwd=lab)
     assert "not in a git repository" in dry(lab, "--data", "data")

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import arl, git, run
+from tests.conftest import arl, busy_repo, git, own_work_intact, run
 from tests.test_config import one_line_error
-from tests.test_user_actions import busy_repo, own_work_intact
 
 
 @pytest.fixture

@@ -4,44 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, ROOT, git, make_repo, run
-from .loophelpers import cleanup_containers, containers_of, rows, set_toml, wait_for
+from .conftest import BIN, run
+from .loophelpers import containers_of, rows, wait_for
 
-pytestmark = pytest.mark.docker
 UID = GID = 4242
+# The example lab with the probe agent, in a repository owned by an unprivileged user, outside root's private tmp.
+PROBE = ["python3", "-u", "/workspace/lab/probe_agent.py"]
+SETTINGS = {"agent": {"command": PROBE}, "sandbox": {"env": ["ARL_TEST_PASSED"]}}
+pytestmark = [pytest.mark.docker, pytest.mark.lab(owner=UID, agents=("probe_agent.py",), settings=SETTINGS)]
 
 
-@pytest.fixture
-def user_lab(base_image: str) -> Iterator[Path]:
-    """The example lab in a repository owned by an unprivileged user (uid 4242), outside root's private tmp."""
-    top = Path(tempfile.mkdtemp(prefix="arl-sandbox-"))
-    top.chmod(0o755)
-    lab = make_repo(top / "repo")
-    subprocess.run([str(BIN / "arl"), "init", "--example", "curve-fit"], cwd=lab, check=True, capture_output=True)
-    shutil.copy(ROOT / "tests" / "agents" / "probe_agent.py", lab / "probe_agent.py")
-    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/probe_agent.py"])
-    set_toml(lab, "sandbox", "env", ["ARL_TEST_PASSED"])
-    git(lab, "add", "-A")
-    git(lab, "commit", "-qm", "lab")
-    subprocess.run(["chown", "-R", f"{UID}:{GID}", str(top)], check=True)
-    yield lab
-    cleanup_containers(lab)
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None:
+def test_sandbox_limits_seen_from_inside(lab: Path, tmp_path: Path) -> None:
     docker_gid = os.stat("/var/run/docker.sock").st_gid
-    home = user_lab.parent / "home"
-    home.mkdir()
-    os.chown(home, UID, GID)
+    home = lab.parent / "home"  # made by make_lab, the user's
     env = {
         "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "ARL_BASE_FROM": "debootstrap",
         "ARL_TEST_PASSED": "yes", "ARL_TEST_SECRET": "must-not-leak", "ANTHROPIC_API_KEY": "sk-not-for-command",
@@ -49,13 +29,13 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
     cmd = ["setpriv", f"--reuid={UID}", f"--regid={GID}", f"--groups={docker_gid}", str(BIN / "arl"), "run",
            "--data", "data", "--agent", "command", "--max-iterations", "1"]  # fmt: skip
     with open(tmp_path / "run.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=user_lab, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=lab, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        probe_file = user_lab / ".arl" / "workspaces" / "0" / "probe.json"  # the agent writes only its workspace
+        probe_file = lab / ".arl" / "workspaces" / "0" / "probe.json"  # the agent writes only its workspace
         wait_for(probe_file.exists, 240, "the probe's report")
         st = probe_file.stat()
         report = json.loads(wait_for(lambda: probe_file.read_text() or None, 10, "the report's content"))
-        (user_lab / ".arl" / "workspaces" / "0" / "go").write_text("")
+        (lab / ".arl" / "workspaces" / "0" / "go").write_text("")
         assert proc.wait(180) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         if proc.poll() is None:
@@ -72,9 +52,9 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
     # The env allow-list: what [sandbox] env names goes in, nothing else of the host's.
     assert "ARL_TEST_PASSED" in report["env"]
     assert "ARL_TEST_SECRET" not in report["env"] and "ANTHROPIC_API_KEY" not in report["env"]
-    assert not containers_of(user_lab)
+    assert not containers_of(lab)
     # The probe's attempt is saved under its ref, and the pipeline is clean again.
-    rs = rows(user_lab)
+    rs = rows(lab)
     assert [r["outcome"] for r in rs] == ["baseline", "discard"]
     # The repository belongs to uid 4242; this test process is root, so git wants it declared safe.
     saved = run(
@@ -83,7 +63,7 @@ def test_sandbox_limits_seen_from_inside(user_lab: Path, tmp_path: Path) -> None
             "-c",
             "safe.directory=*",
             "-C",
-            str(user_lab),
+            str(lab),
             "show",
             "refs/arl/curve-fit/experiments/1:pipeline/probe.json",
         ]

@@ -10,23 +10,16 @@ from arl.config.context import open_lab
 from arl.runstate import slots
 from arl.sandbox import docker_run as sandbox
 
-from .conftest import BIN, git, make_repo, run
-from .test_config import write_lab
-
-TOML = '[lab]\nname = "g"\n\n[backend]\nclass = "B"\n\n[sandbox]\nslot_gpus = ["2", "5"]\n\n[run]\nagents = {n}\n'
+from .conftest import BIN, LabMaker, run
 
 
-def lab(tmp_path: Path, n: int) -> Path:
-    root = make_repo(tmp_path / "repo")
-    write_lab(root, toml=TOML.format(n=n))
-    (root / "AGENT.md").write_text("Tune the pipeline.\n")  # [lab] agent_instructions must exist
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "lab")
-    return root
+def gpu_lab(make_lab: LabMaker, agents: int) -> Path:
+    """The example with two GPUs named for `agents` slots; no agent runs."""
+    return make_lab(image=None, settings={"sandbox": {"slot_gpus": ["2", "5"]}, "run": {"agents": agents}})
 
 
-def test_each_slot_gets_its_own_gpu(tmp_path: Path) -> None:
-    cfg = open_lab(str(lab(tmp_path, 2)))
+def test_each_slot_gets_its_own_gpu(make_lab: LabMaker, tmp_path: Path) -> None:
+    cfg = open_lab(str(gpu_lab(make_lab, 2)))
     assert [slots.gpu_for(cfg, k) for k in (0, 1)] == ["device=2", "device=5"]
     for k, device in ((0, "device=2"), (1, "device=5")):
         args = sandbox.verify_run(cfg, image="i", name="n", run=1, data=tmp_path, repeats=1, pipeline=tmp_path,
@@ -34,8 +27,8 @@ def test_each_slot_gets_its_own_gpu(tmp_path: Path) -> None:
         assert args[args.index("--gpus") + 1] == device and args.count("--gpus") == 1
 
 
-def test_fewer_gpus_than_slots_is_refused_at_preflight(tmp_path: Path) -> None:
-    root = lab(tmp_path, 3)
+def test_fewer_gpus_than_slots_is_refused_at_preflight(make_lab: LabMaker) -> None:
+    root = gpu_lab(make_lab, 3)
     proc = run([str(BIN / "arl-step"), "preflight", "--data", "data", "--agent", "offline"], cwd=root, check=False)
     assert proc.returncode == 1
     assert proc.stderr == "arl-step: error: 3 agents but [sandbox] slot_gpus names 2 GPUs: one GPU per slot\n"

@@ -17,7 +17,6 @@ from .claude_lab import (
     RUN_ARGS,
     Secrets,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    claude_lab_fixture,  # noqa: F401  (a fixture)
     fake_api,
     lab_name,
     served_cost,
@@ -27,11 +26,11 @@ from .conftest import BIN, git
 from .loophelpers import check_history, containers_of, set_toml, start, wait_for
 from .slurm_cluster import ClusterFactory
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
 
 
 def test_claude_slots_as_jobs_with_their_brokers(
-    lab: Path,  # noqa: F811
+    lab: Path,
     slurm_cluster: ClusterFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
