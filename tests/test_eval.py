@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import arl, make_repo
+from tests.conftest import arl, new_lab
 from tests.test_config import one_line_error, process_gone, wait_until, write_lab
 
 TOML = '[lab]\nname = "t"\n\n[backend]\nclass = "B"\neval_timeout = {timeout}\n'
@@ -34,9 +34,7 @@ def backend_lab(tmp_path: Path, body: str, timeout: float = 30, extra: dict[str,
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The curve-fit example, shared by the tests that only read it (scaffolding it costs a second)."""
-    repo = make_repo(tmp_path_factory.mktemp("example") / "repo")
-    arl("init", "--example", "curve-fit", cwd=repo)
-    return repo
+    return new_lab(tmp_path_factory.mktemp("example") / "repo", commit=False)
 
 
 def marks(lab: Path) -> list[str]:

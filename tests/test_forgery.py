@@ -8,17 +8,19 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, arl, git
-from tests.loophelpers import cleanup_containers, rows
+from tests.conftest import arl, git
+from tests.loophelpers import rows, run_arl, set_toml
 
-pytestmark = pytest.mark.docker
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab(agents=("forger_agent.py",), settings={"backend": {"max_output_mb": 1}}),
+]
 
 # The curve-fit example's backend before it was split: evaluate() imports the pipeline and scores it in one process.
 SINGLE_PHASE = """
@@ -65,67 +67,53 @@ def make_holdout(lab: Path) -> Path:
     return holdout
 
 
-@pytest.fixture
-def forger_lab(example_lab: Path, base_image: str) -> Path:
-    shutil.copy(ROOT / "tests" / "agents" / "forger_agent.py", example_lab / "forger_agent.py")
-    text = (example_lab / "lab.toml").read_text().replace("eval_timeout = 60", "eval_timeout = 60\nmax_output_mb = 1")
-    (example_lab / "lab.toml").write_text(text)
-    git(example_lab, "add", "-A")
-    git(example_lab, "commit", "-qm", "forger agent")
-    yield example_lab
-    cleanup_containers(example_lab)
-
-
 def use_single_phase(lab: Path) -> None:
     (lab / "backend.py").write_text(textwrap.dedent(SINGLE_PHASE))
     git(lab, "commit", "-qam", "single-phase backend")
 
 
 def run_attacks(lab: Path, *attacks: str, holdout: Path | None = None) -> tuple[list[dict[str, str]], str]:
-    agent = json.dumps(["python3", "-u", "/workspace/lab/forger_agent.py", *attacks])
-    text = (lab / "lab.toml").read_text().replace('kind = "offline"', f'kind = "command"\ncommand = {agent}')
-    (lab / "lab.toml").write_text(text)
+    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/forger_agent.py", *attacks])
     git(lab, "commit", "-qam", "the attacks")
-    flags = ["--holdout", str(holdout)] if holdout else []
-    proc = arl("run", "--data", "data", "--max-iterations", str(len(attacks)), "--iteration-timeout", "180",
-               "--plateau-threshold", "99", *flags, cwd=lab, check=False, timeout=900)  # fmt: skip
+    flags = ["--max-iterations", str(len(attacks)), "--iteration-timeout", "180", "--plateau-threshold", "99"]
+    proc = run_arl(lab, *flags, *(["--holdout", str(holdout)] if holdout else []), agent="command", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [r for r in rows(lab) if r["outcome"] != "baseline"], proc.stderr
 
 
-def test_pipeline_code_cannot_forge_the_verified_score(forger_lab: Path) -> None:
+def test_pipeline_code_cannot_forge_the_verified_score(lab: Path) -> None:
     """A truly worse model (HEIGHT -50) whose import patches json, builtins, math/statistics, arl's classes, the
     objects gc and the caller's frames reach, or writes extra files: each verified at its true score, each vetoed."""
-    done, _ = run_attacks(forger_lab, *(f"forge:{a}" for a in FORGERIES))
-    truth = true_mae(-50.0, forger_lab / "data")
+    done, _ = run_attacks(lab, *(f"forge:{a}" for a in FORGERIES))
+    truth = true_mae(-50.0, lab / "data")
     assert truth > 30  # the baseline is 3.29: a forged keep would end the night
     assert [r["notes"].split("\\n")[0] for r in done] == [f"forge:{a}" for a in FORGERIES]
     for r in done:
         assert r["outcome"] == "vetoed", r
         assert math.isclose(float(r["verified_score"]), truth, rel_tol=1e-9), (r["notes"], r["verified_score"])
-    assert "keep" not in {r["outcome"] for r in rows(forger_lab)}
-    assert git(forger_lab, "log", "-1", "--format=%s").strip() == "the attacks"  # nothing was committed
+    assert "keep" not in {r["outcome"] for r in rows(lab)}
+    assert git(lab, "log", "-1", "--format=%s").strip() == "the attacks"  # nothing was committed
 
 
-def test_the_same_forgeries_fool_a_single_phase_backend(forger_lab: Path) -> None:
+def test_the_same_forgeries_fool_a_single_phase_backend(lab: Path) -> None:
     """What the split prevents, shown: in a single-phase backend the json attack forges the verified score, the leak
     reads the labels; and the run warns that such a backend's scores can be forged."""
-    use_single_phase(forger_lab)
-    done, err = run_attacks(forger_lab, "forge:json", "leak")
+    use_single_phase(lab)
+    done, err = run_attacks(lab, "forge:json", "leak")
     assert "a pipeline can forge its verified and holdout scores" in err
     forged, leaked = done
     assert forged["outcome"] == "keep" and float(forged["verified_score"]) == pytest.approx(0.0001)
     assert float(leaked["verified_score"] or "nan") < 0.01 or leaked["outcome"] == "vetoed"
 
 
-def test_pipeline_code_cannot_read_labels_or_holdout(forger_lab: Path) -> None:
+def test_pipeline_code_cannot_read_labels_or_holdout(lab: Path) -> None:
     """A pipeline that searches every path it can open (/workspace, /tmp, /proc/self/fd, its cwd, /) and its callers'
     frames for the answers: its verified and holdout scores are those of the same model without the lookup."""
-    holdout = make_holdout(forger_lab)
-    done, _ = run_attacks(forger_lab, "leak", holdout=holdout)
+    holdout = make_holdout(lab)
+    done, _ = run_attacks(lab, "leak", holdout=holdout)
     (leak,) = done
     assert leak["outcome"] == "keep", leak["notes"]
-    assert math.isclose(float(leak["verified_score"]), true_mae(1.02219, forger_lab / "data"), rel_tol=1e-9)
+    assert math.isclose(float(leak["verified_score"]), true_mae(1.02219, lab / "data"), rel_tol=1e-9)
     assert math.isclose(float(leak["holdout_score"]), true_mae(1.02219, holdout), rel_tol=1e-9)
     # the lookup works where labels are readable: the agent's own claim read its dev data; the host did not take it
     assert float(leak["score"]) < 0.5 * float(leak["verified_score"])
@@ -141,37 +129,37 @@ HOSTILE = {  # what the pipeline writes as its outputs, and what the veto's reas
 }
 
 
-def test_hostile_outputs_fail_the_experiment_with_a_reason(forger_lab: Path) -> None:
+def test_hostile_outputs_fail_the_experiment_with_a_reason(lab: Path) -> None:
     """Outputs that are huge, deeply nested, NaN, of the wrong type, a symlink or a FIFO: each a vetoed experiment
     whose reason says what was wrong, the run going on; no copy left behind, the repository sound."""
-    done, _ = run_attacks(forger_lab, *(f"outputs:{k}" for k in HOSTILE))
+    done, _ = run_attacks(lab, *(f"outputs:{k}" for k in HOSTILE))
     assert len(done) == len(HOSTILE), [r["notes"] for r in done]
     for r, (kind, expect) in zip(done, HOSTILE.items()):
         assert r["outcome"] == "vetoed", (kind, r)
         reason = r["notes"].split("[arl]", 1)[1]
         assert expect in reason, (kind, reason)
-    assert not list((forger_lab / ".arl" / "eval").iterdir())  # the host's copies are gone
-    assert git(forger_lab, "fsck", "--no-progress").strip() == ""
+    assert not list((lab / ".arl" / "eval").iterdir())  # the host's copies are gone
+    assert git(lab, "fsck", "--no-progress").strip() == ""
 
 
-def test_host_eval_of_kept_code_runs_in_the_sandbox_unless_local(forger_lab: Path, tmp_path: Path) -> None:
+def test_host_eval_of_kept_code_runs_in_the_sandbox_unless_local(lab: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    done, _ = run_attacks(forger_lab, f"marker:{marker}")
+    done, _ = run_attacks(lab, f"marker:{marker}")
     assert done[0]["outcome"] == "keep", done
     assert not marker.exists()  # the verification ran in containers, where the marker code stays quiet anyway
-    proc = arl("eval", "--data", "data", "--json", cwd=forger_lab)
+    proc = arl("eval", "--data", "data", "--json", cwd=lab)
     assert json.loads(proc.stdout.splitlines()[-1])["score"] == pytest.approx(float(done[0]["verified_score"]))
     assert "sandbox image" in proc.stderr and not marker.exists()
-    proc = arl("diagnose", "--data", "data", "--top", "1", cwd=forger_lab)
+    proc = arl("diagnose", "--data", "data", "--top", "1", cwd=lab)
     assert not marker.exists()
-    arl("eval", "--data", "data", "--local", cwd=forger_lab)
+    arl("eval", "--data", "data", "--local", cwd=lab)
     assert marker.read_text() == "pipeline code ran on the host\n"
 
 
-def test_the_run_container_never_sees_the_data(forger_lab: Path) -> None:
+def test_the_run_container_never_sees_the_data(lab: Path) -> None:
     """The docker lines of a verification: the run phase mounts the pipeline and the inputs, never the data; the
     score phase mounts the data and the outputs, never the pipeline."""
-    _, err = run_attacks(forger_lab, "marker:/nonexistent/x")
+    _, err = run_attacks(lab, "marker:/nonexistent/x")
     lines = [ln for ln in err.splitlines() if ln.startswith("+ docker run") and "--phase" in ln]
     runs = [ln for ln in lines if "--phase run" in ln]
     scores = [ln for ln in lines if "--phase score" in ln]
@@ -181,5 +169,5 @@ def test_the_run_container_never_sees_the_data(forger_lab: Path) -> None:
         assert "--network none" in ln
     for ln in scores:
         assert "dst=/workspace/pipeline" not in ln and "dst=/workspace/data,readonly" in ln
-    assert subprocess.run(["docker", "ps", "-aq", "--filter", f"label=arl.root={forger_lab}"],
+    assert subprocess.run(["docker", "ps", "-aq", "--filter", f"label=arl.root={lab}"],
                           capture_output=True, text=True).stdout.strip() == ""  # fmt: skip

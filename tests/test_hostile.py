@@ -911,8 +911,9 @@ def test_verdicts_written_ahead(lab: Path) -> None:
     n = len(run_rows(lab, report["host"]["before"]))
     control = lab / ".arl" / "control"
     left = [name for name in os.listdir(control) if name.startswith("verdict-")]
-    first = first_row(report)  # the expected seq's verdict, the last written: answered, the others not
-    contained = n <= 3 and not left and first["outcome"] == "discard" and first["notes"] == "written ahead 0"
+    first = first_row(report)  # the expected seq's verdict (the last written) answered as itself, the others not
+    seq = json.loads(first["metrics"])["verdict_seq"]
+    contained = n <= 3 and not left and first["outcome"] == "discard" and first["notes"] == f"written ahead {seq}"
     record(
         "105 verdicts written ahead (--max-iterations 3)",
         f"{n} experiments; {len(left)} verdict files left; agent saw {len(report['verdicts_left'])} left",

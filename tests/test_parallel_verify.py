@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -14,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, ROOT, arl, git, make_repo
-from .loophelpers import check_history, cleanup_containers, set_toml, start, wait_for
-
-pytestmark = pytest.mark.docker
+from .conftest import BIN, git
+from .loophelpers import check_history, run_arl, set_toml, start, wait_for
 
 # The score is how far the pipeline's X is from 3; the run phase sleeps SLEEP seconds where the data is not mounted
 # (the host's run container), so a test can make one verification slow.
@@ -41,24 +38,24 @@ class KnobBackend(SplitBackend):
 """
 
 
-@pytest.fixture
-def lab(tmp_path: Path, base_image: str):
-    repo = make_repo(tmp_path / "repo")
-    arl("init", "--name", "knobs", cwd=repo)
-    (repo / "backend.py").write_text(BACKEND)
-    (repo / "pipeline" / "knob.py").write_text("X = 40.0\nSLEEP = 0.0\n")
-    (repo / "data").mkdir()
-    (repo / "data" / "README").write_text("the knob backend reads no data\n")
-    shutil.copy(ROOT / "tests" / "agents" / "keeper_agent.py", repo / "keeper_agent.py")
-    text = (repo / "lab.toml").read_text().replace('class = "PipelineBackend"', 'class = "KnobBackend"')
-    (repo / "lab.toml").write_text(text)
-    set_toml(repo, "agent", "kind", "command")
-    set_toml(repo, "agent", "command", ["python3", "-u", "/workspace/lab/keeper_agent.py"])
-    set_toml(repo, "run", "agents", 3)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "knob lab")
-    yield repo
-    cleanup_containers(repo)
+# The knob lab: no example (`arl init --name knobs`), KnobBackend, three slots of the keeper agent.
+KNOB_LAB = {
+    "example": None,
+    "init": ("--name", "knobs"),
+    "files": {
+        "backend.py": BACKEND,
+        "pipeline/knob.py": "X = 40.0\nSLEEP = 0.0\n",
+        "data/README": "the knob backend reads no data\n",
+    },
+    "agents": ("keeper_agent.py",),
+    "settings": {
+        "backend": {"class": "KnobBackend"},
+        "agent": {"kind": "command", "command": ["python3", "-u", "/workspace/lab/keeper_agent.py"]},
+        "run": {"agents": 3},
+    },
+}
+pytestmark = [pytest.mark.docker, pytest.mark.lab(**KNOB_LAB)]
+FLAGS = ["--iteration-timeout", "90", "--plateau-threshold", "0"]
 
 
 def verify_windows(lab: Path, since: float) -> list[tuple[float, float, str]]:
@@ -83,8 +80,7 @@ def verify_windows(lab: Path, since: float) -> list[tuple[float, float, str]]:
 
 def test_keeps_are_verified_side_by_side_and_recorded_in_order(lab: Path) -> None:
     t0 = time.time()
-    proc = arl("run", "--data", "data", "--max-iterations", "10", "--iteration-timeout", "90",
-               "--plateau-threshold", "0", cwd=lab, check=False, timeout=600)  # fmt: skip
+    proc = run_arl(lab, *FLAGS, "--max-iterations", "10", agent="command", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rs = check_history(lab, "knobs")
     assert [int(r["id"]) for r in rs] == list(range(len(rs)))  # contiguous
@@ -116,8 +112,8 @@ def test_kill_9_during_a_verification_then_resume(lab: Path, tmp_path: Path) -> 
     set_toml(lab, "run", "agents", 2)
     set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/keeper_agent.py", "kill"])
     git(lab, "commit", "-qam", "the kill plan")
-    argv = ["run", "--data", "data", "--iteration-timeout", "90", "--plateau-threshold", "0"]
-    proc = start([str(BIN / "arl"), *argv, "--max-iterations", "30"], lab, tmp_path / "run.log")
+    argv = [str(BIN / "arl"), "run", "--data", "data", "--agent", "command", *FLAGS, "--max-iterations", "30"]
+    proc = start(argv, lab, tmp_path / "run.log")
     state = lab / ".arl" / "state.json"
 
     def verifying() -> bool:
@@ -131,7 +127,7 @@ def test_kill_9_during_a_verification_then_resume(lab: Path, tmp_path: Path) -> 
     time.sleep(1)  # its container is up
     os.kill(proc.pid, signal.SIGKILL)  # arl run alone: its verification job lives in a session of its own
     proc.wait(30)
-    resumed = arl(*argv, "--max-iterations", "2", cwd=lab, check=False, timeout=600)
+    resumed = run_arl(lab, *FLAGS, "--max-iterations", "2", agent="command", timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rs = check_history(lab, "knobs")
     assert [int(r["id"]) for r in rs] == list(range(len(rs)))

@@ -7,14 +7,13 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arl.history import results
 from tests.conftest import arl, git, make_repo, run
-from tests.loophelpers import cleanup_containers
+from tests.loophelpers import run_arl
 from tests.test_config import write_lab
 
 # What autoresearch-lab 0.2.6 writes (harness/results.py: csv.writer with tabs, "%.6f" scores, yes/no, and the
@@ -116,18 +115,16 @@ def test_plot_reads_it(ar_lab: Path) -> None:
 
 
 @pytest.fixture
-def ar_example(example_lab: Path, base_image: str) -> Iterator[Path]:
-    (example_lab / "results.tsv").write_text(ar_text(AR_ROWS), newline="")
-    git(example_lab, "commit", "-qam", "history from autoresearch-lab")
-    yield example_lab
-    cleanup_containers(example_lab)
+def ar_example(lab: Path) -> Path:
+    (lab / "results.tsv").write_text(ar_text(AR_ROWS), newline="")
+    git(lab, "commit", "-qam", "history from autoresearch-lab")
+    return lab
 
 
 @pytest.mark.docker
 def test_arl_run_goes_on_from_it(ar_example: Path) -> None:
-    env = {"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"}
-    flags = ["--data", "data", "--agent", "offline", "--seed", "1", "--plateau-threshold", "0", "--max-iterations", "2"]
-    proc = arl("run", *flags, cwd=ar_example, check=False, timeout=600, env=env)
+    flags = ["--plateau-threshold", "0", "--max-iterations", "2"]
+    proc = run_arl(ar_example, *flags, seed=1, timeout=600, env={"ARL_QUIET": "1"})
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "converted results.tsv from autoresearch-lab's format" in proc.stderr
     rows = results.read(ar_example / "results.tsv").rows

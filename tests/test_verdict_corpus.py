@@ -1,22 +1,20 @@
 """Malformed verdicts from inside the sandbox: each gets a "rejected" ack naming the problem; the loop goes on.
 
-The attacker is tests/agents/corpus_agent.py, a command agent in the real sandbox; it writes acks.json into the
-pipeline, which the snapshot of its one valid discard carries back out (refs/arl/curve-fit/experiments/1)."""
+The attacker is tests/agents/corpus_agent.py, a command agent in the real sandbox. After each case it holds still
+while the test reads the ack files the host wrote, on the host (HostAcks): what the agent saw of them is not judged."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Iterator
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import ROOT, arl, git
-from .loophelpers import check_history, cleanup_containers, containers_of, rows, set_toml
-
-pytestmark = pytest.mark.docker
+from .conftest import arl, git
+from .loophelpers import check_history, containers_of, rows, run_arl, set_toml
 
 FILE_NAME = ["file name", "verdict-<seq>.json"]
 SYMLINK = ["symlink"]
@@ -115,19 +113,58 @@ TAGS = {
 NAME = f"curve-fit-{os.urandom(3).hex()}"
 
 
+# A name of its own: container names derive from the lab's name, and other labs may run on this engine.
+CORPUS = ["python3", "-u", "/workspace/lab/corpus_agent.py"]
+LAB = {"agents": ("corpus_agent.py",), "settings": {"agent": {"command": CORPUS}, "lab": {"name": NAME}}}
+pytestmark = [pytest.mark.docker, pytest.mark.lab(**LAB)]
+
+
 @pytest.fixture
-def corpus_lab(example_lab: Path, base_image: str) -> Iterator[Path]:
-    lab = example_lab
-    shutil.copy(ROOT / "tests" / "agents" / "corpus_agent.py", lab / "corpus_agent.py")
-    # Host paths an attacker would guess, handed to the agent beside the backend (mounted read-only).
+def corpus_lab(lab: Path) -> Path:
+    """The lab, with the host paths an attacker would guess handed to the agent beside the backend (read-only)."""
     (lab / "corpus_paths.py").write_text(f"PATHS = {json.dumps({'lab_toml': str((lab / 'lab.toml').resolve())})}\n")
-    set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/corpus_agent.py"])
-    # A name of its own: container names derive from the lab's name, and other labs may run on this engine.
-    set_toml(lab, "lab", "name", NAME)
-    git(lab, "add", "-A")
-    git(lab, "commit", "-qm", "corpus agent")
-    yield lab
-    cleanup_containers(lab)
+    git(lab, "add", "corpus_paths.py")
+    git(lab, "commit", "-qm", "corpus paths")
+    return lab
+
+
+class HostAcks:
+    """The host's ack files of each case, read here on the host from the lab's control folder while the agent holds
+    still: .hold-CASE in its workspace (the tags of the acks it waited for) says now; .release-CASE lets it go on."""
+
+    def __init__(self, lab: Path) -> None:
+        self.workspace, self.control = lab / ".arl" / "workspaces" / "0", lab / ".arl" / "control"
+        self.seen: dict[str, list[tuple[str, dict[str, Any] | None]]] = {}
+        self.error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                for hold in sorted(self.workspace.glob(".hold-*")):
+                    case = hold.name.removeprefix(".hold-")
+                    if case.endswith(".tmp") or case in self.seen:
+                        continue
+                    self.seen[case] = [(tag, self.ack(tag)) for tag in json.loads(hold.read_text())]
+                    tmp = self.workspace / f".release-{case}.tmp"
+                    tmp.write_text("read\n")
+                    tmp.rename(self.workspace / f".release-{case}")
+            except (OSError, ValueError) as e:
+                self.error = f"{type(e).__name__}: {e}"
+
+    def ack(self, tag: str) -> dict[str, Any] | None:
+        """ack-TAG.json as the host wrote it: a regular file of JSON (None when there is none)."""
+        path = self.control / f"ack-{tag}.json"
+        try:
+            return json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def _matches(reason: str, want: list[str] | tuple[list[str], ...]) -> bool:
@@ -138,11 +175,12 @@ def _matches(reason: str, want: list[str] | tuple[list[str], ...]) -> bool:
 def test_malformed_verdicts_are_rejected_and_the_loop_goes_on(corpus_lab: Path) -> None:
     lab = corpus_lab
     toml_before = (lab / "lab.toml").read_bytes()
-    proc = arl(
-        "run", "--data", "data", "--agent", "command", "--max-iterations", "1", "--plateau-threshold", "0",
-        "--iteration-timeout", "600", "--max-restarts", "0",
-        cwd=lab, check=False, timeout=600, env={"ARL_BASE_FROM": "debootstrap"},
-    )  # fmt: skip
+    flags = ["--max-iterations", "1", "--plateau-threshold", "0", "--iteration-timeout", "600", "--max-restarts", "0"]
+    host = HostAcks(lab)
+    try:
+        proc = run_arl(lab, *flags, agent="command", timeout=600)
+    finally:
+        host.close()
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "stop: max_iterations" in proc.stdout, log[-4000:]
@@ -154,22 +192,24 @@ def test_malformed_verdicts_are_rejected_and_the_loop_goes_on(corpus_lab: Path) 
     assert rs[1]["notes"] == "corpus done"
     assert json.loads(rs[1]["metrics"])["verdict_seq"] == 1
 
-    acks = json.loads(git(lab, "show", f"refs/arl/{NAME}/experiments/1:pipeline/acks.json"))
-    assert acks.pop("_expected_seq") == 1
-    assert acks.pop("_expected_after") == 1, "a rejected verdict must not advance the sequence"
-    assert sorted(acks) == sorted(EXPECTED), set(acks) ^ set(EXPECTED)
+    # (the discard's verdict_seq above: none of the rejected verdicts advanced the sequence)
+    assert not host.error, host.error
+    assert sorted(host.seen) == sorted(EXPECTED), set(host.seen) ^ set(EXPECTED)
     assert len(EXPECTED) >= 30
     problems = []
     for case, want in EXPECTED.items():
-        answers = acks[case]
+        answers = host.seen[case]
         if case == "flood":
             assert len(answers) == 30
-        for a in answers:
+        if not answers or (case in TAGS and [tag for tag, _ in answers] != [TAGS[case]]):
+            problems.append(f"{case}: the agent waited for {[tag for tag, _ in answers]}, wanted {TAGS.get(case)}")
+        for tag, a in answers:
+            if a is None:
+                problems.append(f"{case}: the host wrote no ack-{tag}.json")
+                continue
             reason = str(a.get("reason", ""))
             if a.get("outcome") != "rejected" or not _matches(reason, want):
                 problems.append(f"{case}: outcome {a.get('outcome')!r}, reason {reason!r}, wanted {want}")
-            if case in TAGS and a["tag"] != TAGS[case]:
-                problems.append(f"{case}: answered as ack-{a['tag']}.json, wanted ack-{TAGS[case]}.json")
     assert not problems, "\n".join(problems)
 
     # The host wrote nothing through the agent's links and left nothing of the attack in the channel.
@@ -191,11 +231,8 @@ def test_the_hosts_files_in_the_channel_replaced_by_a_directory(corpus_lab: Path
     lab = corpus_lab
     set_toml(lab, "agent", "command", ["python3", "-u", "/workspace/lab/corpus_agent.py", "expected-as-directory"])
     git(lab, "commit", "-qam", "expected.json attack")
-    proc = arl(
-        "run", "--data", "data", "--agent", "command", "--max-iterations", "2", "--plateau-threshold", "0",
-        "--iteration-timeout", "120", "--max-restarts", "0",
-        cwd=lab, check=False, timeout=300, env={"ARL_BASE_FROM": "debootstrap", "ARL_QUIET": "1"},
-    )  # fmt: skip
+    flags = ["--max-iterations", "2", "--plateau-threshold", "0", "--iteration-timeout", "120", "--max-restarts", "0"]
+    proc = run_arl(lab, *flags, agent="command", env={"ARL_QUIET": "1"})
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "stop: max_iterations" in proc.stdout, log[-3000:]
     rs = check_history(lab, NAME)

@@ -1,9 +1,9 @@
 """A command agent that attacks the verdict channel (run inside the sandbox by tests/test_verdict_corpus.py).
 
 It puts malformed verdicts into /workspace/control the way a confused or hostile agent would, waits for the
-host's ack of each (ack-<tag>.json), writes every ack to /workspace/pipeline/acks.json, and ends with one valid
-`arl verdict discard`, whose snapshot ref carries acks.json back to the test. It never trusts the host to
-answer: a case whose ack does not come within ACK_TIMEOUT is recorded as "missing".
+host's ack of each (ack-<tag>.json, at most ACK_TIMEOUT), then holds still (.hold-<case> in the pipeline) until the
+test has read the host's ack files on the host (.release-<case>), and ends with one valid `arl verdict discard`. What
+it read of the acks is only printed: the test judges the files the host wrote.
 
 Writes are atomic (temp file + rename) where the case is about the content, so that the reason the host gives
 is about that content and not about a half-written file; the cases about the file itself (links, FIFOs,
@@ -77,6 +77,20 @@ def wait_ack(tag, timeout=ACK_TIMEOUT):
             pass
         time.sleep(0.02)
     return {"outcome": "missing", "reason": f"no ack-{tag}.json within {timeout:g} s"}
+
+
+def hold(case, tags, timeout=60):
+    """Hold still while the test reads the host's acks of this case: .hold-CASE in the pipeline (the tags of the acks
+    it waited for, as JSON) says now, and the test answers with .release-CASE there once it has read them."""
+    tmp = PIPELINE / f".hold-{case}.tmp"
+    tmp.write_text(json.dumps(tags))
+    tmp.rename(PIPELINE / f".hold-{case}")
+    release = PIPELINE / f".release-{case}"
+    deadline = time.monotonic() + timeout
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for path in (PIPELINE / f".hold-{case}", release):
+        remove(path)
 
 
 def content_case(name, data):
@@ -253,19 +267,18 @@ def main():
     e = expected_seq()
     results = {}
     for case, write in cases(e):
+        tags = []
         try:
             # Clear every ack this case could be answered with, so an old one cannot pass for the new.
             names = {"invalid", str(e)} | {f"flood{i:02d}" for i in range(30)}
             for tag in names:
                 remove(CONTROL / f"ack-{tag}.json")
             tags = write()
-            results[case] = [dict(wait_ack(t), tag=t) for t in tags]
-        except Exception as exc:  # the agent's own failure is data for the test, not the end of the corpus
-            results[case] = [{"outcome": "agent-error", "reason": f"{type(exc).__name__}: {exc}"}]
-        print(json.dumps({"event": "text", "text": f"{case}: {[r['outcome'] for r in results[case]]}"}), flush=True)
-    results["_expected_seq"] = e
-    results["_expected_after"] = expected_seq()
-    (PIPELINE / "acks.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+            results[case] = [wait_ack(t)["outcome"] for t in tags]
+        except Exception as exc:  # the test finds no ack of the case and says so
+            results[case] = [f"agent-error: {type(exc).__name__}: {exc}"]
+        hold(case, tags)
+        print(json.dumps({"event": "text", "text": f"{case}: {results[case]}"}), flush=True)
     done = subprocess.run(["arl", "verdict", "discard", "--notes", "corpus done"], capture_output=True, text=True)
     print(
         json.dumps({"event": "text", "text": f"final discard: {done.stdout.strip()} {done.stderr.strip()}"}), flush=True
