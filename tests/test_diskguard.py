@@ -3,7 +3,6 @@ the limit, locked folders opened) and the notes cut (in place, ending with a lin
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from arl.loop.launching import notes_file
 
 
 def lab_cfg(example_lab: Path, **changes: float) -> LabConfig:
-    return dataclasses.replace(load(example_lab / "lab.toml"), **changes)
+    return load(example_lab / "lab.toml")._replace(**changes)
 
 
 def test_the_workspace_measure(example_lab: Path, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def diagnose(
         raise UsageError(f"--top must be at least 1, not {top}")
     result = measure(cfg, data, samples, 1, local)
     if samples:  # a single-phase backend may not filter by itself (autoresearch-lab's evaluate had no sample_ids)
-        result.sample_results = [s for s in result.sample_results if s["sample_id"] in samples]
+        result = result._replace(sample_results=[s for s in result.sample_results if s["sample_id"] in samples])
     rows = worst_first(cfg, result.sample_results)
     if top is not None:
         rows = rows[:top]

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from arl.commands.tables import simple_table
+from arl.commands.tables import column_table
 from arl.config.config import LabConfig
 from arl.config.context import open_lab
 from arl.errors import UsageError
@@ -60,14 +60,14 @@ def _other(v: Any) -> str:
 _CELL = {"time": _time, "cost_usd": lambda v: f"{v:.4f}", "notes": _notes}
 
 
-def _cells(rows: list[Row], cols: list[str]) -> list[list[str]]:
+def _columns(rows: list[Row], cols: list[str]) -> list[list[str]]:
     """The table's cells, column by column. Any text in them may come from the agent: its control characters are
     escaped."""
     columns = []
     for c in cols:
         fmt = _CELL.get(c, _other)
-        columns.append([fmt(v) if v is not None else "" for v in (r[c] for r in rows)])  # type: ignore[literal-required]
-    return [list(line) for line in zip(*columns)]
+        columns.append([fmt(v) if v is not None else "" for v in [r[c] for r in rows]])  # type: ignore[literal-required]
+    return columns
 
 
 def _md(v: Any) -> Any:
@@ -105,16 +105,16 @@ def show_results(
         cols = [c for c in _SHOWN if c != "holdout_score" or any(r["holdout_score"] is not None for r in rows)]
         if any(r.get("slot") for r in rows):  # parallel agents: whose experiment each row is
             cols.insert(cols.index("outcome"), "slot")
-        table = _cells(rows, cols)
+        columns = _columns(rows, cols)
         if fmt == "markdown":
             from tabulate import tabulate  # only here: importing it costs more than reading 10,000 rows
 
-            table = [[_md(v) for v in line] for line in table]
+            table = [[_md(v) for v in line] for line in zip(*columns)]
             # The cells are already formatted: tabulate must not re-parse (and re-format) the numbers.
             align = ["right" if c in _NUMERIC else "left" for c in cols]
             print(tabulate(table, headers=cols, tablefmt="github", disable_numparse=True, colalign=align))
         else:
-            print(simple_table(table, cols, _NUMERIC))
+            print(column_table(columns, cols, _NUMERIC))
         if not rows and fmt == "table":
             print("(no experiments yet)")
         if fmt == "table" and whole is not None:  # not after --last N alone: a run's cost needs all its rows

@@ -8,11 +8,17 @@ from collections.abc import Collection
 
 def _after_point(cell: str) -> int:
     """Digits after the decimal point (or exponent) of a number, -1 for an integer or text."""
+    if not cell:
+        return -1
+    digits = cell.lstrip("+-")
+    if digits.isdigit():  # an integer: nearly every id, and no float() needed to tell
+        return -1
+    pos = digits.find(".")
+    if pos > 0 and digits[:pos].isdecimal() and digits[pos + 1 :].isdecimal():  # a plain decimal, as most scores are
+        return len(digits) - pos - 1
     try:
         float(cell)
     except ValueError:
-        return -1
-    if cell.lstrip("+-").isdigit():
         return -1
     pos = cell.rfind(".")
     pos = cell.lower().rfind("e") if pos < 0 else pos
@@ -20,20 +26,28 @@ def _after_point(cell: str) -> int:
 
 
 def simple_table(table: list[list[str]], cols: list[str], numeric: Collection[str]) -> str:
-    """The table with a header and a rule; the `numeric` columns right-aligned on the decimal point, the others
-    left-aligned; two spaces between columns; in time linear in the rows."""
-    out_cols = []
-    for j, name in enumerate(cols):
-        cells = [line[j] for line in table]
-        width = len(name) + 2
+    """The table (a list of rows) with a header and a rule: see column_table."""
+    return column_table([list(c) for c in zip(*table)] if table else [[] for _ in cols], cols, numeric)
+
+
+def column_table(columns: list[list[str]], cols: list[str], numeric: Collection[str]) -> str:
+    """The table (a list of columns, each its cells) with a header and a rule; the `numeric` columns right-aligned
+    on the decimal point, the others left-aligned; two spaces between columns; in time linear in the rows."""
+    shown, spec = [], []
+    for name, cells in zip(cols, columns):
         if name in numeric:
-            points = [_after_point(c) for c in cells]
+            known = {c: _after_point(c) for c in set(cells)}  # a history repeats its costs and bests
+            points = [known[c] for c in cells]
             most = max(points, default=-1)
-            cells = [c + " " * (most - p) for c, p in zip(cells, points)]
-            width = max([width, *map(len, cells)])
-            out_cols.append([name.rjust(width), "-" * width, *(c.rjust(width) for c in cells)])
+            if most >= 0:
+                cells = [c + " " * (most - p) if p < most else c for c, p in zip(cells, points)]
+            align = ">"
         else:
             cells = [c.strip() for c in cells]
-            width = max([width, *map(len, cells)])
-            out_cols.append([name.ljust(width), "-" * width, *(c.ljust(width) for c in cells)])
-    return "\n".join("  ".join(line).rstrip() for line in zip(*out_cols))
+            align = "<"
+        width = max(len(name) + 2, max(map(len, cells), default=0))
+        shown.append(cells)
+        spec.append(f"{{:{align}{width}}}")
+    line = "  ".join(spec).format  # one call a line, not one a cell
+    rule = "  ".join("-" * max(len(n) + 2, max(map(len, c), default=0)) for n, c in zip(cols, shown))
+    return "\n".join([line(*cols).rstrip(), rule, *[line(*cells).rstrip() for cells in zip(*shown)]])

@@ -6,9 +6,8 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from arl.config.engine import EngineSettings, engine_settings
 from arl.config.schema import AGENT_KINDS, NUMBERS, hint, str_list, toml_place, validate
@@ -17,14 +16,14 @@ from arl.errors import ArlError
 LAB_FILE = "lab.toml"
 
 
-@dataclass(frozen=True)
-class HostService:
+# The config's types are NamedTuples, not dataclasses: as frozen and as typed, without the import of dataclasses
+# (and inspect) and the class building that cost every short command (`arl eval`) about 15 ms of start-up.
+class HostService(NamedTuple):
     command: list[str]
     port: int
 
 
-@dataclass(frozen=True)
-class RunDefaults:
+class RunDefaults(NamedTuple):
     max_iterations: int = 50
     max_hours: float = 8
     max_cost: float = 0
@@ -40,8 +39,7 @@ class RunDefaults:
     max_parallel_verifications: int = 0  # keeps verified at once beside the decider; 0: one per slot
 
 
-@dataclass(frozen=True)
-class LabConfig:
+class LabConfig(NamedTuple):
     path: Path  # the lab.toml file
     name: str
     pipeline_dir: Path
@@ -73,8 +71,8 @@ class LabConfig:
     isolation: str = "fork"  # the backend's evaluation process: "fork" (fast) or "spawn" (a fresh interpreter)
     backend_files: tuple[str, ...] = ()  # what the backend reads beside it: globs relative to its folder
     slot_gpus: tuple[str, ...] = ()  # slot k's GPU (`--gpus device=<k-th>`); empty: `gpus` for every slot
-    run: RunDefaults = field(default_factory=RunDefaults)
-    engine: EngineSettings = field(default_factory=EngineSettings)  # where the slots run: this machine or SLURM
+    run: RunDefaults = RunDefaults()
+    engine: EngineSettings = EngineSettings()  # where the slots run: this machine or SLURM
 
     @property
     def root(self) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -18,7 +17,7 @@ def open_lab(explicit: str | None = None) -> LabConfig:
         overrides["pipeline_dir"] = Path(os.environ["ARL_PIPELINE"])
     if os.environ.get("ARL_RESULTS"):
         overrides["results_file"] = Path(os.environ["ARL_RESULTS"])
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    return cfg._replace(**overrides) if overrides else cfg
 
 
 def last_eval_path() -> Path:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.errors import ArlError
 
@@ -19,8 +18,7 @@ RUNTIMES = ("docker", "podman")
 GPU_MODES = ("docker", "env")
 
 
-@dataclass(frozen=True)
-class EngineSettings:
+class EngineSettings(NamedTuple):
     kind: str = "local"
     runtime: str = "docker"
     partition: str = ""

@@ -33,6 +33,9 @@ Request = TypedDict(
         "samples": "list[str] | None",
         "repeats": int,
         "max_output_bytes": int,
+        # with "prepare": a single-phase backend evaluates `pipeline` at once (in that folder), in this process,
+        # so `arl eval` starts one process for it, not two
+        "then_evaluate": bool,
     },
 )
 
@@ -166,7 +169,12 @@ def run(request: Request, phase: _Phase | None = None) -> Response:
     if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
         raise BackendProblem(f"{name} does not implement evaluate()")
     if request["phase"] == "prepare" and not isinstance(backend, SplitBackend):
-        return Prepared(ok=True, kind="single", samples=[], seconds=0.0)  # nothing to prepare: no setup either
+        if not request.get("then_evaluate"):
+            return Prepared(ok=True, kind="single", samples=[], seconds=0.0)  # nothing to prepare: no setup either
+        # It was started in the host's scratch folder; a single-phase evaluation runs in the pipeline's, as its
+        # own process would have (the pipeline is first on no import path: sys.path has no "" here).
+        os.chdir(request["pipeline"])
+        request = {**request, "phase": "evaluate"}
     t0 = time.monotonic()
     # setup and teardown are paired: once setup() has been entered, teardown() runs, whatever happens
     # (a half-done setup is the teardown's to clean). A teardown error never hides the first failure.

@@ -7,9 +7,8 @@ runs in one process, as before, and the result says so (`split` is False): its s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.config.config import LabConfig
 from arl.errors import ArlError
@@ -39,14 +38,12 @@ def one_line(text: str, limit: int = 400) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-@dataclass
-class Evaluation:
+class Evaluation(NamedTuple):  # not a dataclass: `arl eval` imports no dataclasses (see arl.config.config)
     score: float
     scores: list[float]
     metrics: dict[str, Any]
     sample_results: list[dict[str, Any]]
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
     split: bool = True  # False: a single-phase backend scored the pipeline in its own process
 
     @property
@@ -90,9 +87,10 @@ def evaluate(
         work = Path(tmp)
         inputs, raw, outputs = work / "inputs", work / "raw", work / "outputs"
         base = phase_request(cfg, "prepare", data=data, inputs=inputs, samples=samples, repeats=repeats)
-        prepared = ask(cfg, base, work, limit)
-        if prepared["kind"] == "single":
-            out = ask(cfg, {**base, "phase": "evaluate", "pipeline": str(pipeline)}, pipeline, limit)
+        # A single-phase backend answers this one with its score (then_evaluate): one process, not two.
+        prepared = ask(cfg, {**base, "pipeline": str(pipeline), "then_evaluate": True}, work, limit)
+        if prepared["kind"] == "scored":
+            out = prepared
         else:
             raw.mkdir()
             ask(
@@ -102,7 +100,7 @@ def evaluate(
 
             copy_outputs(raw, outputs, max_output_bytes(cfg))
             out = ask(cfg, {**base, "phase": "score", "outputs": str(outputs)}, work, limit)
-    return evaluation(out, time.monotonic() - t0, split=prepared["kind"] == "split")
+    return evaluation(out, time.monotonic() - t0, split=prepared["kind"] != "scored")
 
 
 def max_output_bytes(cfg: LabConfig) -> int:
@@ -131,6 +129,7 @@ def phase_request(
         "samples": samples or None,
         "repeats": repeats,
         "max_output_bytes": max_output_bytes(cfg),
+        "then_evaluate": False,
     }
 
 
