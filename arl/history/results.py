@@ -7,9 +7,8 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arl.config.config import LabConfig
 from arl.errors import ArlError
@@ -56,8 +55,7 @@ def parse_row(raw: dict[str, str], where: str) -> Row:
     return row  # type: ignore[return-value]  # every column converted to its type above
 
 
-@dataclass
-class History:
+class History(NamedTuple):  # no dataclass: `arl results` imports no dataclasses (see arl.config.config)
     """The parsed history of a lab, with the figures the loop needs."""
 
     rows: list[Row]
