@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check arl autoresearch_lab tests
-	$(BIN)/ruff format --check arl autoresearch_lab tests
+	$(BIN)/ruff check arl autoresearch_lab hooks tests
+	$(BIN)/ruff format --check arl autoresearch_lab hooks tests
 	$(BIN)/pyright
 
 # Debian packages the demo and the tests want: debootstrap builds the sandbox's base image on an engine that
