@@ -900,7 +900,7 @@ def test_wedges(lab: Path) -> None:
     contained = not wrong and bool(crashes) and len(new) >= 1
     record(
         "wedges: 1,100 deep, empty repo, >PATH_MAX, chmod 000, FIFO, socket",
-        f"acks {outcomes}; {len(crashes)} crash salvaged; next run: {len(new)} experiments, exit {proc.returncode}",
+        f"answers {outcomes}; {len(crashes)} crash salvaged; next run: {len(new)} experiments, exit {proc.returncode}",
         contained,
     )
     assert not wrong, wrong

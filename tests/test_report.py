@@ -21,11 +21,10 @@ import pytest
 from arl.history import results
 
 from .browser import Browser, chromium_path
-from .conftest import arl, git, make_repo, run, skip_unless_required
-from .loophelpers import cleanup_containers, set_toml, start, wait_for
+from .conftest import LabMaker, arl, git, new_lab, run, skip_unless_required
+from .loophelpers import cleanup_containers, run_arl, set_toml, start, wait_for
 
 pytestmark = pytest.mark.docker
-ENV = {"ARL_BASE_FROM": "debootstrap"}
 HOSTILE_NOTE = (
     '<img src=x onerror="window.__pwned_note=1"> </script><script>window.__pwned_script=1</script> '
     "<img src=http://127.0.0.1:{port}/leak-note> \u2028 & <!-- done"
@@ -77,18 +76,15 @@ def listener() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, base_image: str, listener: int) -> Iterator[Path]:
+def ran_lab(tmp_path_factory: pytest.TempPathFactory, base_image: str, listener: int) -> Iterator[Path]:
     """The curve-fit example: run 1 with three offline agents (its live page watched while it runs), run 2 with
-    a command agent whose notes, pipeline files and output are hostile."""
-    lab = make_repo(tmp_path_factory.mktemp("report") / "repo")
-    arl("init", "--example", "curve-fit", cwd=lab)
-    set_toml(lab, "run", "agents", 3)
-    git(lab, "add", "-A")
-    git(lab, "commit", "-qm", "lab")
+    a command agent whose notes, pipeline files and output are hostile. Made once for the module's tests (by
+    new_lab itself: make_lab's labs live for one test)."""
+    ran_lab = new_lab(tmp_path_factory.mktemp("report") / "repo", settings={"run": {"agents": 3}})
     argv = [str(Path(run(["which", "arl"]).stdout.strip())), "run", "--data", "data", "--agent", "offline"]
     flags = ["--seed", "3", "--plateau-threshold", "0", "--max-iterations", "12", "--holdout", "data"]
-    proc = start([*argv, *flags], lab, lab / "run1.log")
-    page = lab / ".arl" / "report" / "index.html"
+    proc = start([*argv, *flags], ran_lab, ran_lab / "run1.log")
+    page = ran_lab / ".arl" / "report" / "index.html"
 
     def live_or_over() -> str | None:
         if page.exists() and '"active": true' in page.read_text() and len(ids_in(page)) >= 4:
@@ -101,19 +97,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory, base_image: str, listener: int
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 0 and seen == "live", (seen, (lab / "run1.log").read_text()[-3000:])
+    assert code == 0 and seen == "live", (seen, (ran_lab / "run1.log").read_text()[-3000:])
     agent = (
         f"while :; do printf '%s\\n' '{HOSTILE_FILE}' > evil.html; echo '<script>window.__pwned_log=1</script>'; "
         f"arl eval >/dev/null; arl verdict discard --notes '{HOSTILE_NOTE.format(port=listener)}'; done"
     )
-    set_toml(lab, "agent", "command", ["sh", "-c", agent])
-    set_toml(lab, "run", "agents", 1)
-    git(lab, "commit", "-qam", "a hostile agent")
-    out = arl("run", "--data", "data", "--agent", "command", "--max-iterations", "2", "--plateau-threshold", "0",
-              cwd=lab, env=ENV, timeout=300)  # fmt: skip
+    set_toml(ran_lab, "agent", "command", ["sh", "-c", agent])
+    set_toml(ran_lab, "run", "agents", 1)
+    git(ran_lab, "commit", "-qam", "a hostile agent")
+    out = run_arl(ran_lab, "--max-iterations", "2", "--plateau-threshold", "0", agent="command", check=True)
     assert "max_iterations" in out.stdout, out.stdout[-2000:]
-    yield lab
-    cleanup_containers(lab)
+    yield ran_lab
+    cleanup_containers(ran_lab)
 
 
 def ids_in(page: Path) -> list[int]:
@@ -121,25 +116,28 @@ def ids_in(page: Path) -> list[int]:
     return [r["id"] for r in data["labs"][0]["rows"]]
 
 
-def report(lab: Path, *args: str) -> Path:
-    out = arl("report", *args, cwd=lab)
+def report(ran_lab: Path, *args: str) -> Path:
+    out = arl("report", *args, cwd=ran_lab)
     return Path(out.stdout.strip().removeprefix("file://"))
 
 
-def history(lab: Path) -> list[dict]:
-    return [dict(r) for r in results.read(lab / "results.tsv").rows]
+def history(ran_lab: Path) -> list[dict]:
+    return [dict(r) for r in results.read(ran_lab / "results.tsv").rows]
 
 
 def dom_ids(b: Browser, selector: str) -> list[int]:
     return b.js(f"[...document.querySelectorAll({json.dumps(selector)})].map(e => +e.getAttribute('data-id'))")
 
 
-def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None:
-    live = lab / ".arl" / "report" / "index.html"
-    rows = history(lab)
+def test_the_live_page_and_every_experiment(ran_lab: Path, browser: Browser) -> None:
+    live = ran_lab / ".arl" / "report" / "index.html"
+    rows = history(ran_lab)
     assert ids_in(live) == [r["id"] for r in rows] and '"active": false' in live.read_text()  # teardown's rewrite
-    assert "report: " in arl("status", cwd=lab).stdout and ".arl/report/index.html" in arl("status", cwd=lab).stdout
-    page = report(lab)
+    assert (
+        "report: " in arl("status", cwd=ran_lab).stdout
+        and ".arl/report/index.html" in arl("status", cwd=ran_lab).stdout
+    )
+    page = report(ran_lab)
     assert page.resolve() == live.resolve()
     browser.load(page.as_uri())
     ids = [r["id"] for r in rows]
@@ -158,7 +156,7 @@ def test_the_live_page_and_every_experiment(lab: Path, browser: Browser) -> None
     assert browser.js("document.getElementById('live').hidden") is True
     assert browser.exceptions() == []
     # the loop's time rewriting the page, per decision (after the ack: outside verdict -> ack); printed, not asserted
-    events = [json.loads(x) for x in (lab / ".arl" / "runs.jsonl").read_text().splitlines() if '"timing"' in x]
+    events = [json.loads(x) for x in (ran_lab / ".arl" / "runs.jsonl").read_text().splitlines() if '"timing"' in x]
     spent = sorted(e.get("report", 0.0) * 1000 for e in events)
     median, most = spent[len(spent) // 2], spent[-1]
     print(f"\nlive page rewrites: median {median:.1f} ms, max {most:.1f} ms over {len(spent)} decisions")
@@ -180,8 +178,8 @@ INSIDE = (
 )
 
 
-def test_the_chart_zooms(lab: Path, browser: Browser) -> None:
-    page = report(lab)
+def test_the_chart_zooms(ran_lab: Path, browser: Browser) -> None:
+    page = report(ran_lab)
     browser.load(page.as_uri() + "#x0=3&x1=8")
     assert browser.js(INSIDE) == [3, 4, 5, 6, 7, 8]
     # a drag across the chart, as a mouse does it: from experiment 5 to experiment 7
@@ -194,12 +192,12 @@ def test_the_chart_zooms(lab: Path, browser: Browser) -> None:
     assert browser.js(drag) == "#x0=5&x1=7"
     assert browser.js(INSIDE) == [5, 6, 7]
     browser.js("document.getElementById('chart-svg').dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))")
-    assert browser.js(INSIDE) == list(range(len(history(lab))))
+    assert browser.js(INSIDE) == list(range(len(history(ran_lab))))
 
 
-def test_sorting_and_filtering(lab: Path, browser: Browser) -> None:
-    rows = history(lab)
-    page = report(lab)
+def test_sorting_and_filtering(ran_lab: Path, browser: Browser) -> None:
+    rows = history(ran_lab)
+    page = report(ran_lab)
     browser.load(page.as_uri() + "#sort=verified_score&dir=desc")
     scored = sorted((r for r in rows if r["verified_score"] is not None), key=lambda r: -r["verified_score"])
     unscored = [r["id"] for r in rows if r["verified_score"] is None]
@@ -227,14 +225,14 @@ def test_sorting_and_filtering(lab: Path, browser: Browser) -> None:
 SHOWN = "document.getElementById('detail-title')?.textContent"
 
 
-def test_each_diff_is_git_diff_of_its_refs(lab: Path, browser: Browser) -> None:
-    rows = history(lab)
-    browser.load(report(lab).as_uri())
+def test_each_diff_is_git_diff_of_its_refs(ran_lab: Path, browser: Browser) -> None:
+    rows = history(ran_lab)
+    browser.load(report(ran_lab).as_uri())
     pipeline = "pipeline"
     for r in rows[1:]:
         ref = f"refs/arl/curve-fit/experiments/{r['id']}"
-        assert git(lab, "rev-parse", ref).strip() == r["commit"]
-        want = git(lab, "diff", f"{ref}^", ref, "--", pipeline).strip("\n")
+        assert git(ran_lab, "rev-parse", ref).strip() == r["commit"]
+        want = git(ran_lab, "diff", f"{ref}^", ref, "--", pipeline).strip("\n")
         browser.js(f"location.hash = 'exp={r['id']}'")
         title = f"Experiment {r['id']}: {r['outcome']}"
         wait_for(lambda t=title: browser.js(SHOWN) == t, 10, "the experiment's detail")
@@ -248,13 +246,13 @@ def test_each_diff_is_git_diff_of_its_refs(lab: Path, browser: Browser) -> None:
     assert any(r["outcome"] == "keep" for r in rows) and browser.js("document.querySelectorAll('pre .add').length")
 
 
-def test_hostile_text_runs_nothing_and_sends_nothing(lab: Path, browser: Browser, listener: int) -> None:
-    rows = history(lab)
+def test_hostile_text_runs_nothing_and_sends_nothing(ran_lab: Path, browser: Browser, listener: int) -> None:
+    rows = history(ran_lab)
     evil = [r for r in rows if r["run"] == 2 and "__pwned_note" in r["notes"]]
     assert evil, [r["notes"] for r in rows]
     Hits.seen.clear()
     browser.events.clear()
-    page = report(lab)
+    page = report(ran_lab)
     browser.load(f"{page.as_uri()}#exp={evil[0]['id']}")
     markers = (
         "['__pwned_note', '__pwned_script', '__pwned_diff', '__pwned_img', '__pwned_log'].filter(k => k in window)"
@@ -293,7 +291,7 @@ def synthetic(path: Path, n: int) -> None:
     path.write_text("".join(lines))
 
 
-def test_ten_thousand_experiments(tmp_path: Path, lab: Path, browser: Browser) -> None:
+def test_ten_thousand_experiments(tmp_path: Path, ran_lab: Path, browser: Browser) -> None:
     tsv = tmp_path / "big" / "results.tsv"
     tsv.parent.mkdir()
     synthetic(tsv, 10_000)
@@ -321,7 +319,7 @@ def test_ten_thousand_experiments(tmp_path: Path, lab: Path, browser: Browser) -
     assert kept == sum(1 for line in tsv.read_text().splitlines() if "\tkeep\t" in line or "\tbaseline\t" in line)
     # and with the lab of the real run: the two compared on one chart
     both = tmp_path / "both.html"
-    arl("report", "-o", str(both), f"big:{tsv}", cwd=lab)
+    arl("report", "-o", str(both), f"big:{tsv}", cwd=ran_lab)
     browser.load(both.as_uri())
     legend = browser.js("document.querySelector('#compare .legend').textContent")
     assert "curve-fit (" in legend and "big (9999 experiments" in legend
@@ -331,10 +329,10 @@ def test_ten_thousand_experiments(tmp_path: Path, lab: Path, browser: Browser) -
     assert browser.js("document.querySelectorAll('#compare-svg path[stroke-width=\"1.8\"]').length") == 2
 
 
-def test_the_chart_is_not_blank(lab: Path, browser: Browser, tmp_path: Path) -> None:
+def test_the_chart_is_not_blank(ran_lab: Path, browser: Browser, tmp_path: Path) -> None:
     import matplotlib.image
 
-    browser.load(report(lab).as_uri())
+    browser.load(report(ran_lab).as_uri())
     png = tmp_path / "chart.png"
     browser.screenshot(png, "#chart")
     pixels = matplotlib.image.imread(str(png))[:, :, :3].reshape(-1, 3)
@@ -344,11 +342,11 @@ def test_the_chart_is_not_blank(lab: Path, browser: Browser, tmp_path: Path) -> 
     assert len(colours) > 20 and ink > 0.01
 
 
-def test_the_live_page_reloads_only_while_active(lab: Path, browser: Browser, tmp_path: Path) -> None:
+def test_the_live_page_reloads_only_while_active(ran_lab: Path, browser: Browser, tmp_path: Path) -> None:
     from arl.config import config
     from arl.report import live
 
-    cfg = config.load(lab / "lab.toml")
+    cfg = config.load(ran_lab / "lab.toml")
     page = live.write(cfg, True, tmp_path / "active.html")
     browser.load(page.as_uri() + "#exp=3")
     assert browser.js("document.getElementById('live').hidden") is False
@@ -363,9 +361,8 @@ def test_the_live_page_reloads_only_while_active(lab: Path, browser: Browser, tm
         browser.wait_event("Page.loadEventFired", timeout=8)
 
 
-def test_a_new_lab_with_an_odd_name(tmp_path: Path, browser: Browser) -> None:
-    lab = make_repo(tmp_path / "repo")
-    arl("init", "--name", 'we<i>rd "lab" & </title>', cwd=lab)
+def test_a_new_lab_with_an_odd_name(make_lab: LabMaker, browser: Browser) -> None:
+    lab = make_lab(image=None, example=None, init=("--name", 'we<i>rd "lab" & </title>'), commit=False)
     browser.events.clear()
     browser.load(report(lab).as_uri())
     assert browser.js("document.title") == 'arl report: we<i>rd "lab" & </title>'

@@ -14,12 +14,11 @@ import pytest
 from arl.history import results
 
 from .browser import Browser
-from .conftest import arl, git, make_repo
-from .loophelpers import cleanup_containers, set_toml
+from .conftest import arl, new_lab
+from .loophelpers import cleanup_containers, run_arl
 from .test_report import browser, chromium  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.docker
-ENV = {"ARL_BASE_FROM": "debootstrap"}
 
 # Slot 0 proposes a keep each time (verified beside the decider: frozen meanwhile); slot 1 discards once and ends its
 # session (a clean end: relaunched at once, its workspace as it left it).
@@ -32,36 +31,35 @@ AGENT = (
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[Path]:
-    lab = make_repo(tmp_path_factory.mktemp("timeline") / "repo")
-    arl("init", "--example", "curve-fit", cwd=lab)
-    set_toml(lab, "run", "agents", 2)
-    set_toml(lab, "agent", "command", ["sh", "-c", AGENT])
-    git(lab, "add", "-A")
-    git(lab, "commit", "-qm", "lab")
-    out = arl("run", "--data", "data", "--agent", "command", "--max-iterations", "8", "--plateau-threshold", "0",
-              cwd=lab, env=ENV, timeout=600)  # fmt: skip
+def ran_lab(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[Path]:
+    """The example after one 2-slot run of AGENT, made once for the module's tests (by new_lab itself: make_lab's
+    labs live for one test)."""
+    settings = {"run": {"agents": 2}, "agent": {"command": ["sh", "-c", AGENT]}}
+    ran_lab = new_lab(tmp_path_factory.mktemp("timeline") / "repo", settings=settings)
+    out = run_arl(
+        ran_lab, "--max-iterations", "8", "--plateau-threshold", "0", agent="command", timeout=600, check=True
+    )
     assert "max_iterations" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
-    yield lab
-    cleanup_containers(lab)
+    yield ran_lab
+    cleanup_containers(ran_lab)
 
 
-def transitions(lab: Path) -> list[dict]:
-    return [json.loads(x) for x in (lab / ".arl" / "runs" / "1" / "events.jsonl").read_text().splitlines()]
+def transitions(ran_lab: Path) -> list[dict]:
+    return [json.loads(x) for x in (ran_lab / ".arl" / "runs" / "1" / "events.jsonl").read_text().splitlines()]
 
 
-def test_the_run_records_each_slots_transitions(lab: Path) -> None:
-    got = transitions(lab)
+def test_the_run_records_each_slots_transitions(ran_lab: Path) -> None:
+    got = transitions(ran_lab)
     kinds = {k: [e["what"] for e in got if e["slot"] == k] for k in (0, 1)}
     assert {"launch", "verdict", "freeze", "verify", "thaw"} <= set(kinds[0]), kinds[0]
     assert {"launch", "verdict", "freeze", "end"} <= set(kinds[1]) and kinds[1].count("launch") >= 2, kinds[1]
-    rows = [r for r in results.read(lab / "results.tsv").rows if r["run"] == 1 and r["outcome"] != "baseline"]
+    rows = [r for r in results.read(ran_lab / "results.tsv").rows if r["run"] == 1 and r["outcome"] != "baseline"]
     verified = [r for r in rows if r["slot"] == 0]
     assert 0 < kinds[0].count("verify") <= len(verified)  # its keeps frozen while verified (not one interrupted)
 
 
-def test_the_timeline_shows_what_each_agent_did(lab: Path, browser: Browser) -> None:  # noqa: F811
-    page = lab / ".arl" / "report" / "index.html"  # the run's last rewrite, written when the run ended
+def test_the_timeline_shows_what_each_agent_did(ran_lab: Path, browser: Browser) -> None:  # noqa: F811
+    page = ran_lab / ".arl" / "report" / "index.html"  # the run's last rewrite, written when the run ended
     assert '"active": false' in page.read_text()
     browser.load(page.as_uri())
     spans = browser.js(
@@ -81,32 +79,32 @@ def test_the_timeline_shows_what_each_agent_did(lab: Path, browser: Browser) -> 
     verifying = sum(w for what, _, w in slot0 if what == "verify")
     assert verifying > 0  # each keep's verification took its time: visible on the lane
     relaunches = browser.js("document.querySelectorAll('#timeline-svg .relaunch').length")
-    assert relaunches == sum(1 for e in transitions(lab) if e["slot"] == 1 and e["what"] == "launch") - 1
+    assert relaunches == sum(1 for e in transitions(ran_lab) if e["slot"] == 1 and e["what"] == "launch") - 1
     ticks = browser.js("[...document.querySelectorAll('#timeline-svg .tick')].map(e => +e.dataset.id)")
-    rows = [r["id"] for r in results.read(lab / "results.tsv").rows if r["outcome"] != "baseline"]
+    rows = [r["id"] for r in results.read(ran_lab / "results.tsv").rows if r["outcome"] != "baseline"]
     assert sorted(ticks) == rows
     legend = browser.js("document.getElementById('timeline-svg').textContent")
     assert "frozen: its keep verified" in legend and "waiting for a decision" in legend
     assert browser.exceptions() == []
 
 
-def test_the_worker_wrote_the_page_off_the_decider_path(lab: Path) -> None:
-    writes = (lab / ".arl" / "report" / "writes.log").read_text().splitlines()
+def test_the_worker_wrote_the_page_off_the_decider_path(ran_lab: Path) -> None:
+    writes = (ran_lab / ".arl" / "report" / "writes.log").read_text().splitlines()
     assert writes and writes[-1].split()[-1] == "final"  # the run's end wrote the last one
     assert any(w.split()[-1] == "live" for w in writes)  # and a worker the ones before, while the run went on
-    timings = [json.loads(x) for x in (lab / ".arl" / "runs.jsonl").read_text().splitlines() if '"timing"' in x]
+    timings = [json.loads(x) for x in (ran_lab / ".arl" / "runs.jsonl").read_text().splitlines() if '"timing"' in x]
     spent = sorted(t["report"] * 1000 for t in timings if "report" in t)
     print(f"\nreport on the decider path: median {spent[len(spent) // 2]:.2f} ms, max {spent[-1]:.2f} ms")
     assert spent[len(spent) // 2] < 5  # a request, not a rewrite (the rewrite took 6-26 ms here)
 
 
-def test_api_waits_backoffs_and_the_budget_are_drawn(lab: Path, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+def test_api_waits_backoffs_and_the_budget_are_drawn(ran_lab: Path, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
     """The transitions a command agent cannot cause (an API outage, sessions ending without a verdict, max_cost),
     added to a copy of the run's record where the loop writes them: drawn as their own intervals."""
     import shutil
 
     copy = tmp_path / "copy"
-    shutil.copytree(lab, copy, symlinks=True, ignore=shutil.ignore_patterns("workspaces", "quarantine"))
+    shutil.copytree(ran_lab, copy, symlinks=True, ignore=shutil.ignore_patterns("workspaces", "quarantine"))
     got = transitions(copy)
     ends = [e["t"] for e in got if e["slot"] == 1 and e["what"] == "end"]
     launches = [e["t"] for e in got if e["slot"] == 1 and e["what"] == "launch" and e["t"] > ends[0]]
