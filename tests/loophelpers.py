@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .conftest import BIN, arl, git
+from .conftest import BIN, arl, git, run
 from .conftest import set_toml as set_toml  # lab.toml edits live with the labs (conftest); many tests import it here
 
 
@@ -40,6 +40,16 @@ def run_arl(
     argv = ["run", "--data", data, "--agent", agent, "--seed", str(seed), *args]
     env = {"ARL_BASE_FROM": "debootstrap", **({"ARL_FAULT": fault} if fault else {}), **(env or {})}
     proc = arl(*argv, cwd=lab, check=check, timeout=timeout, env=env)
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def arl_step(lab: Path, *args: str, ok: tuple[int, ...] | None = (0,), timeout: float = 600) -> Ran:
+    """`arl-step ARGS...` in the lab (one step of the loop, by hand), on the debootstrap-built base image; an exit
+    code not in `ok` fails the test with the output (`ok=None`: the caller judges it)."""
+    proc = run(
+        [str(BIN / "arl-step"), *args], cwd=lab, check=False, env={"ARL_BASE_FROM": "debootstrap"}, timeout=timeout
+    )
+    assert ok is None or proc.returncode in ok, (args, proc.returncode, proc.stdout, proc.stderr)
     return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 

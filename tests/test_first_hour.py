@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import BIN, arl, git, run
-from .loophelpers import containers_of, rows, run_arl, set_toml
+from .loophelpers import arl_step, containers_of, rows, run_arl, set_toml
 
 pytestmark = pytest.mark.docker
 ENV = {"ARL_BASE_FROM": "debootstrap"}
-
-
-def step(lab: Path, *args: str) -> tuple[int, str, str]:
-    proc = run([str(BIN / "arl-step"), *args], cwd=lab, check=False, env=ENV, timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_a_backend_that_no_longer_loads_stops_the_run_before_any_experiment(lab: Path) -> None:
@@ -71,25 +66,25 @@ def test_steps_by_hand_in_the_wrong_order_and_a_regression_kept_by_hand(lab: Pat
         shown = arl("status", cwd=lab).stdout
         assert "run 1 is open, phase preflight" in shown and "driven step by step" in shown, shown
         assert json.loads(arl("status", "--json", cwd=lab).stdout)["open"] is True
-        code, _, err = step(lab, "commit", "--notes", "by hand")
+        code, _, err = arl_step(lab, "commit", "--notes", "by hand", ok=None)
         assert code == 1
         no_image = "this run has no sandbox image yet (verification runs in it): run `arl-step image` first"
         assert err == f"arl-step: error: {no_image}\n"
         for name in ("image", "service-up", "baseline"):
-            assert step(lab, name)[0] == 0, name
-        code, _, err = step(lab, "revert", "--notes", "nothing yet")
+            arl_step(lab, name)
+        code, _, err = arl_step(lab, "revert", "--notes", "nothing yet", ok=None)
         assert code == 1 and "slot 0 has no workspace yet: `arl-step launch` creates it" in err
-        assert step(lab, "launch")[0] == 0
+        arl_step(lab, "launch")
         model = lab / ".arl" / "workspaces" / "0" / "model.py"
         model.write_text(model.read_text().replace("OFFSET = 0.0", "OFFSET = -7.0"))
-        code, _, err = step(lab, "commit", "--notes", "much worse")
+        code, _, err = arl_step(lab, "commit", "--notes", "much worse", ok=None)
         last = err.splitlines()[-1]  # after the printed docker lines: one line that says what to do
         assert code == 1 and last.startswith("arl-step: error: the workspace verifies at") and "--force" in last
         assert "not better than the best 3.28593" in last
         assert [r["outcome"] for r in rows(lab)] == ["baseline"]  # nothing recorded
         assert "OFFSET = -7.0" in model.read_text()  # and nothing lost: the person's change is still there
     finally:
-        step(lab, "teardown")
+        arl_step(lab, "teardown", ok=None)
 
 
 def test_a_guard_veto_shows_the_guards_own_words(lab: Path) -> None:
@@ -134,12 +129,12 @@ def test_a_backend_reads_the_files_beside_it_in_the_sandbox(lab: Path) -> None:
     set_toml(lab, "backend", "files", ["*.json", "refs/*"])
     git(lab, "add", "-A")
     git(lab, "commit", "-qm", "a backend that reads its files")
-    assert step(lab, "preflight", "--data", "data", "--agent", "offline")[0] == 0
+    arl_step(lab, "preflight", "--data", "data", "--agent", "offline")
     try:
         for name in ("image", "service-up", "baseline"):
-            code, out, err = step(lab, name)
+            code, out, err = arl_step(lab, name, ok=None)
             assert code == 0, (name, err[-2000:])
     finally:
-        step(lab, "teardown")
+        arl_step(lab, "teardown", ok=None)
     (base,) = rows(lab)
     assert base["outcome"] == "baseline" and abs(float(base["verified_score"]) - 2 * 3.28593) < 1e-4

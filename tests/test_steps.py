@@ -3,55 +3,50 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, arl, git, run
-from .loophelpers import check_history, containers_of, rows, set_toml
+from .conftest import arl, git, run
+from .loophelpers import arl_step, check_history, containers_of, rows, set_toml
 
 pytestmark = pytest.mark.docker
 
 
-def step(lab: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-    proc = run([str(BIN / "arl-step"), *args], cwd=lab, check=False, env={"ARL_BASE_FROM": "debootstrap"})
-    assert proc.returncode in ok, (args, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
 def test_steps_by_hand_are_idempotent(lab: Path) -> None:
-    step(lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2", "--plateau-threshold", "0")
-    step(lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2")  # same owner: again
-    step(lab, "image")
-    step(lab, "service-up")  # no service in this lab: a no-op
-    step(lab, "baseline")
-    assert "already recorded" in step(lab, "baseline").stdout
+    arl_step(
+        lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2", "--plateau-threshold", "0"
+    )
+    arl_step(lab, "preflight", "--data", "data", "--agent", "offline", "--max-iterations", "2")  # same owner: again
+    arl_step(lab, "image")
+    arl_step(lab, "service-up")  # no service in this lab: a no-op
+    arl_step(lab, "baseline")
+    assert "already recorded" in arl_step(lab, "baseline").stdout
     assert [r["outcome"] for r in rows(lab)] == ["baseline"]
-    step(lab, "launch")
-    assert "already running" in step(lab, "launch").stdout
+    arl_step(lab, "launch")
+    assert "already running" in arl_step(lab, "launch").stdout
     assert len(containers_of(lab)) == 1
-    assert step(lab, "should-stop", ok=(3,)).returncode == 3
-    assert step(lab, "wait", ok=(0,)).returncode == 0
-    step(lab, "decide")
+    assert arl_step(lab, "should-stop", ok=(3,)).returncode == 3
+    assert arl_step(lab, "wait", ok=(0,)).returncode == 0
+    arl_step(lab, "decide")
     # Again with nothing pending: nothing happens. The agent is held still so that it cannot send its next verdict
     # in between (it would be a new verdict, rightly decided).
     name = json.loads(arl("status", "--json", cwd=lab).stdout)["container"]
     run(["docker", "pause", name])
-    step(lab, "decide")
+    arl_step(lab, "decide")
     assert len(rows(lab)) == 2
     run(["docker", "unpause", name])
-    step(lab, "wait")
-    step(lab, "decide")
-    stop = step(lab, "should-stop", ok=(0,))
+    arl_step(lab, "wait")
+    arl_step(lab, "decide")
+    stop = arl_step(lab, "should-stop", ok=(0,))
     assert "stop: max_iterations" in stop.stdout
-    step(lab, "teardown")
-    step(lab, "teardown")
+    arl_step(lab, "teardown")
+    arl_step(lab, "teardown")
     assert not containers_of(lab)
     check_history(lab)
     assert len(rows(lab)) == 3
     assert json.loads(arl("status", "--json", cwd=lab).stdout)["active"] is False
-    helped = step(lab, "--help").stdout  # every step with its exit codes, as the Makefile relies on them
+    helped = arl_step(lab, "--help").stdout  # every step with its exit codes, as the Makefile relies on them
     assert "should-stop" in helped and "exit: 0 stop, 3 go on, 1 error" in helped
     assert "exit: 0 verdict ready, 3 container gone, 4 timed out, 1 error" in helped
 
