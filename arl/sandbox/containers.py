@@ -112,14 +112,57 @@ def stderr_tail(name: str, lines: int = 5) -> str:
     return err.strip() if code == 0 else ""
 
 
+# How long a freeze or thaw may take. Both are a few tens of ms; an engine that has not answered by then is stuck on
+# the container (a `docker exec` into a frozen container blocks, and holds the container's lock with it).
+FREEZE_DEADLINE = 30.0
+
+
 def pause(name: str) -> bool:
-    """Freeze the container; False when it is not running (gone, exited, already paused)."""
-    code, _, _ = sh.run(sh.docker()["pause", name], ok=None)
+    """Freeze the container; False when it is not running (gone, exited, already paused) or the engine did not
+    answer in time (then it is treated as not frozen: the verdict's tree check still catches a late edit)."""
+    try:
+        code, _, _ = sh.run(sh.docker()["pause", name], ok=None, timeout=FREEZE_DEADLINE)
+    except ArlError:
+        sh.say(f"arl: warning: docker pause {name} did not return in {FREEZE_DEADLINE:g} s")
+        return False
     return code == 0
 
 
-def unpause(name: str) -> None:
-    sh.run(sh.docker()["unpause", name], ok=None)
+def unpause(name: str, deadline: float = FREEZE_DEADLINE) -> None:
+    """Thaw the container. When the engine does not answer in time, the kernel's freezer is thawed directly, which
+    also lets the blocked `docker exec` (and with it the engine's lock on the container) go."""
+    try:
+        sh.run(sh.docker()["unpause", name], ok=None, timeout=deadline)
+    except ArlError:
+        how = "thawed through its cgroup" if _thaw_cgroup(name) else "its cgroup could not be thawed either"
+        sh.say(f"arl: warning: docker unpause {name} did not return in {deadline:g} s: {how}")
+
+
+def _thaw_cgroup(name: str) -> bool:
+    """Write "thawed" into the container's freezer (cgroup v1 or v2, either cgroup driver). `docker ps` reads the
+    engine's in-memory view, without the container's lock, so it answers while `docker unpause` does not."""
+    _, out, _ = sh.run(
+        sh.docker()["ps", "--all", "--no-trunc", "--filter", f"name=^/{name}$", "--format", "{{.ID}}"],
+        ok=None,
+        quiet=True,
+        timeout=FREEZE_DEADLINE,
+    )
+    cid = out.strip()
+    if not cid or "\n" in cid:
+        return False
+    cg = Path("/sys/fs/cgroup")
+    for folder, file, value in (
+        (cg / "freezer" / "docker" / cid, "freezer.state", "THAWED"),
+        (cg / "freezer" / "system.slice" / f"docker-{cid}.scope", "freezer.state", "THAWED"),
+        (cg / "system.slice" / f"docker-{cid}.scope", "cgroup.freeze", "0"),
+        (cg / "docker" / cid, "cgroup.freeze", "0"),
+    ):
+        try:
+            (folder / file).write_text(value)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _wait_exit(name: str, grace: float) -> bool:
