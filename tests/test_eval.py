@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,6 +143,55 @@ def test_backend_imports_a_sibling_module_and_pipeline_cannot_shadow_stdlib(tmp_
     out = json.loads(arl("eval", "--data", "data", cwd=lab).stdout)
     assert out["score"] == 0.125 and out["metrics"]["csv"] == "csv"
     assert out["metrics"]["cwd"] == str((lab / "pipeline").resolve())
+
+
+def test_a_single_phase_backend_is_made_in_the_pipeline_folder(tmp_path: Path) -> None:
+    """`arl eval` learns the backend's kind and evaluates in one process: the backend is still made (its __init__
+    runs) in the pipeline folder, as in a process of its own, not in the host's scratch folder."""
+    lab = backend_lab(
+        tmp_path,
+        """
+    def __init__(self):
+        self.made_in = os.getcwd()
+        self.params = open("params.txt").read().strip()  # the pipeline's, relative to it
+    def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+        return EvalResult(score=float(self.params), metrics={"made_in": self.made_in, "cwd": os.getcwd()})
+""",
+        extra={"pipeline/params.txt": "0.5\n"},
+    )
+    out = json.loads(arl("eval", "--data", "data", cwd=lab).stdout)
+    pipeline = str((lab / "pipeline").resolve())
+    assert out["score"] == 0.5 and out["metrics"] == {"made_in": pipeline, "cwd": pipeline}
+
+
+def test_results_are_dataclasses_to_whoever_asks() -> None:
+    """EvalResult and SampleResult work with the dataclasses module as autoresearch-lab's did (asdict, replace,
+    fields, a @dataclass subclass), while `arl eval` never imports it."""
+    import dataclasses
+
+    from arl import EvalResult, SampleResult
+
+    r = EvalResult(1.0, {"n": 2}, [SampleResult("s1", 0.5)])
+    assert dataclasses.is_dataclass(r) and dataclasses.is_dataclass(SampleResult)
+    assert dataclasses.asdict(r) == {
+        "score": 1.0,
+        "metrics": {"n": 2},
+        "sample_results": [{"sample_id": "s1", "score": 0.5, "error": None, "extra": {}}],
+    }
+    assert dataclasses.replace(r, score=2.0) == EvalResult(2.0, {"n": 2}, [SampleResult("s1", 0.5)])
+    for cls in (EvalResult, SampleResult):  # the dataclass twin declares the same fields, in the same order
+        assert tuple(f.name for f in dataclasses.fields(cls)) == cls._fields
+
+    @dataclasses.dataclass
+    class Noted(EvalResult):
+        note: str = ""
+
+    assert Noted(1.0, note="x") == Noted(score=1.0, metrics={}, sample_results=[], note="x")
+    assert Noted(1.0).metrics == {} and Noted(1.0).metrics is not Noted(1.0).metrics
+    assert EvalResult(1.0) != EvalResult(1.5) and repr(EvalResult(1.0)).startswith("EvalResult(score=1.0,")
+    probe = "import sys; from arl import EvalResult as E; E(1.0) == E(1.0); print('dataclasses' in sys.modules)"
+    seen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert seen.strip() == "False"
 
 
 def test_metrics_serialise_objects_with_item(tmp_path: Path) -> None:

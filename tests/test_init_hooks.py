@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -374,6 +375,22 @@ def test_hooks_survive_a_missing_python(example_lab: Path) -> None:
     git_dir = os.path.dirname(shutil.which("git") or "/usr/bin/git")
     env = {"ARL_HOOK_PYTHON": "/nonexistent/python", "PATH": f"{git_dir}:/usr/bin:/bin"}
     assert _commit(example_lab, "-m", "notes", env=env).returncode == 0
+
+
+def test_a_missing_runner_lets_a_person_commit_and_vetoes_a_keep(example_lab: Path) -> None:
+    """The hook runs the runner of the arl that installed it, by path. Gone (that arl removed), a person's commit
+    goes through; arl's own keep cannot check the lab's guard, so it is vetoed, with the fix named."""
+    hook = Path(git(example_lab, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip()) / "pre-commit"
+    text = hook.read_text()
+    assert re.search(r"^runner=\S*hookrun\.py$", text, re.M)
+    hook.write_text(re.sub(r"^runner=.*$", "runner=/nonexistent/hookrun.py", text, flags=re.M))
+    (example_lab / "NOTES.md").write_text("x\n")
+    git(example_lab, "add", "-A")
+    head = git(example_lab, "rev-parse", "HEAD")
+    vetoed = _commit(example_lab, "-m", "keep", env={"ARL_KEEP_LAB": str(example_lab)})
+    assert vetoed.returncode != 0 and "arl hooks install" in vetoed.stderr
+    assert git(example_lab, "rev-parse", "HEAD") == head
+    assert _commit(example_lab, "-m", "notes").returncode == 0
 
 
 def test_two_repositories_do_not_share_hooks(tmp_path: Path) -> None:

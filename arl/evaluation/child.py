@@ -164,17 +164,17 @@ def run(request: Request, phase: _Phase | None = None) -> Response:
     phase = phase or _Phase()
     cls = load_backend_class(Path(request["module"]), request["class"])
     name = request["class"]
+    if request["phase"] == "prepare" and not issubclass(cls, SplitBackend):
+        if not request.get("then_evaluate"):
+            return Prepared(ok=True, kind="single", samples=[], seconds=0.0)  # nothing to prepare: no setup either
+        # It was started in the host's scratch folder; a single-phase backend is made and runs in the pipeline's,
+        # as its own process always did (the pipeline is first on no import path: sys.path has no "" here).
+        os.chdir(request["pipeline"])
+        request = {**request, "phase": "evaluate"}
     phase.name = f"{name}()"
     backend = cls()
     if not isinstance(backend, EvalBackend) and not hasattr(backend, "evaluate"):
         raise BackendProblem(f"{name} does not implement evaluate()")
-    if request["phase"] == "prepare" and not isinstance(backend, SplitBackend):
-        if not request.get("then_evaluate"):
-            return Prepared(ok=True, kind="single", samples=[], seconds=0.0)  # nothing to prepare: no setup either
-        # It was started in the host's scratch folder; a single-phase evaluation runs in the pipeline's, as its
-        # own process would have (the pipeline is first on no import path: sys.path has no "" here).
-        os.chdir(request["pipeline"])
-        request = {**request, "phase": "evaluate"}
     t0 = time.monotonic()
     # setup and teardown are paired: once setup() has been entered, teardown() runs, whatever happens
     # (a half-done setup is the teardown's to clean). A teardown error never hides the first failure.

@@ -98,8 +98,8 @@ def _fork(request: Request, cwd: Path, out_fd: int) -> int:
             stream.flush()
         except (OSError, ValueError):
             pass
-    # imported here, not in the child: an evaluation forks twice (its kind, then its phases), and each child would
-    # import it (and the backend API) again
+    # imported here, not in the child: a split backend's evaluation forks three times (prepare, run, score), and
+    # each child would import it (and the backend API) again
     from arl.evaluation.child import run_forked
 
     pid = os.fork()

@@ -118,13 +118,14 @@ FREEZE_DEADLINE = 30.0
 
 
 def pause(name: str) -> bool:
-    """Freeze the container; False when it is not running (gone, exited, already paused) or the engine did not
-    answer in time (then it is treated as not frozen: the verdict's tree check still catches a late edit)."""
+    """Freeze the container; False when it is not running (gone, exited, already paused). When the engine does not
+    answer in time, True: the engine still carries the pause out once it can (it cannot be called back), so the
+    caller must thaw it as if frozen; meanwhile the verdict's tree check catches any late edit."""
     try:
         code, _, _ = sh.run(sh.docker()["pause", name], ok=None, timeout=FREEZE_DEADLINE)
     except ArlError:
-        sh.say(f"arl: warning: docker pause {name} did not return in {FREEZE_DEADLINE:g} s")
-        return False
+        sh.say(f"arl: warning: docker pause {name} did not return in {FREEZE_DEADLINE:g} s; thawed after the decision")
+        return True
     return code == 0
 
 
@@ -134,35 +135,53 @@ def unpause(name: str, deadline: float = FREEZE_DEADLINE) -> None:
     try:
         sh.run(sh.docker()["unpause", name], ok=None, timeout=deadline)
     except ArlError:
-        how = "thawed through its cgroup" if _thaw_cgroup(name) else "its cgroup could not be thawed either"
-        sh.say(f"arl: warning: docker unpause {name} did not return in {deadline:g} s: {how}")
+        sh.say(f"arl: warning: docker unpause {name} did not return in {deadline:g} s: {_thaw_cgroup(name)}")
 
 
-def _thaw_cgroup(name: str) -> bool:
-    """Write "thawed" into the container's freezer (cgroup v1 or v2, either cgroup driver). `docker ps` reads the
-    engine's in-memory view, without the container's lock, so it answers while `docker unpause` does not."""
-    _, out, _ = sh.run(
-        sh.docker()["ps", "--all", "--no-trunc", "--filter", f"name=^/{name}$", "--format", "{{.ID}}"],
-        ok=None,
-        quiet=True,
-        timeout=FREEZE_DEADLINE,
-    )
+def _thaw_cgroup(name: str) -> str:
+    """Write "thawed" into the container's freezer (cgroup v1 or v2, any cgroup driver or parent); what was done,
+    or the command a person with the rights can run. `docker ps` reads the engine's in-memory view, without the
+    container's lock, so it answers while `docker unpause` does not."""
+    try:
+        _, out, _ = sh.run(
+            sh.docker()["ps", "--all", "--no-trunc", "--filter", f"name=^/{name}$", "--format", "{{.ID}}"],
+            ok=None,
+            quiet=True,
+            timeout=FREEZE_DEADLINE,
+        )
+    except ArlError:
+        return "the engine does not answer `docker ps` either"
     cid = out.strip()
     if not cid or "\n" in cid:
-        return False
-    cg = Path("/sys/fs/cgroup")
-    for folder, file, value in (
-        (cg / "freezer" / "docker" / cid, "freezer.state", "THAWED"),
-        (cg / "freezer" / "system.slice" / f"docker-{cid}.scope", "freezer.state", "THAWED"),
-        (cg / "system.slice" / f"docker-{cid}.scope", "cgroup.freeze", "0"),
-        (cg / "docker" / cid, "cgroup.freeze", "0"),
-    ):
-        try:
-            (folder / file).write_text(value)
-            return True
-        except OSError:
-            continue
-    return False
+        return "its id could not be read"
+    found = _freezer(cid)
+    if found is None:
+        return f"no freezer cgroup of container {cid[:12]} was found"
+    path, value = found
+    try:
+        path.write_text(value)
+    except OSError as e:
+        return f"its cgroup could not be thawed ({e.strerror}); as root: echo {value} > {path}"
+    return f"thawed through {path}"
+
+
+def _freezer(cid: str) -> tuple[Path, str] | None:
+    """The file that freezes the container's cgroup, and the value that thaws it: looked up where the engines put
+    it (cgroupfs or systemd driver, v1 or v2), then anywhere under /sys/fs/cgroup (rootless, a --cgroup-parent)."""
+    root = Path("/sys/fs/cgroup")
+    for folder in (root / "freezer" / "docker" / cid, root / "freezer" / "system.slice" / f"docker-{cid}.scope"):
+        if (folder / "freezer.state").is_file():
+            return folder / "freezer.state", "THAWED"
+    for folder in (root / "system.slice" / f"docker-{cid}.scope", root / "docker" / cid):
+        if (folder / "cgroup.freeze").is_file():
+            return folder / "cgroup.freeze", "0"
+    for top, dirs, files in os.walk(root):
+        if cid in os.path.basename(top):
+            for file, value in (("cgroup.freeze", "0"), ("freezer.state", "THAWED")):
+                if file in files:
+                    return Path(top) / file, value
+            dirs.clear()
+    return None
 
 
 def _wait_exit(name: str, grace: float) -> bool:
