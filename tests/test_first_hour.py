@@ -83,6 +83,18 @@ def test_steps_by_hand_in_the_wrong_order_and_a_regression_kept_by_hand(lab: Pat
         assert "not better than the best 3.28593" in last
         assert [r["outcome"] for r in rows(lab)] == ["baseline"]  # nothing recorded
         assert "OFFSET = -7.0" in model.read_text()  # and nothing lost: the person's change is still there
+        code, out, err = arl_step(lab, "commit", "--notes", "much worse", "--force", ok=None)
+        assert code == 0 and "committing a regression by hand" in out + err, err
+        kept = rows(lab)[-1]
+        assert [r["outcome"] for r in rows(lab)] == ["baseline", "keep"] and kept["notes"] == "much worse"
+        assert f"Arl-Experiment: {kept['id']}" in git(lab, "log", "-1", "--format=%B")
+        assert "OFFSET = -7.0" in (lab / "pipeline" / "model.py").read_text()  # the branch holds the person's keep
+        model.write_text(model.read_text().replace("OFFSET = -7.0", "OFFSET = 5.0"))
+        arl_step(lab, "revert", "--notes", "tried 5")
+        dropped = rows(lab)[-1]
+        assert dropped["outcome"] == "discard" and dropped["notes"] == "tried 5"
+        assert "OFFSET = 5.0" in git(lab, "show", f"{dropped['commit']}:pipeline/model.py")  # kept under its ref
+        assert "OFFSET = 5.0" not in model.read_text()  # the workspace is back on the best tree
     finally:
         arl_step(lab, "teardown", ok=None)
 

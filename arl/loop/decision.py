@@ -19,8 +19,7 @@ from arl.loop import experiments, verifying
 from arl.loop.costs import account_cost, budget_guard
 from arl.loop.experiments import Attempt
 from arl.loop.launching import write_results_view
-from arl.loop.run import OK, data_dir, open_run
-from arl.loop.stopping import stop_reason
+from arl.loop.run import OK, data_dir, open_run, stop_reason
 from arl.report import events
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState

@@ -18,7 +18,7 @@ from arl.engines.choose import engine_of
 from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import notes_file, start_container
-from arl.loop.stopping import stop_reason
+from arl.loop.run import stop_reason
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState
 from arl.sandbox.workspace import workspace

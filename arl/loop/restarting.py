@@ -21,8 +21,7 @@ from arl.engines.choose import engine_of
 from arl.loop import experiments
 from arl.loop.costs import close_container_cost
 from arl.loop.launching import start_container
-from arl.loop.run import OK, open_run
-from arl.loop.stopping import stop_reason
+from arl.loop.run import OK, open_run, stop_reason
 from arl.report import events
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState, SlotState

@@ -19,8 +19,7 @@ from arl.loop import diskguard, verifying
 from arl.loop.costs import budget_spent, freeze_all, sync_transcript
 from arl.loop.decision import decide
 from arl.loop.restarting import restart
-from arl.loop.run import GONE, OK, TIMED_OUT, open_run
-from arl.loop.stopping import stop_rule
+from arl.loop.run import GONE, OK, TIMED_OUT, open_run, stop_rule
 from arl.runstate import slots, state
 from arl.runstate.runstate import RunState
 from arl.sandbox import service

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arl.loop.run import open_run
-from arl.loop.stopping import stop_rule
+from arl.loop.run import open_run, stop_rule
 
 
 def should_stop(lab: str | None) -> int:

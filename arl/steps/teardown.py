@@ -9,8 +9,7 @@ from arl.config.config import LabConfig
 from arl.config.context import open_lab
 from arl.history import results
 from arl.loop.repair import reconcile
-from arl.loop.run import ERROR, OK, owner
-from arl.loop.stopping import failed
+from arl.loop.run import ERROR, OK, failed, owner
 from arl.report import live
 from arl.runstate import state
 from arl.runstate.runstate import RunState
