@@ -200,13 +200,19 @@ def check_host_files(lab: Path) -> None:
         assert not odd, f"archived verdicts that are not plain files: {odd[:5]}"
 
 
-def agent_container(lab: Path) -> str:
-    """The full id of the lab's one running agent container."""
-    out = run(
-        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=arl.root={lab.resolve()}",
-         "--filter", "label=arl.role=agent", "--filter", "status=running"]
-    ).stdout.split()  # fmt: skip
-    assert len(out) == 1, f"running agent containers: {out}"
+def agent_container(lab: Path, timeout: float = 20) -> str:
+    """The full id of the lab's one running agent container. The host freezes it for a moment now and then (the
+    disk check every 30 s, the first one as the run starts waiting), so a paused one is waited for."""
+    query = ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=arl.root={lab.resolve()}"]
+    query += ["--filter", "label=arl.role=agent", "--filter"]
+    deadline = time.monotonic() + timeout
+    while True:
+        out = run([*query, "status=running"]).stdout.split()
+        paused = run([*query, "status=paused"]).stdout.split()
+        if out or not paused or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(out) == 1, f"running agent containers: {out} (paused: {paused})"
     return out[0]
 
 
