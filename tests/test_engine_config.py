@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from arl.broker.relay import bind_address
 from arl.config import config
-from arl.config.engine import time_limit_minutes
+from arl.config.engine import address_parts, time_limit_minutes
 from arl.engines.choose import engine_of
 from arl.engines.slurm import Slurm
 from arl.engines.slurm_probe import probe
@@ -39,6 +40,10 @@ def test_defaults_are_the_local_engine(tmp_path: Path) -> None:
         ("sbatch_args = [1]\n", "[engine] sbatch_args must be a list of strings"),
         ("partition = 3\n", "[engine] partition must be a string"),
         ('queue = "gpu"\n', "[engine] unknown key 'queue'"),
+        ('broker = "login"\n', "[engine] broker must be 'job' or 'submit-host', not 'login'"),
+        ('broker_address = "http://login1"\n', "[engine] broker_address is 'http://login1': HOST or HOST:PORT"),
+        ('broker_address = "login1:99999"\n', "[engine] broker_address is 'login1:99999'"),
+        ("broker_address = 7000\n", "[engine] broker_address must be a string"),
     ],
 )
 def test_bad_engine_tables_are_one_line_errors(tmp_path: Path, engine: str, needle: str) -> None:
@@ -64,6 +69,15 @@ def test_job_time_and_resources(tmp_path: Path) -> None:
     assert s.time_flag(0) == []  # no max_hours: the partition's default
     assert s.gpus(0) == ""  # the job's runner adds what the scheduler gave
     assert s.job_name(3, 1) == "arl-t-r3-s1"
+
+
+def test_where_the_broker_runs(tmp_path: Path) -> None:
+    assert load(tmp_path / "a", 'kind = "slurm"\n').engine.broker == "job"  # the default: beside the container
+    cfg = load(tmp_path / "b", 'kind = "slurm"\nbroker = "submit-host"\nbroker_address = "10.1.0.5:7000"\n')
+    assert (cfg.engine.broker, cfg.engine.broker_address) == ("submit-host", "10.1.0.5:7000")
+    assert address_parts("10.1.0.5:7000") == ("10.1.0.5", 7000)
+    assert address_parts("login1.cluster") == ("login1.cluster", 0)  # any free port
+    assert bind_address(cfg) == ("10.1.0.5", 7000)
 
 
 def test_a_time_limit_shorter_than_one_experiment_is_refused(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ containers), each in a folder that only its own containers mount; a container, e
     python -m arl.broker.forward LISTEN TARGET [FILE]   (one socket: the form a container's command line uses)
     (TARGET and each LISTEN: tcp:HOST:PORT or unix:PATH)
 
-FILE is created once every listening socket is bound, so a caller can wait for it.
+FILE is created once every listening socket is bound (it holds their addresses), so a caller can wait for it.
+A SLURM job's relay and its submit-host end (arl/broker/relay.py) are this forwarder with a first line added.
 
 One thread and non-blocking sockets: what a flood of connections can take is bounded (N pairs per listening socket,
 at most BUFFER bytes queued per direction), and a listener's cap is its own: a slot that floods its socket leaves
@@ -71,8 +72,10 @@ class _Pair:
 
 
 class Forwarder:
-    def __init__(self, servers: list[socket.socket], target: tuple[int, object], cap: int = MAX_CONNECTIONS) -> None:
-        self.target, self.cap = target, cap
+    def __init__(
+        self, servers: list[socket.socket], target: tuple[int, object], cap: int = MAX_CONNECTIONS, hello: bytes = b""
+    ) -> None:
+        self.target, self.cap, self.hello = target, cap, hello  # hello: what each connection's target gets first
         self.sel = selectors.DefaultSelector()
         self.listeners = {server: _Listener(server) for server in servers}
         self.pairs: dict[socket.socket, tuple[_Pair, _Side]] = {}
@@ -93,6 +96,8 @@ class Forwarder:
                     self._accept(self.listeners[key.fileobj])  # type: ignore[index]
                 elif key.fileobj in self.pairs:
                     self._event(*self.pairs[key.fileobj], mask)  # type: ignore[index]
+                else:
+                    self._other(key.fileobj)  # type: ignore[arg-type]
             self._expire()
 
     def _accept(self, lst: _Listener) -> None:
@@ -105,15 +110,19 @@ class Forwarder:
         if lst.pairs >= self.cap:
             client.close()  # refused: this listener's other connections keep their place, the others are untouched
             return
+        client.setblocking(False)
+        self._open(lst, client, self.target, self.hello)
+
+    def _open(self, lst: _Listener, client: socket.socket, target: tuple[int, object], first: bytes) -> None:
+        """Forward `client` to `target`, which gets `first` before the client's own bytes."""
         try:
-            upstream = socket.socket(self.target[0], socket.SOCK_STREAM)
+            upstream = socket.socket(target[0], socket.SOCK_STREAM)
         except OSError as e:
             client.close()
             return self._pause(lst, "socket", e)
-        client.setblocking(False)
         upstream.setblocking(False)
-        pair = _Pair(_Side(client), _Side(upstream), lst)
-        code = upstream.connect_ex(self.target[1])  # type: ignore[arg-type]
+        pair = _Pair(_Side(client), _Side(upstream, bytearray(first)), lst)
+        code = upstream.connect_ex(target[1])  # type: ignore[arg-type]
         if code not in (0, errno.EINPROGRESS):  # a unix socket's full backlog (EAGAIN) will not clear for us
             client.close()
             upstream.close()
@@ -124,21 +133,29 @@ class Forwarder:
         self.pairs[upstream] = (pair, pair.b)
         self._interest(pair)
 
-    def _pause(self, lst: _Listener, call: str, e: OSError) -> None:
+    def _other(self, sock: socket.socket) -> None:
+        """A socket the selector holds that is neither a listener nor a pair's (a subclass's)."""
+
+    def _say(self, text: str) -> None:
         now = time.monotonic()
         if now - self.said >= 1.0:  # a flood must not fill the log as well
             self.said = now
-            name = errno.errorcode.get(e.errno or 0, str(e))
-            print(f"arl.broker.forward: {call}() failed ({name}); not accepting for {ACCEPT_PAUSE:g} s", flush=True)
+            print(f"arl.broker.forward: {text}", flush=True)
+
+    def _pause(self, lst: _Listener, call: str, e: OSError) -> None:
+        self._say(
+            f"{call}() failed ({errno.errorcode.get(e.errno or 0, str(e))}); not accepting for {ACCEPT_PAUSE:g} s"
+        )
         self.sel.unregister(lst.sock)
-        lst.paused_until = now + ACCEPT_PAUSE
+        lst.paused_until = time.monotonic() + ACCEPT_PAUSE
 
     def _event(self, pair: _Pair, side: _Side, mask: int) -> None:
-        if not pair.connected:  # the upstream's connect finished (writable): did it succeed?
-            if side is pair.b and side.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-                pair.connected = True
-            elif side is pair.b:
+        if not pair.connected and side is pair.b:  # the upstream's connect finished (writable): did it succeed?
+            err = side.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:  # said once a second at most: a target that is down must not fill the log
+                self._say(f"cannot connect to the target ({os.strerror(err)})")
                 return self._close(pair)
+            pair.connected = True
         try:
             if mask & selectors.EVENT_WRITE and side.out and pair.connected:
                 sent = side.sock.send(side.out)
@@ -213,6 +230,13 @@ def listen(listen_spec: str) -> socket.socket:
     return server
 
 
+def ready(path: str, servers: list[socket.socket]) -> None:
+    """The file a caller waits for, with the address each socket is bound to (a port 0 got one of its own)."""
+    names = [server.getsockname() for server in servers]
+    with open(path, "w") as f:
+        f.write("".join(f"tcp:{n[0]}:{n[1]}\n" if isinstance(n, tuple) else f"unix:{n}\n" for n in names))
+
+
 def _room(listeners: int, cap: int) -> None:
     """Enough fds for every listener's cap (two per connection), when the hard limit allows: the default soft limit
     (often 1024) is less than a few slots' worth."""
@@ -235,7 +259,7 @@ def main(argv: list[str]) -> int:
     servers = [listen(spec) for spec in args.listen]
     target = _endpoint(args.to)
     if args.ready:
-        open(args.ready, "w").close()
+        ready(args.ready, servers)
     Forwarder(servers, target, args.cap).run()
     return 0
 

@@ -78,15 +78,22 @@ def upstream(agent: str, env: dict[str, str] | os._Environ[str]) -> str:
     return url.removesuffix("/v1") if provider == "openai" else url
 
 
-def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, ready_timeout: float = 15.0) -> int:
-    """The run's broker: a socket per slot, the run's models and budget (what it had spent before: a resumed run)."""
+def start(
+    cfg: LabConfig, agent: str, credentials_file: Path | None = None, ready_timeout: float = 15.0, relayed: bool = False
+) -> int:
+    """The run's broker: a socket per slot, the run's models and budget (what it had spent before: a resumed run).
+    `relayed`: the slots run in SLURM jobs that reach it through their relays and this host's gate (relay.py)."""
+    from arl.broker import relay
     from arl.runstate import slots, state
 
     st = state.load(cfg)
-    socks = [slot_folder(cfg.state_dir, k) / SOCKET for k in slots.numbers(st)] if st.get("settings") else []
-    socks = socks or [slot_folder(cfg.state_dir, 0) / SOCKET]
+    numbers = (slots.numbers(st) if st.get("settings") else []) or [0]
+    where = relay.host_socket if relayed else (lambda state_dir, k: slot_folder(state_dir, k) / SOCKET)
+    socks = [where(cfg.state_dir, k) for k in numbers]
     for sock in socks:
         made_way(cfg, sock)
+    if relayed:
+        os.chmod(socks[0].parent, 0o700)  # no container mounts it: only the gate, this user, connects
     spent_file(cfg).unlink(missing_ok=True)
     logs = _made(cfg.state_dir / "logs")
     python, env = _python()
@@ -106,6 +113,12 @@ def start(cfg: LabConfig, agent: str, credentials_file: Path | None = None, read
             stop(cfg)
             raise ArlError(f"the API broker did not start; see {logs / 'broker.log'}")
         time.sleep(0.02)
+    if relayed:
+        try:
+            relay.start_gate(cfg, socks, python, env)
+        except ArlError:
+            stop(cfg)
+            raise
     return proc.pid
 
 
@@ -183,16 +196,21 @@ def _python() -> tuple[str, dict[str, str]]:
 
 
 def running(cfg: LabConfig) -> bool:
+    from arl.broker import relay
     from arl.runstate.state import pid_alive
 
     try:
         pid = int(pid_file(cfg).read_text().strip())
     except (OSError, ValueError):
         return False
+    if (relay.host_socket(cfg.state_dir, 0)).exists():  # the broker of SLURM jobs' relays: it needs its gate too
+        return pid_alive(pid) and relay.reach(cfg) is not None
     return pid_alive(pid) and (slot_folder(cfg.state_dir, 0) / SOCKET).exists()
 
 
 def stop(cfg: LabConfig) -> None:
+    from arl.broker import relay
     from arl.sandbox.service import stop_group
 
     stop_group(pid_file(cfg))
+    relay.stop_gate(cfg)

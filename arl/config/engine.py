@@ -16,6 +16,9 @@ RUNTIMES = ("docker", "podman")
 # NVIDIA_VISIBLE_DEVICES/CUDA_VISIBLE_DEVICES in its environment (a runtime that maps devices from those, and the
 # test cluster, whose GPUs are placeholder files).
 GPU_MODES = ("docker", "env")
+# Where a SLURM slot's API broker runs: in its job (the nodes reach the API), or on the submitting host, with a relay
+# in the job (compute nodes without outbound network).
+BROKER_PLACES = ("job", "submit-host")
 
 
 class EngineSettings(NamedTuple):
@@ -27,16 +30,22 @@ class EngineSettings(NamedTuple):
     gres: str = ""  # per slot, e.g. "gpu:1"
     sbatch_args: tuple[str, ...] = ()
     gpu_mode: str = "docker"
+    broker: str = "job"
+    broker_address: str = ""  # HOST[:PORT] the relays reach the submit host at; empty: this host's name, resolved
 
 
 def engine_settings(table: dict[str, Any], where: Callable[[str], str]) -> EngineSettings:
-    for key, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("gpu_mode", GPU_MODES)):
+    for key, allowed in (("kind", KINDS), ("runtime", RUNTIMES), ("gpu_mode", GPU_MODES), ("broker", BROKER_PLACES)):
         if table[key] not in allowed:
             raise ArlError(f"{where(key)} must be {' or '.join(repr(a) for a in allowed)}, not {table[key]!r}")
     if not all(isinstance(a, str) for a in table["sbatch_args"]):
         raise ArlError(f"{where('sbatch_args')} must be a list of strings")
     if table["time_limit"] and time_limit_minutes(table["time_limit"]) is None:
         raise ArlError(f"{where('time_limit')} is {table['time_limit']!r}: SLURM's form, e.g. 90, 8:00:00, 1-00:00:00")
+    if table["broker_address"] and address_parts(table["broker_address"]) is None:
+        raise ArlError(
+            f"{where('broker_address')} is {table['broker_address']!r}: HOST or HOST:PORT, e.g. 10.1.0.5:7000"
+        )
     return EngineSettings(
         kind=table["kind"],
         runtime=table["runtime"],
@@ -46,7 +55,17 @@ def engine_settings(table: dict[str, Any], where: Callable[[str], str]) -> Engin
         gres=table["gres"],
         sbatch_args=tuple(table["sbatch_args"]),
         gpu_mode=table["gpu_mode"],
+        broker=table["broker"],
+        broker_address=table["broker_address"],
     )
+
+
+def address_parts(text: str) -> tuple[str, int] | None:
+    """`HOST` or `HOST:PORT` (port 0 or none: any free port); None: not that form."""
+    m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9.\-]*)(?::(\d{1,5}))?", text.strip())
+    if not m or int(m.group(2) or 0) > 65535:
+        return None
+    return m.group(1), int(m.group(2) or 0)
 
 
 def time_limit_minutes(text: str) -> float | None:

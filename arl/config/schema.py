@@ -62,6 +62,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, bool]]] = {
         "gres": ((str,), "", False),
         "sbatch_args": ((list,), [], False),
         "gpu_mode": ((str,), "docker", False),
+        "broker": ((str,), "job", False),
+        "broker_address": ((str,), "", False),
     },
     "run": {
         "max_iterations": ((int,), 50, False),

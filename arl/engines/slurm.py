@@ -86,9 +86,9 @@ class Slurm:
             "status": str(self.status_path(name)),
             "secrets": sorted(env),  # names only: the values reach the job in its environment, never a file
         }
-        broker = self._broker(slot)
+        broker = self._broker(slot, name)
         if broker:
-            spec["broker"] = broker
+            spec["relay" if self.s.broker == "submit-host" else "broker"] = broker
         atomic_write(self.spec_path(name), json.dumps(spec), fsync=False)
         os.chmod(self.spec_path(name), 0o600)
         log = self.cfg.state_dir / "logs" / f"{name}.job.log"
@@ -116,12 +116,19 @@ class Slurm:
         print(f"slot {slot}: job {job} submitted ({self.job_name(run, slot)})", flush=True)
         return None
 
-    def _broker(self, slot: int) -> dict[str, Any] | None:
+    def _broker(self, slot: int, name: str) -> dict[str, Any] | None:
         """The API broker of the slot's job (when the agent has one): its command with the slot's socket, and what
-        the run has spent so far (its budget counts from there)."""
+        the run has spent so far (its budget counts from there). With the broker on this host: the job's relay."""
         from arl.broker import process as brokerproc
+        from arl.broker import relay
         from arl.runstate import state
 
+        if self.s.broker == "submit-host":
+            sock = brokerproc.slot_folder(self.cfg.state_dir, slot) / brokerproc.SOCKET
+            spec = relay.relay_spec(self.cfg, slot, sock, name)
+            if spec:
+                brokerproc.made_way(self.cfg, sock)
+            return spec
         try:
             argv = json.loads(brokerproc.job_command_file(self.cfg).read_text())
         except (OSError, ValueError):

@@ -44,12 +44,20 @@ def main(argv: list[str]) -> int:
     # the job's GPUs, and its id: a later job on this node finds a container whose job died without stopping it
     args[1:1] = [*gpu_args(gpus, spec.get("gpu_mode", "docker")), "--label", f"arl.job={job}"]
     cmd = [spec.get("runtime", "docker"), *args]
-    info: dict[str, Any] = {"job": job, "node": socket.gethostname(), "gpus": gpus}
+    beside = "relay" if spec.get("relay") else "broker" if spec.get("broker") else ""
+    # `pid`: the runner, whose children are what the job runs beside the container (its broker, or its relay)
+    info: dict[str, Any] = {
+        "job": job,
+        "node": socket.gethostname(),
+        "gpus": gpus,
+        "pid": os.getpid(),
+        "beside": beside,
+    }
     sh.echo(f"{shlex.join(cmd)} >> {shlex.quote(spec['transcript'])}")
     containers.stop(name, grace=1)  # a leftover of the same name on this node (a requeued job)
     remove_orphans(spec.get("root", ""))
     try:
-        broker = _start_broker(spec.get("broker"))
+        broker = _start_beside(spec.get(beside) if beside else None, beside)
     except ArlError as e:
         _write(status, {**info, "state": "exited", "exit_code": None, "error": str(e)})
         return 0
@@ -105,11 +113,13 @@ def remove_orphans(root: str) -> None:
             containers.stop(name, grace=0)
 
 
-def _start_broker(spec: dict[str, Any] | None) -> subprocess.Popen[bytes] | None:
-    """The slot's API broker, beside its container and outside it, with the job's environment (the credential)."""
+def _start_beside(spec: dict[str, Any] | None, what: str) -> subprocess.Popen[bytes] | None:
+    """The slot's API broker, beside its container and outside it, with the job's environment (the credential); or
+    its relay to the broker on the submitting host (`[engine] broker = "submit-host"`), which holds no credential."""
     if not spec:
         return None
-    sock = Path(spec["socket"])
+    sock = Path(spec.get("ready") or spec["socket"])  # the relay's socket is ready once its mode is set
+    sock.unlink(missing_ok=True)
     sh.background(spec["argv"], spec["log"])
     with open(spec["log"], "ab") as log:
         proc = subprocess.Popen(spec["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -117,7 +127,7 @@ def _start_broker(spec: dict[str, Any] | None) -> subprocess.Popen[bytes] | None
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise ArlError(f"the API broker did not start on {socket.gethostname()}; see {spec['log']}")
+            raise ArlError(f"the API {what} did not start on {socket.gethostname()}; see {spec['log']}")
         time.sleep(0.02)
     return proc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from arl.broker import process as brokerproc
+from arl.broker import relay
 from arl.config.context import open_lab
 from arl.config.engine import engine_kind
 from arl.loop.run import OK, open_run
@@ -16,7 +17,8 @@ def service_up(lab: str | None) -> int:
     cfg, st = open_run(lab)
     agent = st["settings"]["agent"]
     brokered = brokerproc.mode(cfg, agent) == "broker" and agent in brokerproc.UPSTREAMS
-    in_jobs = engine_kind(cfg.engine, st["settings"]) == "slurm"
+    relayed = engine_kind(cfg.engine, st["settings"]) == "slurm" and cfg.engine.broker == "submit-host"
+    in_jobs = engine_kind(cfg.engine, st["settings"]) == "slurm" and not relayed
     brokerproc.job_command_file(cfg).unlink(missing_ok=True)
     if brokered and (in_jobs or not brokerproc.running(cfg)):
         from arl.agents.launch import broker_auth
@@ -26,8 +28,10 @@ def service_up(lab: str | None) -> int:
             brokerproc.write_job_command(cfg, agent, creds)
             print(f"API broker: one in each slot's SLURM job, beside its container; it holds {auth}")
         else:
-            pid = brokerproc.start(cfg, agent, creds)
+            pid = brokerproc.start(cfg, agent, creds, relayed=relayed)
             print(f"API broker started (pid {pid}): the agent reaches only its API, the broker holds {auth}")
+            if relayed:
+                print(f"API broker on this host: each slot's SLURM job relays to it at {relay.reach(cfg)}")
     if cfg.host_service is None:
         return OK
     if service.running_pid(cfg) is None:
