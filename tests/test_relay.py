@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from arl.broker.relay import knock
 from arl.broker.serve import request_unix
 from tests.test_broker import ROOT, work
 
@@ -152,9 +153,7 @@ def test_a_first_line_that_never_comes_is_closed(work: Path) -> None:
 def test_a_relay_that_cannot_reach_its_gate_says_so(work: Path) -> None:
     secret = work / "relay.secret"
     secret.write_text(SECRET + "\n")
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _closed_port()  # nothing listens on it
     sock, ready, log = work / "relay.sock", work / "relay", work / "relay.log"
     argv = ["relay", f"unix:{sock}", "--to", f"tcp:127.0.0.1:{port}", "--secret", str(secret), "--slot", "0"]
     proc = started([*argv, "--ready", str(ready)], ready, log)
@@ -165,3 +164,24 @@ def test_a_relay_that_cannot_reach_its_gate_says_so(work: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_job_knocks_before_its_container_starts(work: Path) -> None:
+    """What the job's runner checks once its relay listens: the gate takes a connection opened with the secret (no
+    refusal logged), and a gate it cannot reach, or no secret, is named."""
+    with relayed(work) as r:
+        spec = {"to": f"tcp:{r.gate[0]}:{r.gate[1]}", "slot": 0, "secret": str(work / "relay.secret")}
+        assert knock(spec) == ""
+        assert knock({**spec, "to": f"tcp:127.0.0.1:{_closed_port()}"}).startswith(
+            "the job's relay cannot reach the API broker's gate at 127.0.0.1:"
+        )
+        assert "has no secret" in knock({**spec, "secret": str(work / "missing")})
+        # a request through the gate after the knocks: the gate, one thread, handled them first
+        assert request_unix(r.relay_sock, "POST", "/", b"after")[2] == b"slot 1: after"
+        assert "refused" not in r.logs[0].read_text() and r.seen == [(1, b"after")]  # the knock sent no request
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,6 +6,7 @@ connection to the gate without the run's secret is closed having reached nothing
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def test_claude_through_a_relay_to_the_submit_host_broker(
     assert statuses and all(s["beside"] == "relay" for s in statuses), statuses
     assert "each slot's SLURM job relays to it at tcp:" in text, text[-3000:]
     assert not (arl / "logs" / "broker-slot0.log").exists()  # the log of a broker in the job
+    # the container mounts neither the secret nor a folder that holds it (the docker run line the job printed)
+    run_line = next(
+        ln
+        for p in (arl / "logs").glob("*.job.log")
+        for ln in p.read_text().splitlines()
+        if ln.startswith("+ docker run ")
+    )
+    sources = re.findall(r"src=([^,\s]+)", run_line)
+    assert sources and not [src for src in sources if (arl / "relay.secret").is_relative_to(src)], run_line
     # the agent's requests reached the API through relay -> gate -> this host's broker, counted for its slot
     assert main and {r.conversation for r in main} == {0}
     usage = [json.loads(ln) for ln in (arl / "logs" / "broker-usage.jsonl").read_text().splitlines()]

@@ -121,7 +121,7 @@ def read_secret(path: str | Path) -> bytes:
     with open(path, "rb") as f:
         secret = f.read(LINE_BYTES).strip()
     if not secret or any(c in secret for c in b" \n\r"):
-        raise SystemExit(f"arl.broker.relay: {path} holds no secret")
+        raise ValueError(f"{path} holds no secret")
     return secret
 
 
@@ -138,7 +138,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if (args.role == "gate") != bool(args.route) or (args.role == "relay") != bool(args.to and args.slot):
         parser.error("a gate needs --route K=unix:PATH; a relay needs --to and --slot")
-    secret = read_secret(args.secret)
+    try:
+        secret = read_secret(args.secret)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"arl.broker.relay: {e}") from e
     forward._room(1, args.cap)
     server = forward.listen(args.listen)
     if args.role == "relay":
@@ -241,12 +244,36 @@ def relay_spec(cfg: LabConfig, slot: int, sock: Path, name: str) -> dict[str, An
     ready = cfg.state_dir / "engine" / f"{name}.relay-ready"
     argv = [sys.executable, "-m", "arl.broker.relay", "relay", f"unix:{sock}", "--to", to]
     argv += ["--secret", str(secret_file(cfg)), "--slot", str(slot), "--ready", str(ready)]
+    log = str(cfg.state_dir / "logs" / f"relay-slot{slot}.log")
+    secret = str(secret_file(cfg))
     return {
         "argv": argv,
         "socket": str(sock),
         "ready": str(ready),
-        "log": str(cfg.state_dir / "logs" / f"relay-slot{slot}.log"),
+        "log": log,
+        "to": to,
+        "slot": slot,
+        "secret": secret,
     }
+
+
+def knock(spec: dict[str, Any], timeout: float = 10.0) -> str:
+    """Before the container starts: '' once the gate takes a connection (opened with the secret and closed at once:
+    its broker sees an empty connection), else why not, so a gate the node cannot reach is named, not guessed."""
+    host, _, port = str(spec["to"]).removeprefix("tcp:").rpartition(":")
+    try:
+        line = read_secret(spec["secret"]) + f" {spec['slot']}\n".encode()
+    except (OSError, ValueError) as e:
+        return f"the job's relay has no secret to open its connections with: {e}"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.sendall(line)
+    except OSError as e:
+        return (
+            f"the job's relay cannot reach the API broker's gate at {host}:{port} on the submitting host ({e}); "
+            "[engine] broker_address must be an address the nodes reach"
+        )
+    return ""
 
 
 def stop_gate(cfg: LabConfig) -> None:

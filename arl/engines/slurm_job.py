@@ -129,6 +129,13 @@ def _start_beside(spec: dict[str, Any] | None, what: str) -> subprocess.Popen[by
             proc.kill()
             raise ArlError(f"the API {what} did not start on {socket.gethostname()}; see {spec['log']}")
         time.sleep(0.02)
+    if what == "relay":
+        from arl.broker.relay import knock
+
+        why = knock(spec)
+        if why:
+            proc.kill()
+            raise ArlError(why)
     return proc
 
 
