@@ -86,6 +86,7 @@ def start(
     from arl.broker import relay
     from arl.runstate import slots, state
 
+    stop(cfg)  # one that is up but not as this run needs it (its sockets, its gate): never two
     st = state.load(cfg)
     numbers = (slots.numbers(st) if st.get("settings") else []) or [0]
     where = relay.host_socket if relayed else (lambda state_dir, k: slot_folder(state_dir, k) / SOCKET)
@@ -195,7 +196,9 @@ def _python() -> tuple[str, dict[str, str]]:
     return str(base), {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def running(cfg: LabConfig) -> bool:
+def running(cfg: LabConfig, relayed: bool = False) -> bool:
+    """The run's broker is up, and as the run needs it: for SLURM jobs' relays (`relayed`), on this host's side
+    sockets with its gate; else on the slots' own sockets."""
     from arl.broker import relay
     from arl.runstate.state import pid_alive
 
@@ -203,9 +206,9 @@ def running(cfg: LabConfig) -> bool:
         pid = int(pid_file(cfg).read_text().strip())
     except (OSError, ValueError):
         return False
-    if (relay.host_socket(cfg.state_dir, 0)).exists():  # the broker of SLURM jobs' relays: it needs its gate too
-        return pid_alive(pid) and relay.reach(cfg) is not None
-    return pid_alive(pid) and (slot_folder(cfg.state_dir, 0) / SOCKET).exists()
+    if relayed:
+        return pid_alive(pid) and relay.host_socket(cfg.state_dir, 0).exists() and relay.reach(cfg) is not None
+    return pid_alive(pid) and (slot_folder(cfg.state_dir, 0) / SOCKET).exists() and relay.reach(cfg) is None
 
 
 def stop(cfg: LabConfig) -> None:

@@ -20,7 +20,7 @@ def service_up(lab: str | None) -> int:
     relayed = engine_kind(cfg.engine, st["settings"]) == "slurm" and cfg.engine.broker == "submit-host"
     in_jobs = engine_kind(cfg.engine, st["settings"]) == "slurm" and not relayed
     brokerproc.job_command_file(cfg).unlink(missing_ok=True)
-    if brokered and (in_jobs or not brokerproc.running(cfg)):
+    if brokered and (in_jobs or not brokerproc.running(cfg, relayed)):
         from arl.agents.launch import broker_auth
 
         auth, creds = broker_auth(cfg, st["settings"])
