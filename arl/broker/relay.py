@@ -105,9 +105,10 @@ class Gate(forward.Forwarder):
         w.origin.pairs -= 1  # _open takes it again
 
     def _refuse(self, w: _Waiting, why: str) -> None:
+        # said before the close: once the peer sees its connection end, the log already holds why
+        self._say(f"refused a connection from {w.peer}: {why}")
         self._release(w)
         w.sock.close()
-        self._say(f"refused a connection from {w.peer}: {why}")
 
     def _expire(self) -> None:
         super()._expire()
@@ -158,17 +159,9 @@ def main(argv: list[str]) -> int:
 
 
 # -- the gate as a process of the run (on the submitting host)
-def secret_file(cfg: LabConfig) -> Path:
-    return cfg.state_dir / "relay.secret"
-
-
-def ready_file(cfg: LabConfig) -> Path:
-    """The gate's address once it listens: what each job's relay connects to."""
-    return cfg.state_dir / "relay.address"
-
-
-def pid_file(cfg: LabConfig) -> Path:
-    return cfg.state_dir / "relay.pid"
+# The gate's files in the lab's state folder: the run's secret (0600), the address it listens on (what each job's
+# relay connects to), its pid.
+SECRET, ADDRESS, PID = "relay.secret", "relay.address", "relay.pid"
 
 
 def host_socket(state_dir: Path, slot: int) -> Path:
@@ -179,7 +172,7 @@ def host_socket(state_dir: Path, slot: int) -> Path:
 
 def new_secret(cfg: LabConfig) -> Path:
     """A fresh secret for this run, readable by this user alone (the jobs run as this user)."""
-    path = secret_file(cfg)
+    path = cfg.state_dir / SECRET
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -201,10 +194,10 @@ def start_gate(cfg: LabConfig, sockets: list[Path], python: str, env: dict[str, 
     """The gate to the broker's `sockets` (slot 0, 1, ...), with a new secret; its address, as the jobs reach it."""
     from arl.sandbox.service import stop_group
 
-    stop_group(pid_file(cfg))
+    stop_group(cfg.state_dir / PID)
     secret = new_secret(cfg)
     host, port = bind_address(cfg)
-    ready = ready_file(cfg)
+    ready = cfg.state_dir / ADDRESS
     ready.unlink(missing_ok=True)
     log = cfg.state_dir / "logs" / "relay-gate.log"
     argv = [python, "-m", "arl.broker.relay", "gate", f"tcp:{host}:{port}", "--secret", str(secret)]
@@ -216,11 +209,11 @@ def start_gate(cfg: LabConfig, sockets: list[Path], python: str, env: dict[str, 
         proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
         )
-    pid_file(cfg).write_text(f"{proc.pid}\n")
+    (cfg.state_dir / PID).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + 10
     while not ready.exists() or not ready.read_text().strip():
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop_group(pid_file(cfg))
+            stop_group(cfg.state_dir / PID)
             raise ArlError(f"the relays' gate did not start; see {log}")
         time.sleep(0.02)
     return reach(cfg) or ""
@@ -229,7 +222,7 @@ def start_gate(cfg: LabConfig, sockets: list[Path], python: str, env: dict[str, 
 def reach(cfg: LabConfig) -> str | None:
     """tcp:HOST:PORT of the running gate as a node reaches it (a gate on every interface: this host's name)."""
     try:
-        bound = ready_file(cfg).read_text().split()[0]
+        bound = (cfg.state_dir / ADDRESS).read_text().split()[0]
     except (OSError, IndexError):
         return None
     host, _, port = bound.removeprefix("tcp:").rpartition(":")
@@ -243,9 +236,9 @@ def relay_spec(cfg: LabConfig, slot: int, sock: Path, name: str) -> dict[str, An
         return None
     ready = cfg.state_dir / "engine" / f"{name}.relay-ready"
     argv = [sys.executable, "-m", "arl.broker.relay", "relay", f"unix:{sock}", "--to", to]
-    argv += ["--secret", str(secret_file(cfg)), "--slot", str(slot), "--ready", str(ready)]
+    argv += ["--secret", str(cfg.state_dir / SECRET), "--slot", str(slot), "--ready", str(ready)]
     log = str(cfg.state_dir / "logs" / f"relay-slot{slot}.log")
-    secret = str(secret_file(cfg))
+    secret = str(cfg.state_dir / SECRET)
     return {
         "argv": argv,
         "socket": str(sock),
@@ -279,9 +272,9 @@ def knock(spec: dict[str, Any], timeout: float = 10.0) -> str:
 def stop_gate(cfg: LabConfig) -> None:
     from arl.sandbox.service import stop_group
 
-    stop_group(pid_file(cfg))
-    ready_file(cfg).unlink(missing_ok=True)
-    secret_file(cfg).unlink(missing_ok=True)
+    stop_group(cfg.state_dir / PID)
+    (cfg.state_dir / ADDRESS).unlink(missing_ok=True)
+    (cfg.state_dir / SECRET).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
