@@ -7,6 +7,7 @@ import json
 import platform
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +23,9 @@ from arl.config.context import open_lab
 from arl.errors import ArlError
 from tests.fake_anthropic import FakeAnthropic, Request, Turn, Usage, bash, text
 
-from .conftest import arl, pypi_reachable, run, skip_unless_required
-from .loophelpers import Ran, rows, run_arl
+from .conftest import BIN, arl, git, pypi_reachable, run, skip_unless_required
+from .loophelpers import Ran, rows, run_arl, set_toml, start
+from .slurm_cluster import Cluster
 
 
 def _free_port() -> int:
@@ -211,6 +213,41 @@ RUN_ARGS = ["run", "--data", "data", "--agent", "claude", *CLAUDE_FLAGS]  # for 
 
 def arl_run(lab: Path, env: dict[str, str], *args: str, timeout: float = 240) -> Ran:
     return run_arl(lab, *CLAUDE_FLAGS, *args, agent="claude", env=env, timeout=timeout)
+
+
+class SlurmRun:
+    """An `arl run` of Claude Code slots as SLURM jobs, while it runs: the scripted API, the process, its log."""
+
+    def __init__(self, api: FakeAnthropic, proc: subprocess.Popen[bytes], sec: Secrets, log: Path) -> None:
+        self.api, self.proc, self.sec, self.log = api, proc, sec, log
+
+
+@contextmanager
+def slurm_run(
+    lab: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch, agents: int, why: str, **engine: str
+) -> Iterator[SlurmRun]:
+    """`arl run` on `cluster` with `agents` Claude Code slots (`[engine] kind = "slurm"` and `engine`, committed
+    with `why`), each scripted to raise, keep and be done, one experiment each. Killed if still running after."""
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)
+    set_toml(lab, "run", "agents", agents)
+    set_toml(lab, "engine", "kind", "slurm")
+    for key, value in engine.items():
+        set_toml(lab, "engine", key, value)
+    git(lab, "commit", "-qam", why)
+    script = [RAISE_TURN, KEEP_TURN, DONE_TURN]
+    sec = Secrets()
+    log = lab / "run.log"
+    with fake_api(*[script] * agents) as api:
+        for key, value in sec.env(api).items():
+            monkeypatch.setenv(key, value)
+        args = [*RUN_ARGS, "--max-iterations", str(agents), "--", "--max-turns", "20"]
+        proc = start([str(BIN / "arl"), *args], lab, log)
+        try:
+            yield SlurmRun(api, proc, sec, log)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def costs(lab: Path) -> list[float]:

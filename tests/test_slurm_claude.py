@@ -11,19 +11,14 @@ from pathlib import Path
 import pytest
 
 from .claude_lab import (
-    DONE_TURN,
-    KEEP_TURN,
-    RAISE_TURN,
-    RUN_ARGS,
-    Secrets,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    fake_api,
     lab_name,
     served_cost,
+    slurm_run,
     status,
 )
-from .conftest import BIN, git
-from .loophelpers import check_history, containers_of, set_toml, start, wait_for
+from .conftest import BIN
+from .loophelpers import check_history, containers_of, wait_for
 from .slurm_cluster import ClusterFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
@@ -35,27 +30,12 @@ def test_claude_slots_as_jobs_with_their_brokers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cluster = slurm_cluster(gpus=4)
-    for key, value in cluster.env.items():
-        monkeypatch.setenv(key, value)
-    set_toml(lab, "run", "agents", 2)
-    set_toml(lab, "engine", "kind", "slurm")
-    git(lab, "commit", "-qam", "two Claude Code agents as SLURM jobs")
-    script = [RAISE_TURN, KEEP_TURN, DONE_TURN]
-    sec = Secrets()
-    log = lab / "run.log"
-    with fake_api(script, script) as api:
-        for key, value in sec.env(api).items():
-            monkeypatch.setenv(key, value)
-        proc = start([str(BIN / "arl"), *RUN_ARGS, "--max-iterations", "2", "--", "--max-turns", "20"], lab, log)
-        try:
-            # while it runs, `arl status` names each slot's job and node
-            shown = wait_for(lambda: _jobs_shown(lab), 120, "arl status to show two running jobs")
-            assert proc.wait(400) == 0, log.read_text()[-4000:]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        main = api.main_requests()
-    text = log.read_text()
+    with slurm_run(lab, cluster, monkeypatch, 2, "two Claude Code agents as SLURM jobs") as live:
+        # while it runs, `arl status` names each slot's job and node
+        shown = wait_for(lambda: _jobs_shown(lab), 120, "arl status to show two running jobs")
+        assert live.proc.wait(400) == 0, live.log.read_text()[-4000:]
+        main = live.api.main_requests()
+    text = live.log.read_text()
     assert "API broker: one in each slot's SLURM job" in text, text[-3000:]
     assert {r.conversation for r in main} == {0, 1}  # one Claude Code process per slot, through its job's broker
     for k in (0, 1):
@@ -69,7 +49,7 @@ def test_claude_slots_as_jobs_with_their_brokers(
     assert subprocess.run(["pgrep", "-f", "arl.agents.brokered"], capture_output=True).returncode == 1
     for path in (lab / ".arl").rglob("*"):
         if path.is_file() and not path.is_symlink():
-            assert sec.key.encode() not in path.read_bytes(), path
+            assert live.sec.key.encode() not in path.read_bytes(), path
     assert [j for j in cluster.jobs() if j.comment.startswith("arl:")] == [] and containers_of(lab) == []
     assert "slot 0:" in shown and "slot 1:" in shown
 

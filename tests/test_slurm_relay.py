@@ -13,19 +13,13 @@ from pathlib import Path
 import pytest
 
 from .claude_lab import (
-    DONE_TURN,
-    KEEP_TURN,
-    RAISE_TURN,
-    RUN_ARGS,
-    Secrets,
     claude_image_fixture,  # noqa: F401  (a fixture)
-    fake_api,
     lab_name,
     served_cost,
+    slurm_run,
     status,
 )
-from .conftest import BIN, git
-from .loophelpers import check_history, containers_of, set_toml, start, wait_for
+from .loophelpers import check_history, containers_of, wait_for
 from .slurm_cluster import ClusterFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.lab(image="claude_image", own_name=True)]
@@ -36,35 +30,21 @@ def test_claude_through_a_relay_to_the_submit_host_broker(
     lab: Path, slurm_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster = slurm_cluster(gpus=1)
-    for key, value in cluster.env.items():
-        monkeypatch.setenv(key, value)
-    set_toml(lab, "run", "agents", 1)
-    set_toml(lab, "engine", "kind", "slurm")
-    set_toml(lab, "engine", "broker", "submit-host")
-    git(lab, "commit", "-qam", "a Claude Code agent as a SLURM job, its broker on this host")
-    script = [RAISE_TURN, KEEP_TURN, DONE_TURN]
-    sec = Secrets()
-    log = lab / "run.log"
+    why = "a Claude Code agent as a SLURM job, its broker on this host"
     arl = lab / ".arl"
-    with fake_api(script) as api:
-        for key, value in sec.env(api).items():
-            monkeypatch.setenv(key, value)
-        proc = start([str(BIN / "arl"), *RUN_ARGS, "--max-iterations", "1", "--", "--max-turns", "20"], lab, log)
-        try:
-            ended = ["(the run ended)"]
-            beside = wait_for(lambda: _beside_the_container(arl) or (None if proc.poll() is None else ended), 300, "it")
-            assert beside != ended, log.read_text()[-4000:]
-            broker = (arl / "broker.pid").read_text().strip()
-            assert "arl.agents.brokered" in Path(f"/proc/{broker}/cmdline").read_bytes().decode()
-            secret = (arl / "relay.secret").read_text().strip()
-            assert oct((arl / "relay.secret").stat().st_mode & 0o777) == "0o600"
-            assert _knock(arl, "0" * 64) == b""  # a wrong secret: closed, no answer
-            assert proc.wait(400) == 0, log.read_text()[-4000:]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        main, everything = api.main_requests(), list(api.requests)
-    text = log.read_text()
+    with slurm_run(lab, cluster, monkeypatch, 1, why, broker="submit-host") as live:
+        ended = ["(the run ended)"]
+        poll = live.proc.poll
+        beside = wait_for(lambda: _beside_the_container(arl) or (None if poll() is None else ended), 300, "it")
+        assert beside != ended, live.log.read_text()[-4000:]
+        broker = (arl / "broker.pid").read_text().strip()
+        assert "arl.agents.brokered" in Path(f"/proc/{broker}/cmdline").read_bytes().decode()
+        secret = (arl / "relay.secret").read_text().strip()
+        assert oct((arl / "relay.secret").stat().st_mode & 0o777) == "0o600"
+        assert _knock(arl, "0" * 64) == b""  # a wrong secret: closed, no answer
+        assert live.proc.wait(400) == 0, live.log.read_text()[-4000:]
+        main, everything = live.api.main_requests(), list(live.api.requests)
+    text = live.log.read_text()
     # no broker in the job: its runner's children are the relay and the container's CLI
     assert any("arl.broker.relay relay unix:" in c for c in beside), beside
     assert not any("arl.agents.brokered" in c for c in beside), beside
@@ -95,7 +75,7 @@ def test_claude_through_a_relay_to_the_submit_host_broker(
     assert not Path(f"/proc/{broker}").exists()
     for path in arl.rglob("*"):
         if path.is_file() and not path.is_symlink():
-            assert secret.encode() not in path.read_bytes() and sec.key.encode() not in path.read_bytes(), path
+            assert secret.encode() not in path.read_bytes() and live.sec.key.encode() not in path.read_bytes(), path
     assert [j for j in cluster.jobs() if j.comment.startswith("arl:")] == [] and containers_of(lab) == []
 
 
