@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from arl.config.config import LabConfig
@@ -101,19 +99,12 @@ def start(
     argv = [python, *command(cfg, agent, credentials_file)]
     for sock in socks:
         argv += ["--socket", str(sock)]
-    sh.background(argv, logs / "broker.log")
-    with open(logs / "broker.log", "ab") as log:
-        # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+    # The broker inherits arl's environment: that is where the credential is, and it never leaves the host.
+    proc = sh.spawn(argv, logs / "broker.log", env=env)
     atomic_write(pid_file(cfg), f"{proc.pid}\n")
-    deadline = time.monotonic() + ready_timeout
-    while not all(sock.exists() for sock in socks):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(cfg)
-            raise ArlError(f"the API broker did not start; see {logs / 'broker.log'}")
-        time.sleep(0.02)
+    if not sh.wait_ready(proc, lambda: all(sock.exists() for sock in socks), ready_timeout):
+        stop(cfg)
+        raise ArlError(f"the API broker did not start; see {logs / 'broker.log'}")
     if relayed:
         try:
             relay.start_gate(cfg, socks, python, env)

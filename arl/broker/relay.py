@@ -21,7 +21,6 @@ import os
 import secrets
 import selectors
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -204,18 +203,11 @@ def start_gate(cfg: LabConfig, sockets: list[Path], python: str, env: dict[str, 
     for slot, sock in enumerate(sockets):
         argv += ["--route", f"{slot}=unix:{sock}"]
     argv += ["--ready", str(ready), "--cap", str(forward.MAX_CONNECTIONS * max(1, len(sockets)))]
-    sh.background(argv, log)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+    proc = sh.spawn(argv, log, env=env)
     (cfg.state_dir / PID).write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + 10
-    while not ready.exists() or not ready.read_text().strip():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_group(cfg.state_dir / PID)
-            raise ArlError(f"the relays' gate did not start; see {log}")
-        time.sleep(0.02)
+    if not sh.wait_ready(proc, lambda: ready.exists() and bool(ready.read_text().strip()), 10):
+        stop_group(cfg.state_dir / PID)
+        raise ArlError(f"the relays' gate did not start; see {log}")
     return reach(cfg) or ""
 
 

@@ -120,15 +120,10 @@ def _start_beside(spec: dict[str, Any] | None, what: str) -> subprocess.Popen[by
         return None
     sock = Path(spec.get("ready") or spec["socket"])  # the relay's socket is ready once its mode is set
     sock.unlink(missing_ok=True)
-    sh.background(spec["argv"], spec["log"])
-    with open(spec["log"], "ab") as log:
-        proc = subprocess.Popen(spec["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise ArlError(f"the API {what} did not start on {socket.gethostname()}; see {spec['log']}")
-        time.sleep(0.02)
+    proc = sh.spawn(spec["argv"], spec["log"], own_session=False)  # it ends with the job
+    if not sh.wait_ready(proc, sock.exists, 15):
+        proc.kill()
+        raise ArlError(f"the API {what} did not start on {socket.gethostname()}; see {spec['log']}")
     if what == "relay":
         from arl.broker.relay import knock
 

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -65,19 +64,9 @@ def start_forwarder(cfg: LabConfig) -> int:
     listen = [f"unix:{sock}" for sock in socks]
     argv = [sys.executable, "-m", "arl.broker.forward", *listen, "--to", f"tcp:127.0.0.1:{cfg.host_service.port}"]
     argv += ["--ready", str(ready)]
-    sh.background(argv, cfg.state_dir / "logs" / "forward.log")
-    with open(cfg.state_dir / "logs" / "forward.log", "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = sh.spawn(argv, cfg.state_dir / "logs" / "forward.log")
     atomic_write(cfg.state_dir / "forward.pid", f"{proc.pid}\n")
-    deadline = time.monotonic() + 10
-    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    sh.wait_ready(proc, ready.exists, 10)
     return proc.pid
 
 
@@ -144,20 +133,10 @@ def start(cfg: LabConfig, ready_timeout: float = 30.0, data: Path | None = None)
         )
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    sh.background(list(command), log_dir / "service.log")
-    with open(log_dir / "service.log", "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                command,
-                cwd=cfg.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError as e:
-            raise ArlError(f"cannot start the host service {command[0]!r}: {e.strerror}")
+    try:
+        proc = sh.spawn(list(command), log_dir / "service.log", env=env, cwd=cfg.root)
+    except OSError as e:
+        raise ArlError(f"cannot start the host service {command[0]!r}: {e.strerror}")
     atomic_write(pid_file(cfg), f"{proc.pid}\n")
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

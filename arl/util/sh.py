@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from arl.errors import ArlError
@@ -29,6 +30,39 @@ def background(argv: list[str], log: os.PathLike[str] | str) -> None:
     """A process arl starts beside itself (the broker, the host service, its forwarder): its line, as a person
     would start it in the background with its output in `log`."""
     echo(f"{shlex.join(argv)} >> {shlex.quote(str(log))} 2>&1 &")
+
+
+def spawn(
+    argv: list[str],
+    log: os.PathLike[str] | str,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: os.PathLike[str] | str | None = None,
+    own_session: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start that process: its line printed (`background`), its output appended to `log`, nothing on its stdin, in
+    its own session unless `own_session` is False (then it ends with the caller's, as a SLURM job's do)."""
+    background(argv, log)
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=own_session,
+        )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> bool:
+    """Until `ready()` holds (True), the process has exited or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def note(what: str) -> None:
