@@ -34,13 +34,18 @@ CONNECT_TIMEOUT = 10.0
 ACCEPT_PAUSE = 0.1  # after a failed accept(): the fds that were short are freed as connections end
 
 
+def tcp_address(spec: str) -> tuple[str, int]:
+    """HOST and PORT of `tcp:HOST:PORT` or `HOST:PORT` (no host: 127.0.0.1)."""
+    host, _, port = spec.removeprefix("tcp:").rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
 def _endpoint(spec: str) -> tuple[int, object]:
     kind, _, rest = spec.partition(":")
     if kind == "unix":
         return socket.AF_UNIX, rest
     if kind == "tcp":
-        host, _, port = rest.rpartition(":")
-        return socket.AF_INET, (host or "127.0.0.1", int(port))
+        return socket.AF_INET, tcp_address(rest)
     raise SystemExit(f"arl.broker.forward: bad endpoint {spec!r} (tcp:HOST:PORT or unix:PATH)")
 
 

@@ -217,7 +217,7 @@ def reach(cfg: LabConfig) -> str | None:
         bound = (cfg.state_dir / ADDRESS).read_text().split()[0]
     except (OSError, IndexError):
         return None
-    host, _, port = bound.removeprefix("tcp:").rpartition(":")
+    host, port = forward.tcp_address(bound)
     return f"tcp:{socket.getfqdn() if host == '0.0.0.0' else host}:{port}"
 
 
@@ -228,9 +228,9 @@ def relay_spec(cfg: LabConfig, slot: int, sock: Path, name: str) -> dict[str, An
         return None
     ready = cfg.state_dir / "engine" / f"{name}.relay-ready"
     argv = [sys.executable, "-m", "arl.broker.relay", "relay", f"unix:{sock}", "--to", to]
-    argv += ["--secret", str(cfg.state_dir / SECRET), "--slot", str(slot), "--ready", str(ready)]
-    log = str(cfg.state_dir / "logs" / f"relay-slot{slot}.log")
     secret = str(cfg.state_dir / SECRET)
+    argv += ["--secret", secret, "--slot", str(slot), "--ready", str(ready)]
+    log = str(cfg.state_dir / "logs" / f"relay-slot{slot}.log")
     return {
         "argv": argv,
         "socket": str(sock),
@@ -245,13 +245,13 @@ def relay_spec(cfg: LabConfig, slot: int, sock: Path, name: str) -> dict[str, An
 def knock(spec: dict[str, Any], timeout: float = 10.0) -> str:
     """Before the container starts: '' once the gate takes a connection (opened with the secret and closed at once:
     its broker sees an empty connection), else why not, so a gate the node cannot reach is named, not guessed."""
-    host, _, port = str(spec["to"]).removeprefix("tcp:").rpartition(":")
+    host, port = forward.tcp_address(str(spec["to"]))
     try:
         line = read_secret(spec["secret"]) + f" {spec['slot']}\n".encode()
     except (OSError, ValueError) as e:
         return f"the job's relay has no secret to open its connections with: {e}"
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
             conn.sendall(line)
     except OSError as e:
         return (
